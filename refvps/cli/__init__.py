@@ -1,0 +1,119 @@
+"""The ``refvps`` command line: a thin layer that parses arguments, calls the library and prints.
+
+Commands are imported only when run, so ``refvps evaluate`` never imports PyTorch. Errors raised by
+the library (:class:`refvps.errors.RefvpsError`) print as ``Error: ... / Hint: ...`` with a non-zero
+exit; anything unexpected does too, and ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from refvps import __version__
+from refvps.cli.common import err_console
+from refvps.errors import RefvpsError
+
+# name -> (module, attribute, one-line help). One module per area of the toolkit.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "synth": ("refvps.cli.synth_cmds", "synth", "Generate a synthetic Ref-VPS-format benchmark."),
+    "validate": ("refvps.cli.dataset_cmds", "validate", "Check a dataset against every rule of the format."),
+    "stats": ("refvps.cli.dataset_cmds", "stats", "Print a dataset's statistics (the paper's Table A)."),
+    "evaluate": ("refvps.cli.scoring_cmds", "evaluate", "Score predictions: J, F, J&F, TempCon, breakdowns, CIs."),
+    "leaderboard": ("refvps.cli.scoring_cmds", "leaderboard", "Build leaderboard pages (Markdown, CSV, HTML) from results."),
+    "run-baseline": ("refvps.cli.baseline_cmds", "run_baseline", "Run a baseline (REM, UNINEXT, VD-IT, MUTR, reference) on a dataset."),
+    "train-rem": ("refvps.cli.rem_cmds", "train_rem", "Train the reference REM model from a config file."),
+    "queries": ("refvps.cli.curate_cmds", "queries", "Write search queries for every concept of the taxonomy."),
+    "fetch": ("refvps.cli.curate_cmds", "fetch", "Download candidate videos with yt-dlp, with provenance."),
+    "review": ("refvps.cli.curate_cmds", "review", "Make contact sheets and record accept/reject decisions."),
+    "trim": ("refvps.cli.curate_cmds", "trim", "Cut accepted videos into clips at 24 fps (shots, crops, end cards)."),
+    "annotate": ("refvps.cli.annotate_cmds", "annotate", "Label masks, Ignore regions and expressions with SAM2."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose commands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module_name, attribute, _ = COMMANDS[name]
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith("refvps"):
+                raise click.UsageError(f"the '{name}' command is not available in this build") from exc
+            raise
+        return getattr(module, attribute)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # One line each, without importing every command module (and PyTorch with it).
+        rows = [(name, help_text) for name, (_, _, help_text) in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="refvps")
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """refvps: the toolkit for Ref-VPS, Referring Video Process Segmentation.
+
+    Generate or build a benchmark, label it, run baselines, and score predictions with
+    ignore-aware J, boundary F, J&F and temporal consistency.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+def _report(exc: BaseException, debug: bool) -> int:
+    if debug:
+        import traceback
+
+        traceback.print_exception(exc)
+    if isinstance(exc, RefvpsError):
+        err_console.print(f"[bold red]Error:[/] {exc}", markup=True, soft_wrap=True)
+        if exc.hint:
+            err_console.print(f"[bold]Hint:[/] {exc.hint}", soft_wrap=True)
+        return exc.exit_code
+    if isinstance(exc, KeyboardInterrupt):
+        err_console.print("[bold red]Error:[/] interrupted")
+        err_console.print("[bold]Hint:[/] run the same command again: finished work is kept and it resumes")
+        return 130
+    if isinstance(exc, MemoryError):
+        err_console.print("[bold red]Error:[/] out of memory")
+        err_console.print("[bold]Hint:[/] use fewer workers or a smaller window/batch")
+        return 1
+    err_console.print(f"[bold red]Error:[/] unexpected {type(exc).__name__}: {exc}", soft_wrap=True)
+    err_console.print(
+        "[bold]Hint:[/] this is a bug in refvps or an unusual input; rerun with 'refvps --debug ...' "
+        "and report the traceback"
+    )
+    return 1
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``refvps`` script."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in args
+    try:
+        cli.main(args=args, prog_name="refvps", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        err_console.print("[bold red]Error:[/] aborted")
+        sys.exit(1)
+    except SystemExit:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the CLI is where exceptions become messages
+        sys.exit(_report(exc, debug))
+    sys.exit(0)

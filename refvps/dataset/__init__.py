@@ -1,0 +1,53 @@
+"""The Ref-VPS dataset format: reading, writing, validating and describing datasets."""
+
+from refvps.dataset.format import (
+    CLIPS_FILE,
+    EXPRESSIONS_FILE,
+    FRAMES_DIR,
+    MASKS_DIR,
+    REFVPS_FPS,
+    Clip,
+    ClipMeta,
+    Dataset,
+    DatasetWriter,
+    Expression,
+    Source,
+    Trim,
+    frame_name,
+    ignore_mask,
+    image_size,
+    read_rgb,
+    target_mask,
+)
+from refvps.dataset.palette import (
+    DAVIS_PALETTE,
+    IGNORE_INDEX,
+    encode_label_png,
+    read_label_png,
+    write_label_png,
+)
+
+__all__ = [
+    "CLIPS_FILE",
+    "DAVIS_PALETTE",
+    "EXPRESSIONS_FILE",
+    "FRAMES_DIR",
+    "IGNORE_INDEX",
+    "MASKS_DIR",
+    "REFVPS_FPS",
+    "Clip",
+    "ClipMeta",
+    "Dataset",
+    "DatasetWriter",
+    "Expression",
+    "Source",
+    "Trim",
+    "encode_label_png",
+    "frame_name",
+    "ignore_mask",
+    "image_size",
+    "read_label_png",
+    "read_rgb",
+    "target_mask",
+    "write_label_png",
+]
