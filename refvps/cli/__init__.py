@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in args
     try:
-        cli.main(args=args, prog_name="refvps", standalone_mode=False)
+        # Without standalone mode, click returns the code given to ctx.exit() instead of exiting.
+        code = cli.main(args=args, prog_name="refvps", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
@@ -116,4 +117,4 @@ def main(argv: list[str] | None = None) -> None:
         raise
     except BaseException as exc:  # noqa: BLE001 - the CLI is where exceptions become messages
         sys.exit(_report(exc, debug))
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)
