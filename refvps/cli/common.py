@@ -28,7 +28,11 @@ def print_json(data: Any) -> None:
 
 
 def progress_bar(*, transient: bool = False, disable: bool = False) -> Progress:
-    """The progress bar every long command uses (on stderr, so stdout stays clean for --json)."""
+    """The progress bar every long command uses (on stderr, so stdout stays clean for --json).
+
+    A transient bar is not drawn when stderr is not a terminal (it would leave only a blank line in logs).
+    """
+    disable = disable or (transient and not err_console.is_terminal)
     return Progress(
         SpinnerColumn(),
         TextColumn("[progress.description]{task.description}"),
