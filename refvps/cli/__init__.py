@@ -11,6 +11,7 @@ import importlib
 import sys
 
 import click
+from rich.markup import escape
 
 from refvps import __version__
 from refvps.cli.common import err_console
@@ -78,9 +79,9 @@ def _report(exc: BaseException, debug: bool) -> int:
 
         traceback.print_exception(exc)
     if isinstance(exc, RefvpsError):
-        err_console.print(f"[bold red]Error:[/] {exc}", markup=True, soft_wrap=True)
+        err_console.print(f"[bold red]Error:[/] {escape(str(exc))}", markup=True, soft_wrap=True)
         if exc.hint:
-            err_console.print(f"[bold]Hint:[/] {exc.hint}", soft_wrap=True)
+            err_console.print(f"[bold]Hint:[/] {escape(exc.hint)}", soft_wrap=True)
         return exc.exit_code
     if isinstance(exc, KeyboardInterrupt):
         err_console.print("[bold red]Error:[/] interrupted")
@@ -90,7 +91,7 @@ def _report(exc: BaseException, debug: bool) -> int:
         err_console.print("[bold red]Error:[/] out of memory")
         err_console.print("[bold]Hint:[/] use fewer workers or a smaller window/batch")
         return 1
-    err_console.print(f"[bold red]Error:[/] unexpected {type(exc).__name__}: {exc}", soft_wrap=True)
+    err_console.print(f"[bold red]Error:[/] unexpected {type(exc).__name__}: {escape(str(exc))}", soft_wrap=True)
     err_console.print(
         "[bold]Hint:[/] this is a bug in refvps or an unusual input; rerun with 'refvps --debug ...' "
         "and report the traceback"

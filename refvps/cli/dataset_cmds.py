@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from refvps.cli.common import console, err_console, print_json, progress_bar
@@ -49,12 +50,12 @@ def validate(ctx, root: Path, refvps_rules: bool, clips, no_masks: bool, as_json
         shown = report.problems if show_all else summarise(report.problems)
         for item in shown:
             if isinstance(item, str):
-                console.print(f"  [dim]{item}[/]")
+                console.print(f"  [dim]{escape(item)}[/]")
                 continue
             colour = "red" if item.severity == "error" else "yellow"
-            console.print(f"[{colour}]{item.severity}[/] [bold]{item.rule}[/] {item.path}", soft_wrap=True)
+            console.print(f"[{colour}]{item.severity}[/] [bold]{item.rule}[/] {escape(item.path)}", soft_wrap=True)
             console.print(f"  {item.message}", soft_wrap=True, markup=False)
-            console.print(f"  [dim]fix:[/] {item.hint}", soft_wrap=True)
+            console.print(f"  [dim]fix:[/] {escape(item.hint)}", soft_wrap=True)
         checked = f"{report.n_clips} clips, {report.n_frames} frames, {report.n_masks} masks"
         rules = " with Ref-VPS rules" if refvps_rules else ""
         if report.ok:

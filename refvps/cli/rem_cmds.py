@@ -1,0 +1,141 @@
+"""CLI of the REM reference implementation: ``refvps train-rem`` and the ``rem`` runner of
+``refvps run-baseline`` (thin: parse, call :mod:`rem_model`, print)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.markup import escape
+
+from refvps.cli.common import console, err_console, print_json
+
+PATH = click.Path(path_type=Path)
+
+
+# -- train-rem ------------------------------------------------------------------------------------
+@click.command("train-rem")
+@click.argument("config", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--output-dir", type=PATH, default=None, help="Where checkpoints and the final weights go (overrides output_dir).")
+@click.option("--resume-from-checkpoint", "resume", default=None, help="'latest' or a checkpoint-N folder.")
+@click.option("--max-steps", type=int, default=None, help="Stop after this many optimiser steps (overrides max_steps).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override any key of the config (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary at the end.")
+def train_rem(config, output_dir, resume, max_steps, overrides, as_json):
+    """Train the reference REM model from a YAML/JSON config file.
+
+    One process here; on several GPUs run the same config with
+    'accelerate launch -m rem_model.train CONFIG' (DDP, or FSDP via 'accelerate config').
+    Checkpoints are accelerate save_state folders (checkpoint-N); '--resume-from-checkpoint latest'
+    continues from the newest. The final weights land in OUTPUT_DIR/final.
+    """
+    from rem_model.train import load_train_config, run
+
+    items = list(overrides)
+    if output_dir is not None:
+        items.append(f"output_dir={output_dir}")
+    if resume is not None:
+        items.append(f"resume_from_checkpoint={resume}")
+    if max_steps is not None:
+        items.append(f"max_steps={max_steps}")
+    train_config = load_train_config(config, items)
+    result = run(train_config, progress=not as_json, console=err_console)
+    summary = {
+        "steps": result.global_step,
+        "final": str(result.final_dir) if result.final_dir else None,
+        "last_loss": result.last_loss,
+        "seconds": round(result.seconds, 1),
+        "output_dir": train_config.output_dir,
+    }
+    if as_json:
+        print_json(summary)
+    else:
+        console.print(f"trained {result.global_step} steps in {result.seconds:.0f} s; final loss {result.last_loss}")
+        if result.final_dir:
+            console.print(f"weights: {escape(str(result.final_dir))}")
+
+
+# -- run-baseline rem -----------------------------------------------------------------------------
+@click.command("rem")
+@click.option("--dataset", "dataset_root", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True,
+              help="Ref-VPS-format dataset to predict.")
+@click.option("--out", type=PATH, required=True, help="Prediction folder (<out>/<clip>/<exp_id>/<frame>.png); resumes if it exists.")
+@click.option("--config", "config_name", default=None,
+              help="rem-ms, rem-wan-1.3b, rem-wan-14b, rem-tiny, rem-wan-tiny (default: the checkpoint's, else rem-ms).")
+@click.option("--pretrained", default=None, help="Backbone: a local diffusers folder or a hub id (default: the config's hub id).")
+@click.option("--checkpoint", type=click.Path(path_type=Path, exists=True), default=None,
+              help="REM weights: the authors' .pth (unet / model_state) or our checkpoint folder.")
+@click.option("--window", type=int, default=None, help="Frames per window (default: 72 ModelScope, 81 Wan; Wan needs 4k+1).")
+@click.option("--aspect", type=click.Choice(["squash", "pad"]), default="squash", show_default=True,
+              help="squash: resize to the model size (the authors'); pad: keep the aspect ratio, letterbox.")
+@click.option("--expression-batch", type=int, default=4, show_default=True, help="Expressions per denoiser call.")
+@click.option("--device", default=None, help="cpu, cuda, cuda:1, ... (default: this process's accelerator device).")
+@click.option("--dtype", type=click.Choice(["bf16", "fp16", "fp32"]), default=None,
+              help="Precision (default: bf16 on a GPU, fp32 on a CPU).")
+@click.option("--clip", "clips", multiple=True, help="Only these clips (repeatable).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the t = 0 noise.")
+@click.option("--random-init", is_flag=True, help="Random weights from the config (no download; for testing the pipeline).")
+@click.option("--trust-checkpoint", is_flag=True, help="Allow a torch checkpoint that holds pickled objects (only from a source you trust).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+def run_rem(dataset_root, out, config_name, pretrained, checkpoint, window, aspect, expression_batch, device, dtype,
+            clips, seed, random_init, trust_checkpoint, as_json):
+    """Run REM on a Ref-VPS-format dataset and write predictions that 'refvps evaluate' reads.
+
+    Every frame of every clip is predicted for every expression. Several GPUs:
+    'accelerate launch -m refvps run-baseline rem ...' splits the clips across processes.
+    An interrupted run resumes: finished clips are not redone.
+    """
+    import torch
+
+    from rem_model.builder import build_rem
+    from rem_model.inference import InferenceOptions, predict_dataset, process_state
+
+    if config_name is None and checkpoint is None:
+        config_name = "rem-ms"  # with a checkpoint of ours, the config comes from the checkpoint
+    state = process_state()
+    device = device or str(state.device)
+    if dtype is None:
+        dtype = "bf16" if torch.device(device).type == "cuda" else "fp32"
+    model = build_rem(
+        config_name,
+        pretrained=pretrained,
+        checkpoint=checkpoint,
+        device=device,
+        dtype=dtype,
+        random_init=random_init,
+        seed=seed,
+        trust_checkpoint=trust_checkpoint,
+    )
+    options = InferenceOptions(window=window, aspect=aspect, expression_batch=expression_batch, seed=seed)
+    options.check(model)
+    run_info = {
+        "pretrained": str(pretrained) if pretrained else model.config.hub_id,
+        "checkpoint": str(checkpoint) if checkpoint else None,
+        "device": device,
+        "dtype": dtype,
+        "random_init": random_init,
+    }
+    summary = predict_dataset(
+        model, dataset_root, out, options, clip_ids=list(clips) or None, progress=not as_json, run_info=run_info
+    )
+    result = {
+        "out": str(out),
+        "config": model.config.name,
+        "clips_predicted": len(summary.clips_predicted),
+        "clips_resumed": len(summary.clips_skipped),
+        "frames": summary.frames,
+        "frame_expressions": summary.frame_expressions,
+        "seconds": round(summary.seconds, 2),
+        "frame_expressions_per_s": round(summary.frame_expressions_per_s, 2),
+    }
+    if as_json:
+        print_json(result)
+        return
+    if state.is_main_process:
+        console.print(
+            f"REM ({model.config.name}): {len(summary.clips_predicted)} clips predicted, "
+            f"{len(summary.clips_skipped)} already done, {summary.frame_expressions} frame-expressions "
+            f"in {summary.seconds:.1f} s -> {escape(str(out))}"
+        )
+        console.print(f"score them with: refvps evaluate {escape(str(out))} --dataset {escape(str(dataset_root))}")
+

@@ -1,0 +1,128 @@
+"""``refvps evaluate`` and ``refvps leaderboard``: scoring predictions and publishing the scores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from refvps.cli.common import console, err_console, print_json, progress_bar
+
+
+def _fmt(value, digits: int = 2) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+@click.command()
+@click.argument("predictions", type=click.Path(path_type=Path))
+@click.option("--dataset", "-d", "dataset_root", required=True, type=click.Path(path_type=Path),
+              help="Root of the Ref-VPS-format dataset (the folder with meta_expressions.json).")
+@click.option("--output", "-o", type=click.Path(path_type=Path), help="Write results.json here.")
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="Write one row per (clip, expression) here.")
+@click.option("--strict", is_flag=True, help="Fail on any missing or unknown prediction instead of scoring it empty.")
+@click.option("--workers", "-j", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Processes scoring clips in parallel (0 = one per CPU).")
+@click.option("--no-boundary", is_flag=True, help="Skip the boundary measure F (and J&F): J and TempCon only, faster.")
+@click.option("--method", help="Name of the method, recorded in results.json (and used by the leaderboard).")
+@click.option("--bootstrap", type=click.IntRange(min=0), default=1000, show_default=True,
+              help="Clip resamples for the 95% confidence intervals (0 = none).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
+@click.option("--json", "as_json", is_flag=True, help="Print results.json on stdout instead of tables.")
+@click.option("--per-concept", is_flag=True, help="Also print the per-concept table.")
+def evaluate(predictions: Path, dataset_root: Path, output: Path | None, csv_path: Path | None, strict: bool,
+             workers: int, no_boundary: bool, method: str | None, bootstrap: int, seed: int, as_json: bool,
+             per_concept: bool) -> None:
+    """Score PREDICTIONS against the dataset: J, F, J&F, TempCon, breakdowns and 95% intervals.
+
+    PREDICTIONS is a folder of PNGs (<clip>/<exp_id>/<frame>.png, optionally under Annotations/), a .zip
+    of one, or a COCO-RLE .json list. Any nonzero pixel is foreground; Ignore (255) pixels of the
+    ground truth are left out. Missing frames count as empty masks (warned; --strict fails instead).
+    """
+    from refvps.scoring.evaluate import evaluate as run_evaluate, missing_message, unknown_message
+
+    with progress_bar(transient=True, disable=as_json) as bar:
+        task = bar.add_task("scoring", total=None)
+        results = run_evaluate(
+            predictions,
+            dataset_root,
+            boundary=not no_boundary,
+            workers=workers,
+            strict=strict,
+            method=method,
+            bootstrap=bootstrap,
+            seed=seed,
+            on_start=lambda total: bar.update(task, total=total),
+            progress=lambda clip_id, n: bar.update(task, advance=n, description=f"scoring {clip_id}"),
+        )
+    coverage = results.coverage
+    if coverage.has_missing:
+        err_console.print(
+            f"[yellow]Warning:[/] {escape(missing_message(coverage))}; they were scored as empty masks "
+            "(--strict makes this an error)", soft_wrap=True
+        )
+    if coverage.has_unknown:
+        err_console.print(f"[yellow]Warning:[/] {escape(unknown_message(coverage))}", soft_wrap=True)
+    if output is not None:
+        results.write_json(output)
+    if csv_path is not None:
+        results.write_csv(csv_path)
+    if as_json:
+        print_json(results.to_json())
+        return
+    _print_summary(results, per_concept=per_concept)
+    written = [str(p) for p in (output, csv_path) if p is not None]
+    if written:
+        console.print(f"[dim]wrote {escape(', '.join(written))}[/]")
+
+
+def _print_summary(results, *, per_concept: bool) -> None:
+    s = results.summary
+    title = escape(f"{results.meta.get('method') or 'predictions'}: {results.meta['predictions']}")
+    table = Table(title=title, title_justify="left", show_header=True, box=None)
+    for column in ("J ↑", "J 95% CI", "F ↑", "J&F ↑", "TempCon ↓", "J-recall ↑", "J concept-bal."):
+        table.add_column(column, justify="right")
+    ci = "—" if s.J_ci95 is None else f"{s.J_ci95[0]:.2f}–{s.J_ci95[1]:.2f}"
+    table.add_row(_fmt(s.J), ci, _fmt(s.F), _fmt(s.JF), _fmt(s.TempCon), _fmt(s.J_recall), _fmt(s.J_concept_balanced))
+    console.print(table)
+    console.print(
+        f"[dim]{s.n_clips} clips, {s.n_expressions} expressions, {s.n_frames} masks scored"
+        f" ({s.n_missing_frames} missing, scored empty); format {results.meta['format']}[/]"
+    )
+    groups = [("category", results.per_category)]
+    if per_concept:
+        groups.append(("concept", results.per_concept))
+    for label, rows in groups:
+        if not rows:
+            continue
+        breakdown = Table(show_header=True, box=None, title=f"per {label}", title_justify="left")
+        breakdown.add_column(label)
+        for column in ("clips", "J", "F", "TempCon"):
+            breakdown.add_column(column, justify="right")
+        for row in rows:
+            breakdown.add_row(escape(str(row.key)), str(row.n_clips), _fmt(row.J), _fmt(row.F), _fmt(row.TempCon))
+        console.print(breakdown)
+
+
+@click.command()
+@click.argument("results", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Folder to write the pages into.")
+@click.option("--title", default=None, help="Page title (default: 'Ref-VPS leaderboard').")
+@click.option("--no-reference", is_flag=True, help="Leave out the published rows of leaderboard/reference/.")
+@click.option("--reference", "reference_dir", type=click.Path(path_type=Path),
+              help="Folder of reported entries to include (default: the repository's leaderboard/reference/).")
+def leaderboard(results: tuple[Path, ...], out: Path, title: str | None, no_reference: bool,
+                reference_dir: Path | None) -> None:
+    """Build the leaderboard from RESULTS (results.json or entry files, or folders of them).
+
+    Writes OUT/README.md (Markdown table sorted by J), OUT/leaderboard.csv and OUT/index.html, a
+    self-contained page with a sortable table, J per concept and J vs TempCon plots.
+    """
+    from refvps.leaderboard import DEFAULT_TITLE, build_leaderboard, load_entries, reference_entries
+
+    entries = load_entries(results)
+    if not no_reference:
+        entries += reference_entries(reference_dir)
+    written = build_leaderboard(entries, out, title=title or DEFAULT_TITLE)
+    console.print(escape(f"{len(entries)} entries -> " + ", ".join(str(p) for p in written.values())), soft_wrap=True)
