@@ -1,0 +1,494 @@
+"""Fetching candidate videos with yt-dlp, embedded through its Python API (never its stdout).
+
+Input is either a queries CSV (``refvps queries`` writes one: every ``query`` becomes a
+``ytsearchN:`` search) or a list of URLs (a text file, one URL per line optionally followed by a
+concept id, or a CSV with a ``url`` column). yt-dlp has no TikTok search, so TikTok videos come in
+as URL lists.
+
+What makes it safe to run again and again:
+
+- yt-dlp's download archive (``archive.txt``): a video recorded there is never fetched twice;
+- per-video metadata (``meta/<key>.json``) written only once the file is in place, from
+  ``YoutubeDL.sanitize_info``; the query that found a video travels with it to ``clips.json``;
+- an opt-out list (``optout.txt`` plus ``--optout FILE``) checked before anything is downloaded;
+- duration filters written with yt-dlp's ``<?`` so that videos of unknown duration get through;
+- yt-dlp's own retries with exponential sleep, and an outer retry with backoff for transient
+  failures (timeouts, HTTP 429/5xx); permanent ones (404, unsupported URL) fail at once;
+- a summary of every failure and why (``fetch/failures.json``); the rest of the list continues.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from refvps.curation.queries import concept_index, find_taxonomy, load_taxonomy, read_queries_csv
+from refvps.curation.workspace import OptOutList, VideoRecord, Workspace, iso_date, utc_now, video_key
+from refvps.errors import ConfigError, UsageError, require
+from refvps.fileio import atomic_write_json
+
+# Video only is enough (frames are what is labelled) and needs no ffmpeg to merge streams;
+# mp4/H.264 first because every decoder reads it; at most 1080p keeps the frames a sensible size.
+DEFAULT_FORMAT = "bv*[height<=1080][ext=mp4]/bv*[height<=1080]/b[height<=1080]/bv*/b"
+TRANSIENT_HTTP = {408, 425, 429, 500, 502, 503, 504, 520, 522, 524}
+_TRANSIENT_TEXT = ("timed out", "timeout", "connection reset", "temporary failure", "connection aborted",
+                   "remote end closed", "incompleteread", "broken pipe", "too many requests")
+
+
+@dataclass(frozen=True)
+class FetchItem:
+    """One line of the input: a URL to fetch or a query to search."""
+
+    kind: str  # "url" or "query"
+    target: str
+    concept: str | None = None
+    category: str | None = None
+    line: int = 0
+
+    @property
+    def query(self) -> str | None:
+        return self.target if self.kind == "query" else None
+
+
+@dataclass
+class FetchOptions:
+    per_query: int = 5
+    max_duration_s: float | None = 300.0
+    min_duration_s: float | None = None
+    search_prefix: str = "ytsearch"
+    format: str = DEFAULT_FORMAT
+    retries: int = 3  # outer retries of a transient failure (yt-dlp retries inside each attempt too)
+    backoff_s: float = 2.0  # sleep before retry k is backoff_s * 2**k
+    socket_timeout_s: float = 30.0
+    optout_file: Path | None = None
+    extra_params: dict[str, Any] = field(default_factory=dict)  # passed to YoutubeDL as is
+
+    def filter_expression(self) -> str | None:
+        """The yt-dlp match-filter string; ``<?`` lets videos of unknown duration through."""
+        parts = []
+        if self.max_duration_s is not None:
+            parts.append(f"duration <=? {self.max_duration_s:g}")
+        if self.min_duration_s is not None:
+            parts.append(f"duration >=? {self.min_duration_s:g}")
+        return " & ".join(parts) or None
+
+
+@dataclass
+class FetchFailure:
+    target: str
+    reason: str
+    kind: str = "url"
+    query: str | None = None
+    attempts: int = 1
+    transient: bool = False
+
+
+@dataclass
+class FetchReport:
+    downloaded: list[str] = field(default_factory=list)  # workspace keys
+    skipped: list[dict[str, str]] = field(default_factory=list)  # {"target", "key", "reason"}
+    failed: list[FetchFailure] = field(default_factory=list)
+    searched: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "downloaded": list(self.downloaded),
+            "skipped": list(self.skipped),
+            "failed": [asdict(f) for f in self.failed],
+            "searched": self.searched,
+        }
+
+
+FetchEvent = Callable[[str, str], None]  # (kind, message): "start", "downloaded", "skipped", "failed", "retry",
+# and "item" once an input line (a URL, or a query and all its results) is done
+
+
+# -- input ----------------------------------------------------------------------------------------
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+
+
+def read_fetch_input(path: str | Path, taxonomy: str | Path | None = None) -> list[FetchItem]:
+    """Items from a queries CSV, a URL CSV, or a text file of URLs (``URL [concept id or name]`` per
+    line, ``#`` comments). Concepts are checked against the taxonomy (an unknown one is an error
+    naming the line)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"input file not found: {path}", hint="pass a queries CSV or a text file of URLs", path=path)
+    text = path.read_text(encoding="utf-8-sig")
+    first = next((line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")), "")
+    header = [c.strip().lower() for c in first.split(",")]
+    index = None
+    try:
+        index = concept_index(load_taxonomy(find_taxonomy(taxonomy)))
+    except ConfigError:
+        if taxonomy is not None:
+            raise
+    items: list[FetchItem] = []
+    if path.suffix.lower() == ".csv" or "query" in header or "url" in header:
+        for number, row in enumerate(read_queries_csv(path), start=2):
+            concept, category = _resolve_concept(row.get("concept"), row.get("category"), index, path, number)
+            if row.get("query"):
+                items.append(FetchItem("query", row["query"], concept, category, number))
+            elif row.get("url"):
+                items.append(FetchItem("url", _check_url(row["url"], path, number), concept, category, number))
+        return items
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip() if raw.lstrip().startswith("#") else raw.strip()
+        if not line:
+            continue
+        parts = line.split(None, 1)  # "URL concept id or name"
+        url = _check_url(parts[0], path, number)
+        concept, category = _resolve_concept(parts[1].strip() if len(parts) > 1 else None, None, index, path, number)
+        items.append(FetchItem("url", url, concept, category, number))
+    return items
+
+
+def _check_url(url: str, path: Path, line: int) -> str:
+    if not _SCHEME.match(url):
+        raise UsageError(
+            f"{path}, line {line}: {url!r} is not a URL",
+            hint="a URL list has one http(s) URL per line (optionally followed by a concept id); "
+            "search queries go in a CSV with a 'query' column (refvps queries writes one)",
+            path=path,
+        )
+    return url
+
+
+def _resolve_concept(value: str | None, category: str | None, index, path: Path, line: int):
+    if not value:
+        return None, category or None
+    if index is None:
+        return value, category or None
+    concept = index.get(value) or index.get(value.casefold())
+    if concept is None:
+        raise UsageError(
+            f"{path}, line {line}: unknown concept {value!r}",
+            hint="use a concept id from annotations/taxonomy.json (refvps queries lists them), or pass --taxonomy",
+            path=path,
+        )
+    return concept.id, concept.category
+
+
+# -- yt-dlp plumbing ------------------------------------------------------------------------------
+class _Logger:
+    """Collects yt-dlp's messages instead of letting it print over the progress bars."""
+
+    def __init__(self, on_event: FetchEvent | None):
+        self.on_event = on_event
+        self.warnings: list[str] = []
+        self.errors: list[str] = []
+
+    def debug(self, message: str) -> None:
+        pass
+
+    def info(self, message: str) -> None:
+        pass
+
+    def warning(self, message: str) -> None:
+        self.warnings.append(message)
+
+    def error(self, message: str) -> None:
+        self.errors.append(message)
+
+
+def _chain(exc: BaseException | None):
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc_info = getattr(exc, "exc_info", None)
+        nxt = None
+        if isinstance(exc_info, tuple) and len(exc_info) > 1 and isinstance(exc_info[1], BaseException):
+            nxt = exc_info[1]
+        exc = nxt or getattr(exc, "cause", None) or exc.__cause__ or exc.__context__
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failure is worth retrying: timeouts, dropped connections, HTTP 429 and 5xx."""
+    for link in _chain(exc):
+        status = getattr(link, "status", None) or getattr(link, "code", None)
+        if isinstance(status, int) and 400 <= status < 600:
+            return status in TRANSIENT_HTTP
+        if isinstance(link, (TimeoutError, ConnectionError)):
+            return True
+        name = type(link).__name__
+        if name in ("TransportError", "IncompleteRead", "SSLError") and "certificate" not in str(link).lower():
+            return True
+    text = str(exc).lower()
+    match = re.search(r"http error (\d{3})", text)
+    if match:
+        return int(match.group(1)) in TRANSIENT_HTTP
+    return any(word in text for word in _TRANSIENT_TEXT)
+
+
+def _clean_message(exc: BaseException) -> str:
+    text = str(exc).replace("ERROR: ", "").strip()
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)  # yt-dlp colours its messages on a terminal
+
+
+class YtDlpSearcher:
+    """Search through a yt-dlp search extractor (``ytsearchN:query`` by default), flat: only the
+    result URLs and ids are read, each video is then fetched as a URL."""
+
+    def __init__(self, prefix: str = "ytsearch", extractors: Sequence[Any] = ()):
+        self.prefix = prefix
+        self.extractors = list(extractors)  # extra search extractors (instances), e.g. plugins
+
+    def __call__(self, params: Mapping[str, Any], query: str, count: int) -> list[dict[str, Any]]:
+        yt_dlp = require("yt_dlp", "curate", "refvps fetch")
+        ie_key = None
+        # Without the archive and the filters here: every result comes back and is then fetched
+        # (or skipped, with its reason in the report, and its query noted) one by one.
+        search_params = {k: v for k, v in params.items() if k not in ("download_archive", "match_filter")}
+        with yt_dlp.YoutubeDL({**search_params, "extract_flat": "in_playlist", "skip_download": True}) as ydl:
+            for extractor in self.extractors:
+                ydl.add_info_extractor(extractor)
+                if getattr(extractor, "_SEARCH_KEY", None) == self.prefix:
+                    ie_key = extractor.ie_key()
+            result = ydl.extract_info(f"{self.prefix}{count}:{query}", download=False, ie_key=ie_key)
+        entries = (result or {}).get("entries") or []
+        out = []
+        for entry in entries:
+            if not entry:
+                continue
+            url = entry.get("url") or entry.get("webpage_url")
+            if url:
+                out.append({"url": url, "id": entry.get("id"), "ie_key": entry.get("ie_key"), "title": entry.get("title")})
+        return out
+
+
+class _State:
+    """What happened during one yt-dlp call (the post-processor and the filter report here)."""
+
+    def __init__(self) -> None:
+        self.item: FetchItem | None = None
+        self.written: list[str] = []
+        self.rejected: str | None = None
+
+
+def _make_postprocessors(workspace: Workspace, state: _State):
+    from yt_dlp.postprocessor.common import PostProcessor
+
+    class KeyPP(PostProcessor):
+        """Give every video its workspace key before the file name is made from it."""
+
+        def run(self, info):
+            info["refvps_key"] = video_key(info.get("extractor_key") or info.get("extractor"), str(info.get("id")))
+            return [], info
+
+    class RecordPP(PostProcessor):
+        """Once the file is in place: write the video's record and yt-dlp's sanitized info."""
+
+        def run(self, info):
+            clean = self._downloader.sanitize_info(dict(info))
+            key = info.get("refvps_key") or video_key(info.get("extractor_key"), str(info.get("id")))
+            filepath = Path(info.get("filepath") or info.get("_filename") or "")
+            try:
+                relative = str(filepath.resolve().relative_to(workspace.root.resolve()))
+            except ValueError:
+                relative = str(filepath)
+            item = state.item
+            previous = workspace.read_record(key) if workspace.has_record(key) else None
+            record = VideoRecord(
+                key=key,
+                id=str(info.get("id")),
+                extractor=info.get("extractor_key") or info.get("extractor"),
+                url=info.get("webpage_url") or info.get("original_url") or info.get("url"),
+                uploader=info.get("uploader"),
+                uploader_id=info.get("uploader_id"),
+                channel=info.get("channel"),
+                channel_id=info.get("channel_id"),
+                license=info.get("license"),
+                duration_s=info.get("duration"),
+                title=info.get("title"),
+                date=iso_date(info.get("upload_date")),
+                retrieved=previous.retrieved if previous and previous.retrieved else utc_now(),
+                query=item.query if item else None,
+                concept=item.concept if item else None,
+                category=item.category if item else None,
+                file=relative,
+                width=info.get("width"),
+                height=info.get("height"),
+                fps=info.get("fps"),
+            )
+            atomic_write_json(workspace.meta_dir / f"{key}.info.json", clean)
+            workspace.write_record(record)
+            state.written.append(key)
+            return [], info
+
+    return KeyPP(), RecordPP()
+
+
+def _match_filter(options: FetchOptions, optout: OptOutList, state: _State):
+    from yt_dlp.utils import match_filter_func
+
+    expression = options.filter_expression()
+    duration_filter = match_filter_func(expression) if expression else None
+
+    def _filter(info: Mapping[str, Any], *, incomplete: bool = False) -> str | None:
+        key = video_key(info.get("extractor_key") or info.get("ie_key"), str(info.get("id"))) if info.get("id") else None
+        reason = optout.match({**info, "key": key})
+        if reason is None and duration_filter is not None:
+            reason = duration_filter(info, incomplete=incomplete)
+            if reason:
+                reason = f"duration {info.get('duration')} s is outside the limits ({expression})"
+        if reason:
+            state.rejected = reason
+        return reason
+
+    return _filter
+
+
+def _ydl_params(workspace: Workspace, options: FetchOptions, logger: _Logger, match_filter) -> dict[str, Any]:
+    def sleep(attempt: int) -> float:
+        return min(options.backoff_s * (2 ** max(attempt - 1, 0)), 60.0)
+
+    params: dict[str, Any] = {
+        "format": options.format,
+        "paths": {"home": str(workspace.videos_dir.resolve()), "temp": str((workspace.root / "fetch" / "partial").resolve())},
+        "outtmpl": {"default": "%(refvps_key)s.%(ext)s"},
+        "restrictfilenames": True,
+        "download_archive": str(workspace.archive_path),
+        "match_filter": match_filter,
+        "retries": 3,
+        "fragment_retries": 3,
+        "extractor_retries": 2,
+        "file_access_retries": 3,
+        "retry_sleep_functions": {"http": sleep, "fragment": sleep, "extractor": sleep},
+        "socket_timeout": options.socket_timeout_s,
+        "noplaylist": True,
+        "ignoreerrors": False,
+        "quiet": True,
+        "no_warnings": False,
+        "noprogress": True,
+        "logger": logger,
+        "overwrites": False,
+        "continuedl": True,
+        "color": "no_color",
+    }
+    params.update(options.extra_params)
+    return params
+
+
+# -- the stage ------------------------------------------------------------------------------------
+def fetch(
+    workspace: Workspace | str | Path,
+    items: Iterable[FetchItem],
+    options: FetchOptions | None = None,
+    *,
+    searcher: Callable[[Mapping[str, Any], str, int], list[dict[str, Any]]] | None = None,
+    on_event: FetchEvent | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> FetchReport:
+    """Fetch every item into the workspace; never raises for one bad item (see the report)."""
+    yt_dlp = require("yt_dlp", "curate", "refvps fetch")
+    options = options or FetchOptions()
+    if options.per_query < 1:
+        raise UsageError(f"--per-query must be at least 1, got {options.per_query}", hint="use e.g. --per-query 5")
+    if options.retries < 0:
+        raise UsageError("--retries cannot be negative", hint="use 0 to disable retries")
+    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    ws.create()
+    optout = ws.optout(options.optout_file)
+    items = list(items)
+    searcher = searcher or YtDlpSearcher(options.search_prefix)
+    state = _State()
+    logger = _Logger(on_event)
+    params = _ydl_params(ws, options, logger, _match_filter(options, optout, state))
+    report = FetchReport()
+    emit = on_event or (lambda kind, message: None)
+
+    def with_retries(what: str, call: Callable[[], Any]) -> tuple[Any, BaseException | None, int]:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return call(), None, attempt
+            except (yt_dlp.utils.YoutubeDLError, OSError) as exc:
+                if isinstance(exc, yt_dlp.utils.DownloadCancelled):
+                    raise
+                if attempt <= options.retries and is_transient(exc):
+                    delay = options.backoff_s * 2 ** (attempt - 1)
+                    emit("retry", f"{what}: {_clean_message(exc)}; retrying in {delay:g} s")
+                    sleep(delay)
+                    continue
+                return None, exc, attempt
+
+    with yt_dlp.YoutubeDL(params) as ydl:
+        key_pp, record_pp = _make_postprocessors(ws, state)
+        ydl.add_post_processor(key_pp, when="pre_process")
+        ydl.add_post_processor(record_pp, when="after_move")
+
+        def fetch_url(url: str, item: FetchItem, known: Mapping[str, Any] | None = None) -> None:
+            emit("start", url)
+            if known and known.get("id"):
+                key = video_key(known.get("ie_key"), str(known["id"]))
+                reason = optout.match({**known, "key": key})
+                if reason:
+                    report.skipped.append({"target": url, "key": key, "reason": reason})
+                    emit("skipped", f"{url}: {reason}")
+                    return
+            state.item, state.written, state.rejected = item, [], None
+            info, error, attempts = with_retries(url, lambda: ydl.extract_info(url, download=True))
+            if error is not None:
+                failure = FetchFailure(url, _clean_message(error), "url", item.query, attempts, is_transient(error))
+                report.failed.append(failure)
+                emit("failed", f"{url}: {failure.reason}")
+                return
+            if state.written:
+                report.downloaded.extend(state.written)
+                emit("downloaded", ", ".join(state.written))
+                return
+            key = None
+            if info and info.get("id"):
+                key = video_key(info.get("extractor_key") or info.get("extractor"), str(info["id"]))
+            elif known and known.get("id"):
+                key = video_key(known.get("ie_key"), str(known["id"]))
+            reason = state.rejected or "already in the download archive"
+            if not state.rejected and key and item.query and ws.has_record(key):
+                _note_also_found(ws, key, item.query)
+            report.skipped.append({"target": url, "key": key or "", "reason": reason})
+            emit("skipped", f"{url}: {reason}")
+
+        def fetch_item(item: FetchItem) -> None:
+            if item.kind == "url":
+                fetch_url(item.target, item)
+                return
+            report.searched += 1
+            emit("start", f"search: {item.target}")
+            results, error, attempts = with_retries(
+                f"search {item.target!r}", lambda: searcher(params, item.target, options.per_query)
+            )
+            if error is not None:
+                failure = FetchFailure(item.target, _clean_message(error), "search", item.query, attempts, is_transient(error))
+                report.failed.append(failure)
+                emit("failed", f"search {item.target!r}: {failure.reason}")
+                return
+            for entry in results or []:
+                fetch_url(entry["url"], item, entry)
+
+        for item in items:
+            fetch_item(item)
+            emit("item", item.target)
+
+    atomic_write_json(ws.failures_path, {"time": utc_now(), "failed": [asdict(f) for f in report.failed]})
+    ws.log(
+        "fetch",
+        items=len(items),
+        options={k: v for k, v in asdict(options).items() if k != "extra_params"} | {"optout_file": str(options.optout_file)},
+        yt_dlp=yt_dlp.version.__version__,
+        downloaded=len(report.downloaded),
+        skipped=len(report.skipped),
+        failed=len(report.failed),
+    )
+    return report
+
+
+def _note_also_found(ws: Workspace, key: str, query: str) -> None:
+    record = ws.read_record(key)
+    if query != record.query and query not in record.also_found_by:
+        record.also_found_by.append(query)
+        ws.write_record(record)

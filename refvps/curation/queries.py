@@ -1,0 +1,378 @@
+"""Search queries for every concept of the taxonomy (paper §4.1).
+
+The paper asked ChatGPT for concrete concepts and several search queries each. Here the default is
+offline and deterministic: the concept name, its synonyms, and templates ("{name} slow motion"),
+all kept in ``annotations/query_templates.json``. ``llm_queries`` adds queries proposed by a local
+text-generation model (any transformers causal LM saved with ``save_pretrained``), parsed
+defensively and de-duplicated against what is already there.
+
+Output is a CSV with columns ``category, concept, query, source`` (source: ``template`` or ``llm``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from refvps.errors import ConfigError, DatasetError, UsageError
+from refvps.fileio import atomic_write_text, read_json
+
+QUERY_COLUMNS = ("category", "concept", "query", "source")
+TAXONOMY_RELATIVE = Path("annotations") / "taxonomy.json"
+TEMPLATES_RELATIVE = Path("annotations") / "query_templates.json"
+
+
+@dataclass(frozen=True)
+class Concept:
+    """One concept of the taxonomy, with the category it belongs to."""
+
+    id: str
+    name: str
+    category: str
+    category_name: str = ""
+    category_definition: str = ""
+    synonyms: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class QueryRow:
+    category: str
+    concept: str
+    query: str
+    source: str  # "template" or "llm"
+
+
+@dataclass
+class QueryTemplates:
+    default_templates: list[str] = field(default_factory=lambda: ["{name}"])
+    category_templates: dict[str, list[str]] = field(default_factory=dict)
+    synonyms: dict[str, list[str]] = field(default_factory=dict)
+
+
+# -- finding and reading the taxonomy -------------------------------------------------------------
+def _annotation_candidates(relative: Path) -> list[Path]:
+    """Where an ``annotations/`` file may be: beside the working directory or a parent of it (a
+    benchmark repository being extended), then the folder shipped with refvps."""
+    candidates: list[Path] = []
+    cwd = Path.cwd().resolve()
+    for folder in (cwd, *cwd.parents):
+        candidates.append(folder / relative)
+    try:
+        from refvps.resources import annotations_dir
+
+        candidates.append(annotations_dir() / relative.relative_to("annotations"))
+    except (ImportError, ConfigError):
+        pass
+    candidates.append(Path(__file__).resolve().parents[2] / relative)  # source tree, editable install
+    return candidates
+
+
+def find_annotation_file(relative: Path, explicit: str | Path | None, *, what: str, option: str, env: str) -> Path:
+    """Resolve an annotations file: an explicit path always wins, then ``$env``, then the search."""
+    if explicit is not None:
+        path = Path(explicit)
+        if not path.is_file():
+            raise UsageError(f"{what} not found: {path}", hint=f"check the path given to {option}", path=path)
+        return path
+    if os.environ.get(env):
+        path = Path(os.environ[env])
+        if not path.is_file():
+            raise UsageError(f"{what} not found: {path} (from ${env})", hint=f"fix or unset ${env}", path=path)
+        return path
+    for candidate in _annotation_candidates(relative):
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        f"{what} not found: looked for {relative} in the current folder, its parents and the refvps source tree",
+        hint=f"pass it explicitly with {option} PATH (or set ${env})",
+    )
+
+
+def find_taxonomy(explicit: str | Path | None = None) -> Path:
+    return find_annotation_file(
+        TAXONOMY_RELATIVE, explicit, what="concept taxonomy", option="--taxonomy", env="REFVPS_TAXONOMY"
+    )
+
+
+def find_templates(explicit: str | Path | None = None) -> Path:
+    return find_annotation_file(
+        TEMPLATES_RELATIVE, explicit, what="query templates", option="--templates", env="REFVPS_QUERY_TEMPLATES"
+    )
+
+
+def load_taxonomy(path: str | Path) -> list[Concept]:
+    """The concepts of a taxonomy file, in file order; a malformed file is a :class:`DatasetError`."""
+    path = Path(path)
+    data = read_json(path, what="concept taxonomy")
+    categories = data.get("categories") if isinstance(data, dict) else None
+    if not isinstance(categories, list):
+        raise DatasetError(
+            f"{path} must hold an object with a 'categories' list",
+            hint='write {"categories": [{"id": ..., "name": ..., "concepts": [{"id": ..., "name": ...}]}]}',
+            path=path,
+        )
+    concepts: list[Concept] = []
+    seen: set[str] = set()
+    for ci, category in enumerate(categories):
+        if not isinstance(category, dict) or not isinstance(category.get("concepts"), list) or not category.get("id"):
+            raise DatasetError(
+                f"{path}: category #{ci} needs an 'id' and a 'concepts' list", hint="fix that entry", path=path
+            )
+        for ki, concept in enumerate(category["concepts"]):
+            if not isinstance(concept, dict) or not concept.get("id"):
+                raise DatasetError(
+                    f"{path}: concept #{ki} of category {category['id']!r} needs an 'id'", hint="fix that entry", path=path
+                )
+            cid = str(concept["id"])
+            if cid in seen:
+                raise DatasetError(f"{path}: concept id {cid!r} appears twice", hint="concept ids must be unique", path=path)
+            seen.add(cid)
+            synonyms = concept.get("synonyms") or []
+            concepts.append(
+                Concept(
+                    id=cid,
+                    name=str(concept.get("name") or cid.replace("_", " ")),
+                    category=str(category["id"]),
+                    category_name=str(category.get("name") or category["id"]),
+                    category_definition=str(category.get("definition") or ""),
+                    synonyms=tuple(str(s) for s in synonyms if str(s).strip()),
+                )
+            )
+    return concepts
+
+
+def concept_index(concepts: Iterable[Concept]) -> dict[str, Concept]:
+    """Concepts by id and by name (case-insensitive), so users may write either."""
+    index: dict[str, Concept] = {}
+    for concept in concepts:
+        index[concept.id] = concept
+        index.setdefault(concept.id.casefold(), concept)
+        index.setdefault(concept.name.casefold(), concept)
+    return index
+
+
+def load_templates(path: str | Path) -> QueryTemplates:
+    path = Path(path)
+    data = read_json(path, what="query templates")
+    if not isinstance(data, dict):
+        raise DatasetError(f"{path} must hold a JSON object", hint="see annotations/query_templates.json", path=path)
+    templates = QueryTemplates(
+        default_templates=[str(t) for t in data.get("default_templates", ["{name}"])],
+        category_templates={str(k): [str(t) for t in v] for k, v in (data.get("category_templates") or {}).items()},
+        synonyms={str(k): [str(s) for s in v] for k, v in (data.get("synonyms") or {}).items()},
+    )
+    for template in templates.default_templates + [t for ts in templates.category_templates.values() for t in ts]:
+        if "{name}" not in template:
+            raise DatasetError(
+                f"{path}: template {template!r} has no {{name}} placeholder", hint="write e.g. '{name} slow motion'", path=path
+            )
+    return templates
+
+
+# -- offline generator ----------------------------------------------------------------------------
+def normalize_query(text: str) -> str:
+    """The form two queries are compared in: lower case, single spaces, no surrounding punctuation."""
+    return re.sub(r"\s+", " ", text).strip(" \t.,;:!?\"'`").casefold()
+
+
+def template_queries(concept: Concept, templates: QueryTemplates, per_concept: int) -> list[str]:
+    """The first ``per_concept`` distinct queries for a concept, in a fixed order (see module doc)."""
+    names = [concept.name, *templates.synonyms.get(concept.id, []), *concept.synonyms]
+    ordered: list[str] = list(names)
+    chosen_templates = templates.category_templates.get(concept.category, []) + templates.default_templates
+    for name in names:
+        ordered += [t.replace("{name}", name) for t in chosen_templates]
+    out: list[str] = []
+    seen: set[str] = set()
+    for query in ordered:
+        key = normalize_query(query)
+        if key and key not in seen:
+            seen.add(key)
+            out.append(re.sub(r"\s+", " ", query).strip())
+        if len(out) >= per_concept:
+            break
+    return out
+
+
+def generate_queries(
+    concepts: Sequence[Concept], templates: QueryTemplates, per_concept: int = 5
+) -> list[QueryRow]:
+    if per_concept < 1:
+        raise UsageError(f"--per-concept must be at least 1, got {per_concept}", hint="use e.g. --per-concept 5")
+    rows: list[QueryRow] = []
+    for concept in concepts:
+        for query in template_queries(concept, templates, per_concept):
+            rows.append(QueryRow(concept.category, concept.id, query, "template"))
+    return rows
+
+
+# -- local LLM ------------------------------------------------------------------------------------
+_BULLET = re.compile(r"^\s*(?:[-*\u2022>#]+|\(?\d{1,2}\s*[.):\]-]|(?:query|search)\s*\d*\s*[:.-])\s*", re.IGNORECASE)
+_ECHO_WORDS = ("search quer", "one per line", "concept:", "category:", "write ", "here are", "sure,", "queries")
+
+
+def parse_llm_queries(text: str, *, max_words: int = 10, max_chars: int = 80) -> list[str]:
+    """Queries found in free text from a language model, most defensively.
+
+    Accepts numbered or bulleted lines, quoted strings, comma-free phrases; drops prompt echoes,
+    URLs, special tokens, lines that are mostly not letters, and anything too long or too short.
+    """
+    queries: list[str] = []
+    seen: set[str] = set()
+    for raw in re.split(r"[\r\n]+", text or ""):
+        line = raw.strip()
+        # Remove list markers repeatedly ("1. - foo"), then quotes and trailing punctuation.
+        for _ in range(3):
+            line = _BULLET.sub("", line)
+        line = line.strip().strip("\"'`\u201c\u201d\u2018\u2019").strip()
+        line = re.sub(r"\s+", " ", line).strip(" .,;:!?")
+        if not line:
+            continue
+        lower = line.casefold()
+        if "http" in lower or "www." in lower or "<" in line or "[" in line or "|" in line or "{" in line:
+            continue
+        if any(word in lower for word in _ECHO_WORDS):
+            continue
+        words = line.split()
+        if not (1 <= len(words) <= max_words) or not (3 <= len(line) <= max_chars):
+            continue
+        letters = sum(ch.isalpha() or ch == " " for ch in line)
+        if letters / len(line) < 0.8:
+            continue
+        key = normalize_query(line)
+        if key and key not in seen:
+            seen.add(key)
+            queries.append(line)
+    return queries
+
+
+def llm_prompt(concept: Concept, count: int) -> str:
+    definition = f" ({concept.category_definition})" if concept.category_definition else ""
+    return (
+        f"Category of dynamic processes: {concept.category_name}{definition}\n"
+        f"Concept: {concept.name}\n"
+        f"Write {count} different short search queries (2 to 8 words each) that would find short "
+        f"videos clearly showing {concept.name} on a video platform. One per line, no numbering.\n"
+    )
+
+
+def load_text_generator(model_dir: str | Path):
+    """Load a local causal LM and its tokenizer (no download: ``local_files_only``)."""
+    from refvps.errors import require
+
+    transformers = require("transformers", "rem", "refvps queries --llm")
+    path = Path(model_dir)
+    if not path.is_dir():
+        raise UsageError(
+            f"--llm model folder not found: {path}",
+            hint="pass a folder saved with save_pretrained (config.json, weights, tokenizer files)",
+            path=path,
+        )
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        model = transformers.AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(
+            f"cannot load a text-generation model from {path}: {exc}",
+            hint="the folder needs config.json, model weights and tokenizer files of a causal LM",
+            path=path,
+        ) from None
+    model.eval()
+    return tokenizer, model
+
+
+def llm_queries(
+    concepts: Sequence[Concept],
+    model_dir: str | Path,
+    *,
+    per_concept: int = 5,
+    existing: Iterable[QueryRow] = (),
+    seed: int = 0,
+    max_new_tokens: int = 96,
+    on_concept: Callable[[Concept], None] | None = None,
+) -> list[QueryRow]:
+    """Up to ``per_concept`` new queries per concept from a local model, seeded per concept so the
+    result does not depend on which other concepts were asked, and never a query already present."""
+    import torch
+
+    tokenizer, model = load_text_generator(model_dir)
+    taken = {normalize_query(r.query) for r in existing}
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    rows: list[QueryRow] = []
+    for index, concept in enumerate(concepts):
+        prompt = llm_prompt(concept, per_concept)
+        if getattr(tokenizer, "chat_template", None):
+            input_ids = tokenizer.apply_chat_template(
+                [{"role": "user", "content": prompt}], add_generation_prompt=True, return_tensors="pt"
+            )
+            if not isinstance(input_ids, torch.Tensor):  # newer transformers return a BatchEncoding
+                input_ids = input_ids["input_ids"]
+        else:
+            input_ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
+        torch.manual_seed(seed * 100_003 + index)
+        with torch.no_grad():
+            output = model.generate(
+                input_ids,
+                attention_mask=torch.ones_like(input_ids),
+                max_new_tokens=max_new_tokens,
+                do_sample=True,
+                top_p=0.9,
+                temperature=0.8,
+                pad_token_id=pad_id,
+            )
+        text = tokenizer.decode(output[0, input_ids.shape[1]:], skip_special_tokens=True)
+        added = 0
+        for query in parse_llm_queries(text):
+            key = normalize_query(query)
+            if key in taken:
+                continue
+            taken.add(key)
+            rows.append(QueryRow(concept.category, concept.id, query, "llm"))
+            added += 1
+            if added >= per_concept:
+                break
+        if on_concept is not None:
+            on_concept(concept)
+    return rows
+
+
+# -- CSV ------------------------------------------------------------------------------------------
+def order_rows(rows: Iterable[QueryRow], concepts: Sequence[Concept]) -> list[QueryRow]:
+    """Rows grouped by concept in taxonomy order, template queries before LLM ones (stable)."""
+    position = {c.id: i for i, c in enumerate(concepts)}
+    return sorted(rows, key=lambda r: (position.get(r.concept, len(position)), r.source != "template"))
+
+
+def write_queries_csv(path: str | Path, rows: Iterable[QueryRow]) -> Path:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(QUERY_COLUMNS)
+    for row in rows:
+        writer.writerow([row.category, row.concept, row.query, row.source])
+    return atomic_write_text(path, buffer.getvalue())
+
+
+def read_queries_csv(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a CSV with at least a ``query`` or a ``url`` column (other columns optional)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise UsageError(f"input file not found: {path}", hint="check the path", path=path) from None
+    reader = csv.DictReader(io.StringIO(text))
+    columns = [c.strip().lower() for c in (reader.fieldnames or [])]
+    if "query" not in columns and "url" not in columns:
+        raise DatasetError(
+            f"{path} has no 'query' or 'url' column (columns: {', '.join(columns) or 'none'})",
+            hint="write the header 'category,concept,query,source' (refvps queries does) or 'url,concept'",
+            path=path,
+        )
+    rows = []
+    for row in reader:
+        rows.append({(k or "").strip().lower(): (v or "").strip() for k, v in row.items()})
+    return rows

@@ -1,0 +1,92 @@
+"""The whole pipeline through the command line: fetch -> review -> decide -> trim -> a valid dataset."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from refvps.cli import main
+from refvps.dataset.format import Dataset
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return exit_info.value.code, out, err
+
+
+def test_fetch_review_trim_from_the_command_line(tmp_path, server, capsys):
+    base, _ = server
+    urls = tmp_path / "urls.txt"
+    urls.write_text(f"{base}/comp.mp4 lava_flow\n{base}/clip_a.mp4 fire\n")
+    ws, dataset = str(tmp_path / "ws"), str(tmp_path / "dataset")
+
+    code, out, err = run_cli(capsys, "fetch", str(urls), "-w", ws)
+    assert code == 0, err
+    assert "Fetched 2 video(s)" in out
+
+    code, out, err = run_cli(capsys, "review", "-w", ws, "--grid", "2x3")
+    assert code == 0, err
+    assert "2 video(s): 2 sheet(s) made" in out and "2 undecided" in out
+
+    # Accept the compilation with no spans (one clip per shot, end card dropped); reject the other.
+    assert run_cli(capsys, "review", "-w", ws, "--accept", "generic_comp")[0] == 0
+    assert run_cli(capsys, "review", "-w", ws, "--reject", "generic_clip_a", "--reason", "irrelevant")[0] == 0
+
+    code, out, err = run_cli(capsys, "trim", "-w", ws, "-d", dataset, "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["exported"] == ["generic_comp_00", "generic_comp_01"]
+    assert any("end card" in note for note in summary["dropped"])
+
+    ds = Dataset(dataset)
+    first = ds.clip("generic_comp_00")
+    assert len(first) == 36 and len(ds.clip("generic_comp_01")) == 30  # 24 fps source: frame for frame
+    assert first.meta.crop == (0, 16, 160, 96) and first.read_frame("00000").shape == (96, 160, 3)
+    assert first.meta.source.url == f"{base}/comp.mp4" and first.meta.source.platform == "generic"
+    assert first.meta.source.retrieved
+    assert (first.meta.concept, first.meta.category) == ("lava_flow", "dynamic_environmental_changes")
+
+    # Running everything again does nothing new.
+    assert "Fetched 0 video(s)" in run_cli(capsys, "fetch", str(urls), "-w", ws)[1]
+    code, out, _ = run_cli(capsys, "trim", "-w", ws, "-d", dataset)
+    assert code == 0 and "0 clip(s) exported, 2 already complete" in out
+
+    stages = [json.loads(line)["stage"] for line in (tmp_path / "ws" / "provenance.jsonl").read_text().splitlines()]
+    assert stages == ["fetch", "review", "trim", "fetch", "trim"]
+
+
+def test_trim_one_video_from_the_command_line(tmp_path, make_video, capsys):
+    from .conftest import ShotSpec
+
+    video = make_video(tmp_path / "melt.mp4", [ShotSpec(60, hue=1)], fps=30)
+    dataset = tmp_path / "dataset"
+    code, out, err = run_cli(capsys, "trim", str(video.path), "--start", "0.5", "--end", "1.5", "-d", str(dataset),
+                             "--concept", "ice_melting", "--url", "https://example.org/v/1", "--uploader", "me",
+                             "--license", "CC BY 4.0")
+    assert code == 0, err
+    clip = Dataset(dataset).clip("melt_00")
+    assert len(clip) == 24
+    assert clip.meta.source.url == "https://example.org/v/1" and clip.meta.source.license == "CC BY 4.0"
+    assert clip.meta.trim.start_s == 0.5 and clip.meta.trim.end_s == pytest.approx(1.5)
+    assert clip.meta.category == "temporal_object_changes"
+    assert np.asarray(clip.read_frame("00023")).shape == (240, 320, 3)
+
+
+def test_trim_usage_errors(tmp_path, make_video, capsys):
+    code, _, err = run_cli(capsys, "trim", "-d", str(tmp_path / "d"))
+    assert code == 2 and "give either a VIDEO or --workspace" in err
+    from .conftest import ShotSpec
+
+    video = make_video(tmp_path / "v.mp4", [ShotSpec(30, hue=0)])
+    code, _, err = run_cli(capsys, "trim", str(video.path), "--start", "5", "--end", "6", "-d", str(tmp_path / "d"))
+    assert code == 2 and "past the end" in err
+    code, _, err = run_cli(capsys, "trim", "-w", str(tmp_path / "nows"), "-d", str(tmp_path / "d"))
+    assert code == 1 and "curation workspace not found" in err
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video at all")
+    code, _, err = run_cli(capsys, "trim", str(broken), "-d", str(tmp_path / "d"))
+    assert code == 1 and "cannot open video" in err and "Traceback" not in err

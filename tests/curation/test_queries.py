@@ -1,0 +1,189 @@
+"""refvps queries: offline templates, taxonomy discovery, and the local-LLM path."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from refvps.cli import main
+from refvps.curation.queries import (
+    QUERY_COLUMNS,
+    find_taxonomy,
+    find_templates,
+    generate_queries,
+    load_taxonomy,
+    load_templates,
+    normalize_query,
+    parse_llm_queries,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return exit_info.value.code, out, err
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        assert tuple(reader.fieldnames) == QUERY_COLUMNS
+        return list(reader)
+
+
+def test_offline_queries_are_deterministic_and_complete(tmp_path, capsys):
+    out_a, out_b = tmp_path / "a.csv", tmp_path / "b.csv"
+    assert run_cli(capsys, "queries", "--per-concept", "4", "--out", str(out_a))[0] == 0
+    assert run_cli(capsys, "queries", "--per-concept", "4", "--out", str(out_b))[0] == 0
+    assert out_a.read_bytes() == out_b.read_bytes()
+    rows = read_rows(out_a)
+    taxonomy = json.loads((REPO / "annotations" / "taxonomy.json").read_text())
+    concepts = [(c["id"], k["id"], k["name"]) for c in taxonomy["categories"] for k in c["concepts"]]
+    assert len(rows) == 4 * len(concepts)
+    by_concept: dict[str, list[dict[str, str]]] = {}
+    for row in rows:
+        by_concept.setdefault(row["concept"], []).append(row)
+    for category, concept, name in concepts:
+        mine = by_concept[concept]
+        assert [r["category"] for r in mine] == [category] * 4
+        assert mine[0]["query"] == name  # the plain concept name comes first
+        assert len({normalize_query(r["query"]) for r in mine}) == 4
+        assert {r["source"] for r in mine} == {"template"}
+
+
+def test_templates_file_covers_the_taxonomy():
+    concepts = load_taxonomy(find_taxonomy())
+    templates = load_templates(find_templates())
+    assert {c.id for c in concepts} <= set(templates.synonyms)
+    assert set(templates.category_templates) == {c.category for c in concepts}
+
+
+def test_explicit_taxonomy_wins_and_synonyms_in_it_are_used(tmp_path, capsys):
+    taxonomy = tmp_path / "tax.json"
+    taxonomy.write_text(json.dumps({"categories": [{"id": "cat", "name": "Cat", "concepts": [
+        {"id": "lava_lamp", "name": "lava lamp", "synonyms": ["wax blobs rising"]}]}]}))
+    out = tmp_path / "q.csv"
+    code, stdout, _ = run_cli(capsys, "queries", "--taxonomy", str(taxonomy), "-k", "3", "--out", str(out), "--json")
+    assert code == 0 and json.loads(stdout)["concepts"] == 1
+    assert [r["query"] for r in read_rows(out)] == ["lava lamp", "wax blobs rising", "lava lamp video"]
+
+
+def test_taxonomy_found_from_another_folder_and_via_env(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no annotations/ here: the shipped file is found
+    assert find_taxonomy().resolve() == (REPO / "annotations" / "taxonomy.json").resolve()
+    local = tmp_path / "annotations"
+    local.mkdir()
+    (local / "taxonomy.json").write_text('{"categories": []}')
+    assert find_taxonomy().resolve() == (local / "taxonomy.json").resolve()  # a local benchmark's own file
+    other = tmp_path / "elsewhere.json"
+    other.write_text('{"categories": []}')
+    monkeypatch.setenv("REFVPS_TAXONOMY", str(other))
+    assert find_taxonomy() == other
+
+
+def test_missing_taxonomy_is_a_clear_error(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "queries", "--taxonomy", str(tmp_path / "nope.json"), "--out", str(tmp_path / "q.csv"))
+    assert code == 2
+    assert "Error: concept taxonomy not found" in err and "--taxonomy" in err
+    assert "Traceback" not in err
+
+
+def test_malformed_taxonomy_names_the_file(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"categories": [{"id": "x", "concepts": [{"name": "no id"}]}]}')
+    code, _, err = run_cli(capsys, "queries", "--taxonomy", str(bad), "--out", str(tmp_path / "q.csv"))
+    assert code == 1 and str(bad) in err and "needs an 'id'" in err
+
+
+def test_parse_llm_queries_is_defensive():
+    text = """Sure, here are 5 search queries for candle melting:
+1. "Wax candle melting timelapse"
+2) candle wax dripping close up
+- melting candle
+* Melting Candle
+Query 5: birthday candle burning down slowly on a cake
+<|endoftext|> junk
+see https://example.com/video
+3. a b c d e f g h i j k l m n o p
+12345 67890 !!!
+"""
+    assert parse_llm_queries(text) == [
+        "Wax candle melting timelapse",
+        "candle wax dripping close up",
+        "melting candle",
+        "birthday candle burning down slowly on a cake",
+    ]
+    assert parse_llm_queries("") == []
+
+
+@pytest.fixture(scope="module")
+def tiny_llm(tmp_path_factory):
+    """A random GPT-2 with a word-level vocabulary, built from a config: no download."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    words = ("smoke rising slow motion close up fire candle wax melting ice water wave video timelapse "
+             "glass shattering flame burning drops steam").split()
+    vocab = {"[UNK]": 0, "[PAD]": 1, "<eos>": 2, "\n": 3, "1.": 4, "-": 5, '"': 6}
+    for word in words:
+        vocab.setdefault(word, len(vocab))
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=backend, unk_token="[UNK]", pad_token="[PAD]", eos_token="<eos>"
+    )
+    config = transformers.GPT2Config(vocab_size=len(vocab), n_positions=256, n_embd=32, n_layer=2, n_head=2,
+                                     bos_token_id=2, eos_token_id=2)
+    torch.manual_seed(0)
+    model = transformers.GPT2LMHeadModel(config)
+    folder = tmp_path_factory.mktemp("tiny_gpt2")
+    tokenizer.save_pretrained(folder)
+    model.save_pretrained(folder)
+    return folder
+
+
+def test_llm_queries_from_a_local_model(tmp_path, capsys, tiny_llm):
+    out = tmp_path / "q.csv"
+    args = ["queries", "--llm", str(tiny_llm), "-k", "3", "--concept", "candle_melting", "--concept", "fire",
+            "--concept", "wave breaking", "--out", str(out)]
+    code, _, err = run_cli(capsys, *args)
+    assert code == 0, err
+    rows = read_rows(out)
+    templates = [r for r in rows if r["source"] == "template"]
+    llm = [r for r in rows if r["source"] == "llm"]
+    assert len(templates) == 9
+    assert llm, "the random model's word soup still yields well-formed lines"
+    assert {r["concept"] for r in rows} == {"candle_melting", "fire", "wave_breaking"}
+    for concept in ("candle_melting", "fire", "wave_breaking"):
+        assert sum(r["concept"] == concept and r["source"] == "llm" for r in rows) <= 3
+    # De-duplicated against each other and against the template queries; each one is plain text.
+    keys = [normalize_query(r["query"]) for r in rows]
+    assert len(keys) == len(set(keys))
+    for row in llm:
+        assert 1 <= len(row["query"].split()) <= 10 and "\n" not in row["query"] and "[" not in row["query"]
+    # Rows are grouped by concept in taxonomy order, templates first.
+    order = [r["concept"] for r in rows]
+    assert order == sorted(order, key=["candle_melting", "wave_breaking", "fire"].index)
+    # Seeded: the same command gives the same file.
+    again = tmp_path / "again.csv"
+    run_cli(capsys, *args[:-1], str(again))
+    assert again.read_bytes() == out.read_bytes()
+
+
+def test_llm_folder_missing_is_a_clear_error(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "queries", "--llm", str(tmp_path / "none"), "--concept", "fire", "--out", str(tmp_path / "q.csv"))
+    assert code == 2 and "model folder not found" in err
+
+
+def test_per_concept_must_be_positive():
+    from refvps.errors import UsageError
+
+    with pytest.raises(UsageError):
+        generate_queries(load_taxonomy(find_taxonomy())[:1], load_templates(find_templates()), 0)
