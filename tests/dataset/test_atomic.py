@@ -24,3 +24,17 @@ def test_interrupted_write_leaves_previous_file(tmp_path, monkeypatch):
 def test_atomic_write_creates_parents(tmp_path):
     path = atomic_write_bytes(tmp_path / "a" / "b" / "c.bin", b"xyz")
     assert path.read_bytes() == b"xyz"
+
+
+def test_atomic_files_get_umask_permissions_not_0600(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        import importlib
+
+        import refvps.fileio as fileio
+
+        importlib.reload(fileio)
+        path = fileio.atomic_write_bytes(tmp_path / "f.bin", b"1")
+        assert path.stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(mask)

@@ -1,0 +1,180 @@
+"""Reference baselines: empty, full and oracle against hand-computed scores; motion on scenes whose
+moving region is known; resuming and run records."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from refvps.dataset import Dataset
+from refvps.errors import UsageError
+from refvps.scoring import evaluate
+
+from baselines.reference import MotionConfig, motion_masks
+
+
+def _own_scores(dataset_root, predict):
+    """J and TempCon computed here, independently: ``predict(label, obj_id) -> bool mask``."""
+    j, tempcon = [], []
+    for clip in Dataset(dataset_root):
+        for expression in clip.expressions:
+            ious = []
+            for frame in clip.frame_names:
+                label = clip.read_label(frame)
+                valid = label != 255
+                gt = (label == expression.obj_id) & valid
+                pred = predict(label, expression.obj_id) & valid
+                union = (gt | pred).sum()
+                ious.append(1.0 if union == 0 else (gt & pred).sum() / union)
+            j.append(np.mean(ious))
+            tempcon.append(np.mean(np.abs(np.diff(ious))) if len(ious) > 1 else 0.0)
+    return 100 * np.mean(j), 100 * np.mean(tempcon)
+
+
+@pytest.mark.parametrize("name, predict", [
+    ("empty", lambda label, k: np.zeros(label.shape, bool)),
+    ("full", lambda label, k: np.ones(label.shape, bool)),
+    ("oracle", lambda label, k: label == k),
+])
+def test_trivial_baselines_score_what_they_should(name, predict, cli, dataset_root, tmp_path):
+    out = tmp_path / name
+    result = cli("run-baseline", name, "--dataset", dataset_root, "--out", out, "--json")
+    assert result.code == 0, result.err
+    assert result.json()["converted"] == 3
+    scores = evaluate(out, dataset_root, bootstrap=0, strict=True).summary
+    expected_j, expected_tempcon = _own_scores(dataset_root, predict)
+    assert scores.J == pytest.approx(expected_j)
+    assert scores.TempCon == pytest.approx(expected_tempcon)
+    if name == "oracle":
+        assert scores.J == pytest.approx(100.0) and scores.TempCon == pytest.approx(0.0)
+    if name == "empty":
+        # Only the last frame of each clip is target-free: IoU 1 there, 0 elsewhere.
+        frames = [len(c.frame_names) for c in Dataset(dataset_root) for _ in c.expressions]
+        assert scores.J == pytest.approx(100 * np.mean([1 / t for t in frames]))
+    run = json.loads((out / "run.json").read_text())
+    assert run["method"] == name and run["status"] == "complete" and run["kind"] == "reference"
+
+
+def test_reference_run_resumes_and_keeps_finished_clips(cli, dataset_root, tmp_path):
+    out = tmp_path / "full"
+    first = cli("run-baseline", "full", "--dataset", dataset_root, "--out", out, "--clip", "clip_b", "--json")
+    assert first.code == 0 and first.json()["converted"] == 1
+    stamp = (out / "clip_b" / "0" / "00000.png").stat().st_mtime_ns
+    second = cli("run-baseline", "full", "--dataset", dataset_root, "--out", out, "--json")
+    assert second.json()["already_done"] == 1 and second.json()["converted"] == 2
+    assert (out / "clip_b" / "0" / "00000.png").stat().st_mtime_ns == stamp
+
+
+def test_other_motion_settings_are_not_mixed_into_finished_predictions(cli, dataset_root, tmp_path):
+    out = tmp_path / "motion"
+    assert cli("run-baseline", "motion", "--dataset", dataset_root, "--out", out, "--clip", "clip_a").code == 0
+    result = cli("run-baseline", "motion", "--dataset", dataset_root, "--out", out, "--no-flow")
+    assert result.code == 2 and "different settings" in result.flat_err
+
+
+def test_oracle_needs_ground_truth(cli, tmp_path, dataset_root):
+    import shutil
+
+    copy = tmp_path / "nogt"
+    shutil.copytree(dataset_root, copy)
+    shutil.rmtree(copy / "Annotations")
+    result = cli("run-baseline", "oracle", "--dataset", copy, "--out", tmp_path / "o")
+    assert result.code == 1 and "mask" in result.flat_err and "refvps validate" in result.flat_err
+    # ... but a test split without masks can still be predicted by the others.
+    assert cli("run-baseline", "empty", "--dataset", copy, "--out", tmp_path / "e").code == 0
+
+
+def test_unknown_clip_is_a_clear_error(cli, dataset_root, tmp_path):
+    result = cli("run-baseline", "empty", "--dataset", dataset_root, "--out", tmp_path / "e", "--clip", "nope")
+    assert result.code == 1 and "nope" in result.flat_err
+
+
+# -- motion --------------------------------------------------------------------------------------
+def _scene(pan: int = 0, frames: int = 16, height: int = 144, width: int = 256, seed: int = 0):
+    """A textured square moving 3 px/frame over a textured background, the camera panning ``pan`` px/frame."""
+    rng = np.random.default_rng(seed)
+
+    def texture(h, w):
+        small = rng.integers(40, 215, (h // 4 + 1, w // 4 + 1, 3)).astype(np.uint8)
+        return np.kron(small, np.ones((4, 4, 1), np.uint8))[:h, :w]
+
+    background = texture(height, width + pan * frames + 8)
+    square = texture(30, 30)
+    rgbs, truth = [], []
+    for t in range(frames):
+        rgb = background[:, pan * t:pan * t + width].copy()
+        x = 20 + 3 * t
+        rgb[50:80, x:x + 30] = square
+        mask = np.zeros((height, width), bool)
+        mask[50:80, x:x + 30] = True
+        rgbs.append(rgb)
+        truth.append(mask)
+    return rgbs, np.stack(truth)
+
+
+def _ious(pred, truth):
+    return [(p & g).sum() / (p | g).sum() for p, g in zip(pred, truth)]
+
+
+def test_motion_finds_the_moving_square():
+    rgbs, truth = _scene()
+    masks = motion_masks(rgbs)
+    assert masks.shape == truth.shape and masks.dtype == bool
+    ious = _ious(masks, truth)
+    assert np.mean(ious) > 0.6 and min(ious) > 0.4
+    assert masks.mean() < 3 * truth.mean()  # not the whole frame
+
+
+def test_motion_removes_a_panning_camera():
+    rgbs, truth = _scene(pan=2)
+    assert np.mean(_ious(motion_masks(rgbs), truth)) > 0.5
+    # Without compensation the whole (moving) background lights up.
+    assert motion_masks(rgbs, MotionConfig(compensate_camera=False)).mean() > 0.5
+
+
+def test_motion_of_a_still_scene_is_empty_and_of_one_frame_too():
+    rgbs, _ = _scene()
+    assert not motion_masks([rgbs[0]] * 5).any()
+    rng = np.random.default_rng(1)  # sensor/compression noise is not motion
+    noisy = [np.clip(rgbs[0] + rng.normal(0, 4, rgbs[0].shape), 0, 255).astype(np.uint8) for _ in range(5)]
+    assert not motion_masks(noisy).any()
+    assert motion_masks([rgbs[0]]).shape == (1, 144, 256) and not motion_masks([rgbs[0]]).any()
+
+
+def test_motion_without_flow_still_finds_it():
+    rgbs, truth = _scene()
+    assert np.mean(_ious(motion_masks(rgbs, MotionConfig(use_flow=False)), truth)) > 0.5
+
+
+def test_motion_settings_are_checked():
+    with pytest.raises(UsageError):
+        MotionConfig(flow_floor=0)
+
+
+def test_motion_baseline_beats_empty_and_full_on_the_fixture(cli, dataset_root, tmp_path):
+    scores = {}
+    for name in ("empty", "full", "motion"):
+        assert cli("run-baseline", name, "--dataset", dataset_root, "--out", tmp_path / name).code == 0
+        scores[name] = evaluate(tmp_path / name, dataset_root, bootstrap=0).summary.J
+    assert scores["motion"] > max(scores["empty"], scores["full"])
+
+
+def test_leaderboard_entries_on_a_small_synthetic_benchmark(tmp_path):
+    synth = pytest.importorskip("refvps.synth")
+    from refvps.leaderboard import read_entry
+
+    from baselines.leaderboard_entries import make_entries, target_absent_clips
+
+    dataset = synth.generate_benchmark(tmp_path / "synthetic", clips=3, seed=0, frames=8)
+    summaries = make_entries(tmp_path / "entries", dataset=dataset, work=tmp_path / "work",
+                             names=("empty", "oracle"), bootstrap=0)
+    assert summaries["oracle"]["J"] == pytest.approx(100.0) and summaries["oracle"]["TempCon"] == 0
+    oracle = read_entry(tmp_path / "entries" / "oracle.json")
+    assert oracle.info.name == "Oracle (ground truth)" and oracle.info.benchmark == "synthetic"
+    assert oracle.info.command.startswith("refvps run-baseline oracle --dataset synthetic")
+    assert str(tmp_path) not in json.dumps(oracle.to_json())  # no paths of this machine in the entry
+    empty = read_entry(tmp_path / "entries" / "empty.json")
+    always = [r for r in empty.results["per_expression"] if r["video"] not in target_absent_clips(dataset)]
+    assert always and all(r["TempCon"] == 0 for r in always)
