@@ -1,0 +1,197 @@
+"""Memory and speed of ``refvps annotate`` on a long clip (the paper's longest: 17 s at 24 fps).
+
+    python benchmarks/bench_annotate.py                      # 408 frames at 1920x1080
+    python benchmarks/bench_annotate.py --frames 48 --size 854x480   # quicker
+
+What is measured, each in a fresh process so peak memory is its own:
+
+(a) opening the clip in an annotation session (classic segmenter): time, peak RSS;
+(b) the classical segmenter: one click on the middle frame, then propagation both ways through the
+    whole clip with autosave of every frame: frames/s, peak RSS, and the size of the working layers
+    held in memory (compressed) next to what raw uint8 layers would take;
+(c) SAM2 (Meta's package) frame memory at ``init_state``: SAM2's own loader (the whole clip as
+    1024x1024 float tensors, ``offload_video_to_cpu=True``) against refvps's lazy loader, with a
+    tiny random model of image size 1024 (the frame tensors do not depend on the model's size);
+    peak RSS after ``init_state`` and after a click. Skipped when ``sam2`` is not installed.
+
+Results go to ``benchmarks/results/annotate.md`` (``--out`` to change).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def make_clip(root: Path, frames: int, width: int, height: int) -> None:
+    """A long clip: a slowly deforming orange blob drifting over a smooth, lightly textured background."""
+    import cv2
+
+    from refvps.dataset import ClipMeta, DatasetWriter
+
+    rng = np.random.default_rng(0)
+    small = rng.integers(60, 160, (height // 16, width // 16, 3)).astype(np.uint8)
+    background = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
+    yy, xx = np.mgrid[0:height, 0:width]
+    writer = DatasetWriter(root, jpeg_quality=90)
+    for t in range(frames):
+        cx = width * (0.25 + 0.5 * t / max(1, frames - 1))
+        cy = height * (0.5 + 0.1 * np.sin(t / 20))
+        rx, ry = width * (0.08 + 0.02 * np.sin(t / 15)), height * 0.12
+        inside = ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 1
+        frame = background.copy()
+        frame[inside] = (215, 105, 40)
+        writer.write_frame("long", f"{t:05d}", frame)
+    names = [f"{t:05d}" for t in range(frames)]
+    writer.update_expressions("long", [], frames=names)
+    writer.update_meta(ClipMeta("long", concept="ice_cream_melting", category="temporal_object_changes",
+                                width=width, height=height))
+
+
+def child_session(root: str) -> dict:
+    from refvps.annotate.segmenters.classic import ClassicSegmenter
+    from refvps.annotate.session import ClipSession
+    from refvps.dataset import Dataset
+
+    clip = Dataset(root).clip("long")
+    start = time.perf_counter()
+    session = ClipSession(root, clip, ClassicSegmenter())
+    opened = time.perf_counter() - start
+    rss_open = peak_rss_mb()
+    mid = session.middle
+    h, w = session.shape
+    start = time.perf_counter()
+    session.set_points(mid, [[w * 0.5, h * 0.5]], [1])
+    click = time.perf_counter() - start
+    start = time.perf_counter()
+    job = session.start_propagation(mid, "both")
+    session.wait()
+    seconds = time.perf_counter() - start
+    assert job.state == "done", job.error
+    held = sum(len(b or b"") for b in session.blobs)
+    return {"open_s": opened, "rss_open_mb": rss_open, "click_s": click, "propagate_s": seconds,
+            "frames": session.num_frames, "frames_per_s": job.done / seconds, "rss_peak_mb": peak_rss_mb(),
+            "layers_held_mb": held / 2**20, "layers_raw_mb": session.num_frames * h * w / 2**20}
+
+
+def child_sam2(root: str, lazy: bool) -> dict:
+    import torch
+
+    from refvps.annotate.frames import FrameSource
+    from refvps.annotate.segmenters.sam2_meta import Sam2Session
+    from refvps.annotate.segmenters.tiny import tiny_sam2_segmenter
+    from refvps.dataset import Dataset
+
+    torch.set_num_threads(2)
+    segmenter = tiny_sam2_segmenter(image_size=1024)
+    clip = Dataset(root).clip("long")
+    base = peak_rss_mb()
+    start = time.perf_counter()
+    if lazy:
+        session = Sam2Session(FrameSource([clip.frame_path(n) for n in clip.frame_names]), segmenter)
+        state = session.state
+    else:
+        state = segmenter.predictor.init_state(str(clip.frames_dir), offload_video_to_cpu=True)
+    init_s = time.perf_counter() - start
+    rss_init = peak_rss_mb()
+    mid = len(clip.frame_names) // 2
+    h, w = state["video_height"], state["video_width"]
+    segmenter.predictor.add_new_points_or_box(state, mid, 1, points=np.array([[w / 2, h / 2]], np.float32),
+                                              labels=np.array([1], np.int32))
+    return {"init_s": init_s, "rss_before_mb": base, "rss_init_mb": rss_init, "rss_click_mb": peak_rss_mb()}
+
+
+def run_child(kind: str, root: Path, *extra: str) -> dict:
+    result = subprocess.run([sys.executable, __file__, "--child", kind, str(root), *extra],
+                            capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"{kind} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=408)
+    parser.add_argument("--size", default="1920x1080")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "annotate.md")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, root = args.child[0], args.child[1]
+        out = child_session(root) if kind == "session" else child_sam2(root, lazy=(kind == "sam2-lazy"))
+        print(json.dumps(out))
+        return
+
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    with tempfile.TemporaryDirectory(prefix="bench-annotate-") as tmp:
+        root = Path(tmp) / "ds"
+        start = time.perf_counter()
+        make_clip(root, args.frames, width, height)
+        print(f"clip written in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+        session = run_child("session", root)
+        print("session", session, file=sys.stderr)
+        try:
+            import sam2  # noqa: F401
+
+            sam2_stock = run_child("sam2-stock", root)
+            sam2_lazy = run_child("sam2-lazy", root)
+        except ImportError:
+            sam2_stock = sam2_lazy = None
+        print("sam2", sam2_stock, sam2_lazy, file=sys.stderr)
+
+    machine = f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()})"
+    lines = [
+        "# Annotation tool on a long clip (bench_annotate.py)",
+        "",
+        f"`python benchmarks/bench_annotate.py --frames {args.frames} --size {args.size}` on {machine}, "
+        f"{dt.date.today().isoformat()}; one clip of {args.frames} frames at {width} x {height} "
+        f"({args.frames / 24:.1f} s at 24 fps), CPU only.",
+        "",
+        "| what | time | peak RSS |",
+        "|---|---|---|",
+        f"| open the clip in a session (classic) | {session['open_s']:.2f} s | {session['rss_open_mb']:.0f} MB |",
+        f"| click on the middle frame (GrabCut) | {session['click_s']:.2f} s | |",
+        f"| propagate both ways through {session['frames']} frames, autosaving each | "
+        f"{session['propagate_s']:.1f} s ({session['frames_per_s']:.1f} frames/s) | {session['rss_peak_mb']:.0f} MB |",
+        "",
+        f"Working layers held in memory after propagation: {session['layers_held_mb']:.1f} MB compressed, "
+        f"against {session['layers_raw_mb']:.0f} MB as raw uint8 arrays.",
+    ]
+    if sam2_stock and sam2_lazy:
+        lines += [
+            "",
+            "SAM2 (`sam2` package, tiny random model with image size 1024, so the frame tensors are the "
+            "real model's size), memory of the clip's frames:",
+            "",
+            "| loader | init_state time | RSS after init_state | RSS after a click |",
+            "|---|---|---|---|",
+            f"| SAM2's own (`offload_video_to_cpu=True`) | {sam2_stock['init_s']:.1f} s | "
+            f"{sam2_stock['rss_init_mb']:.0f} MB | {sam2_stock['rss_click_mb']:.0f} MB |",
+            f"| refvps lazy loader (8 frames cached) | {sam2_lazy['init_s']:.1f} s | "
+            f"{sam2_lazy['rss_init_mb']:.0f} MB | {sam2_lazy['rss_click_mb']:.0f} MB |",
+            "",
+            f"(RSS before loading frames, model and libraries only: {sam2_lazy['rss_before_mb']:.0f} MB.) "
+            "On a GPU without `offload_video_to_cpu`, SAM2's loader puts the same tensors in GPU memory.",
+        ]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,340 @@
+"""Every endpoint of the annotation server, its token, its locks, its bounds and its path checks."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from refvps.annotate.segmenters.classic import ClassicSegmenter
+from refvps.annotate.server import ServerConfig, create_app, workspace_of
+from refvps.dataset import DatasetWriter
+from refvps.dataset.palette import read_label_png
+from tests.annotate.conftest import EXPRESSIONS, T, OracleSegmenter, blob_center, blob_clip
+
+TOKEN = "test-token-123"
+_, GT = blob_clip()
+
+
+def make_client(root, segmenter=None, **config):
+    app = create_app(ServerConfig(root=root, token=TOKEN, **config), segmenter or OracleSegmenter(GT))
+    return TestClient(app, base_url="http://127.0.0.1"), app
+
+
+def headers(client_id="tab-1", token=TOKEN):
+    out = {"X-Refvps-Client": client_id}
+    if token is not None:
+        out["X-Refvps-Token"] = token
+    return out
+
+
+@pytest.fixture
+def server(dataset):
+    client, app = make_client(dataset)
+    yield client, app, dataset
+    workspace_of(app).shutdown()
+
+
+def wait_job(client, clip="clip_a", h=None):
+    for _ in range(300):
+        state = client.get(f"/api/clips/{clip}/state", headers=h or headers()).json()
+        if state["job"] and state["job"]["state"] != "running":
+            return state
+        time.sleep(0.05)
+    raise AssertionError("propagation did not finish")
+
+
+# -- the token, the Host header, the page -------------------------------------------------------
+
+
+def test_token_is_required_everywhere_but_static(server):
+    client, _, _ = server
+    assert client.get("/").status_code == 403
+    assert "token" in client.get("/").text
+    assert client.get("/?token=wrong").status_code == 403
+    page = client.get(f"/?token={TOKEN}")
+    assert page.status_code == 200 and TOKEN in page.text and "script-src 'self'" in page.headers["content-security-policy"]
+    assert client.cookies.get("refvps_token") == TOKEN
+    for path in ("/static/app.js", "/static/app.css", "/favicon.ico"):
+        assert client.get(path).status_code in (200, 204)
+    assert client.get("/static/../server.py").status_code == 404
+    fresh = TestClient(client.app, base_url="http://127.0.0.1")
+    assert fresh.get("/api/info").status_code == 403
+    assert fresh.get("/api/info", headers=headers(token="nope")).json()["code"] == "token"
+    assert fresh.get("/api/info", headers=headers()).status_code == 200
+    assert fresh.get(f"/api/info?token={TOKEN}").status_code == 200   # GET with the URL token
+    fresh.cookies.set("refvps_token", TOKEN)
+    assert fresh.get("/api/clips").status_code == 200                   # GET with the cookie (images)
+    # A change needs the token in a header: a cookie alone (what a foreign page could ride on) is refused.
+    assert fresh.post("/api/clips/clip_a/open", headers={"X-Refvps-Client": "tab-9"}, json={}).status_code == 403
+    assert fresh.post(f"/api/clips/clip_a/open?token={TOKEN}", headers={"X-Refvps-Client": "tab-9"}, json={}).status_code == 403
+
+
+def test_foreign_host_header_is_refused(server):
+    client, _, _ = server
+    response = client.get("/api/info", headers={**headers(), "Host": "evil.example:8765"})
+    assert response.status_code == 403 and "host" in response.json()["error"]
+    assert client.get("/api/info", headers={**headers(), "Host": "localhost:8765"}).status_code == 200
+
+
+def test_info_and_clip_list(server):
+    client, _, _ = server
+    info = client.get("/api/info", headers=headers()).json()
+    assert info["segmenter"]["name"] == "oracle" and info["refvps_rules"] is True
+    clips = {c["id"]: c for c in client.get("/api/clips", headers=headers()).json()["clips"]}
+    assert set(clips) == {"clip_a", "clip_b"}
+    assert clips["clip_a"]["masks_saved"] == 0 and clips["clip_a"]["labelled"] == 0
+    assert clips["clip_b"]["masks_saved"] == T and clips["clip_b"]["expressions"] == 4
+    assert clips["clip_b"]["concept_name"] == "ice cream melting"
+    assert clips["clip_b"]["category_name"] == "Temporal object changes"
+
+
+# -- the whole labelling path through the API ---------------------------------------------------
+
+
+def test_every_editing_endpoint(server):
+    client, _, root = server
+    h = headers()
+    opened = client.post("/api/clips/clip_a/open", headers=h, json={}).json()
+    state = opened["state"]
+    assert state["middle"] == T // 2 and state["status"] == ["empty"] * T and opened["concept"] == "ice_cream_melting"
+    mid, name = state["middle"], state["frames"][state["middle"]]
+
+    frame = client.get(f"/api/clips/clip_a/frames/{name}.jpg", headers=h)
+    assert frame.status_code == 200 and frame.headers["content-type"] == "image/jpeg"
+
+    state = client.post("/api/clips/clip_a/points", headers=h,
+                        json={"frame": name, "points": [list(blob_center(mid))], "labels": [1]}).json()
+    assert state["status"][mid] == "clicked" and state["prompts"][str(mid)]["labels"] == [1]
+
+    overlay = client.get(f"/api/clips/clip_a/overlay/{name}.png", headers=h)
+    assert overlay.status_code == 200 and overlay.headers["content-type"] == "image/png"
+    import cv2
+
+    rgba = cv2.imdecode(np.frombuffer(overlay.content, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(rgba[..., 3] > 0, GT[mid] == 1)  # the overlay is exactly the target
+
+    state = client.post("/api/clips/clip_a/stroke", headers=h, json={
+        "frame": "00001", "layer": "ignore", "mode": "paint", "radius": 3, "points": [[5, 5], [20, 5]]}).json()
+    assert state["undo"].startswith("brush (ignore)")
+    state = client.post("/api/clips/clip_a/copy_ignore", headers=h, json={"frame": "00001", "to": "next"}).json()
+    assert state["undo"].startswith("copy Ignore")
+    state = client.post("/api/clips/clip_a/fill_holes", headers=h, json={"frame": None, "layer": "target"}).json()
+    state = client.post("/api/clips/clip_a/clear", headers=h, json={"frame": "00009", "layer": "ignore"}).json()
+
+    state = client.post("/api/clips/clip_a/propagate", headers=h, json={"frame": name, "direction": "both"}).json()
+    assert state["job"]["state"] in ("running", "done")
+    state = wait_job(client)
+    assert state["job"]["state"] == "done" and "empty" not in state["status"]
+    assert client.post("/api/clips/clip_a/cancel", headers=h).status_code == 200  # nothing to cancel: fine
+
+    state = client.post("/api/clips/clip_a/undo", headers=h).json()
+    assert state["redo"].startswith("propagate")
+    state = client.post("/api/clips/clip_a/redo", headers=h).json()
+    assert state["undo"].startswith("propagate")
+
+    state = client.put("/api/clips/clip_a/expressions", headers=h, json={
+        "annotators": ["ann1", "ann2"], "expressions": [e.text for e in EXPRESSIONS]}).json()
+    assert state["expressions"][3] == EXPRESSIONS[3].text and state["dirty"]
+
+    saved = client.post("/api/clips/clip_a/save", headers=h, json={}).json()
+    assert saved["save"]["ok"], saved["save"]["problems"]
+    assert saved["state"]["dirty"] is False
+    label = read_label_png(root / "Annotations" / "clip_a" / "00002.png")
+    assert (label == 255).any() and (label == 1).sum() == (GT[2] == 1).sum() - ((label == 255) & (GT[2] == 1)).sum()
+    validation = client.get("/api/clips/clip_a/validation", headers=h).json()
+    assert validation["ok"] is True
+    listed = {c["id"]: c for c in client.get("/api/clips", headers=h).json()["clips"]}["clip_a"]
+    assert listed["validation"]["ok"] is True and listed["masks_saved"] == T and listed["open_here"]
+
+    assert client.post("/api/clips/clip_a/close", headers=h).json() == {"closed": "clip_a"}
+    assert not (root / ".refvps-annotate" / "clip_a" / "lock.json").exists()
+    assert client.get("/api/clips/clip_a/state", headers=h).json()["code"] == "not_owner"
+
+
+def test_save_asks_before_writing_unlabelled_frames(server):
+    client, _, root = server
+    h = headers()
+    client.post("/api/clips/clip_a/open", headers=h, json={})
+    client.post("/api/clips/clip_a/points", headers=h, json={"frame": "00000", "points": [[10, 10]], "labels": [1]})
+    response = client.post("/api/clips/clip_a/save", headers=h, json={})
+    assert response.status_code == 409 and response.json()["code"] == "unlabelled"
+    assert len(response.json()["frames"]) == T - 1 and not (root / "Annotations" / "clip_a").exists()
+    assert client.post("/api/clips/clip_a/save", headers=h, json={"allow_unlabelled": True}).status_code == 200
+
+
+def test_busy_while_propagating(dataset):
+    client, app = make_client(dataset, OracleSegmenter(GT, delay=0.1))
+    h = headers()
+    client.post("/api/clips/clip_a/open", headers=h, json={})
+    client.post("/api/clips/clip_a/points", headers=h, json={"frame": "00000", "points": [[10, 10]], "labels": [1]})
+    client.post("/api/clips/clip_a/propagate", headers=h, json={"frame": "00000", "direction": "forward"})
+    busy = client.post("/api/clips/clip_a/points", headers=h, json={"frame": "00003", "points": [[10, 10]], "labels": [1]})
+    assert busy.status_code == 409 and busy.json()["code"] == "busy" and "cancel" in busy.json()["hint"]
+    assert client.post("/api/clips/clip_a/save", headers=h, json={}).json()["code"] == "busy"
+    # Scrubbing and painting still work during the job.
+    assert client.get("/api/clips/clip_a/overlay/00005.png", headers=h).status_code == 200
+    assert client.post("/api/clips/clip_a/stroke", headers=h, json={
+        "frame": "00009", "layer": "target", "mode": "paint", "radius": 2, "points": [[3, 3]]}).status_code == 200
+    state = client.post("/api/clips/clip_a/cancel", headers=h).json()
+    state = wait_job(client)
+    assert state["job"]["state"] == "cancelled"
+    workspace_of(app).shutdown()
+
+
+# -- locks ---------------------------------------------------------------------------------------
+
+
+def test_a_second_tab_needs_an_explicit_takeover(server):
+    client, _, _ = server
+    one, two = headers("tab-1"), headers("tab-2")
+    assert client.post("/api/clips/clip_a/open", headers=one, json={}).status_code == 200
+    refused = client.post("/api/clips/clip_a/open", headers=two, json={})
+    assert refused.status_code == 409 and refused.json()["code"] == "locked"
+    assert refused.json()["lock"]["can_take_over"] is True
+    edit = client.post("/api/clips/clip_a/stroke", headers=two, json={
+        "frame": "00000", "layer": "target", "mode": "paint", "radius": 2, "points": [[3, 3]]})
+    assert edit.status_code == 409 and edit.json()["code"] == "not_owner"
+    assert client.post("/api/clips/clip_a/open", headers=two, json={"take_over": True}).status_code == 200
+    lost = client.post("/api/clips/clip_a/stroke", headers=one, json={
+        "frame": "00000", "layer": "target", "mode": "paint", "radius": 2, "points": [[3, 3]]})
+    assert lost.status_code == 409 and lost.json()["code"] == "not_owner"
+    # A tab opening another clip releases the one it had.
+    client.post("/api/clips/clip_b/open", headers=two, json={})
+    assert client.post("/api/clips/clip_a/open", headers=one, json={}).status_code == 200
+
+
+def test_another_running_session_holds_the_clip(dataset):
+    import subprocess
+    import sys
+
+    first, app1 = make_client(dataset)
+    assert first.post("/api/clips/clip_a/open", headers=headers(), json={}).status_code == 200
+    lock_file = dataset / ".refvps-annotate" / "clip_a" / "lock.json"
+    # Make the lock look like another live process's: it cannot be taken over, even when asked.
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        data = json.loads(lock_file.read_text())
+        data.update(pid=holder.pid, owner="other-server")
+        lock_file.write_text(json.dumps(data))
+        second, app2 = make_client(dataset)
+        for body in ({}, {"take_over": True}):
+            refused = second.post("/api/clips/clip_a/open", headers=headers("tab-x"), json=body)
+            assert refused.status_code == 409
+            assert refused.json()["lock"]["can_take_over"] is False and "close the clip" in refused.json()["hint"]
+        listed = {c["id"]: c for c in second.get("/api/clips", headers=headers("tab-x")).json()["clips"]}
+        assert listed["clip_a"]["locked"]["stale"] is False
+        # The holder dies: the lock is stale, a takeover is offered and works when asked for.
+        holder.kill()
+        holder.wait()
+        refused = second.post("/api/clips/clip_a/open", headers=headers("tab-x"), json={})
+        assert refused.status_code == 409 and refused.json()["lock"]["stale"] is True
+        assert second.post("/api/clips/clip_a/open", headers=headers("tab-x"), json={"take_over": True}).status_code == 200
+        workspace_of(app2).shutdown()
+    finally:
+        holder.kill()
+        workspace_of(app1).shutdown()
+
+
+def test_restore_after_restart(dataset):
+    client, app = make_client(dataset)
+    h = headers()
+    client.post("/api/clips/clip_a/open", headers=h, json={})
+    client.post("/api/clips/clip_a/points", headers=h, json={"frame": "00005", "points": [list(blob_center(5))], "labels": [1]})
+    client.post("/api/clips/clip_a/propagate", headers=h, json={"frame": "00005", "direction": "both"})
+    wait_job(client)
+    client.post("/api/clips/clip_a/stroke", headers=h, json={
+        "frame": "00002", "layer": "ignore", "mode": "paint", "radius": 4, "points": [[40, 40]]})
+    client.put("/api/clips/clip_a/expressions", headers=h, json={"annotators": ["x", "y"], "expressions": ["a b", "", "", ""]})
+    before = client.get("/api/clips/clip_a/state", headers=h).json()
+    overlays = [client.get(f"/api/clips/clip_a/overlay/{n}.png", headers=h).content for n in before["frames"]]
+    # The server is killed (no shutdown): its lock stays behind, held by this (live) process.
+    del client, app
+    client2, app2 = make_client(dataset)
+    h2 = headers("tab-new")
+    refused = client2.post("/api/clips/clip_a/open", headers=h2, json={})
+    assert refused.status_code == 409 and refused.json()["lock"]["can_take_over"]
+    state = client2.post("/api/clips/clip_a/open", headers=h2, json={"take_over": True}).json()["state"]
+    for key in ("status", "prompts", "annotators", "expressions", "revision"):
+        assert state[key] == before[key], key
+    assert any("restored" in note for note in state["notes"])
+    assert [client2.get(f"/api/clips/clip_a/overlay/{n}.png", headers=h2).content for n in state["frames"]] == overlays
+    # A clean stop releases the lock; the next start opens without asking.
+    workspace_of(app2).shutdown()
+    client3, app3 = make_client(dataset)
+    assert client3.post("/api/clips/clip_a/open", headers=h2, json={}).status_code == 200
+    workspace_of(app3).shutdown()
+
+
+# -- ids, paths and sizes ------------------------------------------------------------------------
+
+
+def test_clip_ids_and_frame_names_cannot_escape(server):
+    client, _, root = server
+    h = headers()
+    client.post("/api/clips/clip_a/open", headers=h, json={})
+    assert client.get("/api/clips/%2E%2E/frames/00000.jpg", headers=h).status_code == 400
+    assert client.post("/api/clips/%2E%2E/open", headers=h, json={}).status_code == 400
+    assert client.get("/api/clips/..%2FJPEGImages%2Fclip_a/frames/00000.jpg", headers=h).status_code == 404
+    assert client.get("/api/clips/nope/frames/00000.jpg", headers=h).json()["code"] == "no_clip"
+    assert client.get("/api/clips/clip_a/frames/99999.jpg", headers=h).json()["code"] == "no_frame"
+    assert client.get("/api/clips/clip_a/frames/..%2F..%2Fmeta_expressions.jpg", headers=h).status_code == 404
+    bad_frame = client.post("/api/clips/clip_a/points", headers=h, json={"frame": "../00000", "points": [], "labels": []})
+    assert bad_frame.status_code == 404
+    assert client.post("/api/clips/clip_a/open", headers={"X-Refvps-Token": TOKEN, "X-Refvps-Client": "../x"},
+                       json={}).status_code == 400
+
+
+def test_unsafe_clip_ids_in_the_dataset_are_not_opened(dataset):
+    rgb, _ = blob_clip(frames=2)
+    DatasetWriter(dataset).update_expressions("../evil", [], frames=["00000"])
+    client, app = make_client(dataset)
+    clips = {c["id"]: c for c in client.get("/api/clips", headers=headers()).json()["clips"]}
+    assert clips["../evil"]["openable"] is False
+    assert client.post("/api/clips/..%2Fevil/open", headers=headers(), json={}).status_code in (400, 404)
+    assert not (dataset.parent / "evil").exists()
+    workspace_of(app).shutdown()
+
+
+def test_request_bodies_are_bounded_and_checked(server):
+    client, _, _ = server
+    h = headers()
+    client.post("/api/clips/clip_a/open", headers=h, json={})
+    big = client.post("/api/clips/clip_a/stroke", headers={**h, "content-type": "application/json"}, content=b" " * (3 << 20))
+    assert big.status_code == 413
+
+    def chunks():
+        for _ in range(40):
+            yield b" " * (100 << 10)
+
+    streamed = client.post("/api/clips/clip_a/stroke", headers={**h, "content-type": "application/json"}, content=chunks())
+    assert streamed.status_code == 413
+    nan = client.post("/api/clips/clip_a/stroke", headers={**h, "content-type": "application/json"},
+                      content=b'{"frame": "00000", "layer": "target", "mode": "paint", "radius": 3, "points": [[NaN, 1]]}')
+    assert nan.status_code == 422 and "finite" in nan.json()["error"]
+    too_many = client.post("/api/clips/clip_a/points", headers=h,
+                           json={"frame": "00000", "points": [[1, 1]] * 201, "labels": [1] * 201})
+    assert too_many.status_code == 422
+    wrong = client.post("/api/clips/clip_a/stroke", headers=h, json={
+        "frame": "00000", "layer": "sky", "mode": "paint", "radius": 3, "points": [[1, 1]]})
+    assert wrong.status_code == 422 and "layer" in wrong.json()["error"]
+    outside = client.post("/api/clips/clip_a/points", headers=h, json={"frame": "00000", "points": [[900, 1]], "labels": [1]})
+    assert outside.status_code == 400 and "outside" in outside.json()["error"]
+    extra = client.put("/api/clips/clip_a/expressions", headers=h, json={"annotators": ["a", "b"], "expressions": ["", "", "", ""], "x": 1})
+    assert extra.status_code == 422
+
+
+def test_classic_segmenter_behind_the_api(dataset):
+    client, app = make_client(dataset, ClassicSegmenter())
+    h = headers()
+    info = client.get("/api/info", headers=h).json()
+    assert info["segmenter"]["name"] == "classic" and "GrabCut" in info["segmenter"]["description"]
+    client.post("/api/clips/clip_a/open", headers=h, json={})
+    mid = T // 2
+    client.post("/api/clips/clip_a/points", headers=h, json={"frame": f"{mid:05d}", "points": [list(blob_center(mid))], "labels": [1]})
+    client.post("/api/clips/clip_a/propagate", headers=h, json={"frame": f"{mid:05d}", "direction": "both"})
+    assert wait_job(client)["job"]["state"] == "done"
+    workspace_of(app).shutdown()

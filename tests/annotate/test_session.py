@@ -1,0 +1,321 @@
+"""The annotation session: edits, keyframes, propagation, undo, autosave/restore, atomic save."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from refvps.annotate import layers as L
+from refvps.annotate.lock import ClipLock
+from refvps.annotate.segmenters.classic import ClassicSegmenter
+from refvps.annotate.session import (
+    CLICKED,
+    EMPTY,
+    MANUAL,
+    PROPAGATED,
+    ClipSession,
+    LockLostError,
+    SessionBusyError,
+    UnlabelledFramesError,
+    session_dir,
+)
+from refvps.dataset import Dataset
+from refvps.dataset.palette import read_label_png
+from refvps.errors import UsageError
+from tests.annotate.conftest import EXPRESSIONS, T, OracleSegmenter, blob_center, blob_clip, files_snapshot
+
+_, GT = blob_clip()
+
+
+def open_session(root, segmenter=None, clip="clip_a", **kwargs) -> ClipSession:
+    return ClipSession(root, Dataset(root).clip(clip), segmenter or OracleSegmenter(GT), **kwargs)
+
+
+def label_and_expressions(session: ClipSession) -> None:
+    mid = session.middle
+    session.set_points(mid, [list(blob_center(mid))], [1])
+    session.start_propagation(mid, "both")
+    assert session.wait(30).state == "done"
+    session.set_expressions(["ann1", "ann2"], [e.text for e in EXPRESSIONS])
+
+
+def test_click_segments_and_is_autosaved(dataset):
+    session = open_session(dataset, ClassicSegmenter())
+    mid = session.middle
+    x, y = blob_center(mid)
+    session.set_points(mid, [[x, y]], [1])
+    target = session.target(mid)
+    iou = (target & (GT[mid] == 1)).sum() / (target | (GT[mid] == 1)).sum()
+    assert target[int(y), int(x)] and iou > 0.8
+    assert session.status[mid] == CLICKED and session.anchor == mid
+    saved = json.loads((session.dir / "session.json").read_text())
+    assert saved["status"][mid] == CLICKED
+    assert saved["prompts"][str(mid)] == {"points": [[x, y]], "labels": [1]}
+    layer_file = session.dir / "layers" / f"{session.frame_names[mid]}.png"
+    assert np.array_equal(L.target_of(L.decode_code(layer_file.read_bytes())), target)
+    log = [json.loads(line) for line in (session.dir / "edits.jsonl").read_text().splitlines()]
+    assert log[-1]["op"] == "clicks" and log[-1]["points"] == [[x, y]]
+    # Removing every click empties the frame again.
+    session.set_points(mid, [], [])
+    assert session.status[mid] == EMPTY and not session.target(mid).any()
+    with pytest.raises(UsageError):
+        session.set_points(mid, [[500.0, 10.0]], [1])  # outside the 128x72 frame
+
+
+def test_propagation_keeps_keyframes_and_ignore(dataset):
+    session = open_session(dataset)
+    mid = session.middle
+    session.set_points(mid, [list(blob_center(mid))], [1])
+    # A frame fixed by hand before propagating: an extra blob painted on frame 1.
+    session.stroke(1, "target", "paint", 3, [[5, 5], [12, 5]])
+    hand = session.code(1)
+    # Ignore painted on frame 8 (an Ignore edit does not make it a keyframe).
+    session.stroke(8, "ignore", "paint", 4, [[100, 10]])
+    ignore_8 = session.ignore(8)
+    assert session.status[1] == MANUAL and session.status[8] == EMPTY
+    job = session.start_propagation(mid, "both")
+    assert session.wait(30).state == "done"
+    assert job.total == (T - mid) + (mid + 1) and job.done == job.total
+    assert np.array_equal(session.code(1), hand)                      # kept
+    assert np.array_equal(session.ignore(8), ignore_8)                # Ignore survives
+    assert np.array_equal(session.target(8), GT[8] == 1)              # target propagated under it
+    assert session.status == [MANUAL if i == 1 else CLICKED if i == mid else PROPAGATED for i in range(T)]
+    # The model was given the hand-fixed frame as a prompt before propagating.
+    assert ("mask", 1) in session._seg.calls
+
+
+def test_corrective_click_repropagates_away_from_the_first_click(dataset):
+    session = open_session(dataset)
+    label_and_expressions(session)
+    mid = session.middle
+    before = [session.code(i) for i in range(T)]
+    session.stroke(mid + 3, "target", "erase", 50, [[64, 36]])  # hand fix: target absent on mid+3
+    session.set_points(mid + 1, [list(blob_center(mid + 1))], [1])  # correction after the first click
+    assert session.auto_direction(mid + 1) == "forward"
+    job = session.start_propagation(mid + 1, "auto")
+    assert session.wait(30).state == "done" and job.directions == ("forward",)
+    assert not session.target(mid + 3).any() and session.status[mid + 3] == MANUAL
+    for i in range(mid):
+        assert np.array_equal(session.code(i), before[i])  # behind the correction: untouched
+    assert session.auto_direction(1) == "backward"
+
+
+def test_cancel_stops_propagation_and_the_page_can_still_paint(dataset):
+    segmenter = OracleSegmenter(GT, delay=0.05)
+    session = open_session(dataset, segmenter)
+    session.set_points(0, [list(blob_center(0))], [1])
+    session.start_propagation(0, "forward")
+    assert segmenter.started.wait(5)
+    with pytest.raises(SessionBusyError):
+        session.set_points(3, [[10.0, 10.0]], [1])
+    session.stroke(T - 1, "target", "paint", 2, [[3, 3]])  # painting works meanwhile, and is kept
+    assert session.cancel()
+    job = session.wait(10)
+    assert job.state == "cancelled" and job.done < job.total
+    assert session.status[T - 1] == MANUAL
+    assert EMPTY in session.status  # not every frame was reached
+
+
+def test_undo_redo_of_clicks_strokes_and_propagation(dataset):
+    session = open_session(dataset)
+    mid = session.middle
+    session.set_points(mid, [list(blob_center(mid))], [1])
+    after_click = session.code(mid)
+    session.stroke(mid, "ignore", "paint", 5, [[10, 10]])
+    session.start_propagation(mid, "both")
+    session.wait(30)
+    propagated = [session.code(i) for i in range(T)]
+    assert session.undo().startswith("propagate")
+    assert all(session.status[i] == EMPTY for i in range(T) if i != mid)
+    assert session.undo().startswith("brush")
+    assert np.array_equal(session.code(mid), after_click)
+    assert session.undo().startswith("clicks")
+    assert session.status[mid] == EMPTY and mid not in session.prompts and not session.code(mid).any()
+    assert session.undo() is None
+    for _ in range(3):
+        session.redo()
+    assert [np.array_equal(session.code(i), propagated[i]) for i in range(T)] == [True] * T
+    assert session.prompts[mid].labels == [1]
+    # A new edit clears the redo stack.
+    session.undo()
+    session.stroke(0, "target", "paint", 2, [[1, 1]])
+    assert session.redo() is None
+
+
+def test_fill_holes_and_clear(dataset):
+    session = open_session(dataset)
+    session.stroke(2, "target", "paint", 10, [[60, 36]])
+    session.stroke(2, "target", "erase", 2, [[60, 36]])
+    assert not session.target(2)[36, 60]
+    session.fill_holes(2)
+    assert session.target(2)[36, 60] and session.status[2] == MANUAL
+    session.clear_frame(2, "target")
+    assert not session.target(2).any() and session.status[2] == MANUAL
+    session.stroke(4, "ignore", "paint", 3, [[20, 20]])
+    session.copy_ignore(4, [5, 6])
+    assert np.array_equal(session.ignore(5), session.ignore(4)) and np.array_equal(session.ignore(6), session.ignore(4))
+
+
+def test_restore_after_restart(dataset):
+    session = open_session(dataset)
+    label_and_expressions(session)
+    session.stroke(3, "ignore", "paint", 6, [[30, 30], [50, 40]])
+    codes = [session.code(i) for i in range(T)]
+    status, prompts = list(session.status), dict(session.prompts)
+    del session  # no close(): as if the server were killed
+    again = open_session(dataset)
+    assert again.restored
+    assert [np.array_equal(again.code(i), codes[i]) for i in range(T)] == [True] * T
+    assert again.status == status and again.prompts == prompts
+    assert again.annotators == ["ann1", "ann2"] and again.expressions == [e.text for e in EXPRESSIONS]
+    assert again.dirty
+    # A propagation after the restart pushes the keyframes into the fresh model first.
+    again.start_propagation(again.middle, "forward")
+    assert again.wait(30).state == "done"
+    assert ("mask", again.middle) in again._seg.calls
+
+
+def test_session_of_changed_clip_is_moved_aside(dataset):
+    session = open_session(dataset)
+    session.stroke(0, "target", "paint", 3, [[5, 5]])
+    data = json.loads((session.dir / "session.json").read_text())
+    data["frames"] = data["frames"][:-1]
+    (session.dir / "session.json").write_text(json.dumps(data))
+    again = open_session(dataset)
+    assert not again.restored and any("moved" in n for n in again.notes)
+    moved = [p for p in session.dir.parent.iterdir() if p.name.startswith("clip_a.old-")]
+    assert len(moved) == 1 and (moved[0] / "session.json").exists()
+
+
+def test_save_writes_this_clip_only_and_validates(dataset):
+    other_before = files_snapshot(dataset / "Annotations" / "clip_b")
+    other_frames = files_snapshot(dataset / "JPEGImages" / "clip_b")
+    other_entry = json.loads((dataset / "meta_expressions.json").read_text())["videos"]["clip_b"]
+    clips_json = (dataset / "clips.json").read_bytes()
+    session = open_session(dataset)
+    label_and_expressions(session)
+    session.stroke(2, "ignore", "paint", 4, [[10, 60]])
+    result = session.save()
+    assert result.ok, result.problems
+    assert result.written == T and result.expressions == 4
+    for i, name in enumerate(session.frame_names):
+        label = read_label_png(dataset / "Annotations" / "clip_a" / f"{name}.png")
+        expected = (GT[i] == 1).astype(np.uint8)
+        if i == 2:
+            expected[session.ignore(2)] = 255
+        assert np.array_equal(label, expected)
+    entry = json.loads((dataset / "meta_expressions.json").read_text())["videos"]["clip_a"]
+    assert entry["expressions"]["0"] == {"exp": EXPRESSIONS[0].text, "obj_id": "1", "annotator": "ann1"}
+    assert entry["expressions"]["3"]["annotator"] == "ann2"
+    assert entry["frames"] == session.frame_names
+    # Nothing of the other clip changed, nor clips.json.
+    assert files_snapshot(dataset / "Annotations" / "clip_b") == other_before
+    assert files_snapshot(dataset / "JPEGImages" / "clip_b") == other_frames
+    assert json.loads((dataset / "meta_expressions.json").read_text())["videos"]["clip_b"] == other_entry
+    assert (dataset / "clips.json").read_bytes() == clips_json
+    assert not session.dirty
+    assert json.loads((session.dir / "validation.json").read_text())["ok"] is True
+
+
+def test_save_refuses_unlabelled_frames_unless_confirmed(dataset):
+    session = open_session(dataset)
+    session.set_points(0, [list(blob_center(0))], [1])
+    with pytest.raises(UnlabelledFramesError) as info:
+        session.save()
+    assert len(info.value.frames) == T - 1
+    assert not (dataset / "Annotations" / "clip_a").exists()
+    result = session.save(allow_unlabelled=True, validate=False)
+    assert result.written == T
+
+
+def test_expressions_need_an_annotator(dataset):
+    session = open_session(dataset)
+    session.set_expressions(["", "b"], ["an expression", "", "", ""])
+    with pytest.raises(UsageError, match="annotator"):
+        session.expression_records()
+
+
+def test_interrupted_save_leaves_previous_files_intact(dataset, monkeypatch):
+    session = open_session(dataset)
+    label_and_expressions(session)
+    assert session.save().ok
+    before = files_snapshot(dataset / "Annotations" / "clip_a")
+    meta_before = (dataset / "meta_expressions.json").read_bytes()
+    session_before = (session.dir / "session.json").read_bytes()
+    # Change every frame, then crash in the middle of saving: after 4 masks, while the fifth is being written.
+    for i in range(T):
+        session.stroke(i, "target", "paint", 6, [[5, 5]])
+    import refvps.fileio as fileio
+
+    real_fsync, calls = os.fsync, {"n": 0}
+
+    def crashing_fsync(fd):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise OSError("disk full (simulated)")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(fileio.os, "fsync", crashing_fsync)
+    with pytest.raises(OSError, match="simulated"):
+        session.save()
+    monkeypatch.setattr(fileio.os, "fsync", real_fsync)
+    after = files_snapshot(dataset / "Annotations" / "clip_a")
+    names = sorted(before)
+    # The first four masks are the new ones, the rest exactly the previous ones; no temp files left.
+    assert sorted(after) == names
+    assert all(after[n][0] != before[n][0] for n in names[:4])
+    assert all(after[n] == before[n] for n in names[4:])
+    assert (dataset / "meta_expressions.json").read_bytes() == meta_before
+    assert not any(p.name.endswith(".tmp") for p in (dataset / "Annotations" / "clip_a").iterdir())
+    assert json.loads((session.dir / "session.json").read_bytes()) and session.dirty
+    assert session_before != (session.dir / "session.json").read_bytes()  # the edits were autosaved
+    assert session.save().ok  # and saving again finishes the job
+
+
+def test_imports_saved_masks_and_rejects_other_objects(dataset):
+    session = open_session(dataset, clip="clip_b")
+    assert session.status == [PROPAGATED] * T
+    assert np.array_equal(session.target(4), GT[4] == 1)
+    assert session.annotators == ["ann1", "ann2"] and session.expressions[2] == EXPRESSIONS[2].text
+    assert not session.dirty
+    session.close()
+    import shutil
+
+    shutil.rmtree(session_dir(dataset, "clip_b"))
+    label = read_label_png(dataset / "Annotations" / "clip_b" / "00000.png")
+    label[0, 0] = 2
+    from refvps.dataset.palette import write_label_png
+
+    write_label_png(dataset / "Annotations" / "clip_b" / "00000.png", label)
+    from refvps.errors import DatasetError
+
+    with pytest.raises(DatasetError, match="one target"):
+        open_session(dataset, clip="clip_b")
+
+
+def test_a_session_that_lost_its_lock_stops_writing(dataset):
+    lock = ClipLock(session_dir(dataset, "clip_a") / "lock.json", "clip_a", "me")
+    lock.acquire()
+    session = open_session(dataset, lock=lock)
+    lock.held = False  # what the heartbeat does when another session took the lock over
+    with pytest.raises(LockLostError):
+        session.stroke(0, "target", "paint", 2, [[3, 3]])
+
+
+def test_classic_propagation_from_an_unlabelled_frame_starts_at_the_keyframe_behind(dataset):
+    session = open_session(dataset, ClassicSegmenter())
+    session.set_points(2, [list(blob_center(2))], [1])
+    job = session.start_propagation(6, "forward")  # frame 6 was never labelled
+    assert session.wait(30).state == "done", job.error
+    for i in range(6, T):
+        truth = GT[i] == 1
+        assert (session.target(i) & truth).sum() / (session.target(i) | truth).sum() > 0.7
+    assert all(session.status[i] == EMPTY for i in (3, 4, 5))  # only the asked-for range is written
+    # Forwards from frame 0 there is no keyframe behind to start from: a clear failure, nothing written.
+    failed = session.start_propagation(0, "forward")
+    session.wait(30)
+    assert failed.state == "failed" and "no clicked or hand-fixed frame before" in failed.error
+    assert session.status[0] == EMPTY and session.status[1] == EMPTY
