@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from refvps.dataset.format import Dataset
+from refvps.dataset.format import EXPRESSIONS_FILE, FRAMES_DIR, MASKS_DIR, Dataset
 from refvps.errors import ConfigError, DatasetInvalidError, PredictionError, RefvpsError, UsageError
 from refvps.fileio import atomic_write_json, atomic_write_text, read_json
 from refvps.predictions import PredictionWriter
@@ -306,7 +306,10 @@ def open_for_prediction(root: Path, clips: Sequence[str] | None, *, need_masks: 
     from refvps.dataset.validate import validate_dataset
 
     root = Path(root)
-    report = validate_dataset(root, clips=list(clips) if clips else None, check_masks=need_masks)
+    clips = list(dict.fromkeys(clips)) if clips else None  # a clip named twice is predicted once
+    if clips:
+        _check_clips_exist(root, clips)
+    report = validate_dataset(root, clips=clips, check_masks=need_masks)
     errors = [
         p for p in report.errors
         if need_masks or not (p.rule.startswith("missing_mask") or p.rule.startswith("extra_mask") or p.rule.startswith("mask_"))
@@ -321,10 +324,43 @@ def open_for_prediction(root: Path, clips: Sequence[str] | None, *, need_masks: 
             path=first.path,
         )
     dataset = Dataset(root)
-    selected = list(clips) if clips else dataset.clip_ids
+    selected = clips or dataset.clip_ids
     if not selected:
         raise UsageError(f"dataset {root} has no clips", hint="check meta_expressions.json", path=root)
     return dataset, selected
+
+
+def _check_clips_exist(root: Path, clips: Sequence[str]) -> None:
+    """A --clip that is not in the dataset is a usage error, not a problem of the dataset."""
+    try:
+        videos = json.loads((root / EXPRESSIONS_FILE).read_text(encoding="utf-8")).get("videos")
+    except (OSError, ValueError, AttributeError):
+        return  # validation reports an unreadable index, naming the file
+    if not isinstance(videos, dict):
+        return
+    unknown = [c for c in clips if c not in videos]
+    if unknown:
+        examples = ", ".join(sorted(videos)[:3]) or "none"
+        raise UsageError(
+            f"--clip {', '.join(unknown)}: not a clip of {root} ({len(videos)} clips, e.g. {examples})",
+            hint=f"clip ids are the keys of {root / EXPRESSIONS_FILE}; leave out --clip to predict every clip",
+            path=root / EXPRESSIONS_FILE,
+        )
+
+
+def check_prediction_folder(out: Path, dataset_root: Path) -> None:
+    """Refuse an --out that is a file, or that would mix predictions into the dataset's own folders."""
+    out, dataset_root = Path(out), Path(dataset_root)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder", hint="pass a new folder for the predictions", path=out)
+    resolved, root = out.resolve(), dataset_root.resolve()
+    if resolved == root or any(resolved.is_relative_to(root / part) for part in (FRAMES_DIR, MASKS_DIR)):
+        raise UsageError(
+            f"--out {out} is the dataset {dataset_root} or one of its frame or mask folders; the predictions "
+            "would be written among its files",
+            hint="write predictions to a folder of their own, e.g. --out predictions/NAME",
+            path=out,
+        )
 
 
 def done_clips(out: Path) -> set[str]:
@@ -490,6 +526,7 @@ def run_external(adapter: ExternalAdapter, options: ExternalOptions, reporter: R
     """Export, run, convert and record one external method on a dataset (see the module doc)."""
     reporter = reporter or Reporter()
     out = Path(options.out)
+    check_prediction_folder(out, options.dataset)
     dataset, selected = open_for_prediction(options.dataset, options.clips, need_masks=False)
     repo = Path(options.repo).resolve()
     adapter.check_repo(repo)

@@ -34,7 +34,7 @@ from refvps.dataset.format import Clip, image_size
 from refvps.errors import UsageError
 from refvps.predictions import PredictionWriter
 
-from baselines.external import RunSummary, open_for_prediction
+from baselines.external import RunSummary, check_prediction_folder, open_for_prediction
 from baselines.record import check_same_run, now_iso, read_run, write_run
 
 REFERENCE_BASELINES = ("empty", "full", "motion", "oracle")
@@ -195,6 +195,7 @@ def run_reference(
     if name not in REFERENCE_BASELINES:
         raise UsageError(f"{name!r} is not a reference baseline", hint=f"choose one of {', '.join(REFERENCE_BASELINES)}")
     out = Path(out)
+    check_prediction_folder(out, dataset_root)
     dataset, selected = open_for_prediction(Path(dataset_root), clips, need_masks=name == "oracle")
     writer = PredictionWriter(out)
     settings = asdict(motion) if name == "motion" else {}
@@ -217,16 +218,22 @@ def run_reference(
     if on_start is not None:
         on_start(len(selected))
     converted = 0
-    for clip_id in selected:
-        if clip_id in done:
+    try:
+        for clip_id in selected:
+            if clip_id in done:
+                if progress is not None:
+                    progress(clip_id, 0)
+                continue
+            written = _write_clip(name, dataset.clip(clip_id), writer, motion)
+            writer.mark_done(clip_id, {"method": name})
+            converted += 1
             if progress is not None:
-                progress(clip_id, 0)
-            continue
-        written = _write_clip(name, dataset.clip(clip_id), writer, motion)
-        writer.mark_done(clip_id, {"method": name})
-        converted += 1
-        if progress is not None:
-            progress(clip_id, written)
+                progress(clip_id, written)
+    except BaseException as exc:
+        # The record must not say "running" after the run is gone; finished clips stay done.
+        record.update(status="interrupted" if isinstance(exc, KeyboardInterrupt) else "error", finished=now_iso())
+        write_run(out, record)
+        raise
     record.update(status="complete", finished=now_iso(), exit_status=0)
     write_run(out, record)
     return RunSummary(name, out, "complete", len(selected), len(done), converted)

@@ -87,6 +87,13 @@ def _report(exc: BaseException, debug: bool) -> int:
         err_console.print("[bold red]Error:[/] interrupted")
         err_console.print("[bold]Hint:[/] run the same command again: finished work is kept and it resumes")
         return 130
+    if isinstance(exc, OSError) and (exc.filename is not None or exc.strerror):
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        err_console.print(f"[bold red]Error:[/] cannot use {escape(str(where))}{escape(exc.strerror or str(exc))}",
+                          soft_wrap=True)
+        err_console.print("[bold]Hint:[/] check that the path exists, is the right kind (file or folder), "
+                          "is writable, and that the disk is not full")
+        return 1
     if isinstance(exc, MemoryError):
         err_console.print("[bold red]Error:[/] out of memory")
         err_console.print("[bold]Hint:[/] use fewer workers or a smaller window/batch")
@@ -111,7 +118,10 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        # click turns Ctrl-C into Abort; report it as an interruption, with the resume hint.
+        if isinstance(exc.__context__, KeyboardInterrupt) or isinstance(exc.__cause__, KeyboardInterrupt):
+            sys.exit(_report(KeyboardInterrupt(), debug))
         err_console.print("[bold red]Error:[/] aborted")
         sys.exit(1)
     except SystemExit:

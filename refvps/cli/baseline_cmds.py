@@ -287,11 +287,8 @@ def mutr_cmd(backbone, **kwargs) -> None:
 # -- rem (lazy) -------------------------------------------------------------------------------------
 def _rem_command() -> click.Command:
     try:
-        module = importlib.import_module("refvps.cli.rem_cmds")
-        command = getattr(module, "run_rem")
-    except ModuleNotFoundError as exc:
-        return _unavailable_rem(exc)
-    except (ImportError, AttributeError) as exc:
+        command = importlib.import_module("refvps.cli.rem_cmds").run_rem
+    except (ImportError, AttributeError) as exc:  # not installed, a missing extra, or an older build
         return _unavailable_rem(exc)
     return _guard_extras(command)
 

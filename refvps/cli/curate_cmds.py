@@ -9,6 +9,7 @@ import click
 from rich.markup import escape
 
 from refvps.cli.common import console, err_console, print_json, progress_bar
+from refvps.curation.review import REJECT_REASONS
 from refvps.errors import RefvpsError, UsageError
 
 PATH = click.Path(path_type=Path)
@@ -21,7 +22,7 @@ def _shot_options(func):
         help="PySceneDetect detector used to find cuts.",
     )(func)
     func = click.option(
-        "--threshold", type=float, default=None,
+        "--threshold", type=click.FloatRange(min=0, min_open=True), default=None,
         help="Detector threshold (content: 27, adaptive: 3 by default). Lower finds more cuts.",
     )(func)
     return func
@@ -39,11 +40,12 @@ def _shot_params(detector: str, threshold: float | None):
 @click.command()
 @click.option("--taxonomy", type=PATH, default=None, help="Concept taxonomy (default: annotations/taxonomy.json).")
 @click.option("--templates", type=PATH, default=None, help="Templates and synonyms (default: annotations/query_templates.json).")
-@click.option("--per-concept", "-k", type=int, default=5, show_default=True, help="Queries per concept (and at most as many more from --llm).")
+@click.option("--per-concept", "-k", type=click.IntRange(min=1), default=5, show_default=True, help="Queries per concept (and at most as many more from --llm).")
 @click.option("--llm", "llm_dir", type=PATH, default=None, help="Folder of a local transformers text-generation model to propose more queries.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed of --llm.")
 @click.option("--concept", "only", multiple=True, help="Only these concept ids (repeatable).")
-@click.option("--out", "-o", type=PATH, required=True, help="CSV to write (columns category, concept, query, source).")
+@click.option("--out", "-o", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="CSV to write (columns category, concept, query, source).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 def queries(taxonomy, templates, per_concept, llm_dir, seed, only, out, as_json):
     """Write search queries for every concept of the taxonomy.
@@ -59,23 +61,27 @@ def queries(taxonomy, templates, per_concept, llm_dir, seed, only, out, as_json)
     concepts = q.load_taxonomy(taxonomy_path)
     if only:
         index = q.concept_index(concepts)
-        unknown = [c for c in only if c not in index and c.casefold() not in index]
+        found = {c: q.lookup_concept(index, c) for c in only}
+        unknown = [c for c, concept in found.items() if concept is None]
         if unknown:
             raise UsageError(f"unknown concept(s): {', '.join(unknown)}", hint=f"use ids from {taxonomy_path}")
-        wanted = {(index.get(c) or index[c.casefold()]).id for c in only}
+        wanted = {concept.id for concept in found.values()}
         concepts = [c for c in concepts if c.id in wanted]
     rows = q.generate_queries(concepts, q.load_templates(q.find_templates(templates)), per_concept)
     llm_count = 0
+    # What the model wrote for each concept, kept until the CSV is written: an interrupted run resumes.
+    cache = out.with_name(f".{out.name}.llm-cache.json")
     if llm_dir is not None:
         with progress_bar(disable=as_json) as bar:
             task = bar.add_task("asking the model", total=len(concepts))
             extra = q.llm_queries(
                 concepts, llm_dir, per_concept=per_concept, existing=rows, seed=seed,
-                on_concept=lambda c: bar.advance(task),
+                on_concept=lambda c: bar.advance(task), cache=cache,
             )
         llm_count = len(extra)
         rows = q.order_rows(rows + extra, concepts)
     q.write_queries_csv(out, rows)
+    cache.unlink(missing_ok=True)
     summary = {"out": str(out), "taxonomy": str(taxonomy_path), "concepts": len(concepts), "queries": len(rows),
                "template": len(rows) - llm_count, "llm": llm_count}
     if as_json:
@@ -91,13 +97,13 @@ def queries(taxonomy, templates, per_concept, llm_dir, seed, only, out, as_json)
 @click.command()
 @click.argument("source", type=EXISTING_FILE)
 @click.option("--workspace", "-w", type=PATH, required=True, help="Curation workspace folder (created if needed).")
-@click.option("--per-query", type=int, default=5, show_default=True, help="Search results fetched per query.")
-@click.option("--max-duration", type=float, default=300.0, show_default=True, help="Skip longer videos (seconds; unknown durations pass). 0: no limit.")
-@click.option("--min-duration", type=float, default=None, help="Skip shorter videos (seconds; unknown durations pass).")
+@click.option("--per-query", type=click.IntRange(min=1), default=5, show_default=True, help="Search results fetched per query.")
+@click.option("--max-duration", type=click.FloatRange(min=0), default=300.0, show_default=True, help="Skip longer videos (seconds; unknown durations pass). 0: no limit.")
+@click.option("--min-duration", type=click.FloatRange(min=0), default=None, help="Skip shorter videos (seconds; unknown durations pass).")
 @click.option("--search-prefix", default="ytsearch", show_default=True, help="yt-dlp search prefix used for queries (ytsearch, ytsearchdate, ...).")
 @click.option("--format", "format_", default=None, help="yt-dlp format selector (default: video only, mp4 first, <= 1080p).")
-@click.option("--retries", type=int, default=3, show_default=True, help="Retries of a transient failure (timeouts, HTTP 429/5xx).")
-@click.option("--backoff", type=float, default=2.0, show_default=True, help="Seconds before the first retry; doubles each time.")
+@click.option("--retries", type=click.IntRange(min=0), default=3, show_default=True, help="Retries of a transient failure (timeouts, HTTP 429/5xx).")
+@click.option("--backoff", type=click.FloatRange(min=0), default=2.0, show_default=True, help="Seconds before the first retry; doubles each time.")
 @click.option("--optout", type=EXISTING_FILE, default=None, help="Extra opt-out list (uploaders or ids, one per line); WS/optout.txt is always read.")
 @click.option("--taxonomy", type=PATH, default=None, help="Taxonomy the concept column is checked against.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
@@ -150,9 +156,16 @@ def fetch(source, workspace, per_query, max_duration, min_duration, search_prefi
         for failure in report.failed:
             console.print(f"  [red]failed[/] {escape(failure.target)}: {escape(failure.reason)}", markup=True, soft_wrap=True)
     if report.failed:
+        transient = sum(f.transient for f in report.failed)
+        permanent = len(report.failed) - transient
+        advice = []
+        if transient:
+            advice.append(f"rerun the same command to retry the {transient} that failed for a passing reason (timeout, busy server)")
+        if permanent:
+            advice.append(f"fix or remove the {permanent} broken or unsupported one(s) in {source}")
         raise RefvpsError(
             f"{len(report.failed)} item(s) could not be fetched; listed in {ws.failures_path}",
-            hint="rerun the same command to retry them; everything fetched is kept and not fetched again",
+            hint="; ".join(advice) + "; everything fetched is kept and not fetched again",
         )
 
 
@@ -179,6 +192,14 @@ def _parse_crop(text: str | None):
     return values
 
 
+def _concept_id(value: str) -> str:
+    """The taxonomy id of a concept given by id or name (as given when no taxonomy is found)."""
+    from refvps.curation.queries import optional_concept_index, require_concept
+
+    index = optional_concept_index()
+    return value if index is None else require_concept(index, value).id
+
+
 @click.command()
 @click.option("--workspace", "-w", type=PATH, required=True, help="Curation workspace folder.")
 @click.option("--grid", default="4x4", show_default=True, help="Contact sheet grid, ROWSxCOLS.")
@@ -186,7 +207,7 @@ def _parse_crop(text: str | None):
 @click.option("--accept", "accept_key", default=None, help="Record: accept this video (key as in the sheets).")
 @click.option("--span", "spans", multiple=True, help="With --accept: event span START-END in seconds (repeatable; one clip per event). None: every shot.")
 @click.option("--reject", "reject_key", default=None, help="Record: reject this video.")
-@click.option("--reason", type=click.Choice(["no_dynamic_change", "too_fast", "shot_changes", "irrelevant"]), default=None,
+@click.option("--reason", type=click.Choice(list(REJECT_REASONS)), default=None,
               help="With --reject: why (the paper's criteria, plus irrelevant).")
 @click.option("--concept", default=None, help="With --accept: the concept id, if not the one its query had.")
 @click.option("--crop", "crop_text", default=None, help="With --accept: fixed crop X,Y,W,H in source pixels, or 'none'.")
@@ -224,7 +245,7 @@ def review(workspace, grid, detector, threshold, accept_key, spans, reject_key, 
             decision="accept" if accept_key else "reject",
             reason=reason,
             events=sorted((rv.parse_span(s) for s in spans), key=lambda e: e.start_s),
-            concept=concept,
+            concept=_concept_id(concept) if concept else None,
             crop=_parse_crop(crop_text),
             note=note,
             reviewer=reviewer,
@@ -267,7 +288,16 @@ def review(workspace, grid, detector, threshold, accept_key, spans, reject_key, 
         summary = rv.review(ws, rows=rows, cols=cols, shot_params=_shot_params(detector, threshold), on_progress=on_progress)
     if as_json:
         print_json(summary.to_json())
-        return
+    else:
+        _print_review_summary(summary)
+    if summary.problems:
+        raise RefvpsError(
+            f"{len(summary.problems)} video(s) could not be shown on a contact sheet",
+            hint="see the problems listed; every other sheet and the review page were written",
+        )
+
+
+def _print_review_summary(summary) -> None:
     console.print(
         f"{summary.videos} video(s): {len(summary.sheets_made)} sheet(s) made, {len(summary.sheets_kept)} up to date; "
         f"{summary.accepted} accepted, {summary.rejected} rejected, {len(summary.undecided)} undecided"
@@ -298,10 +328,10 @@ def review(workspace, grid, detector, threshold, accept_key, spans, reject_key, 
 @click.option("--license", "license_", default=None, help="One video: license for clips.json.")
 @click.option("--crop", "crop_text", default=None, help="One video: fixed crop X,Y,W,H, or 'none'.")
 @_shot_options
-@click.option("--fps", type=float, default=24.0, show_default=True, help="Export frame rate.")
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=24.0, show_default=True, help="Export frame rate.")
 @click.option("--no-crop", is_flag=True, help="Never crop padding.")
-@click.option("--end-card-max", type=float, default=3.0, show_default=True, help="A final shot this short (seconds) is an end card and dropped.")
-@click.option("--min-clip", type=float, default=1.0, show_default=True, help="Drop pieces shorter than this (seconds).")
+@click.option("--end-card-max", type=click.FloatRange(min=0), default=3.0, show_default=True, help="A final shot this short (seconds) is an end card and dropped.")
+@click.option("--min-clip", type=click.FloatRange(min=0), default=1.0, show_default=True, help="Drop pieces shorter than this (seconds).")
 @click.option("--taxonomy", type=PATH, default=None, help="Taxonomy used to fill each clip's category.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def trim(video, workspace, dataset, start, end, name, concept, url, uploader, license_, crop_text, detector, threshold,
@@ -323,8 +353,6 @@ def trim(video, workspace, dataset, start, end, name, concept, url, uploader, li
             "--start/--end/--name/--concept/--url/--uploader/--license/--crop are for one VIDEO",
             hint="with --workspace, spans, concepts and crops come from decisions.json (refvps review)",
         )
-    if fps <= 0:
-        raise UsageError(f"--fps must be positive, got {fps}", hint="Ref-VPS uses 24")
     params = TrimParams(
         fps=fps,
         shots=_shot_params(detector, threshold),
@@ -370,7 +398,7 @@ def trim(video, workspace, dataset, start, end, name, concept, url, uploader, li
         for conflict in summary.conflicts:
             err_console.print(f"  conflict: {conflict}", markup=False, soft_wrap=True)
     if summary.conflicts or summary.problems:
-        raise RefvpsError(
-            f"{len(summary.problems)} video(s) could not be trimmed and {len(summary.conflicts)} labelled clip(s) were left as they are",
-            hint="see the lines above; everything else was exported",
-        )
+        parts = [f"{len(summary.problems)} video(s) could not be trimmed"] if summary.problems else []
+        if summary.conflicts:
+            parts.append(f"{len(summary.conflicts)} labelled clip(s) were left as they are")
+        raise RefvpsError(" and ".join(parts), hint="see the lines above; everything else was exported")

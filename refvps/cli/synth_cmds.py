@@ -51,6 +51,7 @@ def synth(out: Path, clips: int | None, seed: int, size: str | None, frames: str
     command resumes an interrupted run. This is a stand-in for tests and demos, not Ref-VPS itself.
     """
     from refvps.synth import REFVPS_SCALE, generate_benchmark, parse_frames, parse_size, plan_benchmark
+    from refvps.synth.generate import check_destination
 
     if preset == "refvps":
         clips = REFVPS_SCALE["clips"] if clips is None else clips
@@ -62,13 +63,22 @@ def synth(out: Path, clips: int | None, seed: int, size: str | None, frames: str
     workers = workers or (os.cpu_count() or 1)
 
     specs = plan_benchmark(clips, seed, size_wh, frames_spec)
+    check_destination(out, specs)  # before the bar is drawn, so a refusal is the only output
     total = sum(spec.frames for spec in specs)
+    already_there: list[int] = []  # frames a previous run finished (the first progress report)
+
+    def progress(done: int, all_frames: int) -> None:
+        if not already_there:
+            already_there.append(done)
+        bar.update(task, completed=done, total=all_frames)
+
     started = time.perf_counter()
     with progress_bar(disable=as_json) as bar:
-        task = bar.add_task(f"rendering {clips} clips", total=total)
+        task = bar.add_task(f"rendering {clips} clip{'s' if clips != 1 else ''}", total=total)
         generate_benchmark(out, clips=clips, seed=seed, size=size_wh, frames=frames_spec, workers=workers,
-                           progress=lambda done, all_frames: bar.update(task, completed=done, total=all_frames))
+                           progress=progress)
     elapsed = time.perf_counter() - started
+    resumed = already_there[0] if already_there else 0
 
     kinds = Counter(spec.kind for spec in specs)
     absent = sum(spec.timing != "full" for spec in specs)
@@ -80,6 +90,7 @@ def synth(out: Path, clips: int | None, seed: int, size: str | None, frames: str
             "seed": seed,
             "size": list(size_wh),
             "seconds": round(elapsed, 2),
+            "frames_already_there": resumed,
             "kinds": dict(sorted(kinds.items())),
             "clip_ids": [spec.clip_id for spec in specs],
         })
@@ -89,8 +100,10 @@ def synth(out: Path, clips: int | None, seed: int, size: str | None, frames: str
         concepts = sorted({spec.concept for spec in specs if spec.kind == kind})
         table.add_row(kind, str(kinds[kind]), ", ".join(concepts))
     console.print(table)
+    done_before = f" ({resumed} of its frames were already there)" if resumed else ""
     console.print(
-        f"[green]wrote[/] {clips} clips, {total} frames at {size_wh[0]}x{size_wh[1]} (seed {seed}) to "
-        f"{escape(str(out))} in {elapsed:.1f} s; in {absent} the target starts or ends mid-clip"
+        f"[green]{escape(str(out))}[/]: {clips} clip{'s' if clips != 1 else ''}, {total} frames at "
+        f"{size_wh[0]}x{size_wh[1]} (seed {seed}), done in {elapsed:.1f} s{done_before}; in {absent} the target "
+        "starts or ends mid-clip"
     )
     console.print(f"[dim]next:[/] refvps validate {escape(str(out))} --refvps   |   refvps stats {escape(str(out))}")

@@ -25,9 +25,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from refvps.curation.queries import concept_index, find_taxonomy, load_taxonomy, read_queries_csv
+from refvps.curation.queries import optional_concept_index, read_input_text, read_queries_csv, require_concept
 from refvps.curation.workspace import OptOutList, VideoRecord, Workspace, iso_date, utc_now, video_key
-from refvps.errors import ConfigError, UsageError, require
+from refvps.errors import UsageError, require
 from refvps.fileio import atomic_write_json
 
 # Video only is enough (frames are what is labelled) and needs no ffmpeg to merge streams;
@@ -117,32 +117,34 @@ def read_fetch_input(path: str | Path, taxonomy: str | Path | None = None) -> li
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"input file not found: {path}", hint="pass a queries CSV or a text file of URLs", path=path)
-    text = path.read_text(encoding="utf-8-sig")
+    text = read_input_text(path)
     first = next((line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")), "")
     header = [c.strip().lower() for c in first.split(",")]
-    index = None
-    try:
-        index = concept_index(load_taxonomy(find_taxonomy(taxonomy)))
-    except ConfigError:
-        if taxonomy is not None:
-            raise
+    index = optional_concept_index(taxonomy)
     items: list[FetchItem] = []
     if path.suffix.lower() == ".csv" or "query" in header or "url" in header:
-        for number, row in enumerate(read_queries_csv(path), start=2):
+        for number, row in enumerate(read_queries_csv(path, text), start=2):
             concept, category = _resolve_concept(row.get("concept"), row.get("category"), index, path, number)
             if row.get("query"):
                 items.append(FetchItem("query", row["query"], concept, category, number))
             elif row.get("url"):
                 items.append(FetchItem("url", _check_url(row["url"], path, number), concept, category, number))
-        return items
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.split("#", 1)[0].strip() if raw.lstrip().startswith("#") else raw.strip()
-        if not line:
-            continue
-        parts = line.split(None, 1)  # "URL concept id or name"
-        url = _check_url(parts[0], path, number)
-        concept, category = _resolve_concept(parts[1].strip() if len(parts) > 1 else None, None, index, path, number)
-        items.append(FetchItem("url", url, concept, category, number))
+    else:
+        for number, raw in enumerate(text.splitlines(), start=1):
+            # A comment starts a line or follows a space: "#" right after a URL is its fragment.
+            line = "" if raw.lstrip().startswith("#") else re.split(r"\s#", raw, maxsplit=1)[0].strip()
+            if not line:
+                continue
+            parts = line.split(None, 1)  # "URL concept id or name"
+            url = _check_url(parts[0], path, number)
+            concept, category = _resolve_concept(parts[1].strip() if len(parts) > 1 else None, None, index, path, number)
+            items.append(FetchItem("url", url, concept, category, number))
+    if not items:
+        raise UsageError(
+            f"{path} lists no queries or URLs",
+            hint="write one URL per line, or make a queries CSV with: refvps queries --out queries.csv",
+            path=path,
+        )
     return items
 
 
@@ -162,13 +164,7 @@ def _resolve_concept(value: str | None, category: str | None, index, path: Path,
         return None, category or None
     if index is None:
         return value, category or None
-    concept = index.get(value) or index.get(value.casefold())
-    if concept is None:
-        raise UsageError(
-            f"{path}, line {line}: unknown concept {value!r}",
-            hint="use a concept id from annotations/taxonomy.json (refvps queries lists them), or pass --taxonomy",
-            path=path,
-        )
+    concept = require_concept(index, value, where=f"{path}, line {line}: ", path=path)
     return concept.id, concept.category
 
 

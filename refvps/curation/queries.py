@@ -15,12 +15,13 @@ import csv
 import io
 import os
 import re
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from refvps.errors import ConfigError, DatasetError, UsageError
-from refvps.fileio import atomic_write_text, read_json
+from refvps.fileio import atomic_write_json, atomic_write_text, read_json
 
 QUERY_COLUMNS = ("category", "concept", "query", "source")
 TAXONOMY_RELATIVE = Path("annotations") / "taxonomy.json"
@@ -156,6 +157,34 @@ def concept_index(concepts: Iterable[Concept]) -> dict[str, Concept]:
     return index
 
 
+def lookup_concept(index: dict[str, Concept], value: str) -> Concept | None:
+    """The concept a user means by ``value`` (its id or its name, in any case), or None."""
+    return index.get(value) or index.get(value.strip().casefold())
+
+
+def require_concept(index: dict[str, Concept], value: str, *, where: str = "", path: Path | None = None) -> Concept:
+    """:func:`lookup_concept`, or a usage error (``where`` says where the value came from)."""
+    concept = lookup_concept(index, value)
+    if concept is None:
+        raise UsageError(
+            f"{where}unknown concept {value!r}",
+            hint="use a concept id or name of the taxonomy (annotations/taxonomy.json; refvps queries lists them)",
+            path=path,
+        )
+    return concept
+
+
+def optional_concept_index(taxonomy: str | Path | None = None) -> dict[str, Concept] | None:
+    """:func:`concept_index` of the taxonomy, or None when none is given and none is found (then
+    concepts cannot be checked); a taxonomy given explicitly must exist."""
+    try:
+        return concept_index(load_taxonomy(find_taxonomy(taxonomy)))
+    except ConfigError:
+        if taxonomy is not None:
+            raise
+        return None
+
+
 def load_templates(path: str | Path) -> QueryTemplates:
     path = Path(path)
     data = read_json(path, what="query templates")
@@ -286,6 +315,11 @@ def load_text_generator(model_dir: str | Path):
     return tokenizer, model
 
 
+def concept_seed(seed: int, concept: Concept) -> int:
+    """The sampling seed of one concept: from its id, so it does not depend on the other concepts asked."""
+    return seed * 100_003 + zlib.crc32(concept.id.encode("utf-8"))
+
+
 def llm_queries(
     concepts: Sequence[Concept],
     model_dir: str | Path,
@@ -295,37 +329,34 @@ def llm_queries(
     seed: int = 0,
     max_new_tokens: int = 96,
     on_concept: Callable[[Concept], None] | None = None,
+    cache: str | Path | None = None,
 ) -> list[QueryRow]:
     """Up to ``per_concept`` new queries per concept from a local model, seeded per concept so the
-    result does not depend on which other concepts were asked, and never a query already present."""
+    result does not depend on which other concepts were asked, and never a query already present.
+
+    ``cache``: a JSON file where each concept's generated text is saved as soon as it exists, so an
+    interrupted run resumes without asking the model again (an entry is reused only for the same
+    model folder, prompt, seed and length).
+    """
     import torch
 
     tokenizer, model = load_text_generator(model_dir)
+    saved = _read_generation_cache(cache)
     taken = {normalize_query(r.query) for r in existing}
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     rows: list[QueryRow] = []
-    for index, concept in enumerate(concepts):
+    for concept in concepts:
         prompt = llm_prompt(concept, per_concept)
-        if getattr(tokenizer, "chat_template", None):
-            input_ids = tokenizer.apply_chat_template(
-                [{"role": "user", "content": prompt}], add_generation_prompt=True, return_tensors="pt"
-            )
-            if not isinstance(input_ids, torch.Tensor):  # newer transformers return a BatchEncoding
-                input_ids = input_ids["input_ids"]
+        request = {"model": str(Path(model_dir).resolve()), "prompt": prompt, "seed": concept_seed(seed, concept),
+                   "max_new_tokens": max_new_tokens}
+        entry = saved.get(concept.id)
+        if isinstance(entry, dict) and entry.get("request") == request and isinstance(entry.get("text"), str):
+            text = entry["text"]
         else:
-            input_ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
-        torch.manual_seed(seed * 100_003 + index)
-        with torch.no_grad():
-            output = model.generate(
-                input_ids,
-                attention_mask=torch.ones_like(input_ids),
-                max_new_tokens=max_new_tokens,
-                do_sample=True,
-                top_p=0.9,
-                temperature=0.8,
-                pad_token_id=pad_id,
-            )
-        text = tokenizer.decode(output[0, input_ids.shape[1]:], skip_special_tokens=True)
+            text = _generate(torch, tokenizer, model, prompt, request["seed"], max_new_tokens, pad_id)
+            if cache is not None:
+                saved[concept.id] = {"request": request, "text": text}
+                atomic_write_json(cache, saved)
         added = 0
         for query in parse_llm_queries(text):
             key = normalize_query(query)
@@ -339,6 +370,40 @@ def llm_queries(
         if on_concept is not None:
             on_concept(concept)
     return rows
+
+
+def _generate(torch, tokenizer, model, prompt: str, seed: int, max_new_tokens: int, pad_id) -> str:
+    """The model's sampled continuation of ``prompt`` (through its chat template when it has one)."""
+    if getattr(tokenizer, "chat_template", None):
+        input_ids = tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], add_generation_prompt=True, return_tensors="pt"
+        )
+        if not isinstance(input_ids, torch.Tensor):  # newer transformers return a BatchEncoding
+            input_ids = input_ids["input_ids"]
+    else:
+        input_ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        output = model.generate(
+            input_ids,
+            attention_mask=torch.ones_like(input_ids),
+            max_new_tokens=max_new_tokens,
+            do_sample=True,
+            top_p=0.9,
+            temperature=0.8,
+            pad_token_id=pad_id,
+        )
+    return tokenizer.decode(output[0, input_ids.shape[1]:], skip_special_tokens=True)
+
+
+def _read_generation_cache(cache: str | Path | None) -> dict[str, Any]:
+    if cache is None or not Path(cache).exists():
+        return {}
+    try:
+        data = read_json(cache, what="model output cache")
+    except DatasetError:
+        return {}  # a damaged cache only costs asking the model again
+    return data if isinstance(data, dict) else {}
 
 
 # -- CSV ------------------------------------------------------------------------------------------
@@ -357,13 +422,28 @@ def write_queries_csv(path: str | Path, rows: Iterable[QueryRow]) -> Path:
     return atomic_write_text(path, buffer.getvalue())
 
 
-def read_queries_csv(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a CSV with at least a ``query`` or a ``url`` column (other columns optional)."""
+def read_input_text(path: str | Path) -> str:
+    """The text of an input list (queries CSV, URL list): a missing or non-text file is a usage error."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        return path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise UsageError(f"input file not found: {path}", hint="check the path", path=path) from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"{path} is not a UTF-8 text file (byte {exc.start}: {exc.reason})",
+            hint="pass a queries CSV (refvps queries writes one) or a text file of URLs, saved as UTF-8",
+            path=path,
+        ) from None
+
+
+def read_queries_csv(path: str | Path, text: str | None = None) -> list[dict[str, Any]]:
+    """Rows of a CSV with at least a ``query`` or a ``url`` column (other columns optional).
+
+    ``text`` is the file's content when the caller has read it already.
+    """
+    path = Path(path)
+    text = read_input_text(path) if text is None else text
     reader = csv.DictReader(io.StringIO(text))
     columns = [c.strip().lower() for c in (reader.fieldnames or [])]
     if "query" not in columns and "url" not in columns:

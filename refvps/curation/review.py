@@ -359,7 +359,7 @@ def review(
                 summary.sheets_made.append(record.key)
             duration = shots[-1].end_s if shots else record.duration_s
         except DatasetError as exc:
-            summary.problems.append(f"{record.key}: {exc}")
+            summary.problems.append(f"{record.key}: {exc}" + (f" ({exc.hint})" if exc.hint else ""))
             continue
         decision = decisions.get(record.key)
         if decision is None:
@@ -509,9 +509,3 @@ document.getElementById('export').addEventListener('click', () => {
 render();
 </script></body></html>
 """
-
-
-def undecided_keys(workspace: Workspace) -> list[str]:
-    decisions = read_decisions(workspace.decisions_path)
-    optout = workspace.optout()
-    return [r.key for r in workspace.records() if r.key not in decisions and not optout.match(r)]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from refvps.curation.video import VideoProbe, probe_video
 from refvps.errors import DatasetError, UsageError, require
@@ -49,11 +48,6 @@ class Shot:
     @property
     def duration_s(self) -> float:
         return self.end_s - self.start_s
-
-
-def _seconds(timecode: Any) -> float:
-    value = getattr(type(timecode), "seconds", None)
-    return float(timecode.seconds) if value is not None else float(timecode.get_seconds())
 
 
 def _make_detector(params: ShotParams, fps: float):
@@ -117,11 +111,3 @@ def cached_shots(video_path: Path, cache_path: Path, params: ShotParams = ShotPa
     shots = detect_shots(video_path, params)
     atomic_write_json(cache_path, {**key, "shots": [asdict(s) for s in shots]})
     return shots
-
-
-def shot_at(shots: list[Shot], time_s: float) -> Shot:
-    """The shot that contains ``time_s`` (the last one for times at or after the end)."""
-    for shot in shots:
-        if shot.start_s <= time_s < shot.end_s:
-            return shot
-    return shots[-1] if time_s >= shots[-1].end_s else shots[0]

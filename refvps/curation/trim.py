@@ -31,7 +31,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from refvps.curation.crop import CropParams, apply_crop, detect_crop
-from refvps.curation.queries import concept_index, find_taxonomy, load_taxonomy
+from refvps.curation.queries import Concept, optional_concept_index, require_concept
 from refvps.curation.review import Decision, EventSpan, read_decisions
 from refvps.curation.shots import Shot, ShotParams, cached_shots, detect_shots
 from refvps.curation.video import VideoProbe, frames_at, probe_video, sample_times
@@ -49,7 +49,7 @@ from refvps.dataset.format import (
     Trim,
     frame_name,
 )
-from refvps.errors import ConfigError, DatasetError, UsageError
+from refvps.errors import DatasetError, UsageError
 from refvps.fileio import read_json
 
 SPAN_TOL = 1e-6  # seconds: two plans with spans closer than this are the same
@@ -146,10 +146,11 @@ def plan_spans(
             if event.end_s > usable[-1].end_s + SPAN_TOL and not end_card:
                 notes.append(f"event {ei}: {event.end_s:.3f} s is past the end of the video ({usable[-1].end_s:.3f} s)")
     kept = []
+    shortest = max(params.min_clip_s, 1.0 / params.fps)  # a clip has at least one frame
     for piece in pieces:
-        if piece[1] - piece[0] < params.min_clip_s:
+        if piece[1] - piece[0] < shortest:
             notes.append(
-                f"piece {piece[0]:.3f}-{piece[1]:.3f} s (shot {piece[2]}) shorter than {params.min_clip_s:g} s dropped"
+                f"piece {piece[0]:.3f}-{piece[1]:.3f} s (shot {piece[2]}) shorter than {shortest:g} s dropped"
             )
         else:
             kept.append(piece)
@@ -364,14 +365,16 @@ def _export_plans(
             progress("done", plan.clip_id, plan.frame_count, plan.frame_count)
 
 
-def _categories(taxonomy: str | Path | None) -> dict[str, str]:
-    try:
-        concepts = load_taxonomy(find_taxonomy(taxonomy))
-    except ConfigError:
-        if taxonomy is not None:
-            raise
-        return {}
-    return {c.id: c.category for c in concept_index(concepts).values()}
+def _categories(index: dict[str, Concept] | None) -> dict[str, str]:
+    """Category of each concept id (empty without a taxonomy)."""
+    return {c.id: c.category for c in (index or {}).values()}
+
+
+def _check_dataset_folder(dataset: str | Path) -> None:
+    path = Path(dataset)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--dataset {path} is a file, not a folder",
+                         hint="pass the dataset's root folder (a new one is created)", path=path)
 
 
 # -- the stage ------------------------------------------------------------------------------------
@@ -385,6 +388,7 @@ def trim_workspace(
 ) -> TrimSummary:
     """Export every accepted video of the workspace into the dataset (see the module docstring)."""
     ws = (workspace if isinstance(workspace, Workspace) else Workspace(workspace)).require()
+    _check_dataset_folder(dataset)
     if not ws.decisions_path.exists():
         raise DatasetError(
             f"no decisions yet: {ws.decisions_path}",
@@ -393,7 +397,7 @@ def trim_workspace(
         )
     decisions = read_decisions(ws.decisions_path)
     optout = ws.optout()
-    categories = _categories(taxonomy)
+    categories = _categories(optional_concept_index(taxonomy))
     writer = DatasetWriter(dataset, jpeg_quality=params.jpeg_quality)
     state = _DatasetState(writer.root)
     summary = TrimSummary()
@@ -414,7 +418,7 @@ def trim_workspace(
             probe = probe_video(path)
             shots = cached_shots(path, ws.shots_dir / f"{key}.json", params.shots)
         except DatasetError as exc:
-            summary.problems.append(f"{key}: {exc}")
+            summary.problems.append(f"{key}: {exc}" + (f" ({exc.hint})" if exc.hint else ""))
             continue
         plans, notes = plan_video(
             key, shots, decision, params, concept=record.concept, category=record.category, categories=categories,
@@ -465,7 +469,15 @@ def trim_video(
     """Trim one video file (no workspace): the span [start, end) -- the whole video when both are
     None -- cut at its shots, exported like :func:`trim_workspace` does."""
     path = Path(video)
+    _check_dataset_folder(dataset)
+    index = optional_concept_index(taxonomy)
+    if concept and index is not None:
+        known = require_concept(index, concept)
+        concept, category = known.id, category or known.category
+    categories = _categories(index)
     probe = probe_video(path)
+    if start_s is not None and start_s >= probe.duration_s:
+        raise UsageError(f"--start {start_s} is past the end of {path} ({probe.duration_s:.2f} s)", hint="fix the span")
     if (start_s is None) != (end_s is None):
         start_s = 0.0 if start_s is None else start_s
         end_s = probe.duration_s if end_s is None else end_s
@@ -473,15 +485,8 @@ def trim_video(
     if start_s is not None and end_s is not None:
         if not end_s > start_s >= 0:
             raise UsageError(f"--end ({end_s}) must be after --start ({start_s}) and both >= 0", hint="fix the span")
-        if start_s >= probe.duration_s:
-            raise UsageError(
-                f"--start {start_s} is past the end of {path} ({probe.duration_s:.2f} s)", hint="fix the span"
-            )
         events = [EventSpan(start_s, end_s)]
     key = safe_key(clip_key or path.stem)
-    categories = _categories(taxonomy)
-    if concept and not category:
-        category = categories.get(concept)
     decision = Decision(key=key, decision="accept", events=events, concept=concept, crop=crop)
     shots = detect_shots(probe, params.shots)
     plans, notes = plan_video(

@@ -32,7 +32,7 @@ from typing import Any, Iterable, Mapping
 from refvps import __version__
 from refvps.dataset.format import Source
 from refvps.errors import DatasetError, UsageError
-from refvps.fileio import atomic_write_json, file_lock, read_json
+from refvps.fileio import atomic_write_json, atomic_write_text, file_lock, read_json
 
 WORKSPACE_FILE = "workspace.json"
 WORKSPACE_VERSION = 1
@@ -226,10 +226,10 @@ class Workspace:
                  "refvps": __version__},
             )
         if not self.optout_path.exists():
-            self.optout_path.write_text(
+            atomic_write_text(
+                self.optout_path,
                 "# Uploaders or video ids that opted out of the benchmark, one per line.\n"
                 "# fetch skips them; review and trim ignore videos that match.\n",
-                encoding="utf-8",
             )
         return self
 

@@ -197,13 +197,6 @@ TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
 SIDES = ("left", "right")
 
 
-def variant_by_colour(kind: str, colour: str) -> Variant:
-    for variant in VARIANTS[kind]:
-        if variant.colour == colour:
-            return variant
-    raise KeyError(f"{kind} has no {colour} variant")
-
-
 def used_taxonomy_ids() -> tuple[set[str], set[str]]:
     """(concept ids, category ids) that the generator writes to clips.json."""
     concepts = {v.concept for variants in VARIANTS.values() for v in variants}

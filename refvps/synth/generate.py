@@ -11,6 +11,7 @@ but not necessarily across CPU architectures or releases).
 
 from __future__ import annotations
 
+import json
 import operator
 import os
 import re
@@ -28,7 +29,7 @@ from refvps.dataset.format import (
     DatasetWriter,
     frame_name,
 )
-from refvps.errors import UsageError
+from refvps.errors import DatasetError, UsageError
 from refvps.fileio import read_json
 from refvps.synth.plan import ClipSpec, plan_clip
 from refvps.synth.render import ClipRenderer
@@ -127,7 +128,7 @@ def generate_benchmark(out: str | Path, clips: int = 12, seed: int = 0, size=(25
         raise UsageError(f"workers must be a positive integer, got {workers!r}", hint="e.g. --workers 2")
     workers = n_workers
     out = Path(out)
-    _check_destination(out, specs)
+    check_destination(out, specs)
     writer = DatasetWriter(out, jpeg_quality=jpeg_quality)
     total = sum(spec.frames for spec in specs)
     videos, metas = _existing_entries(out)
@@ -187,13 +188,25 @@ def _write_clip_job(root: str, jpeg_quality: int, spec: ClipSpec) -> str:
 
 
 def _existing_entries(out: Path) -> tuple[dict, dict]:
-    videos = read_json(out / EXPRESSIONS_FILE, what=EXPRESSIONS_FILE).get("videos", {}) \
-        if (out / EXPRESSIONS_FILE).exists() else {}
-    metas = read_json(out / CLIPS_FILE, what=CLIPS_FILE).get("clips", {}) if (out / CLIPS_FILE).exists() else {}
-    return (videos if isinstance(videos, dict) else {}), (metas if isinstance(metas, dict) else {})
+    """The clips already listed in ``meta_expressions.json`` and ``clips.json`` of ``out``."""
+    return _index(out / EXPRESSIONS_FILE, "videos"), _index(out / CLIPS_FILE, "clips")
 
 
-def _check_destination(out: Path, specs: list[ClipSpec]) -> None:
+def _index(path: Path, key: str) -> dict:
+    if not path.exists():
+        return {}
+    data = read_json(path, what=path.name)
+    entries = data.get(key, {}) if isinstance(data, dict) else None
+    if not isinstance(entries, dict):
+        raise DatasetError(
+            f"{path} is not a {path.name} of a synthetic benchmark (no {key!r} mapping)",
+            hint="generate into a new folder, or delete this one and run the same command again",
+            path=path,
+        )
+    return entries
+
+
+def check_destination(out: Path, specs: list[ClipSpec]) -> None:
     """Refuse to write into a folder that holds anything but this very benchmark (or part of it)."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out} exists and is not a folder", hint="choose another output path", path=out)
@@ -218,18 +231,12 @@ def _check_destination(out: Path, specs: list[ClipSpec]) -> None:
                 hint="use a new folder, or repeat the arguments that made it (a larger --clips extends it)",
                 path=out,
             )
-        if clip_id in metas and metas[clip_id] != _json_roundtrip(spec.meta().to_json()):
+        if clip_id in metas and metas[clip_id] != json.loads(json.dumps(spec.meta().to_json())):
             raise UsageError(
                 f"{out} holds clip {clip_id} made with other settings (size, frames or generator version)",
                 hint="use a new folder, or repeat the --size and --frames that made it",
                 path=out / CLIPS_FILE,
             )
-
-
-def _json_roundtrip(data):
-    import json
-
-    return json.loads(json.dumps(data))
 
 
 def _is_complete(out: Path, spec: ClipSpec, videos: dict, metas: dict) -> bool:

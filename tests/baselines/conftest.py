@@ -349,3 +349,43 @@ def cli(capsys):
 def external_args(method: str, dataset: Path, out: Path, repo: Path, checkpoint: Path, *extra) -> list[str]:
     return ["run-baseline", method, "--dataset", dataset, "--out", out, "--repo", repo, "--python", PYTHON,
             "--checkpoint", checkpoint, *extra]
+
+
+def dry_run(cli, method: str, dataset_root: Path, tmp_path: Path, checkpoint: Path, *extra) -> tuple[Path, Path, dict]:
+    """``run-baseline METHOD --dry-run --json`` on a fake checkout: (repo, work folder, summary).
+
+    Checks what every dry run must do: succeed, say so, and write no predictions.
+    """
+    repo = make_fake_checkout(tmp_path / f"{method}-repo", method)
+    out = tmp_path / "preds"
+    result = cli(*external_args(method, dataset_root, out, repo, checkpoint, "--dry-run", "--json", *extra))
+    assert result.code == 0, result.err
+    summary = result.json()
+    assert summary["status"] == "dry-run"
+    assert not out.exists(), "a dry run writes no predictions"
+    return repo, Path(summary["workdir"]), summary
+
+
+def own_scores(dataset_root: Path, predict) -> tuple[float, float]:
+    """Dataset J and TempCon computed here, independently of refvps.scoring (DESIGN §5 by hand).
+
+    ``predict(clip, expression, frame, label) -> bool mask``; Ignore (255) pixels are left out, an
+    empty union counts as IoU 1, J is the mean over frames then over expressions.
+    """
+    from refvps.dataset import Dataset
+
+    j, tempcon = [], []
+    for clip in Dataset(dataset_root):
+        for expression in clip.expressions:
+            ious = []
+            for frame in clip.frame_names:
+                label = clip.read_label(frame)
+                valid = label != 255
+                gt = (label == expression.obj_id) & valid
+                pred = predict(clip, expression, frame, label) & valid
+                union = (gt | pred).sum()
+                ious.append(1.0 if union == 0 else (gt & pred).sum() / union)
+            j.append(np.mean(ious))
+            tempcon.append(np.mean(np.abs(np.diff(ious))) if len(ious) > 1 else 0.0)
+    return 100 * float(np.mean(j)), 100 * float(np.mean(tempcon))
+

@@ -13,17 +13,13 @@ import pytest
 from baselines import mutr, vdit
 from baselines.external import DRIVER
 
-from .conftest import PYTHON, external_args, make_fake_checkout
+from .conftest import PYTHON, dry_run, external_args, make_fake_checkout
 
 
 def _dry(cli, method, dataset_root, tmp_path, checkpoint, *extra):
-    repo = make_fake_checkout(tmp_path / f"{method}-repo", method)
-    out = tmp_path / "preds"
-    result = cli(*external_args(method, dataset_root, out, repo, checkpoint, "--dry-run", "--json", *extra))
-    assert result.code == 0, result.err
-    summary = result.json()
+    repo, workdir, summary = dry_run(cli, method, dataset_root, tmp_path, checkpoint, *extra)
     (command,) = summary["commands"]
-    return repo, Path(summary["workdir"]), command
+    return repo, workdir, command
 
 
 def _flag_values(argv: list[str]) -> dict[str, str | bool]:

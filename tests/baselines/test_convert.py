@@ -24,7 +24,7 @@ from baselines.mutr import MutrAdapter
 from baselines.uninext import UninextAdapter
 from baselines.vdit import VditAdapter
 
-from .conftest import make_clip
+from .conftest import make_clip, own_scores
 
 
 def save_like_refytvos_scripts(mask: np.ndarray, path: Path) -> None:
@@ -53,23 +53,6 @@ def write_method_tree(dataset_root: Path, annotations: Path, names: ExportNames,
                     continue
                 mask = clip.read_label(frame) == expression.obj_id
                 save(mask, annotations / names.video(clip.id) / expression.exp_id / f"{frame}.png")
-
-
-def own_mean_iou(pred_root: Path, dataset_root: Path) -> float:
-    """Ignore-aware IoU per frame, mean over frames then expressions (independent of refvps.scoring)."""
-    per_expression = []
-    for clip in Dataset(dataset_root):
-        for expression in clip.expressions:
-            ious = []
-            for frame in clip.frame_names:
-                label = clip.read_label(frame)
-                valid = label != 255
-                gt = (label == expression.obj_id) & valid
-                pred = (np.asarray(Image.open(pred_root / clip.id / expression.exp_id / f"{frame}.png")) > 0) & valid
-                union = (gt | pred).sum()
-                ious.append(1.0 if union == 0 else (gt & pred).sum() / union)
-            per_expression.append(np.mean(ious))
-    return 100 * float(np.mean(per_expression))
 
 
 ADAPTERS = {
@@ -101,7 +84,9 @@ def test_method_tree_converts_to_predictions_scoring_100(method, dataset_root, t
     scores = evaluate(out, dataset_root, bootstrap=0, strict=True)
     assert scores.summary.J == pytest.approx(100.0)
     assert scores.summary.TempCon == pytest.approx(0.0)
-    assert own_mean_iou(out, dataset_root) == pytest.approx(100.0)
+    own_j, own_tempcon = own_scores(dataset_root, lambda clip, expression, frame, label: np.asarray(
+        Image.open(out / clip.id / expression.exp_id / f"{frame}.png")) > 0)
+    assert (own_j, own_tempcon) == (pytest.approx(100.0), pytest.approx(0.0))
     # The predictions are 0/255 greyscale whatever the method wrote.
     sample = out / "clip_a" / "0" / "00000.png"
     with Image.open(sample) as image:

@@ -16,18 +16,7 @@ from PIL import Image
 
 from refvps.dataset import Dataset
 
-from .conftest import CLIPS, external_args, make_fake_checkout
-
-
-def _dry_run(cli, method, dataset_root, tmp_path, checkpoint, *extra):
-    repo = make_fake_checkout(tmp_path / f"{method}-repo", method)
-    out = tmp_path / "preds"
-    result = cli(*external_args(method, dataset_root, out, repo, checkpoint, "--dry-run", "--json", *extra))
-    assert result.code == 0, result.err
-    summary = result.json()
-    assert summary["status"] == "dry-run"
-    assert not out.exists(), "a dry run writes no predictions"
-    return repo, Path(summary["workdir"]), summary
+from .conftest import CLIPS, dry_run, external_args, make_fake_checkout
 
 
 def _read_like_refytvos_inference(root: Path) -> dict[str, list[tuple[str, str, str, list[str]]]]:
@@ -79,7 +68,7 @@ def _assert_frames_are_symlinks(img_folder: Path, dataset_root: Path) -> None:
 
 @pytest.mark.parametrize("method", ["vdit", "mutr"])
 def test_refytvos_layout_is_what_inference_ytvos_reads(method, cli, dataset_root, tmp_path, checkpoint):
-    _, workdir, _ = _dry_run(cli, method, dataset_root, tmp_path, checkpoint)
+    _, workdir, _ = dry_run(cli, method, dataset_root, tmp_path, checkpoint)
     root = workdir / "export" / "ref-youtube-vos"  # passed as --ytvos_path (see test_commands)
     assert _read_like_refytvos_inference(root) == _expected(dataset_root)
     # The test split exists and is empty: nothing is subtracted, and the 202 check is patched away.
@@ -90,7 +79,7 @@ def test_refytvos_layout_is_what_inference_ytvos_reads(method, cli, dataset_root
 def test_mutr_palette_image_where_the_script_opens_it(cli, dataset_root, tmp_path, checkpoint):
     # MUTR inference_ytvos.py sub_processor(): palette_img = os.path.join(args.davis_path,
     # "valid/Annotations/blackswan/00000.png"); Image.open(palette_img).getpalette()
-    _, workdir, _ = _dry_run(cli, "mutr", dataset_root, tmp_path, checkpoint)
+    _, workdir, _ = dry_run(cli, "mutr", dataset_root, tmp_path, checkpoint)
     palette_img = workdir / "export" / "ref-davis" / "valid/Annotations/blackswan/00000.png"
     with Image.open(palette_img) as image:
         assert image.mode == "P"
@@ -101,7 +90,7 @@ def test_mutr_palette_image_where_the_script_opens_it(cli, dataset_root, tmp_pat
 def test_mutr_checkpoint_folder_holds_exactly_the_checkpoint(cli, dataset_root, tmp_path, checkpoint):
     # MUTR inference_ytvos.py main(): if len(os.listdir('results/<B>/ckpt')) == 1: test_num_ckpt = -1;
     # resume = 'results/<B>/ckpt/' + sorted(os.listdir(...))[test_num_ckpt], relative to the cwd.
-    _, workdir, summary = _dry_run(cli, "mutr", dataset_root, tmp_path, checkpoint, "--backbone", "video_swin_b_p4w7")
+    _, workdir, summary = dry_run(cli, "mutr", dataset_root, tmp_path, checkpoint, "--backbone", "video_swin_b_p4w7")
     cwd = Path(summary["commands"][0]["cwd"])
     ckpt_dir = cwd / "results" / "video_swin_b_p4w7" / "ckpt"
     entries = sorted(os.listdir(ckpt_dir))
@@ -110,7 +99,7 @@ def test_mutr_checkpoint_folder_holds_exactly_the_checkpoint(cli, dataset_root, 
 
 
 def test_uninext_json_is_what_convert_refytvos2ytvis_val_writes(cli, dataset_root, tmp_path, checkpoint):
-    _, workdir, summary = _dry_run(cli, "uninext", dataset_root, tmp_path, checkpoint)
+    _, workdir, summary = dry_run(cli, "uninext", dataset_root, tmp_path, checkpoint)
     datasets = workdir / "export" / "datasets"
     assert summary["commands"][0]["env"]["DETECTRON2_DATASETS"] == str(datasets)
     # uninext/data/datasets/builtin.py: "rvos-refytb-val": ("ref-youtube-vos/valid/JPEGImages",
@@ -144,7 +133,7 @@ def test_uninext_json_is_what_convert_refytvos2ytvis_val_writes(cli, dataset_roo
 
 
 def test_uninext_working_folder_has_bert_and_palette_at_the_relative_paths(cli, dataset_root, tmp_path, checkpoint):
-    repo, workdir, summary = _dry_run(cli, "uninext", dataset_root, tmp_path, checkpoint)
+    repo, workdir, summary = dry_run(cli, "uninext", dataset_root, tmp_path, checkpoint)
     cwd = Path(summary["commands"][0]["cwd"])
     # bert_model.py / uninext_vid.py: from_pretrained("projects/UNINEXT/bert-base-uncased"), relative.
     assert (cwd / "projects/UNINEXT/bert-base-uncased").resolve() == (repo / "projects/UNINEXT/bert-base-uncased").resolve()
@@ -162,7 +151,7 @@ def test_uninext_bert_folder_can_live_elsewhere(cli, dataset_root, tmp_path, che
     bert.mkdir()
     (bert / "config.json").write_text('{"vocab_size": 3}')
     (bert / "vocab.txt").write_text("a\n")
-    _, _, summary = _dry_run(cli, "uninext", dataset_root, tmp_path, checkpoint, "--bert", bert)
+    _, _, summary = dry_run(cli, "uninext", dataset_root, tmp_path, checkpoint, "--bert", bert)
     cwd = Path(summary["commands"][0]["cwd"])
     assert json.loads((cwd / "projects/UNINEXT/bert-base-uncased/config.json").read_text()) == {"vocab_size": 3}
 
@@ -171,7 +160,7 @@ def test_vdit_working_folder_resolves_its_relative_paths(cli, dataset_root, tmp_
     # itcross_video_swin_transformer.py: sys.path.append('./Text-To-Video-Finetuning');
     # train_itcross_pn.py FeatureExtractor(pretrained_model_path=
     # './Text-To-Video-Finetuning/mymodels/model_scope_diffusers'): both relative to the cwd.
-    repo, _, summary = _dry_run(cli, "vdit", dataset_root, tmp_path, checkpoint)
+    repo, _, summary = dry_run(cli, "vdit", dataset_root, tmp_path, checkpoint)
     cwd = Path(summary["commands"][0]["cwd"])
     assert (cwd / "Text-To-Video-Finetuning/train_itcross_pn.py").is_file()
     assert (cwd / "Text-To-Video-Finetuning/mymodels/model_scope_diffusers").resolve() == (
@@ -181,7 +170,7 @@ def test_vdit_working_folder_resolves_its_relative_paths(cli, dataset_root, tmp_
 def test_vdit_t2v_weights_elsewhere_are_overlaid_without_touching_the_checkout(cli, dataset_root, tmp_path, checkpoint):
     weights = tmp_path / "text-to-video-ms-1.7b"
     (weights / "unet").mkdir(parents=True)
-    repo, _, summary = _dry_run(cli, "vdit", dataset_root, tmp_path, checkpoint, "--t2v-weights", weights)
+    repo, _, summary = dry_run(cli, "vdit", dataset_root, tmp_path, checkpoint, "--t2v-weights", weights)
     cwd = Path(summary["commands"][0]["cwd"])
     t2v = cwd / "Text-To-Video-Finetuning"
     assert (t2v / "mymodels/model_scope_diffusers").resolve() == weights.resolve()
@@ -216,7 +205,7 @@ def test_not_a_checkout_is_a_clear_error(cli, dataset_root, tmp_path, checkpoint
 
 
 def test_export_of_a_subset_lists_only_those_clips(cli, dataset_root, tmp_path, checkpoint):
-    _, workdir, _ = _dry_run(cli, "vdit", dataset_root, tmp_path, checkpoint, "--clip", "clip_b")
+    _, workdir, _ = dry_run(cli, "vdit", dataset_root, tmp_path, checkpoint, "--clip", "clip_b")
     root = workdir / "export" / "ref-youtube-vos"
     assert list(_read_like_refytvos_inference(root)) == ["clip_b"]
     assert sorted(os.listdir(root / "valid" / "JPEGImages")) == ["clip_b"]

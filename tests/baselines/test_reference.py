@@ -14,29 +14,13 @@ from refvps.scoring import evaluate
 
 from baselines.reference import MotionConfig, motion_masks
 
-
-def _own_scores(dataset_root, predict):
-    """J and TempCon computed here, independently: ``predict(label, obj_id) -> bool mask``."""
-    j, tempcon = [], []
-    for clip in Dataset(dataset_root):
-        for expression in clip.expressions:
-            ious = []
-            for frame in clip.frame_names:
-                label = clip.read_label(frame)
-                valid = label != 255
-                gt = (label == expression.obj_id) & valid
-                pred = predict(label, expression.obj_id) & valid
-                union = (gt | pred).sum()
-                ious.append(1.0 if union == 0 else (gt & pred).sum() / union)
-            j.append(np.mean(ious))
-            tempcon.append(np.mean(np.abs(np.diff(ious))) if len(ious) > 1 else 0.0)
-    return 100 * np.mean(j), 100 * np.mean(tempcon)
+from .conftest import own_scores
 
 
 @pytest.mark.parametrize("name, predict", [
-    ("empty", lambda label, k: np.zeros(label.shape, bool)),
-    ("full", lambda label, k: np.ones(label.shape, bool)),
-    ("oracle", lambda label, k: label == k),
+    ("empty", lambda clip, expression, frame, label: np.zeros(label.shape, bool)),
+    ("full", lambda clip, expression, frame, label: np.ones(label.shape, bool)),
+    ("oracle", lambda clip, expression, frame, label: label == expression.obj_id),
 ])
 def test_trivial_baselines_score_what_they_should(name, predict, cli, dataset_root, tmp_path):
     out = tmp_path / name
@@ -44,7 +28,7 @@ def test_trivial_baselines_score_what_they_should(name, predict, cli, dataset_ro
     assert result.code == 0, result.err
     assert result.json()["converted"] == 3
     scores = evaluate(out, dataset_root, bootstrap=0, strict=True).summary
-    expected_j, expected_tempcon = _own_scores(dataset_root, predict)
+    expected_j, expected_tempcon = own_scores(dataset_root, predict)
     assert scores.J == pytest.approx(expected_j)
     assert scores.TempCon == pytest.approx(expected_tempcon)
     if name == "oracle":
@@ -67,6 +51,24 @@ def test_reference_run_resumes_and_keeps_finished_clips(cli, dataset_root, tmp_p
     assert (out / "clip_b" / "0" / "00000.png").stat().st_mtime_ns == stamp
 
 
+def test_an_interrupted_reference_run_says_so_and_the_rerun_finishes_it(dataset_root, tmp_path):
+    from baselines.reference import run_reference
+
+    out = tmp_path / "oracle"
+
+    def stop_after_first_clip(clip_id, masks):
+        raise KeyboardInterrupt  # Ctrl-C once the first clip is written
+
+    with pytest.raises(KeyboardInterrupt):
+        run_reference("oracle", dataset_root, out, progress=stop_after_first_clip)
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "interrupted" and run["finished"]
+    summary = run_reference("oracle", dataset_root, out)
+    assert (summary.already_done, summary.converted) == (1, 2)
+    assert json.loads((out / "run.json").read_text())["status"] == "complete"
+    assert evaluate(out, dataset_root, bootstrap=0, strict=True).summary.J == pytest.approx(100.0)
+
+
 def test_other_motion_settings_are_not_mixed_into_finished_predictions(cli, dataset_root, tmp_path):
     out = tmp_path / "motion"
     assert cli("run-baseline", "motion", "--dataset", dataset_root, "--out", out, "--clip", "clip_a").code == 0
@@ -86,9 +88,35 @@ def test_oracle_needs_ground_truth(cli, tmp_path, dataset_root):
     assert cli("run-baseline", "empty", "--dataset", copy, "--out", tmp_path / "e").code == 0
 
 
-def test_unknown_clip_is_a_clear_error(cli, dataset_root, tmp_path):
+def test_unknown_clip_is_a_usage_error_not_a_dataset_problem(cli, dataset_root, tmp_path):
     result = cli("run-baseline", "empty", "--dataset", dataset_root, "--out", tmp_path / "e", "--clip", "nope")
-    assert result.code == 1 and "nope" in result.flat_err
+    assert result.code == 2
+    assert "--clip nope: not a clip of" in result.flat_err and "clip_a" in result.flat_err  # names real ids
+    assert "does not validate" not in result.flat_err  # the dataset is fine
+    assert not (tmp_path / "e").exists()
+    # A clip named twice is predicted once.
+    twice = cli("run-baseline", "empty", "--dataset", dataset_root, "--out", tmp_path / "t", "--clip", "clip_a",
+                "--clip", "clip_a", "--json")
+    assert twice.code == 0 and twice.json()["clips"] == 1 and twice.json()["converted"] == 1
+
+
+def test_predictions_are_never_written_into_the_dataset_or_onto_a_file(cli, dataset_root, tmp_path):
+    import shutil
+
+    dataset = tmp_path / "data"
+    shutil.copytree(dataset_root, dataset)
+    before = sorted(str(p.relative_to(dataset)) for p in dataset.rglob("*"))
+    for out in (dataset, dataset / "Annotations" / "preds", dataset / "JPEGImages"):
+        result = cli("run-baseline", "full", "--dataset", dataset, "--out", out)
+        assert result.code == 2 and "among its files" in result.flat_err, out
+    assert sorted(str(p.relative_to(dataset)) for p in dataset.rglob("*")) == before
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("keep me")
+    result = cli("run-baseline", "full", "--dataset", dataset, "--out", a_file)
+    assert result.code == 2 and "is a file, not a folder" in result.flat_err
+    assert a_file.read_text() == "keep me"
+    # Beside the frames and masks, inside the dataset folder, is allowed.
+    assert cli("run-baseline", "full", "--dataset", dataset, "--out", dataset / "predictions" / "full").code == 0
 
 
 # -- motion --------------------------------------------------------------------------------------

@@ -39,3 +39,18 @@ def test_errors_show_traceback_only_with_debug(tmp_path):
     assert plain.stderr.startswith("Error:") and "Hint:" in plain.stderr and "Traceback" not in plain.stderr
     debug = _run("--debug", "stats", str(tmp_path / "missing"))
     assert debug.returncode == 1 and "Traceback" in debug.stderr
+
+
+def test_os_errors_name_the_path_without_traceback(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    # A file where a folder is needed: the OS error must be reported with the path.
+    result = _run("stats", str(blocker / "sub"), "--plot", str(blocker / "plot.png"))
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "Error:" in result.stderr
+
+
+def test_interrupt_is_reported_with_resume_hint():
+    from refvps.cli import _report
+
+    assert _report(KeyboardInterrupt(), debug=False) == 130

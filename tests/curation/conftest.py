@@ -132,6 +132,16 @@ def write_video(
     return SyntheticVideo(path, fps, size, (left, top, cw, ch), list(shots), cuts)
 
 
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    """Run ``refvps ARGS`` in this process as the console script does: (exit code, stdout, stderr)."""
+    from refvps.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return exit_info.value.code, out, err
+
+
 @pytest.fixture
 def make_video():
     return write_video

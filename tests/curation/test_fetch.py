@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from refvps.cli import main
 from refvps.curation.fetch import (
     FetchItem,
     FetchOptions,
@@ -20,15 +19,10 @@ from refvps.curation.fetch import (
 from refvps.curation.workspace import OptOutList, Workspace
 from refvps.errors import UsageError
 
+from .conftest import run_cli
+
 
 yt_dlp = pytest.importorskip("yt_dlp")
-
-
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return exit_info.value.code, out, err
 
 
 def test_fetch_url_list_with_optout_broken_url_and_rerun(tmp_path, server, capsys):
@@ -48,6 +42,7 @@ def test_fetch_url_list_with_optout_broken_url_and_rerun(tmp_path, server, capsy
     # The broken URL is reported (non-zero exit, named) while the others were fetched.
     assert code == 1
     assert "1 item(s) could not be fetched" in err and "failures.json" in err
+    assert "fix or remove the 1 broken" in " ".join(err.split())  # a 404 does not heal by rerunning
     report = json.loads(out)
     assert report["downloaded"] == ["generic_clip_a", "generic_clip_b"]
     assert [f["target"] for f in report["failed"]] == [f"{base}/missing.mp4"]
@@ -202,6 +197,41 @@ def test_input_errors_name_the_line(tmp_path):
     named = tmp_path / "named.txt"
     named.write_text("https://example.org/v1 candle melting\n")  # a concept name works too
     assert read_fetch_input(named)[0].concept == "candle_melting"
+
+
+def test_input_that_lists_nothing_or_is_not_text_is_refused(tmp_path, capsys):
+    cases = {
+        "empty.txt": b"",
+        "comments.txt": b"# only a comment\n\n",
+        "header_only.csv": b"category,concept,query,source\n",
+        "binary.txt": bytes(range(128, 256)),
+    }
+    for name, content in cases.items():
+        path = tmp_path / name
+        path.write_bytes(content)
+        with pytest.raises(UsageError) as error:
+            read_fetch_input(path)
+        assert error.value.hint, name
+        code, _, err = run_cli(capsys, "fetch", str(path), "-w", str(tmp_path / "ws"))
+        assert code == 2 and "Traceback" not in err, (name, err)
+        assert ("lists no queries or URLs" in err) or ("not a UTF-8 text file" in err), (name, err)
+    assert not (tmp_path / "ws").exists(), "nothing to fetch creates no workspace"
+
+
+def test_comments_after_a_url_and_fragments_in_it(tmp_path):
+    urls = tmp_path / "urls.txt"
+    urls.write_text("https://example.org/v#t=10 fire   # a comment\nhttps://example.org/w  # another\n")
+    items = read_fetch_input(urls)
+    assert [(i.target, i.concept) for i in items] == [("https://example.org/v#t=10", "fire"), ("https://example.org/w", None)]
+
+
+def test_negative_numbers_are_refused_by_the_options(tmp_path, capsys):
+    urls = tmp_path / "urls.txt"
+    urls.write_text("https://example.org/v\n")
+    for option, value in (("--backoff", "-1"), ("--retries", "-1"), ("--per-query", "0"), ("--max-duration", "-5")):
+        code, _, err = run_cli(capsys, "fetch", str(urls), "-w", str(tmp_path / "ws"), option, value)
+        assert code == 2 and option in err, option
+    assert not (tmp_path / "ws").exists()
 
 
 def test_transient_classification():

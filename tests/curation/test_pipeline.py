@@ -7,15 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from refvps.cli import main
 from refvps.dataset.format import Dataset
 
-
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return exit_info.value.code, out, err
+from .conftest import ShotSpec, run_cli
 
 
 def test_fetch_review_trim_from_the_command_line(tmp_path, server, capsys):
@@ -60,8 +54,6 @@ def test_fetch_review_trim_from_the_command_line(tmp_path, server, capsys):
 
 
 def test_trim_one_video_from_the_command_line(tmp_path, make_video, capsys):
-    from .conftest import ShotSpec
-
     video = make_video(tmp_path / "melt.mp4", [ShotSpec(60, hue=1)], fps=30)
     dataset = tmp_path / "dataset"
     code, out, err = run_cli(capsys, "trim", str(video.path), "--start", "0.5", "--end", "1.5", "-d", str(dataset),
@@ -79,8 +71,6 @@ def test_trim_one_video_from_the_command_line(tmp_path, make_video, capsys):
 def test_trim_usage_errors(tmp_path, make_video, capsys):
     code, _, err = run_cli(capsys, "trim", "-d", str(tmp_path / "d"))
     assert code == 2 and "give either a VIDEO or --workspace" in err
-    from .conftest import ShotSpec
-
     video = make_video(tmp_path / "v.mp4", [ShotSpec(30, hue=0)])
     code, _, err = run_cli(capsys, "trim", str(video.path), "--start", "5", "--end", "6", "-d", str(tmp_path / "d"))
     assert code == 2 and "past the end" in err
@@ -90,3 +80,26 @@ def test_trim_usage_errors(tmp_path, make_video, capsys):
     broken.write_bytes(b"not a video at all")
     code, _, err = run_cli(capsys, "trim", str(broken), "-d", str(tmp_path / "d"))
     assert code == 1 and "cannot open video" in err and "Traceback" not in err
+    # --start alone, past the end: the message says so (not that --end comes before --start).
+    code, _, err = run_cli(capsys, "trim", str(video.path), "--start", "5", "-d", str(tmp_path / "d"))
+    assert code == 2 and "--start 5.0 is past the end" in err
+    # An unknown concept is refused instead of landing in clips.json without a category.
+    code, _, err = run_cli(capsys, "trim", str(video.path), "--concept", "lava_lamps", "-d", str(tmp_path / "d"))
+    assert code == 2 and "unknown concept 'lava_lamps'" in err
+    # A file where the dataset folder should be.
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("keep me")
+    code, _, err = run_cli(capsys, "trim", str(video.path), "-d", str(a_file))
+    assert code == 2 and "is a file, not a folder" in " ".join(err.split()) and a_file.read_text() == "keep me"
+    # Numbers out of range are refused by the option parser.
+    for option, value in (("--fps", "0"), ("--min-clip", "-1"), ("--threshold", "-3")):
+        assert run_cli(capsys, "trim", str(video.path), option, value, "-d", str(tmp_path / "d"))[0] == 2, option
+    assert not (tmp_path / "d").exists()
+
+
+def test_a_concept_given_by_name_is_stored_as_its_taxonomy_id(tmp_path, make_video, capsys):
+    video = make_video(tmp_path / "v.mp4", [ShotSpec(30, hue=0)], fps=30)
+    code, _, err = run_cli(capsys, "trim", str(video.path), "--concept", "Ice Melting", "-d", str(tmp_path / "d"))
+    assert code == 0, err
+    meta = Dataset(tmp_path / "d").clip("v_00").meta
+    assert (meta.concept, meta.category) == ("ice_melting", "temporal_object_changes")

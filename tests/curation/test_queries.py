@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from refvps.cli import main
 from refvps.curation.queries import (
     QUERY_COLUMNS,
     find_taxonomy,
@@ -20,14 +19,9 @@ from refvps.curation.queries import (
     parse_llm_queries,
 )
 
+from .conftest import run_cli
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return exit_info.value.code, out, err
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
@@ -175,6 +169,40 @@ def test_llm_queries_from_a_local_model(tmp_path, capsys, tiny_llm):
     again = tmp_path / "again.csv"
     run_cli(capsys, *args[:-1], str(again))
     assert again.read_bytes() == out.read_bytes()
+
+
+def test_llm_run_resumes_and_each_concept_is_seeded_on_its_own(tmp_path, tiny_llm, monkeypatch):
+    from refvps.curation import queries as q
+
+    wanted = ("candle_melting", "fire", "wave_breaking")
+    concepts = [c for c in load_taxonomy(find_taxonomy()) if c.id in wanted]
+    straight = q.llm_queries(concepts, tiny_llm, per_concept=3)
+
+    asked = []
+    real_generate = q._generate
+    monkeypatch.setattr(q, "_generate", lambda *args: asked.append(args[3]) or real_generate(*args))
+    cache = tmp_path / "cache.json"
+
+    def ctrl_c_after_the_first(concept):
+        if concept.id == concepts[0].id:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        q.llm_queries(concepts, tiny_llm, per_concept=3, cache=cache, on_concept=ctrl_c_after_the_first)
+    assert list(json.loads(cache.read_text())) == [concepts[0].id]  # saved before the interruption
+    asked.clear()
+    assert q.llm_queries(concepts, tiny_llm, per_concept=3, cache=cache) == straight
+    assert len(asked) == 2  # only the concepts the first run had not reached
+    # A concept asked on its own gets the same model output as within the whole list.
+    alone = tmp_path / "alone.json"
+    q.llm_queries(concepts[2:], tiny_llm, per_concept=3, cache=alone)
+    assert json.loads(alone.read_text())[concepts[2].id] == json.loads(cache.read_text())[concepts[2].id]
+
+
+def test_the_cli_removes_its_model_cache_once_the_csv_is_written(tmp_path, capsys, tiny_llm):
+    out = tmp_path / "q.csv"
+    assert run_cli(capsys, "queries", "--llm", str(tiny_llm), "-k", "2", "--concept", "fire", "--out", str(out))[0] == 0
+    assert out.is_file() and sorted(p.name for p in tmp_path.iterdir()) == ["q.csv"]
 
 
 def test_llm_folder_missing_is_a_clear_error(tmp_path, capsys):

@@ -9,20 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from refvps.cli import main
 from refvps.curation.review import import_decisions, parse_span, read_decisions, review
 from refvps.curation.video import frames_at, probe_video, sample_times
 from refvps.curation.workspace import Workspace
 from refvps.errors import DatasetError, UsageError
 
-from .conftest import ShotSpec
-
-
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return exit_info.value.code, out, err
+from .conftest import ShotSpec, run_cli
 
 
 @pytest.fixture
@@ -99,6 +91,15 @@ def test_decisions_from_the_command_line(ws_two, capsys):
     assert code == 2 and "time span" in err
 
 
+def test_accept_with_a_concept_stores_its_taxonomy_id(ws_two, capsys):
+    ws = str(ws_two)
+    code, _, err = run_cli(capsys, "review", "-w", ws, "--accept", "generic_cut", "--concept", "no such thing")
+    assert code == 2 and "unknown concept 'no such thing'" in err
+    assert not Workspace(ws_two).decisions_path.exists()
+    assert run_cli(capsys, "review", "-w", ws, "--accept", "generic_cut", "--concept", "Candle Melting")[0] == 0
+    assert read_decisions(Workspace(ws_two).decisions_path)["generic_cut"].concept == "candle_melting"
+
+
 def test_import_decisions_exported_from_the_page(ws_two, tmp_path):
     export = tmp_path / "decisions-export.json"
     export.write_text(json.dumps({"version": 1, "videos": {
@@ -110,6 +111,23 @@ def test_import_decisions_exported_from_the_page(ws_two, tmp_path):
     export.write_text(json.dumps({"videos": {"generic_cut": {"decision": "reject", "reason": "boring"}}}))
     with pytest.raises(DatasetError, match="unknown reject reason 'boring'"):
         import_decisions(ws, export)
+
+
+def test_a_missing_video_file_fails_the_review_but_not_the_others(ws_two, capsys):
+    ws = Workspace(ws_two)
+    (ws.videos_dir / "generic_plain.mp4").unlink()
+    code, _, err = run_cli(capsys, "review", "-w", str(ws_two))
+    flat = " ".join(err.split())
+    assert code == 1 and "1 video(s) could not be shown" in flat
+    assert "generic_plain" in flat and "run refvps fetch again" in flat  # what happened and the fix
+    assert (ws.sheets_dir / "generic_cut.png").is_file() and (ws.review_dir / "index.html").is_file()
+    # trim reports it the same way: named, with the fix, non-zero exit; the rest is exported.
+    assert run_cli(capsys, "review", "-w", str(ws_two), "--accept", "generic_cut")[0] == 0
+    assert run_cli(capsys, "review", "-w", str(ws_two), "--accept", "generic_plain")[0] == 0
+    code, out, err = run_cli(capsys, "trim", "-w", str(ws_two), "-d", str(ws_two.parent / "dataset"), "--json")
+    assert code == 1 and "1 video(s) could not be trimmed" in err
+    assert "labelled" not in err  # no conflicts, so none are mentioned
+    assert json.loads(out)["exported"] == ["generic_cut_00"]
 
 
 def test_opted_out_videos_are_not_reviewed(ws_two):

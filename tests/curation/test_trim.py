@@ -55,6 +55,13 @@ def test_event_inside_a_short_final_shot_is_kept():
     assert not any("end card" in n for n in notes)
 
 
+def test_a_piece_shorter_than_one_output_frame_is_dropped_even_without_a_minimum():
+    # 3.98-4.0 s is 0.02 s: less than one frame at 24 fps, so it would be a clip without frames.
+    spans, notes = plan_spans(_shots(0, 4, 9, 20), [EventSpan(3.98, 6)], TrimParams(min_clip_s=0))
+    assert [(a, b) for a, b, *_ in spans] == [(4, 6)]
+    assert any("3.980-4.000 s" in n for n in notes)
+
+
 def test_single_shot_video_is_never_an_end_card():
     spans, _ = plan_spans(_shots(0, 2.5), [], TrimParams())
     assert [(a, b) for a, b, *_ in spans] == [(0, 2.5)]

@@ -28,6 +28,14 @@ def test_synth_then_validate(tmp_path):
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
+def test_rerun_reports_what_was_already_there(tmp_path):
+    out = tmp_path / "bench"
+    args = ("synth", out, "--clips", 2, "--size", "64x48", "--frames", 8, "--json")
+    assert json.loads(refvps(*args).stdout)["frames_already_there"] == 0
+    again = refvps(*args)
+    assert again.returncode == 0 and json.loads(again.stdout)["frames_already_there"] == 16
+
+
 def test_preset_with_explicit_overrides(tmp_path):
     out = tmp_path / "b"
     done = refvps("synth", out, "--preset", "refvps", "--clips", 1, "--size", "64x36", "--frames", "8-10", "--json")
@@ -49,7 +57,7 @@ def test_foreign_folder_is_refused_with_a_hint(tmp_path):
     (tmp_path / "notes.txt").write_text("keep me")
     done = refvps("synth", tmp_path, "--clips", 1, "--frames", 8, "--size", "64x48")
     assert done.returncode == 2
-    assert "Error:" in done.stderr and "Hint:" in done.stderr
+    assert done.stderr.startswith("Error:") and "Hint:" in done.stderr  # refused before any progress bar
     assert "Traceback" not in done.stderr
     assert (tmp_path / "notes.txt").read_text() == "keep me"
 

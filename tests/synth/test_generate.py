@@ -111,6 +111,16 @@ def test_refuses_foreign_or_mismatched_folders(tmp_path):
         generate_benchmark(made, clips=1, seed=0, size=(64, 48), frames=8)
 
 
+def test_an_index_file_of_the_wrong_shape_is_a_clear_error(tmp_path):
+    from refvps.errors import DatasetError
+
+    root = generate_benchmark(tmp_path / "b", clips=1, seed=0, size=(64, 48), frames=8)
+    (root / "clips.json").write_text("[]")
+    with pytest.raises(DatasetError, match="no 'clips' mapping") as info:
+        generate_benchmark(root, clips=1, seed=0, size=(64, 48), frames=8)
+    assert "delete this one" in info.value.hint
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [

@@ -62,7 +62,7 @@ def test_target_pixels_lie_inside_the_rendered_process(kind, kind_renders):
         # without its target (same background, camera, distractor and sensor noise) changes them.
         changed = np.abs(clip.frames.astype(int) - without.frames.astype(int)).max(axis=-1) >= 4
         assert changed[target].mean() > 0.85
-        # Frames where the target is absent from the labels are (nearly) untouched by it.
+        # Pixels labelled background are (nearly) never ones the target changed strongly.
         strongly = np.abs(clip.frames.astype(int) - without.frames.astype(int)).max(axis=-1) > 40
         assert (strongly & (clip.labels == 0)).mean() < 0.05
 
