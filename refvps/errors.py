@@ -24,6 +24,11 @@ class RefvpsError(Exception):
         self.hint = hint
         self.path = Path(path) if path is not None else None
 
+    def __reduce__(self):
+        # Keep hint and path when an error crosses a process boundary (multiprocessing pickles it).
+        state = {k: v for k, v in self.__dict__.items() if k not in ("message", "hint", "path")}
+        return (_rebuild_error, (type(self), self.message, self.hint, self.path, state))
+
     def __str__(self) -> str:
         text = self.message
         if self.path is not None and str(self.path) not in text:
@@ -77,3 +82,10 @@ def require(module: str, extra: str, what: str):
         return importlib.import_module(module)
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise MissingDependencyError(module.split(".")[0], extra, what) from exc
+
+
+def _rebuild_error(cls, message, hint, path, state):
+    error = cls.__new__(cls)
+    RefvpsError.__init__(error, message, hint=hint, path=path)
+    error.__dict__.update(state)
+    return error

@@ -106,7 +106,7 @@ def _print_summary(results, *, per_concept: bool) -> None:
 
 
 @click.command()
-@click.argument("results", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("results", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Folder to write the pages into.")
 @click.option("--title", default=None, help="Page title (default: 'Ref-VPS leaderboard').")
 @click.option("--no-reference", is_flag=True, help="Leave out the published rows of leaderboard/reference/.")
@@ -114,7 +114,8 @@ def _print_summary(results, *, per_concept: bool) -> None:
               help="Folder of reported entries to include (default: the repository's leaderboard/reference/).")
 def leaderboard(results: tuple[Path, ...], out: Path, title: str | None, no_reference: bool,
                 reference_dir: Path | None) -> None:
-    """Build the leaderboard from RESULTS (results.json or entry files, or folders of them).
+    """Build the leaderboard from RESULTS (results.json or entry files, or folders of them) and the
+    published rows of leaderboard/reference/ (unless --no-reference).
 
     Writes OUT/README.md (Markdown table sorted by J), OUT/leaderboard.csv and OUT/index.html, a
     self-contained page with a sortable table, J per concept and J vs TempCon plots.

@@ -1,0 +1,368 @@
+"""``evaluate``: score a set of predictions against a Ref-VPS-format dataset.
+
+>>> from refvps.scoring import evaluate
+>>> results = evaluate("preds/", "data/synthetic", workers=2)          # doctest: +SKIP
+>>> results.summary.J, results.summary.TempCon                         # doctest: +SKIP
+>>> results.write_json("results.json")                                 # doctest: +SKIP
+
+The dataset is validated first (a dataset that breaks the format cannot give a trustworthy number).
+Every annotated frame of every expression is scored; a prediction that is missing is scored as an
+empty mask and counted (``--strict`` makes it an error); predictions for clips, expressions or
+frames the dataset does not have are listed in ``coverage`` and not scored.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import multiprocessing
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from refvps.dataset.format import Dataset
+from refvps.errors import DatasetError, PredictionError, UsageError
+from refvps.scoring.engine import (
+    DEFAULT_CHUNK,
+    ClipOutcome,
+    ClipTask,
+    ErrorOutcome,
+    release_buffers,
+    score_clip_safe,
+)
+from refvps.scoring.metrics import BOUND_TH, RECALL_THRESHOLD, j_recall, temporal_consistency
+from refvps.scoring.readers import PredictionSource, open_predictions
+from refvps.scoring.results import (
+    Coverage,
+    ExpressionResult,
+    Results,
+    aggregate_categories,
+    aggregate_clips,
+    aggregate_concepts,
+    summarise,
+)
+
+ProgressCallback = Callable[[str, int], None]
+"""Called once per finished clip with (clip_id, number of masks scored in it)."""
+
+_EXAMPLES = 20  # how many unknown items coverage lists by name
+
+
+@dataclass
+class ScoringPlan:
+    tasks: list[ClipTask]
+    coverage: Coverage
+    missing_by_expression: dict[tuple[str, str], int]
+    n_masks: int  # frames x expressions to score
+
+
+def open_dataset(root: str | Path, *, validate: bool = True) -> Dataset:
+    """Open a dataset for scoring, validating it first when the validator is available."""
+    root = Path(root)
+    if not root.exists():
+        raise DatasetError(
+            f"dataset folder does not exist: {root}",
+            hint="pass the dataset's root (the folder with meta_expressions.json), e.g. --dataset data/synthetic",
+            path=root,
+        )
+    if validate:
+        try:
+            from refvps.dataset.validate import require_valid
+        except ImportError:  # the validator is not part of this build yet
+            require_valid = None
+        if require_valid is not None:
+            # Masks are not decoded here: the scorer decodes every one anyway and checks its
+            # size against the frame's, so decoding them twice would double the time.
+            require_valid(root, check_masks=False)
+    return Dataset(root)
+
+
+def plan_scoring(
+    dataset: Dataset,
+    source: PredictionSource,
+    *,
+    boundary: bool = True,
+    bound_th: float = BOUND_TH,
+    chunk: int = DEFAULT_CHUNK,
+) -> ScoringPlan:
+    """Match predictions to the dataset: one task per clip, plus what is missing and unknown."""
+    coverage = Coverage(ignored_files=source.ignored)
+    coverage.unknown_clips = sorted(c for c in source.index if c not in dataset)
+    tasks: list[ClipTask] = []
+    missing: dict[tuple[str, str], int] = {}
+    unknown_frame_examples: list[dict[str, str]] = []
+    n_masks = 0
+    matched_any = False
+    for clip in dataset:
+        if not clip.expressions:
+            continue
+        if not clip.frame_names:
+            raise DatasetError(
+                f"clip {clip.id} lists no frames in {dataset.root / 'meta_expressions.json'}",
+                hint="run: refvps validate " + str(dataset.root),
+                path=dataset.root / "meta_expressions.json",
+            )
+        for expression in clip.expressions:
+            if not 1 <= expression.obj_id <= 254:
+                raise DatasetError(
+                    f"clip {clip.id}: expression {expression.exp_id} refers to object {expression.obj_id}, "
+                    "which is not a label index (1..254)",
+                    hint="set obj_id to the target's label in the masks (1 in Ref-VPS); run: refvps validate "
+                    + str(dataset.root),
+                    path=dataset.root / "meta_expressions.json",
+                )
+        predicted = source.index.get(clip.id, {})
+        known_exps = {e.exp_id for e in clip.expressions}
+        for exp_id in sorted(predicted):
+            if exp_id not in known_exps:
+                coverage.unknown_expressions.append({"video": clip.id, "exp_id": exp_id})
+        frame_set = set(clip.frame_names)
+        for expression in clip.expressions:
+            frames = predicted.get(expression.exp_id, {})
+            present = sum(1 for f in clip.frame_names if f in frames)
+            matched_any = matched_any or present > 0
+            n_missing = len(clip.frame_names) - present
+            missing[(clip.id, expression.exp_id)] = n_missing
+            if n_missing == len(clip.frame_names):
+                coverage.missing_expressions.append({"video": clip.id, "exp_id": expression.exp_id})
+            for frame in frames:
+                if frame not in frame_set:
+                    coverage.unknown_frames += 1
+                    if len(unknown_frame_examples) < _EXAMPLES:
+                        unknown_frame_examples.append({"video": clip.id, "exp_id": expression.exp_id, "frame": frame})
+        clip_missing = sum(missing[(clip.id, e.exp_id)] for e in clip.expressions)
+        if clip_missing:
+            coverage.clips_with_missing.append(clip.id)
+        coverage.missing_frames += clip_missing
+        n_masks += len(clip.frame_names) * len(clip.expressions)
+        tasks.append(
+            ClipTask(
+                clip_id=clip.id,
+                masks_dir=str(clip.masks_dir),
+                frames=list(clip.frame_names),
+                expressions=[(e.exp_id, e.obj_id) for e in clip.expressions],
+                predictions=source.clip(clip.id),
+                boundary=boundary,
+                bound_th=bound_th,
+                chunk=chunk,
+                first_frame=str(clip.frame_path(clip.frame_names[0])),
+            )
+        )
+    coverage.unknown_frame_examples = unknown_frame_examples
+    if not tasks:
+        raise DatasetError(
+            f"the dataset has no clip with expressions to score: {dataset.root}",
+            hint="check meta_expressions.json; run: refvps validate " + str(dataset.root),
+            path=dataset.root,
+        )
+    if not matched_any:
+        predicted = ", ".join(source.clip_ids[:5]) or "none"
+        expected = ", ".join(t.clip_id for t in tasks[:5])
+        raise PredictionError(
+            f"no prediction in {source.path} matches the dataset {dataset.root} "
+            f"(predicted clips: {predicted}; dataset clips: {expected}, ...)",
+            hint="check that the predictions were made for this dataset and use its clip ids, "
+            "expression ids and frame names (<clip_id>/<exp_id>/<frame>.png)",
+            path=source.path,
+        )
+    return ScoringPlan(tasks, coverage, missing, n_masks)
+
+
+def missing_message(coverage: Coverage) -> str:
+    """The one-line description of missing predictions (warning, or error under ``--strict``)."""
+    parts = [f"{coverage.missing_frames} predicted frame(s) missing in {len(coverage.clips_with_missing)} clip(s)"]
+    if coverage.missing_expressions:
+        first = coverage.missing_expressions[0]
+        parts.append(
+            f"{len(coverage.missing_expressions)} expression(s) entirely absent "
+            f"(first: {first['video']}/{first['exp_id']})"
+        )
+    return "; ".join(parts)
+
+
+def unknown_message(coverage: Coverage) -> str:
+    parts = []
+    if coverage.unknown_clips:
+        shown = ", ".join(coverage.unknown_clips[:5]) + (", ..." if len(coverage.unknown_clips) > 5 else "")
+        parts.append(f"{len(coverage.unknown_clips)} clip(s) not in the dataset ({shown})")
+    if coverage.unknown_expressions:
+        first = coverage.unknown_expressions[0]
+        parts.append(
+            f"{len(coverage.unknown_expressions)} expression(s) not in the dataset (first: {first['video']}/{first['exp_id']})"
+        )
+    if coverage.unknown_frames:
+        first = coverage.unknown_frame_examples[0]
+        parts.append(
+            f"{coverage.unknown_frames} frame(s) not in the dataset (first: {first['video']}/{first['exp_id']}/{first['frame']})"
+        )
+    return "predictions for " + "; ".join(parts) + " were not scored"
+
+
+def evaluate(
+    predictions: str | Path | PredictionSource,
+    dataset: str | Path | Dataset,
+    *,
+    boundary: bool = True,
+    workers: int = 1,
+    strict: bool = False,
+    method: str | None = None,
+    bootstrap: int = 1000,
+    seed: int = 0,
+    bound_th: float = BOUND_TH,
+    validate: bool = True,
+    chunk: int = DEFAULT_CHUNK,
+    progress: ProgressCallback | None = None,
+    on_start: Callable[[int], None] | None = None,
+) -> Results:
+    """Score ``predictions`` (a PNG tree, a .zip or a COCO-RLE .json) against ``dataset``.
+
+    ``boundary`` computes F and J&F (the slow part); ``workers`` processes score clips in parallel
+    (0 means one per CPU); ``strict`` turns missing predictions into an error; ``bootstrap`` is the
+    number of clip resamples for the 95% intervals (0 disables them), drawn with ``seed``.
+    ``on_start(n_masks)`` is called once scoring begins and ``progress(clip_id, n_masks)`` after
+    each clip. Raises :class:`refvps.errors.RefvpsError` subclasses for bad input.
+    """
+    if workers < 0:
+        raise UsageError(f"--workers must be 0 (all CPUs) or more, got {workers}")
+    if bootstrap < 0:
+        raise UsageError(f"--bootstrap must be 0 (off) or more, got {bootstrap}")
+    if chunk < 1:
+        raise UsageError(f"chunk must be at least 1, got {chunk}")
+    source = predictions if isinstance(predictions, PredictionSource) else open_predictions(predictions)
+    data = dataset if isinstance(dataset, Dataset) else open_dataset(dataset, validate=validate)
+    plan = plan_scoring(data, source, boundary=boundary, bound_th=bound_th, chunk=chunk)
+    if strict and (plan.coverage.has_missing or plan.coverage.has_unknown):
+        problems = []
+        if plan.coverage.has_missing:
+            problems.append(missing_message(plan.coverage))
+        if plan.coverage.has_unknown:
+            problems.append(unknown_message(plan.coverage))
+        raise PredictionError(
+            f"--strict: {'; '.join(problems)} ({source.path})",
+            hint="predict every frame of every expression of the dataset, and nothing else; "
+            "without --strict missing frames are scored as empty masks",
+            path=source.path,
+        )
+    n_workers = (os.cpu_count() or 1) if workers == 0 else workers
+    if on_start is not None:
+        on_start(plan.n_masks)
+    outcomes = _run(plan.tasks, min(n_workers, len(plan.tasks)), progress)
+    return _assemble(data, source, plan, outcomes, boundary=boundary, bootstrap=bootstrap, seed=seed, options={
+        "boundary": boundary,
+        "bound_th": bound_th,
+        "recall_threshold": RECALL_THRESHOLD,
+        "bootstrap": bootstrap,
+        "seed": seed,
+        "workers": n_workers,
+        "strict": strict,
+    }, method=method)
+
+
+def _run(tasks: list[ClipTask], workers: int, progress: ProgressCallback | None) -> dict[str, ClipOutcome]:
+    outcomes: dict[str, ClipOutcome] = {}
+
+    def accept(result: ClipOutcome | ErrorOutcome) -> None:
+        if isinstance(result, ErrorOutcome):
+            raise result.to_exception()
+        outcomes[result.clip_id] = result
+        if progress is not None:
+            progress(result.clip_id, sum(len(e.iou) for e in result.expressions))
+
+    if workers <= 1:
+        try:
+            for task in tasks:
+                accept(score_clip_safe(task))
+        finally:
+            release_buffers()
+        return outcomes
+    # Longest clips first, so that no worker is left with one long clip at the end.
+    ordered = sorted(tasks, key=lambda t: -len(t.frames) * len(t.expressions))
+    # "spawn": the parent may hold threads (progress bar); a forked copy of them can deadlock.
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(workers, initializer=_init_worker) as pool:
+        try:
+            for result in pool.imap_unordered(score_clip_safe, ordered, chunksize=1):
+                accept(result)
+        except BaseException:
+            pool.terminate()
+            raise
+    return outcomes
+
+
+def _init_worker() -> None:
+    # One process per core already: OpenCV's own threads would only compete with the other workers.
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+def _assemble(
+    dataset: Dataset,
+    source: PredictionSource,
+    plan: ScoringPlan,
+    outcomes: dict[str, ClipOutcome],
+    *,
+    boundary: bool,
+    bootstrap: int,
+    seed: int,
+    options: dict,
+    method: str | None,
+) -> Results:
+    from refvps import __version__
+
+    rows: list[ExpressionResult] = []
+    for task in plan.tasks:
+        clip = dataset.clip(task.clip_id)
+        outcome = outcomes[task.clip_id]
+        texts = {e.exp_id: e.text for e in clip.expressions}
+        for (exp_id, obj_id), frames in zip(task.expressions, outcome.expressions):
+            rows.append(
+                ExpressionResult(
+                    video=task.clip_id,
+                    exp_id=exp_id,
+                    J=100.0 * float(np.mean(frames.iou)),
+                    F=100.0 * float(np.mean(frames.f)) if frames.f is not None else None,
+                    TempCon=temporal_consistency(frames.iou),
+                    J_recall=100.0 * j_recall(frames.iou),
+                    n_frames=len(frames.iou),
+                    n_missing=frames.n_missing,
+                    obj_id=obj_id,
+                    concept=clip.meta.concept,
+                    category=clip.meta.category,
+                    expression=texts.get(exp_id, ""),
+                    iou=frames.iou,
+                    f=frames.f,
+                )
+            )
+    clips = aggregate_clips(rows)
+    concepts = aggregate_concepts(clips)
+    categories = aggregate_categories(clips)
+    summary = summarise(
+        rows,
+        clips,
+        concepts,
+        categories,
+        bootstrap=bootstrap,
+        seed=seed,
+        n_clip_frames=sum(len(t.frames) for t in plan.tasks),
+        n_missing_expressions=len(plan.coverage.missing_expressions),
+    )
+    meta = {
+        "dataset": str(dataset.root),
+        "predictions": str(source.path),
+        "format": source.format,
+        "method": method,
+        "refvps_version": __version__,
+        "date": _dt.datetime.now(_dt.timezone.utc).astimezone().isoformat(timespec="seconds"),
+        "options": options,
+        "metrics": {
+            "J": "mean over frames of IoU outside Ignore (1 when both empty), x100; dataset: mean over (clip, expression)",
+            "F": "DAVIS 2017 boundary F (bound_th of the diagonal), Ignore removed like DAVIS void, x100",
+            "TempCon": "100 x mean over consecutive frames of |IoU(t+1) - IoU(t)|; lower is better (paper Eq. 5, absolute value)",
+            "J_recall": "share of frames with IoU > 0.5, x100",
+            "J_ci95": "95% percentile bootstrap interval of J, resampling clips",
+        },
+    }
+    return Results(summary, rows, clips, concepts, categories, plan.coverage, meta)

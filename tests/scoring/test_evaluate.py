@@ -1,0 +1,210 @@
+"""The whole scorer: formats, the oracle, missing and unknown predictions, aggregation, bootstrap."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from refvps.dataset import frame_name
+from refvps.errors import PredictionError
+from refvps.scoring import evaluate, open_predictions
+from refvps.scoring.results import bootstrap_ci, bootstrap_estimates
+
+from .conftest import CLIPS, write_png_tree, write_rle_json
+from .test_metrics import naive_f, naive_iou, naive_tempcon
+
+
+def expected_scores(truth, predictions, missing=frozenset()):
+    """Per (clip, exp): J, F, TempCon, J-recall on the 0-100 scale, from the naive references."""
+    scores = {}
+    for (clip_id, exp_id), masks in predictions.items():
+        labels = truth[clip_id]
+        ious, fs = [], []
+        for t, (label, mask) in enumerate(zip(labels, masks)):
+            if (clip_id, exp_id, t) in missing:
+                mask = np.zeros_like(mask)
+            ious.append(naive_iou(label == 1, mask, label == 255))
+            fs.append(naive_f(label == 1, mask, label == 255))
+        scores[(clip_id, exp_id)] = {
+            "J": 100 * np.mean(ious),
+            "F": 100 * np.mean(fs),
+            "TempCon": naive_tempcon(ious),
+            "J_recall": 100 * np.mean(np.array(ious) > 0.5),
+        }
+    return scores
+
+
+@pytest.fixture(scope="module")
+def reference_results(scored_case):
+    return evaluate(scored_case["tree"], scored_case["dataset"], bootstrap=200, seed=3)
+
+
+def test_every_expression_matches_the_naive_reference(scored_case, reference_results):
+    expected = expected_scores(scored_case["truth"], scored_case["predictions"])
+    rows = {(r.video, r.exp_id): r for r in reference_results.per_expression}
+    assert set(rows) == set(expected)
+    for key, want in expected.items():
+        row = rows[key]
+        assert row.J == pytest.approx(want["J"], abs=1e-9)
+        assert row.F == pytest.approx(want["F"], abs=1e-9)
+        assert row.TempCon == pytest.approx(want["TempCon"], abs=1e-9)
+        assert row.J_recall == pytest.approx(want["J_recall"], abs=1e-9)
+        assert row.n_frames == CLIPS[key[0]][0] and row.n_missing == 0
+
+
+def test_aggregation_follows_the_definitions(scored_case, reference_results):
+    expected = expected_scores(scored_case["truth"], scored_case["predictions"])
+    s = reference_results.summary
+    all_j = [v["J"] for v in expected.values()]
+    assert s.J == pytest.approx(np.mean(all_j))
+    assert s.F == pytest.approx(np.mean([v["F"] for v in expected.values()]))
+    assert s.JF == pytest.approx((s.J + s.F) / 2)
+    assert s.TempCon == pytest.approx(np.mean([v["TempCon"] for v in expected.values()]))
+    clip_j = {c: np.mean([v["J"] for (clip, _), v in expected.items() if clip == c]) for c in CLIPS}
+    per_clip = {g.key: g for g in reference_results.per_clip}
+    for clip_id, value in clip_j.items():
+        assert per_clip[clip_id].J == pytest.approx(value)
+    smoke = np.mean([clip_j["clip_a"], clip_j["clip_b"]])  # a concept is the mean over its clips
+    per_concept = {g.key: g for g in reference_results.per_concept}
+    assert per_concept["smoke_rising"].J == pytest.approx(smoke)
+    assert per_concept["smoke_rising"].n_clips == 2 and per_concept["ice_melting"].n_clips == 1
+    assert s.J_concept_balanced == pytest.approx(np.mean([smoke, clip_j["clip_c"]]))
+    per_category = {g.key: g for g in reference_results.per_category}
+    assert per_category["motion_patterns"].J == pytest.approx(smoke)
+    assert per_category["temporal_object_changes"].J == pytest.approx(clip_j["clip_c"])
+    assert s.n_clips == 3 and s.n_expressions == 12
+    assert s.n_frames == 4 * sum(frames for frames, _, _ in CLIPS.values())
+    assert s.n_missing_frames == 0
+
+
+def test_results_json_has_the_agreed_keys(reference_results, tmp_path):
+    path = reference_results.write_json(tmp_path / "results.json")
+    data = json.loads(path.read_text())
+    assert {"summary", "per_expression", "per_clip", "per_concept", "per_category", "meta"} <= set(data)
+    assert {
+        "J", "F", "JF", "TempCon", "J_recall", "J_ci95", "J_concept_balanced",
+        "n_clips", "n_expressions", "n_frames", "n_missing_frames",
+    } <= set(data["summary"])
+    assert {"video", "exp_id", "J", "F", "TempCon", "J_recall", "n_frames", "n_missing"} <= set(data["per_expression"][0])
+    assert {"dataset", "predictions", "method", "refvps_version", "date", "options"} <= set(data["meta"])
+    lo, hi = data["summary"]["J_ci95"]
+    assert lo <= data["summary"]["J"] <= hi
+
+
+def test_the_three_formats_give_identical_results(scored_case, reference_results):
+    for source, fmt in ((scored_case["zip"], "zip"), (scored_case["rle"], "coco-rle")):
+        results = evaluate(source, scored_case["dataset"], bootstrap=200, seed=3)
+        assert results.meta["format"] == fmt
+        assert results.summary.to_json() == reference_results.summary.to_json()
+        for a, b in zip(results.per_expression, reference_results.per_expression):
+            assert (a.video, a.exp_id, a.J, a.F, a.TempCon) == (b.video, b.exp_id, b.J, b.F, b.TempCon)
+
+
+@pytest.mark.parametrize("style", ["P01", "RGB", "Lmixed"])
+def test_any_nonzero_pixel_is_foreground(scored_case, reference_results, tmp_path, style):
+    tree = write_png_tree(tmp_path / "pred", scored_case["predictions"], style=style)
+    results = evaluate(tree, scored_case["dataset"], bootstrap=200, seed=3)
+    assert results.summary.to_json() == reference_results.summary.to_json()
+
+
+def test_leading_annotations_folder_is_accepted(scored_case, reference_results, tmp_path):
+    shutil.copytree(scored_case["tree"], tmp_path / "sub" / "Annotations")
+    results = evaluate(tmp_path / "sub", scored_case["dataset"], bootstrap=200, seed=3)
+    assert results.summary.J == reference_results.summary.J
+
+
+def test_oracle_scores_perfectly(scored_case, tmp_path):
+    oracle = {
+        (clip_id, exp_id): [label == 1 for label in labels]
+        for clip_id, labels in scored_case["truth"].items()
+        for exp_id in ("0", "1", "2", "3")
+    }
+    for source in (write_png_tree(tmp_path / "oracle", oracle), write_rle_json(tmp_path / "oracle.json", oracle)):
+        s = evaluate(source, scored_case["dataset"]).summary
+        assert (s.J, s.F, s.JF, s.TempCon, s.J_recall) == (100.0, 100.0, 100.0, 0.0, 100.0)
+        assert s.J_ci95 == [100.0, 100.0]
+
+
+def test_empty_predictions_have_perfect_tempcon_but_low_j(scored_case, tmp_path):
+    empty = {(c, e): [np.zeros_like(m) for m in masks] for (c, e), masks in scored_case["predictions"].items()}
+    s = evaluate(write_rle_json(tmp_path / "empty.json", empty), scored_case["dataset"], boundary=False).summary
+    # Only the frames where the target is absent score 1: the last frame of each clip.
+    assert s.J == pytest.approx(100 * np.mean([1 / frames for frames, _, _ in CLIPS.values()]))
+    assert s.TempCon > 0  # IoU jumps from 0 to 1 at the last frame
+    no_target_change = evaluate(write_rle_json(tmp_path / "e2.json", empty), scored_case["dataset"], boundary=False)
+    assert no_target_change.summary.F is None and no_target_change.summary.JF is None
+
+
+def test_missing_frames_are_scored_empty_and_counted(scored_case, tmp_path):
+    predictions = scored_case["predictions"]
+    skip = {("clip_a", "0", 2), ("clip_a", "0", 5), ("clip_b", "1", 0)}
+    skip |= {("clip_c", "2", t) for t in range(CLIPS["clip_c"][0])}  # a whole expression
+    expected = expected_scores(scored_case["truth"], predictions, missing=skip)
+    for source in (
+        write_png_tree(tmp_path / "pred", predictions, skip=skip),
+        write_rle_json(tmp_path / "pred.json", predictions, skip=skip),
+    ):
+        results = evaluate(source, scored_case["dataset"], bootstrap=0)
+        rows = {(r.video, r.exp_id): r for r in results.per_expression}
+        assert rows[("clip_a", "0")].n_missing == 2 and rows[("clip_c", "2")].n_missing == CLIPS["clip_c"][0]
+        for key, want in expected.items():
+            assert rows[key].J == pytest.approx(want["J"], abs=1e-9)
+            assert rows[key].F == pytest.approx(want["F"], abs=1e-9)
+        assert results.summary.n_missing_frames == len(skip)
+        assert results.coverage.missing_expressions == [{"video": "clip_c", "exp_id": "2"}]
+        assert results.summary.J_ci95 is None
+        with pytest.raises(PredictionError, match="--strict"):
+            evaluate(source, scored_case["dataset"], strict=True)
+
+
+def test_unknown_predictions_are_reported_not_scored(scored_case, reference_results, tmp_path):
+    tree = tmp_path / "pred"
+    shutil.copytree(scored_case["tree"], tree)
+    mask = scored_case["predictions"][("clip_a", "0")][0]
+    extra = {("clip_zzz", "0"): [mask], ("clip_a", "9"): [mask]}
+    write_png_tree(tree, extra)
+    (tree / "clip_b" / "0" / f"{frame_name(99)}.png").write_bytes((tree / "clip_b" / "0" / "00000.png").read_bytes())
+    results = evaluate(tree, scored_case["dataset"], bootstrap=200, seed=3)
+    assert results.summary.to_json() == reference_results.summary.to_json()
+    assert results.coverage.unknown_clips == ["clip_zzz"]
+    assert results.coverage.unknown_expressions == [{"video": "clip_a", "exp_id": "9"}]
+    assert results.coverage.unknown_frames == 1
+    with pytest.raises(PredictionError, match="not in the dataset"):
+        evaluate(tree, scored_case["dataset"], strict=True)
+
+
+def test_predictions_for_another_dataset_are_an_error(scored_case, tmp_path):
+    other = {("someone_else", "0"): scored_case["predictions"][("clip_a", "0")]}
+    with pytest.raises(PredictionError, match="no prediction .* matches the dataset"):
+        evaluate(write_png_tree(tmp_path / "pred", other), scored_case["dataset"])
+
+
+def test_workers_and_chunks_do_not_change_the_numbers(scored_case, reference_results):
+    parallel = evaluate(scored_case["rle"], scored_case["dataset"], workers=2, bootstrap=200, seed=3)
+    assert parallel.to_json()["per_expression"] == reference_results.to_json()["per_expression"]
+    small_chunks = evaluate(scored_case["tree"], scored_case["dataset"], chunk=2, bootstrap=200, seed=3)
+    assert small_chunks.summary.to_json() == reference_results.summary.to_json()
+
+
+def test_hidden_folders_and_other_files_are_ignored(scored_case):
+    source = open_predictions(scored_case["tree"])
+    assert ".done" not in source.index and "run.json" not in source.index
+    assert source.ignored >= 1  # run.json
+    assert source.n_items() == 4 * sum(frames for frames, _, _ in CLIPS.values())
+
+
+def test_bootstrap_is_seeded_and_resamples_clips():
+    per_clip = [[0.0], [100.0, 100.0, 100.0]]  # one clip of one expression, one of three
+    estimates = bootstrap_estimates(per_clip, 500, seed=0)
+    # Resampling clips gives only these means (0+0, 0+300 over 4 expressions, 300+300 over 6).
+    assert set(np.round(estimates, 9)) <= {0.0, 75.0, 100.0}
+    assert bootstrap_ci(per_clip, 500, seed=0) == bootstrap_ci(per_clip, 500, seed=0)
+    rng = np.random.default_rng(5)
+    values = [list(rng.uniform(0, 100, size=4)) for _ in range(30)]
+    a, b = bootstrap_ci(values, 1000, seed=1), bootstrap_ci(values, 1000, seed=2)
+    assert a != b and abs(a[0] - b[0]) < 3 and abs(a[1] - b[1]) < 3
+    assert a[0] < np.mean(values) < a[1]
+    assert bootstrap_ci(values, 0, seed=1) is None
