@@ -8,7 +8,8 @@ What is measured, each in a fresh process so peak memory is its own:
 (a) opening the clip in an annotation session (classic segmenter): time, peak RSS;
 (b) the classical segmenter: one click on the middle frame, then propagation both ways through the
     whole clip with autosave of every frame: frames/s, peak RSS, and the size of the working layers
-    held in memory (compressed) next to what raw uint8 layers would take;
+    held in memory (compressed) next to what raw uint8 layers would take; then Save (every mask
+    written, the clip validated) and opening the saved clip afresh (every mask imported);
 (c) SAM2 (Meta's package) frame memory at ``init_state``: SAM2's own loader (the whole clip as
     1024x1024 float tensors, ``offload_video_to_cpu=True``) against refvps's lazy loader, with a
     tiny random model of image size 1024 (the frame tensors do not depend on the model's size);
@@ -25,6 +26,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -65,7 +67,7 @@ def make_clip(root: Path, frames: int, width: int, height: int) -> None:
 
 def child_session(root: str) -> dict:
     from refvps.annotate.segmenters.classic import ClassicSegmenter
-    from refvps.annotate.session import ClipSession
+    from refvps.annotate.session import ClipSession, session_dir
     from refvps.dataset import Dataset
 
     clip = Dataset(root).clip("long")
@@ -84,9 +86,22 @@ def child_session(root: str) -> dict:
     seconds = time.perf_counter() - start
     assert job.state == "done", job.error
     held = sum(len(b or b"") for b in session.blobs)
+    start = time.perf_counter()
+    session.save(allow_unlabelled=False)  # what the page's Save does: every mask, then validation
+    save_s = time.perf_counter() - start
+    start = time.perf_counter()
+    session.validate()
+    validate_s = time.perf_counter() - start
+    session.close()
+    # Opening a clip whose masks are saved but that has no session yet imports every mask.
+    shutil.rmtree(session_dir(root, "long"))
+    start = time.perf_counter()
+    ClipSession(root, Dataset(root).clip("long"), ClassicSegmenter()).close()
+    reopen_s = time.perf_counter() - start
     return {"open_s": opened, "rss_open_mb": rss_open, "click_s": click, "propagate_s": seconds,
             "frames": session.num_frames, "frames_per_s": job.done / seconds, "rss_peak_mb": peak_rss_mb(),
-            "layers_held_mb": held / 2**20, "layers_raw_mb": session.num_frames * h * w / 2**20}
+            "layers_held_mb": held / 2**20, "layers_raw_mb": session.num_frames * h * w / 2**20,
+            "save_s": save_s, "validate_s": validate_s, "reopen_s": reopen_s}
 
 
 def child_sam2(root: str, lazy: bool) -> dict:
@@ -168,6 +183,9 @@ def main() -> None:
         f"| click on the middle frame (GrabCut) | {session['click_s']:.2f} s | |",
         f"| propagate both ways through {session['frames']} frames, autosaving each | "
         f"{session['propagate_s']:.1f} s ({session['frames_per_s']:.1f} frames/s) | {session['rss_peak_mb']:.0f} MB |",
+        f"| save: write {session['frames']} masks, then validate the clip | {session['save_s']:.1f} s "
+        f"(validation alone {session['validate_s']:.1f} s) | |",
+        f"| open the clip again without a session (imports the saved masks) | {session['reopen_s']:.1f} s | |",
         "",
         f"Working layers held in memory after propagation: {session['layers_held_mb']:.1f} MB compressed, "
         f"against {session['layers_raw_mb']:.0f} MB as raw uint8 arrays.",

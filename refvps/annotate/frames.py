@@ -76,10 +76,6 @@ class FrameSource:
     def loads(self) -> int:
         return self._cache.loads
 
-    @property
-    def cached(self) -> int:
-        return len(self._cache)
-
     def _read(self, index: int) -> np.ndarray:
         path = self.paths[index]
         rgb = read_rgb(path)
@@ -98,7 +94,3 @@ class FrameSource:
             raise IndexError(f"frame index {index} outside 0..{len(self.paths) - 1}")
         return self._cache[index]
 
-    def gray(self, index: int) -> np.ndarray:
-        import cv2
-
-        return cv2.cvtColor(self[index], cv2.COLOR_RGB2GRAY)

@@ -14,6 +14,7 @@ can be refined in the page afterwards.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -23,8 +24,8 @@ from typing import Any, Callable
 from refvps.annotate.lock import ClipLock
 from refvps.annotate.segmenters.base import Segmenter
 from refvps.annotate.session import OBJ_ID, ClipSession, read_session_summary, session_dir
-from refvps.dataset.format import MASK_EXT, Clip, Dataset, frame_name
-from refvps.errors import RefvpsError, UsageError
+from refvps.dataset.format import MASK_EXT, Clip, Dataset, frame_name, image_size
+from refvps.errors import DatasetError, RefvpsError, UsageError
 
 
 @dataclass(frozen=True)
@@ -52,25 +53,41 @@ class HeadlessResult:
         return dict(self.__dict__)
 
 
+_EXAMPLE = '[{"frame": "00012", "points": [[412, 230]], "labels": [1], "obj_id": 1}]'
+
+
 def load_clicks(path: str | Path, clip: Clip, shape: tuple[int, int] | None = None) -> list[ClickEntry]:
-    """Read and check a clicks file against the clip; every problem names the entry and the fix."""
+    """Read and check a clicks file against the clip; every problem names the entry and the fix.
+
+    ``shape`` is the frames' (height, width); by default it is read off the clip's first frame.
+    """
     path = Path(path)
+    if shape is None:
+        first = clip.frame_path(clip.frame_names[0])
+        try:
+            width, height = image_size(first)
+        except OSError as exc:
+            raise DatasetError(f"cannot read the first frame of clip {clip.id}: {exc}",
+                               hint="restore the frame or re-export the clip", path=first) from None
+        shape = (height, width)
+    height, width = shape
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UsageError(f"clicks file not found: {path}", hint="check the path given to --clicks", path=path) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"clicks file does not parse: {path}: {exc}",
-                         hint='write a JSON list like [{"frame": "00012", "points": [[x, y]], "labels": [1]}]',
+        raise UsageError(f"clicks file does not parse: {path}: {exc}", hint=f"write a JSON list like {_EXAMPLE}",
                          path=path) from None
+    except OSError as exc:  # a folder, no permission
+        raise UsageError(f"cannot read the clicks file {path}: {exc.strerror or exc}",
+                         hint="--clicks takes a JSON file", path=path) from None
     if not isinstance(data, list) or not data:
-        raise UsageError(f"{path} must hold a non-empty JSON list of click entries",
-                         hint='[{"frame": "00012", "points": [[120, 80]], "labels": [1], "obj_id": 1}]', path=path)
+        raise UsageError(f"{path} must hold a non-empty JSON list of click entries", hint=_EXAMPLE, path=path)
     entries = []
     for number, item in enumerate(data):
         where = f"{path.name} entry {number}"
         if not isinstance(item, dict):
-            raise UsageError(f"{where} is not an object", hint='each entry is {"frame", "points", "labels"}', path=path)
+            raise UsageError(f"{where} is not an object", hint=f"each entry looks like {_EXAMPLE[1:-1]}", path=path)
         unknown = set(item) - {"frame", "points", "labels", "obj_id"}
         if unknown:
             raise UsageError(f"{where} has unknown keys {sorted(unknown)}",
@@ -80,36 +97,42 @@ def load_clicks(path: str | Path, clip: Clip, shape: tuple[int, int] | None = No
             frame = frame_name(frame)
         if not isinstance(frame, str) or frame not in clip.frame_names:
             raise UsageError(f"{where}: clip {clip.id} has no frame {item.get('frame')!r}",
-                             hint=f"frames run from {clip.frame_names[0]} to {clip.frame_names[-1]}", path=path)
+                             hint=f"frame names run from {clip.frame_names[0]} to {clip.frame_names[-1]}", path=path)
         points, labels = item.get("points"), item.get("labels")
         if not isinstance(points, list) or not points or not all(
             isinstance(p, list) and len(p) == 2 and all(_is_number(v) for v in p) for p in points
         ):
-            raise UsageError(f"{where}: points must be a non-empty list of [x, y] pixel coordinates", path=path)
-        if not isinstance(labels, list) or len(labels) != len(points) or any(v not in (0, 1) or isinstance(v, bool) for v in labels):
+            raise UsageError(f"{where}: points must be a non-empty list of [x, y] pixel coordinates (finite numbers)",
+                             hint='e.g. "points": [[412, 230], [440, 260]]', path=path)
+        if not isinstance(labels, list) or len(labels) != len(points) or any(
+            isinstance(v, bool) or v not in (0, 1) for v in labels
+        ):
             raise UsageError(f"{where}: labels must list 1 (positive) or 0 (negative) for each of the {len(points)} points",
-                             path=path)
+                             hint='e.g. "labels": [1, 0] for one positive and one negative point', path=path)
         obj_id = item.get("obj_id", OBJ_ID)
-        if obj_id != OBJ_ID:
+        if obj_id != OBJ_ID or isinstance(obj_id, bool):
             raise UsageError(f"{where}: obj_id {obj_id!r} - refvps annotate labels one target per clip (obj_id 1)",
                              hint="Ref-VPS clips have one target; label other objects with another tool", path=path)
-        if shape is not None:
-            height, width = shape
-            for x, y in points:
-                if not (0 <= x <= width and 0 <= y <= height):
-                    raise UsageError(f"{where}: point ({x}, {y}) lies outside the {width}x{height} frame", path=path)
+        for x, y in points:
+            if not (0 <= x <= width and 0 <= y <= height):
+                raise UsageError(f"{where}: point ({x}, {y}) lies outside the {width}x{height} frame",
+                                 hint="points are pixel coordinates: x from 0 to the width, y from 0 to the height",
+                                 path=path)
         entries.append(ClickEntry(frame, [[float(x), float(y)] for x, y in points], [int(v) for v in labels], OBJ_ID))
+    if not any(1 in entry.labels for entry in entries):
+        raise UsageError(f"{path.name} has no positive click (label 1): there would be no target to propagate",
+                         hint="add at least one point on the target with label 1", path=path)
     return entries
 
 
 def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value and abs(value) != float("inf")
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def run_headless(
     root: str | Path,
     clip_id: str,
-    clicks: str | Path,
+    clicks: str | Path | list[ClickEntry],
     segmenter: Segmenter,
     *,
     overwrite: bool = False,
@@ -118,11 +141,12 @@ def run_headless(
     refvps_rules: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> HeadlessResult:
-    """Apply the clicks, propagate both ways through the whole clip, save, validate."""
+    """Apply the clicks (a clicks file, or entries from :func:`load_clicks`), propagate both ways, save, validate."""
     started = time.time()
     root = Path(root)
     dataset = Dataset(root)
     clip = dataset.clip(clip_id)
+    entries = clicks if isinstance(clicks, list) else load_clicks(clicks, clip)  # checked before anything is locked
     lock = ClipLock(session_dir(root, clip_id) / "lock.json", clip_id, f"headless-{os.getpid()}")
     lock.acquire(take_over=take_over_lock)
     session: ClipSession | None = None
@@ -141,7 +165,6 @@ def run_headless(
                 hint="pass --overwrite to replace them with this run's masks", path=clip.masks_dir,
             )
         session = ClipSession(root, clip, segmenter, lock=lock, refvps_rules=refvps_rules, restore=False)
-        entries = load_clicks(clicks, clip, session.shape)
         for entry in entries:
             session.add_points(session.frame_index(entry.frame), entry.points, entry.labels)
         first = session.frame_index(entries[0].frame)

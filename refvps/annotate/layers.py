@@ -23,6 +23,12 @@ IGNORE_BIT = 2
 LAYERS = ("target", "ignore")
 _LAYER_BITS = {"target": TARGET_BIT, "ignore": IGNORE_BIT}
 
+# Fast lossless PNG for masks: long runs of equal values, so PNG's per-row filters only cost time
+# (5x slower to encode a 1080p layer, for no smaller file). OpenCV before 4.10 lacks the flag.
+_PNG_FAST = [cv2.IMWRITE_PNG_COMPRESSION, 1] + (
+    [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE] if hasattr(cv2, "IMWRITE_PNG_FILTER_NONE") else []
+)
+
 # Overlay colours (paper figure B: target red, Ignore grey); alpha is applied by the page.
 TARGET_RGBA = (235, 35, 35, 255)
 IGNORE_RGBA = (170, 170, 170, 255)
@@ -74,7 +80,7 @@ def label_to_code(label: np.ndarray, obj_id: int = 1) -> np.ndarray:
 
 def encode_code(code: np.ndarray) -> bytes:
     """Compress a code image (lossless PNG, fast setting)."""
-    ok, buffer = cv2.imencode(".png", np.ascontiguousarray(code, dtype=np.uint8), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    ok, buffer = cv2.imencode(".png", np.ascontiguousarray(code, dtype=np.uint8), _PNG_FAST)
     if not ok:  # pragma: no cover - OpenCV cannot encode a uint8 image only when out of memory
         raise RuntimeError("could not encode a layer image")
     return buffer.tobytes()
@@ -109,7 +115,7 @@ def overlay_rgba(code: np.ndarray) -> np.ndarray:
 def encode_overlay_png(code: np.ndarray) -> bytes:
     rgba = overlay_rgba(code)
     bgra = rgba[..., [2, 1, 0, 3]]
-    ok, buffer = cv2.imencode(".png", np.ascontiguousarray(bgra), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    ok, buffer = cv2.imencode(".png", np.ascontiguousarray(bgra), _PNG_FAST)
     if not ok:  # pragma: no cover
         raise RuntimeError("could not encode an overlay image")
     return buffer.tobytes()
@@ -153,7 +159,3 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     cv2.floodFill(padded, flood, (0, 0), 2, flags=4)
     return padded[1:-1, 1:-1] != 2
 
-
-def disc(shape: tuple[int, int], x: float, y: float, radius: float) -> np.ndarray:
-    yy, xx = np.ogrid[: shape[0], : shape[1]]
-    return (xx - x) ** 2 + (yy - y) ** 2 <= radius**2

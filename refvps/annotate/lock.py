@@ -57,15 +57,13 @@ class LockInfo:
 class ClipLockedError(RefvpsError):
     """The clip is open in another session."""
 
-    exit_code = 1
-
-    def __init__(self, clip_id: str, holder: LockInfo | None, *, stale: bool, same_process: bool, path: Path):
+    def __init__(self, clip_id: str, holder: LockInfo | None, *, stale: bool, same_process: bool, path: Path | None):
         if holder is None:
             message = f"clip {clip_id} is locked by another session (its lock file cannot be read)"
         else:
             message = f"clip {clip_id} is open in another session: {holder.describe()}"
         if same_process:
-            hint = "it is open in another browser tab of this server; take it over there, or here explicitly"
+            hint = "take it over here if that tab is not in use (nothing is lost: it is told, and can take it back)"
         elif stale:
             hint = ("that session looks dead (no heartbeat); take the lock over explicitly "
                     "(the page's 'Take over' button, or --take-over-lock)")
@@ -173,9 +171,11 @@ class ClipLock:
             return
         raise ClipLockedError(self.clip_id, self.read(), stale=False, same_process=False, path=self.path)
 
-    def still_held(self) -> bool:
-        """Whether the lock file still names us (another session may have taken a stale lock over)."""
-        return self.held and self._mine(self.read())
+    def verify(self) -> bool:
+        """Whether the lock file still names us; stops holding if another session took the lock over."""
+        if self.held and not self._mine(self.read()):
+            self.held = False
+        return self.held
 
     def heartbeat(self) -> bool:
         """Refresh the heartbeat; returns False (and stops holding) if the lock was taken from us."""

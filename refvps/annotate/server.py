@@ -28,9 +28,12 @@ from refvps.annotate.session import (
     LockLostError,
     SessionBusyError,
     UnlabelledFramesError,
+    clip_fingerprint,
     read_session_summary,
     read_validation_status,
     session_dir,
+    validate_clip,
+    verdict_of,
 )
 from refvps.dataset.format import MASK_EXT, Clip, Dataset
 from refvps.errors import DatasetError, RefvpsError, UsageError
@@ -50,6 +53,11 @@ def new_token() -> str:
 def is_safe_id(value: str) -> bool:
     """A clip id or frame name that can be used as one path component (no separators, not '..')."""
     return bool(_SAFE_ID.match(value)) and value not in (".", "..")
+
+
+def _ago(when: float) -> str:
+    seconds = max(0, int(time.time() - when))
+    return f"{seconds} s ago" if seconds < 120 else f"{seconds // 60} min ago"
 
 
 def is_loopback(host: str) -> bool:
@@ -73,8 +81,9 @@ class ServerConfig:
 @dataclass
 class OpenClip:
     session: ClipSession
-    client: str
-    opened: float = field(default_factory=time.time)
+    client: str  # the browser tab that owns the clip
+    seen: float = field(default_factory=time.time)  # that tab's last request
+    released: bool = False  # the tab was closed (or reloaded): another tab may have the clip without asking
 
 
 class NotOwnerError(RefvpsError):
@@ -87,6 +96,68 @@ class UnknownClipError(DatasetError):
 
 class UnknownFrameError(UsageError):
     """A frame name that is not in the clip."""
+
+
+class Verdicts:
+    """What validation says about each clip, for the clip list; clips are checked in a background thread.
+
+    A verdict is tied to the clip's :func:`clip_fingerprint`; when the files change, the clip is
+    checked again. Verdicts of the clips' last sessions (``validation.json``) seed it after a restart.
+    """
+
+    def __init__(self, root: Path, refvps_rules: bool):
+        self.root = root
+        self.refvps_rules = refvps_rules
+        self._known: dict[str, dict] = {}
+        self._queue: list[str] = []
+        self._wake = threading.Condition()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="clip-validation", daemon=True)
+        self._thread.start()
+
+    def get(self, clip_id: str, fingerprint: str) -> dict | None:
+        """The verdict for the clip's current files, or None while it is being checked."""
+        with self._wake:
+            known = self._known.get(clip_id)
+            if known is not None and known.get("fingerprint") == fingerprint:
+                return known
+            stored = read_validation_status(self.root, clip_id)
+            if stored is not None and stored.get("fingerprint") == fingerprint:
+                self._known[clip_id] = stored
+                return stored
+            if clip_id not in self._queue:
+                self._queue.append(clip_id)
+                self._wake.notify()
+            return None
+
+    def put(self, clip_id: str, verdict: dict | None) -> None:
+        if verdict is not None:
+            with self._wake:
+                self._known[clip_id] = verdict
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._queue and not self._stopped:
+                    self._wake.wait()
+                if self._stopped:
+                    return
+                clip_id = self._queue.pop(0)
+            try:
+                fingerprint = clip_fingerprint(Dataset(self.root), clip_id)
+            except RefvpsError:  # the index files do not read: the clip list itself says so
+                continue
+            try:
+                verdict = verdict_of(validate_clip(self.root, clip_id, refvps_rules=self.refvps_rules), fingerprint)
+            except Exception as exc:  # noqa: BLE001 - shown in the list; the thread must live on
+                verdict = {**verdict_of([], fingerprint), "ok": False, "errors": 1,
+                           "error": f"validation failed: {type(exc).__name__}: {exc}"}
+            self.put(clip_id, verdict)
+
+    def stop(self) -> None:
+        with self._wake:
+            self._stopped = True
+            self._wake.notify()
 
 
 class Workspace:
@@ -102,6 +173,7 @@ class Workspace:
         self.open_clips: dict[str, OpenClip] = {}
         self._stop = threading.Event()
         Dataset(self.root)  # fail now, with a clear error, if the root is not a dataset
+        self.verdicts = Verdicts(self.root, config.refvps_rules)
         self._heartbeat = threading.Thread(target=self._beat, name="lock-heartbeat", daemon=True)
         self._heartbeat.start()
 
@@ -147,7 +219,7 @@ class Workspace:
             if safe and clip.masks_dir.is_dir():
                 masks = sum(1 for p in clip.masks_dir.iterdir() if p.suffix == MASK_EXT and p.stem in frames)
             summary = read_session_summary(self.root, clip_id) if safe else None
-            validation = read_validation_status(self.root, clip_id) if safe else None
+            validation = self.verdicts.get(clip_id, clip_fingerprint(dataset, clip_id)) if safe else None
             with self._lock:
                 open_clip = self.open_clips.get(clip_id)
             lock_info = None
@@ -169,8 +241,9 @@ class Workspace:
                 "unsaved": bool(summary and summary["dirty"]),
                 "expressions": sum(bool(e.text.strip()) for e in clip.expressions),
                 "validation": validation,
+                "validation_pending": safe and validation is None,
                 "open_here": bool(open_clip and open_clip.client == client),
-                "open_elsewhere": bool(open_clip and open_clip.client != client),
+                "open_elsewhere": bool(open_clip and open_clip.client != client and not open_clip.released),
                 "locked": lock_info,
             })
         return rows
@@ -182,18 +255,18 @@ class Workspace:
         with self._lock:
             current = self.open_clips.get(clip_id)
             if current is not None:
-                if current.client == client:
-                    return current.session
-                if not take_over:
+                # The same tab again (a reload), a tab that was closed, or an explicit takeover: this
+                # tab owns the clip now; the other tab's next request is told it lost it.
+                if current.client != client and not current.released and not take_over:
                     holder = current.session.lock.read() if current.session.lock else None
-                    raise ClipLockedError(clip_id, holder, stale=False, same_process=True,
-                                          path=session_dir(self.root, clip_id) / "lock.json")
-                current.client = client  # the other tab's next request is told it lost the clip
+                    error = ClipLockedError(clip_id, holder, stale=False, same_process=True, path=None)
+                    error.message = (f"clip {clip_id} is open in another tab or window of this page "
+                                     f"(last active {_ago(current.seen)})")
+                    raise error
+                self._close_others(client, clip_id)
+                current.client, current.released, current.seen = client, False, time.time()
                 return current.session
-            # A tab works on one clip at a time: close the one it had open (autosaved already).
-            for other_id, other in list(self.open_clips.items()):
-                if other.client == client:
-                    self._close_locked(other_id)
+            self._close_others(client, clip_id)
             lock = ClipLock(session_dir(self.root, clip_id) / "lock.json", clip_id, self.server_id)
             lock.acquire(take_over=take_over)
             try:
@@ -212,7 +285,9 @@ class Workspace:
             current = self.open_clips.get(clip_id)
         if current is None:
             raise NotOwnerError(f"clip {clip_id} is not open", hint="open it from the clip list first")
-        if current.client != client:
+        if current.client == client:
+            current.seen, current.released = time.time(), False
+        else:
             raise NotOwnerError(
                 f"clip {clip_id} was taken over by another tab or window",
                 hint="reopen it here (and take it over) to continue; nothing was lost",
@@ -230,11 +305,24 @@ class Workspace:
             raise NotOwnerError(f"clip {clip_id} is not open", hint="open it from the clip list first")
         return current.session
 
+    def release(self, clip_id: str, client: str) -> None:
+        """The tab that owns the clip went away (closed or reloaded): any tab may have it without asking."""
+        with self._lock:
+            current = self.open_clips.get(clip_id)
+            if current is not None and current.client == client:
+                current.released = True
+
     def close(self, clip_id: str, client: str) -> None:
         with self._lock:
             current = self.open_clips.get(clip_id)
             if current is not None and current.client == client:
                 self._close_locked(clip_id)
+
+    def _close_others(self, client: str, keep: str) -> None:
+        """A tab works on one clip at a time: close any other it had open (autosaved already)."""
+        for other_id, other in list(self.open_clips.items()):
+            if other.client == client and other_id != keep:
+                self._close_locked(other_id)
 
     def _close_locked(self, clip_id: str) -> None:
         current = self.open_clips.pop(clip_id, None)
@@ -255,6 +343,7 @@ class Workspace:
     def shutdown(self) -> list[str]:
         """Cancel running jobs, autosave, release every lock. Returns the clips with unsaved work."""
         self._stop.set()
+        self.verdicts.stop()
         unsaved = []
         with self._lock:
             for clip_id in list(self.open_clips):
@@ -276,6 +365,8 @@ class Guard:
         self.config = config
 
     async def __call__(self, scope, receive, send):
+        if scope["type"] == "websocket":  # none are served; refuse before anything else sees one
+            return await send({"type": "websocket.close", "code": 1008})
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
@@ -287,7 +378,7 @@ class Guard:
             if hostname not in self.config.allowed_hosts:
                 return await _send_json(send, 403, {"error": f"host {host!r} is not served here",
                                                      "hint": "open the URL printed by refvps annotate"})
-        if not path.startswith("/static/") and path not in ("/favicon.ico",):
+        if path != "/favicon.ico":  # everything else needs the token, the page's own files too
             if not self._authorised(scope, headers, path, method):
                 if path.startswith("/api/"):
                     return await _send_json(send, 403, {
@@ -546,7 +637,8 @@ def create_app(config: ServerConfig, segmenter: Segmenter, *, workspace: Workspa
     def validation(request: Request, clip_id: str):
         session = session_for(request, clip_id)
         problems = session.validate()
-        return {"ok": not any(p["severity"] == "error" for p in problems), "problems": problems}
+        workspace.verdicts.put(clip_id, session.verdict)
+        return {"ok": session.verdict["ok"], "problems": problems}
 
     # -- API: opening -------------------------------------------------------------------------------
 
@@ -556,6 +648,11 @@ def create_app(config: ServerConfig, segmenter: Segmenter, *, workspace: Workspa
         meta = session.clip.meta
         return {"state": session.state_json(), "concept": meta.concept, "category": meta.category,
                 "notes": session.notes, "fps": meta.fps}
+
+    @app.post("/api/clips/{clip_id}/release")
+    def release_clip(request: Request, clip_id: str):
+        workspace.release(clip_id, client_of(request))
+        return {"released": clip_id}
 
     @app.post("/api/clips/{clip_id}/close")
     def close_clip(request: Request, clip_id: str):
@@ -635,6 +732,7 @@ def create_app(config: ServerConfig, segmenter: Segmenter, *, workspace: Workspa
     def save(request: Request, clip_id: str, body: SaveBody | None = None):
         session = session_for(request, clip_id)
         result = session.save(allow_unlabelled=bool(body and body.allow_unlabelled))
+        workspace.verdicts.put(clip_id, session.verdict)
         return {"save": result.to_json(), "state": session.state_json()}
 
     return Guard(app, config)

@@ -23,12 +23,14 @@ Clicked and manual frames are *keyframes*: propagation never overwrites them and
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -39,7 +41,7 @@ from refvps.annotate import layers as L
 from refvps.annotate.frames import FrameSource
 from refvps.annotate.lock import ClipLock
 from refvps.annotate.segmenters.base import Segmenter, SegmenterSession, check_points
-from refvps.dataset.format import MASKS_DIR, Clip, Dataset, DatasetWriter, Expression
+from refvps.dataset.format import FRAMES_DIR, MASKS_DIR, Clip, Dataset, DatasetWriter, Expression
 from refvps.dataset.palette import IGNORE_INDEX, read_label_png
 from refvps.errors import DatasetError, RefvpsError, UsageError
 from refvps.fileio import atomic_write_bytes, atomic_write_json, read_json
@@ -57,6 +59,7 @@ MAX_EXPRESSION_CHARS = 500
 MAX_ANNOTATOR_CHARS = 64
 MAX_UNDO_STEPS = 200
 MAX_UNDO_BYTES = 256 * 1024 * 1024
+LOCK_VERIFY_EVERY_S = 1.0
 
 
 class SessionBusyError(RefvpsError):
@@ -214,12 +217,14 @@ class ClipSession:
         self.created = time.time()
         self.restored = False
         self.notes: list[str] = []  # what happened on open (restored, imported, moved aside)
+        self.verdict: dict | None = None  # the last validation's summary (see :func:`verdict_of`)
 
         self.undo_stack: list[UndoStep] = []
         self.redo_stack: list[UndoStep] = []
         self.job: PropagationJob | None = None
         self._job_step: UndoStep | None = None
         self._last_session_write = 0.0
+        self._lock_verified = 0.0
         self._decoded: dict[int, np.ndarray] = {}  # tiny cache of decoded codes (last frames touched)
 
         self._load(restore)
@@ -308,33 +313,42 @@ class ClipSession:
                 self.expressions[slot] = existing[exp_id].text
                 if existing[exp_id].annotator:
                     self.annotators[slot // 2] = self.annotators[slot // 2] or str(existing[exp_id].annotator)
+        # Saved masks become the working layers (decoding and re-encoding them is most of the time
+        # it takes to open a long clip).
+        results = _in_threads(self._import_mask, self.frame_names)
         imported = 0
-        for index, name in enumerate(self.frame_names):
-            path = self.clip.mask_path(name)
-            if not path.exists():
-                continue
-            label = read_label_png(path)
-            if label.shape != self.shape:
-                raise DatasetError(
-                    f"mask {path} is {label.shape[1]}x{label.shape[0]} but the frame is {self.shape[1]}x{self.shape[0]}",
-                    hint="fix or delete the mask, then open the clip again", path=path,
-                )
-            others = set(np.unique(label).tolist()) - {0, OBJ_ID, IGNORE_INDEX}
-            if others:
-                raise DatasetError(
-                    f"mask {path} holds labels {sorted(others)}; this tool edits one target (label 1) and Ignore (255)",
-                    hint="label other objects with another tool, or remap them to 0/1/255", path=path,
-                )
-            code = L.label_to_code(label, OBJ_ID)
-            self.blobs[index] = L.encode_code(code) if code.any() else None
-            self.status[index] = PROPAGATED
-            imported += 1
+        for index, (found, blob) in enumerate(results):
+            if found:
+                self.blobs[index] = blob
+                self.status[index] = PROPAGATED
+                imported += 1
         if imported:
             self.notes.append(f"loaded {imported} saved masks from {MASKS_DIR}/{self.clip_id}/")
         # A fresh session equals what is on disk, so it is not dirty.
         self._write_session(force=True)
         for index in range(self.num_frames):
             self._write_layer(index)
+
+    def _import_mask(self, name: str) -> tuple[bool, bytes | None]:
+        """(whether frame ``name`` has a saved mask, its working layers compressed; None when blank)."""
+        path = self.clip.mask_path(name)
+        if not path.exists():
+            return False, None
+        label = read_label_png(path)
+        if label.shape != self.shape:
+            raise DatasetError(
+                f"mask {path} is {label.shape[1]}x{label.shape[0]} but the frame is {self.shape[1]}x{self.shape[0]}",
+                hint="fix or delete the mask, then open the clip again", path=path,
+            )
+        foreign = (label != 0) & (label != OBJ_ID) & (label != IGNORE_INDEX)
+        if foreign.any():
+            raise DatasetError(
+                f"mask {path} holds labels {sorted(set(np.unique(label[foreign]).tolist()))}; this tool edits one "
+                "target (label 1) and Ignore (255)",
+                hint="label other objects with another tool, or remap them to 0/1/255", path=path,
+            )
+        code = L.label_to_code(label, OBJ_ID)
+        return True, (L.encode_code(code) if code.any() else None)
 
     def _session_json(self) -> dict:
         return {
@@ -381,7 +395,15 @@ class ClipSession:
             os.fsync(handle.fileno())
 
     def _check_lock(self) -> None:
-        if self.lock is not None and self.lock.held is False:
+        if self.lock is None:
+            return
+        now = time.monotonic()
+        if self.lock.held and now - self._lock_verified > LOCK_VERIFY_EVERY_S:
+            # Re-read the lock file (not only at heartbeats): a session that took a stale lock over
+            # must never see this one write after it.
+            self.lock.verify()
+            self._lock_verified = now
+        if not self.lock.held:
             raise LockLostError(
                 f"this session no longer holds clip {self.clip_id}'s lock (another session took it over)",
                 hint="reopen the clip; your edits up to the takeover are in its session files",
@@ -651,31 +673,26 @@ class ClipSession:
     # -- undo / redo ----------------------------------------------------------------------------
 
     def undo(self) -> str | None:
-        with self._lock:
-            self._require_idle("undo")
-            if not self.undo_stack:
-                return None
-            step = self.undo_stack.pop()
-            for i, snap in step.before.items():
-                self._apply_snapshot(i, snap)
-            self.redo_stack.append(step)
-            self.revision += 1
-            self._write_session()
-            self._log("undo", label=step.label)
-            return step.label
+        """Undo the last edit; returns its label (None: nothing to undo)."""
+        return self._replay(self.undo_stack, self.redo_stack, "before", "undo")
 
     def redo(self) -> str | None:
+        """Redo the last undone edit; returns its label (None: nothing to redo)."""
+        return self._replay(self.redo_stack, self.undo_stack, "after", "redo")
+
+    def _replay(self, source: list[UndoStep], target: list[UndoStep], side: str, op: str) -> str | None:
         with self._lock:
-            self._require_idle("redo")
-            if not self.redo_stack:
+            self._require_idle(op)
+            self._check_lock()
+            if not source:
                 return None
-            step = self.redo_stack.pop()
-            for i, snap in step.after.items():
+            step = source.pop()
+            for i, snap in getattr(step, side).items():
                 self._apply_snapshot(i, snap)
-            self.undo_stack.append(step)
+            target.append(step)
             self.revision += 1
             self._write_session()
-            self._log("redo", label=step.label)
+            self._log(op, label=step.label)
             return step.label
 
     # -- propagation ----------------------------------------------------------------------------
@@ -698,7 +715,8 @@ class ClipSession:
             if not keyframes and self.status[start] == EMPTY:
                 raise UsageError("nothing to propagate yet", hint="click on the target first (left click = positive)")
             directions = ("forward", "backward") if direction == "both" else (direction,)
-            total = sum(self.num_frames - start if d == "forward" else start + 1 for d in directions)
+            # Frames this job reaches, each counted once (both directions begin at ``start``).
+            total = {"both": self.num_frames, "forward": self.num_frames - start, "backward": start + 1}[direction]
             job = PropagationJob(uuid.uuid4().hex[:8], start, directions, total)
             self.job = job
             self._job_step = UndoStep(f"propagate {direction} from {self.frame_names[start]}")
@@ -724,6 +742,7 @@ class ClipSession:
             with self.model_lock:
                 seg = self._segmenter()
                 seg.sync(prompt_masks)
+            reached: set[int] = set()
             for direction in job.directions:
                 iterator = seg.propagate(job.start, direction == "backward", start_mask)
                 while not job.cancel_event.is_set():
@@ -732,6 +751,9 @@ class ClipSession:
                             index, mask = next(iterator)
                         except StopIteration:
                             break
+                    if index in reached:  # the start frame, yielded again by the second direction
+                        continue
+                    reached.add(index)
                     self._write_propagated(job, index, mask)
                     job.done += 1
                 iterator.close()
@@ -846,8 +868,21 @@ class ClipSession:
             records = self.expression_records()
             revision = self.revision
             writer = DatasetWriter(self.root)
-            for index, name in enumerate(self.frame_names):
-                writer.write_label(self.clip_id, name, self.label(index))
+            blobs = list(self.blobs)
+
+            def write(index: int) -> None:  # on worker threads: reads nothing but ``blobs``
+                code = np.zeros(self.shape, np.uint8) if blobs[index] is None else L.decode_code(blobs[index], self.shape)
+                writer.write_label(self.clip_id, self.frame_names[index], L.code_to_label(code, OBJ_ID))
+
+            try:
+                _in_threads(write, range(self.num_frames))  # each mask atomic; a failure stops the rest
+            except OSError as exc:
+                raise DatasetError(
+                    f"saving clip {self.clip_id} stopped: {exc}",
+                    hint="every mask file is whole (the previous or the new one) and the work is in the session; "
+                         "fix the cause (disk space, permissions) and save again",
+                    path=self.clip.masks_dir,
+                ) from exc
             # Merge: the four slots come from the page, any other expression ids of this clip stay.
             current = Dataset(self.root)
             kept = [e for e in current.expressions(self.clip_id) if e.exp_id not in EXPRESSION_IDS]
@@ -862,16 +897,14 @@ class ClipSession:
 
     def validate(self) -> list[dict]:
         """What ``refvps validate`` says about this clip (problems of other clips are not shown)."""
+        fingerprint = clip_fingerprint(Dataset(self.root), self.clip_id)
         problems = validate_clip(self.root, self.clip_id, refvps_rules=self.refvps_rules)
-        ok = not any(p["severity"] == "error" for p in problems)
-        try:
-            atomic_write_json(self.dir / "validation.json", {
-                "ok": ok, "at": time.time(), "revision": self.revision,
-                "errors": sum(p["severity"] == "error" for p in problems),
-                "warnings": sum(p["severity"] != "error" for p in problems),
-            })
-        except OSError:
-            pass
+        self.verdict = verdict_of(problems, fingerprint)
+        if self.lock is None or self.lock.held:  # a session that lost its lock writes nothing
+            try:
+                atomic_write_json(self.dir / "validation.json", self.verdict)
+            except OSError:
+                pass
         return problems
 
     # -- closing ----------------------------------------------------------------------------------
@@ -911,12 +944,40 @@ def validate_clip(root: Path, clip_id: str, *, refvps_rules: bool = True) -> lis
     return out
 
 
+def verdict_of(problems: list[dict], fingerprint: str) -> dict:
+    """The summary of a clip's validation that the clip list shows, tied to the files it was computed on."""
+    errors = sum(p["severity"] == "error" for p in problems)
+    return {"ok": errors == 0, "errors": errors, "warnings": len(problems) - errors, "at": time.time(),
+            "fingerprint": fingerprint}
+
+
+def clip_fingerprint(dataset: Dataset, clip_id: str) -> str:
+    """A digest that changes when what validation reads of a clip changes.
+
+    It covers the clip's entries in both index files and the state of its frame and mask folders
+    (modification time and file count: every refvps write renames a file into place, which
+    changes the folder's time). Cheap enough to compute for every clip on each clip-list request.
+    """
+    digest = hashlib.blake2b(digest_size=12)
+    entries = [dataset.raw_expressions.get(clip_id), dataset.raw_clips.get(clip_id)]
+    digest.update(json.dumps(entries, sort_keys=True, default=str).encode())
+    for folder in (dataset.root / FRAMES_DIR / clip_id, dataset.root / MASKS_DIR / clip_id):
+        try:
+            stat = folder.stat()
+            digest.update(f"{stat.st_mtime_ns}:{len(os.listdir(folder))};".encode())
+        except OSError:
+            digest.update(b"absent;")
+    return digest.hexdigest()
+
+
 def read_validation_status(root: Path, clip_id: str) -> dict | None:
+    """The verdict the last session of this clip wrote (``validation.json``), if any."""
     path = session_dir(root, clip_id) / "validation.json"
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    return data if isinstance(data, dict) else None
 
 
 def read_session_summary(root: Path, clip_id: str) -> dict | None:
@@ -927,13 +988,22 @@ def read_session_summary(root: Path, clip_id: str) -> dict | None:
     except (OSError, ValueError):
         return None
     status = data.get("status") or []
-    return {
-        "labelled": sum(s != EMPTY for s in status),
-        "frames": len(status),
-        "dirty": data.get("revision") != data.get("saved_revision"),
-        "updated": data.get("updated"),
-        "expressions": sum(bool(str(e).strip()) for e in data.get("expressions", [])),
-    }
+    return {"labelled": sum(s != EMPTY for s in status), "dirty": data.get("revision") != data.get("saved_revision")}
+
+
+def _in_threads(function: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+    """``[function(item) for item in items]`` on a few threads (PNG codecs release the GIL).
+
+    The first exception is raised once the calls already running have ended; the rest never start.
+    """
+    pool = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1))
+    try:
+        return list(pool.map(function, items))
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    finally:
+        pool.shutdown(wait=True)
 
 
 def _pad(values: list[str], n: int) -> list[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import socket
 import threading
 import webbrowser
@@ -72,6 +74,12 @@ def annotate(root: Path, clip_id, segmenter, checkpoint, sam2_config, sam2_overr
         raise UsageError(f"clip {clip_id!r} is not in {root}",
                          hint="list the clips with: refvps stats ROOT --per-clip")
 
+    entries = None
+    if no_ui:  # check the clicks file before spending time on loading a model
+        from refvps.annotate.headless import load_clicks
+
+        entries = load_clicks(clicks, dataset.clip(clip_id))
+
     from refvps.annotate.segmenters import build_segmenter, guess_segmenter
 
     options = {}
@@ -86,30 +94,40 @@ def annotate(root: Path, clip_id, segmenter, checkpoint, sam2_config, sam2_overr
                       + (f", checkpoint {escape(info.checkpoint)}" if info.checkpoint else ""))
 
     if no_ui:
-        _headless(root, clip_id, clicks, seg, overwrite, discard_session, take_over_lock, not basic_rules, as_json)
+        _headless(root, clip_id, entries, seg, overwrite, discard_session, take_over_lock, not basic_rules, as_json)
         return
     _serve(root, seg, clip_id, host, port, allow_remote, token, open_browser, take_over_lock, not basic_rules)
 
 
-def _headless(root, clip_id, clicks, seg, overwrite, discard_session, take_over_lock, refvps_rules, as_json) -> None:
+def _headless(root, clip_id, entries, seg, overwrite, discard_session, take_over_lock, refvps_rules, as_json) -> None:
     from refvps.annotate.headless import run_headless
 
-    with progress_bar(disable=as_json) as bar:
-        task = bar.add_task(f"propagating {clip_id}", total=None)
-        result = run_headless(root, clip_id, clicks, seg, overwrite=overwrite, discard_session=discard_session,
-                              take_over_lock=take_over_lock, refvps_rules=refvps_rules,
-                              progress=lambda done, total: bar.update(task, completed=done, total=total))
+    with contextlib.ExitStack() as stack:
+        shown: dict = {}
+
+        def progress(done: int, total: int) -> None:
+            if not shown:  # the bar appears once propagation runs, not above an early error
+                shown["bar"] = stack.enter_context(progress_bar(disable=as_json))
+                shown["task"] = shown["bar"].add_task(f"propagating {clip_id}", total=total)
+            shown["bar"].update(shown["task"], completed=done, total=total)
+
+        result = run_headless(root, clip_id, entries, seg, overwrite=overwrite, discard_session=discard_session,
+                              take_over_lock=take_over_lock, refvps_rules=refvps_rules, progress=progress)
     if as_json:
         print_json(result.to_json())
+        return
+    console.print(f"saved {result.written} masks of clip [bold]{escape(result.clip)}[/] "
+                  f"(target in {result.target_frames} frames, Ignore in {result.ignore_frames}; "
+                  f"clicks on {', '.join(result.clicked_frames)}; {result.seconds} s)")
+    for p in result.problems:
+        colour = "red" if p["severity"] == "error" else "yellow"
+        console.print(f"  [{colour}]{p['severity']}[/] {p['rule']}: {escape(p['message'])}", soft_wrap=True)
+    errors = sum(p["severity"] == "error" for p in result.problems)
+    if result.valid:
+        console.print("[green]valid[/]")
     else:
-        console.print(f"saved {result.written} masks of clip [bold]{escape(result.clip)}[/] "
-                      f"(target in {result.target_frames} frames, Ignore in {result.ignore_frames}; "
-                      f"clicks on {', '.join(result.clicked_frames)}; {result.seconds} s)")
-        for p in result.problems:
-            colour = "red" if p["severity"] == "error" else "yellow"
-            console.print(f"  [{colour}]{p['severity']}[/] {p['rule']}: {escape(p['message'])}", soft_wrap=True)
-        console.print("[green]valid[/]" if result.valid else "[red]the clip does not validate yet[/] "
-                      "(expressions can be added in the page)")
+        console.print(f"[red]the clip does not validate yet[/] ({errors} errors above; open it in the page to "
+                      "fix them, e.g. refvps annotate ROOT --clip ID)")
 
 
 def _has_display() -> bool:
@@ -140,6 +158,10 @@ def _free_socket(host: str, port: int) -> socket.socket:
     raise UsageError(f"cannot listen on {host}:{port} or the next 19 ports ({last})", hint="pick another --port")
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def _serve(root, seg, clip_id, host, port, allow_remote, token, open_browser, take_over_lock, refvps_rules) -> None:
     from refvps.errors import require
 
@@ -150,6 +172,8 @@ def _serve(root, seg, clip_id, host, port, allow_remote, token, open_browser, ta
 
     sock = _free_socket(host, port)
     bound_port = sock.getsockname()[1]
+    if port and bound_port != port:
+        err_console.print(f"port {port} is in use (another refvps annotate?); using {bound_port}")
     allowed = None if allow_remote else LOOPBACK_HOSTS
     config = ServerConfig(root=Path(root), token=token or new_token(), refvps_rules=refvps_rules,
                           allowed_hosts=allowed, initial_clip=clip_id)
@@ -173,11 +197,17 @@ def _serve(root, seg, clip_id, host, port, allow_remote, token, open_browser, ta
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
     if open_browser and _has_display():
         threading.Timer(1.0, lambda: webbrowser.open(url)).start()
+    # uvicorn stops cleanly on SIGINT/SIGTERM, then raises the signal again with the handlers it
+    # found installed: make SIGTERM (kill, systemd, docker stop) and SIGHUP (terminal closed) end
+    # like Ctrl+C, so the locks are released below instead of the process dying on the spot.
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:
-        pass  # uvicorn re-raises Ctrl+C after its own clean shutdown; stopping is what was asked for
+        pass  # stopping is what was asked for
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         unsaved = workspace.shutdown()
         sock.close()
         if unsaved:

@@ -33,6 +33,9 @@ def blob_clip(frames: int = T, height: int = H, width: int = W, seed: int = 0):
     return rgb, labels
 
 
+GT_LABELS = blob_clip()[1]  # the clip's ground-truth label maps (what OracleSegmenter is given)
+
+
 def blob_center(t: int) -> tuple[float, float]:
     return 35.0 + 4 * t, H / 2
 
@@ -64,6 +67,31 @@ def distance_inside(mask) -> np.ndarray:
     """Euclidean distance of each pixel of ``mask`` to the nearest pixel outside it (0 outside)."""
     padded = np.pad(np.asarray(mask, np.uint8), 1)
     return cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
+
+
+def distance_to_polyline(shape, points):
+    """Naive reference: distance of every pixel centre to the polyline (segment by segment)."""
+    h, w = shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    best = np.full(shape, np.inf)
+    pts = np.asarray(points, np.float64)
+    if len(pts) == 1:
+        pts = np.vstack([pts, pts])
+    for (x0, y0), (x1, y1) in zip(pts[:-1], pts[1:]):
+        dx, dy = x1 - x0, y1 - y0
+        length2 = dx * dx + dy * dy
+        t = np.zeros(shape) if length2 == 0 else np.clip(((xx - x0) * dx + (yy - y0) * dy) / length2, 0, 1)
+        best = np.minimum(best, np.hypot(xx - (x0 + t * dx), yy - (y0 + t * dy)))
+    return best
+
+
+def overlay_layers(png: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """(target, ignore) read back from an overlay PNG by colour: opaque red-ish and opaque grey pixels."""
+    bgra = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED).astype(int)
+    b, g, r, a = bgra[..., 0], bgra[..., 1], bgra[..., 2], bgra[..., 3]
+    red = (a > 0) & (r > 200) & (g < 80) & (b < 80)
+    grey = (a > 0) & (r == g) & (g == b) & (r > 100)
+    return red, grey
 
 
 def files_snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:

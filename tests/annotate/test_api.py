@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
 
 from refvps.annotate.segmenters.classic import ClassicSegmenter
 from refvps.annotate.server import ServerConfig, create_app, workspace_of
 from refvps.dataset import DatasetWriter
 from refvps.dataset.palette import read_label_png
-from tests.annotate.conftest import EXPRESSIONS, T, OracleSegmenter, blob_center, blob_clip
+from tests.annotate.conftest import (
+    EXPRESSIONS,
+    T,
+    OracleSegmenter,
+    blob_center,
+    blob_clip,
+    distance_to_polyline,
+    overlay_layers,
+)
 
 TOKEN = "test-token-123"
 _, GT = blob_clip()
@@ -50,7 +60,39 @@ def wait_job(client, clip="clip_a", h=None):
 # -- the token, the Host header, the page -------------------------------------------------------
 
 
-def test_token_is_required_everywhere_but_static(server):
+def route_table(app):
+    """Every (method, path) the server answers, with its path parameters filled in for clip_a."""
+    values = {"clip_id": "clip_a", "frame": "00000", "name": "app.js"}
+    table = []
+    for route in app.app.routes:  # app is the Guard; app.app the FastAPI application
+        for method in sorted(getattr(route, "methods", None) or ()):
+            if method != "HEAD":
+                table.append((method, re.sub(r"{(\w+)}", lambda m: values[m.group(1)], route.path)))
+    return table
+
+
+def test_token_is_required_on_every_route(server):
+    client, app, _ = server
+    table = route_table(app)
+    assert ("POST", "/api/clips/clip_a/save") in table and ("GET", "/static/app.js") in table and len(table) > 15
+    # Open the clip with the token first, so that a refusal below is the token's doing, not a missing clip.
+    assert client.post("/api/clips/clip_a/open", headers=headers(), json={}).status_code == 200
+    stranger = TestClient(client.app, base_url="http://127.0.0.1")  # no cookie, no token
+    for method, path in table:
+        if path == "/favicon.ico":
+            continue
+        for credentials in ({"X-Refvps-Client": "tab-1"}, headers(token="wrong")):
+            response = stranger.request(method, path, headers=credentials, json={} if method != "GET" else None)
+            assert response.status_code == 403, (method, path, credentials, response.status_code)
+    # Websockets (none are served) are refused before the app sees them, token or not.
+    for path in ("/", f"/api/info?token={TOKEN}"):
+        with pytest.raises(WebSocketDisconnect) as refused:
+            with client.websocket_connect(path):
+                pass
+        assert refused.value.code == 1008  # policy violation: the guard's answer, not the router's 1000
+
+
+def test_token_in_header_url_or_cookie(server):
     client, _, _ = server
     assert client.get("/").status_code == 403
     assert "token" in client.get("/").text
@@ -58,10 +100,12 @@ def test_token_is_required_everywhere_but_static(server):
     page = client.get(f"/?token={TOKEN}")
     assert page.status_code == 200 and TOKEN in page.text and "script-src 'self'" in page.headers["content-security-policy"]
     assert client.cookies.get("refvps_token") == TOKEN
-    for path in ("/static/app.js", "/static/app.css", "/favicon.ico"):
-        assert client.get(path).status_code in (200, 204)
+    for path in ("/static/app.js", "/static/app.css"):  # the page's own files come with its cookie
+        assert client.get(path).status_code == 200
+    assert client.get("/static/index.html").status_code == 404
     assert client.get("/static/../server.py").status_code == 404
     fresh = TestClient(client.app, base_url="http://127.0.0.1")
+    assert fresh.get("/static/app.js").status_code == 403
     assert fresh.get("/api/info").status_code == 403
     assert fresh.get("/api/info", headers=headers(token="nope")).json()["code"] == "token"
     assert fresh.get("/api/info", headers=headers()).status_code == 200
@@ -110,20 +154,35 @@ def test_every_editing_endpoint(server):
                         json={"frame": name, "points": [list(blob_center(mid))], "labels": [1]}).json()
     assert state["status"][mid] == "clicked" and state["prompts"][str(mid)]["labels"] == [1]
 
-    overlay = client.get(f"/api/clips/clip_a/overlay/{name}.png", headers=h)
-    assert overlay.status_code == 200 and overlay.headers["content-type"] == "image/png"
-    import cv2
+    def layers(frame):
+        response = client.get(f"/api/clips/clip_a/overlay/{frame}.png", headers=h)
+        assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+        return overlay_layers(response.content)
 
-    rgba = cv2.imdecode(np.frombuffer(overlay.content, np.uint8), cv2.IMREAD_UNCHANGED)
-    assert np.array_equal(rgba[..., 3] > 0, GT[mid] == 1)  # the overlay is exactly the target
+    target, ignore = layers(name)
+    assert np.array_equal(target, GT[mid] == 1) and not ignore.any()  # red exactly on the clicked target
 
+    # An Ignore stroke (radius 3 along y = 5), checked against the brush's footprint computed independently.
+    stroke = [[5, 5], [20, 5]]
     state = client.post("/api/clips/clip_a/stroke", headers=h, json={
-        "frame": "00001", "layer": "ignore", "mode": "paint", "radius": 3, "points": [[5, 5], [20, 5]]}).json()
-    assert state["undo"].startswith("brush (ignore)")
+        "frame": "00001", "layer": "ignore", "mode": "paint", "radius": 3, "points": stroke}).json()
+    assert state["undo"].startswith("brush (ignore)") and state["status"][1] == "empty"  # Ignore is no hand fix
+    distance = distance_to_polyline(GT[0].shape, stroke)
+    _, ignore = layers("00001")
+    assert ignore[distance <= 2].all() and not ignore[distance >= 4].any()
     state = client.post("/api/clips/clip_a/copy_ignore", headers=h, json={"frame": "00001", "to": "next"}).json()
-    assert state["undo"].startswith("copy Ignore")
-    state = client.post("/api/clips/clip_a/fill_holes", headers=h, json={"frame": None, "layer": "target"}).json()
-    state = client.post("/api/clips/clip_a/clear", headers=h, json={"frame": "00009", "layer": "ignore"}).json()
+    assert state["undo"].startswith("copy Ignore") and np.array_equal(layers("00002")[1], ignore)
+    client.post("/api/clips/clip_a/stroke", headers=h, json={
+        "frame": "00008", "layer": "ignore", "mode": "paint", "radius": 3, "points": stroke})
+    assert client.post("/api/clips/clip_a/clear", headers=h, json={"frame": "00008", "layer": "ignore"}).status_code == 200
+    assert not layers("00008")[1].any()
+    # A ring painted by hand on frame 9, then its hole filled: the ring's centre becomes target.
+    ring = [[100 + 10 * np.cos(a), 30 + 10 * np.sin(a)] for a in np.linspace(0, 2 * np.pi, 25)]
+    client.post("/api/clips/clip_a/stroke", headers=h, json={
+        "frame": "00009", "layer": "target", "mode": "paint", "radius": 2, "points": ring})
+    assert not layers("00009")[0][30, 100]
+    state = client.post("/api/clips/clip_a/fill_holes", headers=h, json={"frame": "00009", "layer": "target"}).json()
+    assert layers("00009")[0][30, 100] and state["status"][9] == "manual"
 
     state = client.post("/api/clips/clip_a/propagate", headers=h, json={"frame": name, "direction": "both"}).json()
     assert state["job"]["state"] in ("running", "done")
@@ -143,8 +202,12 @@ def test_every_editing_endpoint(server):
     saved = client.post("/api/clips/clip_a/save", headers=h, json={}).json()
     assert saved["save"]["ok"], saved["save"]["problems"]
     assert saved["state"]["dirty"] is False
-    label = read_label_png(root / "Annotations" / "clip_a" / "00002.png")
-    assert (label == 255).any() and (label == 1).sum() == (GT[2] == 1).sum() - ((label == 255) & (GT[2] == 1)).sum()
+    label = read_label_png(root / "Annotations" / "clip_a" / "00002.png")  # propagated target + copied Ignore
+    assert (label[distance <= 2] == 255).all()
+    outside = distance >= 4
+    assert np.array_equal(label[outside], GT[2][outside].astype(np.uint8))
+    label = read_label_png(root / "Annotations" / "clip_a" / "00009.png")  # the hand-made disc was kept
+    assert label[30, 100] == 1 and GT[9][:, :80].any() and not label[:, :80].any()  # not the propagated blob
     validation = client.get("/api/clips/clip_a/validation", headers=h).json()
     assert validation["ok"] is True
     listed = {c["id"]: c for c in client.get("/api/clips", headers=h).json()["clips"]}["clip_a"]
@@ -205,6 +268,58 @@ def test_a_second_tab_needs_an_explicit_takeover(server):
     # A tab opening another clip releases the one it had.
     client.post("/api/clips/clip_b/open", headers=two, json={})
     assert client.post("/api/clips/clip_a/open", headers=one, json={}).status_code == 200
+
+
+def test_a_closed_tab_leaves_the_clip_to_the_next_one(server):
+    client, _, root = server
+    one, two, three = headers("tab-1"), headers("tab-2"), headers("tab-3")
+    client.post("/api/clips/clip_a/open", headers=one, json={})
+    client.post("/api/clips/clip_a/points", headers=one, json={"frame": "00005", "points": [[60, 36]], "labels": [1]})
+    # The page reports that tab 1 went away (closed or reloaded); a reload of it takes the clip back.
+    assert client.post("/api/clips/clip_a/release", headers=one).status_code == 200
+    assert client.post("/api/clips/clip_a/open", headers=one, json={}).status_code == 200
+    client.post("/api/clips/clip_a/release", headers=one)
+    listed = {c["id"]: c for c in client.get("/api/clips", headers=two).json()["clips"]}["clip_a"]
+    assert not listed["open_elsewhere"]
+    # Another tab (working on clip_b) now opens it without a takeover, with the work and the undo
+    # history in place; clip_b, which that tab leaves, is closed and unlocked.
+    client.post("/api/clips/clip_b/open", headers=two, json={})
+    assert (root / ".refvps-annotate" / "clip_b" / "lock.json").exists()
+    opened = client.post("/api/clips/clip_a/open", headers=two, json={})
+    assert opened.status_code == 200 and opened.json()["state"]["undo"].startswith("clicks on 00005")
+    assert not (root / ".refvps-annotate" / "clip_b" / "lock.json").exists()
+    assert client.post("/api/clips/clip_a/undo", headers=two).status_code == 200
+    assert client.get("/api/clips/clip_a/state", headers=one).json()["code"] == "not_owner"
+    # A tab that is still there is not pushed aside without asking, and the refusal says how recent it is.
+    refused = client.post("/api/clips/clip_a/open", headers=three, json={})
+    assert refused.status_code == 409 and "another tab" in refused.json()["error"]
+    assert "last active" in refused.json()["error"] and refused.json()["lock"]["can_take_over"]
+    # Releasing someone else's clip does nothing.
+    client.post("/api/clips/clip_a/release", headers=three)
+    assert client.post("/api/clips/clip_a/open", headers=three, json={}).status_code == 409
+
+
+def test_clip_list_shows_every_clips_validation(server):
+    client, _, root = server
+    h = headers()
+
+    def listed():
+        for _ in range(200):
+            clips = {c["id"]: c for c in client.get("/api/clips", headers=h).json()["clips"]}
+            if not any(c["validation_pending"] for c in clips.values()):
+                return clips
+            time.sleep(0.05)
+        raise AssertionError("validation did not finish")
+
+    # Neither clip was ever opened here: both are checked in the background.
+    clips = listed()
+    assert clips["clip_b"]["validation"]["ok"] is True                            # written complete and valid
+    assert clips["clip_a"]["validation"]["ok"] is False                           # no masks, no expressions
+    assert clips["clip_a"]["validation"]["errors"] >= 2
+    # A mask of clip_b disappears behind the tool's back: the list notices.
+    (root / "Annotations" / "clip_b" / "00004.png").unlink()
+    clips = listed()
+    assert clips["clip_b"]["validation"]["ok"] is False and clips["clip_b"]["masks_saved"] == T - 1
 
 
 def test_another_running_session_holds_the_clip(dataset):
@@ -337,4 +452,22 @@ def test_classic_segmenter_behind_the_api(dataset):
     client.post("/api/clips/clip_a/points", headers=h, json={"frame": f"{mid:05d}", "points": [list(blob_center(mid))], "labels": [1]})
     client.post("/api/clips/clip_a/propagate", headers=h, json={"frame": f"{mid:05d}", "direction": "both"})
     assert wait_job(client)["job"]["state"] == "done"
+    workspace_of(app).shutdown()
+
+
+def test_a_clip_whose_validation_breaks_is_not_left_pending(dataset, monkeypatch):
+    import refvps.annotate.server as server_module
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("validator crashed")
+
+    monkeypatch.setattr(server_module, "validate_clip", broken)
+    client, app = make_client(dataset)
+    for _ in range(200):
+        clips = {c["id"]: c for c in client.get("/api/clips", headers=headers()).json()["clips"]}
+        if not any(c["validation_pending"] for c in clips.values()):
+            break
+        time.sleep(0.05)
+    for clip in clips.values():
+        assert clip["validation"]["ok"] is False and "validator crashed" in clip["validation"]["error"]
     workspace_of(app).shutdown()

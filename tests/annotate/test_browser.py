@@ -18,7 +18,7 @@ from tests.annotate.browser import (
     synthetic_clip_to_label,
     wait_idle,
 )
-from tests.annotate.conftest import distance_inside
+from tests.annotate.conftest import T, distance_inside
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(chromium_missing_reason() is not None,
                                                       reason=chromium_missing_reason() or "")]
@@ -112,3 +112,130 @@ def test_label_a_clip_in_the_browser(tmp_path):
     expressions = Dataset(root).expressions(clip_id)
     assert [e.text for e in expressions] == EXPRESSIONS
     assert [e.annotator for e in expressions] == ["ann1", "ann1", "ann2", "ann2"]
+
+
+PIXEL_JS = """([x, y]) => {
+  const c = document.getElementById('view');
+  const r = c.getBoundingClientRect();
+  const [cx, cy] = window.__refvps.imageToClient(x, y);
+  const dpr = window.devicePixelRatio || 1;
+  return Array.from(c.getContext('2d').getImageData(Math.round((cx - r.left) * dpr),
+                                                   Math.round((cy - r.top) * dpr), 1, 1).data.slice(0, 3));
+}"""
+
+
+def wait_pixel(page, x, y, predicate, what):
+    """Wait until the drawn pixel at image point (x, y) satisfies ``predicate`` (it is drawn asynchronously)."""
+    page.mouse.move(1, 1)  # off the frame: no brush cursor drawn over the pixel
+    for _ in range(100):
+        rgb = page.evaluate(PIXEL_JS, [x, y])
+        if predicate(rgb):
+            return rgb
+        page.wait_for_timeout(50)
+    raise AssertionError(f"pixel at ({x}, {y}) is {rgb}, expected {what}")
+
+
+def is_red(rgb):  # the target overlay at full opacity: (235, 35, 35)
+    return rgb[0] > 220 and rgb[1] < 50 and rgb[2] < 50
+
+
+def is_frame(rgb):  # the blob's own colour in the frame, (210, 100, 40) before JPEG
+    return abs(rgb[0] - 210) < 20 and abs(rgb[1] - 100) < 20 and abs(rgb[2] - 40) < 20
+
+
+def test_propagation_progress_cancel_and_corrections_in_the_browser(dataset):
+    """Progress and cancel while the page stays usable, overlay colour and opacity, timeline, corrections."""
+    from tests.annotate.conftest import GT_LABELS, OracleSegmenter, blob_center
+
+    mid = 5
+    with running_server(dataset, OracleSegmenter(GT_LABELS, delay=0.25)) as url, browser_page() as page:
+        page.goto(url + "#clip=clip_a")
+        page.wait_for_function("window.__refvps.state() !== null")
+        assert page.evaluate("window.__refvps.frame()") == mid
+        x, y = blob_center(mid)
+        click_image(page, x, y)
+        x -= 10  # look beside the click's marker, still inside the blob
+
+        # Overlay: red at full opacity, the frame itself at 0, a mix in between; O hides it.
+        page.fill("#opacity", "100")
+        page.dispatch_event("#opacity", "input")
+        wait_pixel(page, x, y, is_red, "the red target overlay")
+        for _ in range(5):
+            page.keyboard.press("9")
+        assert page.input_value("#opacity") == "50"
+        half = wait_pixel(page, x, y, lambda rgb: not is_red(rgb) and not is_frame(rgb), "a half-transparent overlay")
+        assert 210 < half[0] < 240 and 40 < half[1] < 95
+        page.keyboard.press("o")
+        wait_pixel(page, x, y, is_frame, "the frame with the overlay hidden")
+        page.keyboard.press("o")
+        page.fill("#opacity", "100")
+        page.dispatch_event("#opacity", "input")
+
+        # Propagate both ways (slowly): a progress bar and a Cancel button; meanwhile the page is usable.
+        page.keyboard.press("p")
+        page.wait_for_function("window.__refvps.state().job && window.__refvps.state().job.state === 'running'")
+        assert page.is_visible("#job") and page.is_enabled("#cancel") and page.is_disabled("#propagate-both")
+        page.keyboard.press("ArrowRight")                                  # scrubbing works
+        assert page.evaluate("window.__refvps.frame()") == mid + 1
+        page.keyboard.press("b")
+        page.keyboard.press("i")
+        drag_image(page, [(110.0, 10.0), (120.0, 12.0)])                   # so does painting Ignore
+        assert page.evaluate("window.__refvps.state().undo").startswith("brush (ignore)")
+        assert page.evaluate("window.__refvps.state().job.state") == "running"
+        done_before = page.evaluate("window.__refvps.state().job.done")
+        page.keyboard.press("Escape")
+        page.wait_for_function("window.__refvps.state().job.state === 'cancelled'")
+        job = page.evaluate("window.__refvps.state().job")
+        assert done_before <= job["done"] < job["total"] == T
+        assert "empty" in page.evaluate("window.__refvps.state().status")
+        page.keyboard.press("p")
+        wait_idle(page)
+        page.wait_for_function("window.__refvps.state().job.state === 'done'", timeout=30000)
+
+        # The timeline: a click on frame 2's cell shows frame 2.
+        box = page.locator("#timeline").bounding_box()
+        page.mouse.click(box["x"] + box["width"] * 2.5 / T, box["y"] + box["height"] / 2)
+        assert page.evaluate("window.__refvps.frame()") == 2
+
+        # A hand fix on frame 8, a corrective click on frame 6, R: re-propagates forwards from 6, keeps 8.
+        page.keyboard.press("i")                                           # back to the Target layer
+        page.keyboard.press("End")
+        page.keyboard.press("ArrowLeft")
+        drag_image(page, [(10.0, 60.0), (20.0, 60.0)])
+        page.keyboard.press("Shift+ArrowLeft")
+        page.keyboard.press("End")
+        for _ in range(3):
+            page.keyboard.press("ArrowLeft")
+        assert page.evaluate("window.__refvps.frame()") == 6
+        page.keyboard.press("c")
+        click_image(page, *blob_center(6))
+        before = page.evaluate("window.__refvps.state().revs")
+        page.keyboard.press("r")
+        wait_idle(page)
+        page.wait_for_function("window.__refvps.state().job.state === 'done' && "
+                               "window.__refvps.state().job.start === 6", timeout=30000)
+        state = page.evaluate("window.__refvps.state()")
+        assert state["job"]["directions"] == ["forward"]
+        assert state["status"][6] == "clicked" and state["status"][8] == "manual" and state["status"][mid] == "clicked"
+        assert state["revs"][8] == before[8] and state["revs"][:6] == before[:6]  # kept / not reached
+
+        # Eraser makes a hole in frame 7's target, H fills it, the Undo and Redo buttons take it back and forth.
+        page.keyboard.press("ArrowRight")
+        cx, cy = blob_center(7)
+        wait_pixel(page, cx, cy, is_red, "frame 7's propagated target")
+        page.keyboard.press("e")
+        page.fill("#radius", "3")
+        page.dispatch_event("#radius", "input")
+        drag_image(page, [(cx, cy), (cx + 1, cy)])
+        for dy in (-2, 0, 2):  # centred where the pointer was (the frame did not shift under it)
+            wait_pixel(page, cx, cy + dy, is_frame, "a hole erased in the target")
+        page.keyboard.press("h")
+        wait_idle(page)
+        wait_pixel(page, cx, cy, is_red, "the hole filled")
+        page.click("#undo")
+        wait_idle(page)
+        wait_pixel(page, cx, cy, is_frame, "the fill undone")
+        page.click("#redo")
+        wait_idle(page)
+        wait_pixel(page, cx, cy, is_red, "the fill redone")
+        assert not page.errors, page.errors

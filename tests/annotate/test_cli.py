@@ -73,21 +73,41 @@ def test_headless_clicks_propagate_save(dataset, tmp_path, capsys):
     assert run("annotate", str(dataset), "--clip", "clip_a", "--clicks", str(clicks), "--no-ui", "--overwrite") == 0
 
 
-@pytest.mark.parametrize("entries,message", [
-    ([{"frame": "00099", "points": [[1, 1]], "labels": [1]}], "no frame"),
+@pytest.mark.parametrize("content,message", [
+    ([{"frame": "00099", "points": [[1, 1]], "labels": [1]}], "no frame '00099'"),
+    ([{"frame": 10, "points": [[1, 1]], "labels": [1]}], "no frame 10"),
+    ([{"frame": "5", "points": [[1, 1]], "labels": [1]}], "no frame '5'"),
     ([{"frame": "00001", "points": [[1, 1], [2, 2]], "labels": [1]}], "labels must list"),
+    ([{"frame": "00001", "points": [[1, 1]], "labels": [True]}], "labels must list"),
     ([{"frame": "00001", "points": [[1, 1]], "labels": [1], "obj_id": 2}], "one target"),
-    ([{"frame": "00001", "points": [[500, 1]], "labels": [1]}], "outside"),
+    ([{"frame": "00001", "points": [[500, 1]], "labels": [1]}], "outside the 128x72 frame"),
+    ([{"frame": "00001", "points": [[-0.5, 1]], "labels": [1]}], "outside the 128x72 frame"),
+    ([{"frame": "00001", "points": [[1, "2"]], "labels": [1]}], "[x, y] pixel coordinates"),
+    ([{"frame": "00001", "points": [[1, 2, 3]], "labels": [1]}], "[x, y] pixel coordinates"),
+    ('[{"frame": "00001", "points": [[NaN, 2]], "labels": [1]}]', "finite numbers"),
+    ([{"frame": "00001", "points": [[1, 1]], "labels": [0]}], "no positive click"),
     ([{"frame": "00001", "points": [[1, 1]], "labels": [1], "colour": "red"}], "unknown keys"),
     ([], "non-empty"),
+    ({"frame": "00001"}, "non-empty JSON list"),
+    ('[{"frame": "00001", "points": [[1, 1]]', "does not parse"),
+    (b"\xff\xfe[", "does not parse"),
+    (None, "cannot read the clicks file"),  # a folder
 ])
-def test_bad_clicks_files_are_explained(dataset, tmp_path, capsys, entries, message):
-    clicks = write_clicks(tmp_path / "clicks.json", entries)
+def test_bad_clicks_files_are_explained(dataset, tmp_path, capsys, content, message):
+    clicks = tmp_path / "clicks.json"
+    if content is None:
+        clicks.mkdir()
+    elif isinstance(content, bytes):
+        clicks.write_bytes(content)
+    else:
+        clicks.write_text(content if isinstance(content, str) else json.dumps(content))
     code = run("annotate", str(dataset), "--clip", "clip_a", "--clicks", str(clicks), "--no-ui")
     err = capsys.readouterr().err
-    assert code == 2 and message in err and "clicks.json" in err and "Traceback" not in err
+    assert code == 2 and message in err and "clicks.json" in err, err
+    assert "Error:" in err and "Hint:" in err and "Traceback" not in err
+    assert "segmenter:" not in err  # refused before a model is loaded
     assert not (dataset / "Annotations" / "clip_a").exists()
-    assert not (dataset / ".refvps-annotate" / "clip_a" / "lock.json").exists()
+    assert not (dataset / ".refvps-annotate" / "clip_a").exists()
 
 
 @pytest.mark.parametrize("args,message", [
@@ -122,36 +142,51 @@ def test_unsaved_session_is_not_discarded_silently(dataset, tmp_path, capsys):
     assert len(moved) == 1 and (moved[0] / "layers" / "00000.png").exists()  # moved aside, not deleted
 
 
-def test_server_starts_on_loopback_with_a_token_and_stops_cleanly(dataset):
+def start_server(dataset):
+    """``refvps annotate`` in a child process; returns it, its base URL and its token once it answers."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     process = subprocess.Popen(
         [sys.executable, "-m", "refvps", "annotate", str(dataset), "--port", "0", "--no-open", "--clip", "clip_a"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
+    url = None
+    deadline = time.time() + 60
+    while time.time() < deadline and url is None:
+        match = re.search(r"(http://127\.0\.0\.1:\d+/\?token=[\w-]+)", process.stdout.readline())
+        if match:
+            url = match.group(1)
+    assert url, "no URL printed"
+    for _ in range(50):
+        try:
+            page = urllib.request.urlopen(url, timeout=5).read().decode()
+            break
+        except OSError:
+            time.sleep(0.1)
+    base, token = url.split("/?token=")
+    assert token in page and "refvps annotate" in page
+    return process, base, token
+
+
+def call(base, token, method, path, body=None, client="tab-1"):
+    """One API request; returns (status, JSON body)."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(base + path, data=data, method=method, headers={
+        "X-Refvps-Token": token, "X-Refvps-Client": client, "Content-Type": "application/json"})
     try:
-        url = None
-        deadline = time.time() + 60
-        while time.time() < deadline and url is None:
-            line = process.stdout.readline()
-            match = re.search(r"(http://127\.0\.0\.1:\d+/\?token=[\w-]+)", line)
-            if match:
-                url = match.group(1)
-        assert url, "no URL printed"
-        base, token = url.split("/?token=")
-        for _ in range(50):
-            try:
-                page = urllib.request.urlopen(url, timeout=5).read().decode()
-                break
-            except OSError:
-                time.sleep(0.1)
-        assert token in page and "refvps annotate" in page
+        with urllib.request.urlopen(request, timeout=20) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_server_starts_on_loopback_with_a_token_and_stops_cleanly(dataset):
+    process, base, token = start_server(dataset)
+    try:
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(base + "/api/info", timeout=5)
         assert refused.value.code == 403
-        request = urllib.request.Request(base + "/api/clips/clip_a/open", data=b"{}", method="POST",
-                                         headers={"X-Refvps-Token": token, "X-Refvps-Client": "tab-1",
-                                                  "Content-Type": "application/json"})
-        assert json.loads(urllib.request.urlopen(request, timeout=10).read())["state"]["middle"] == T // 2
+        status, opened = call(base, token, "POST", "/api/clips/clip_a/open", {})
+        assert status == 200 and opened["state"]["middle"] == T // 2
         assert (dataset / ".refvps-annotate" / "clip_a" / "lock.json").exists()
     finally:
         process.send_signal(signal.SIGINT)
@@ -159,3 +194,37 @@ def test_server_starts_on_loopback_with_a_token_and_stops_cleanly(dataset):
     assert process.returncode == 0, err
     assert "stopped" in err
     assert not (dataset / ".refvps-annotate" / "clip_a" / "lock.json").exists()
+
+
+def test_work_survives_kill_9_and_sigterm_stops_cleanly(dataset):
+    lock_file = dataset / ".refvps-annotate" / "clip_a" / "lock.json"
+    first, base, token = start_server(dataset)
+    try:
+        call(base, token, "POST", "/api/clips/clip_a/open", {})
+        call(base, token, "POST", "/api/clips/clip_a/points", {"frame": "00005", "points": [[55, 36]], "labels": [1]})
+        call(base, token, "POST", "/api/clips/clip_a/stroke", {
+            "frame": "00002", "layer": "ignore", "mode": "paint", "radius": 4, "points": [[20, 20], [30, 25]]})
+        call(base, token, "PUT", "/api/clips/clip_a/expressions",
+             {"annotators": ["ann1", "ann2"], "expressions": ["the orange blob", "", "", ""]})
+        _, before = call(base, token, "GET", "/api/clips/clip_a/state")
+        overlay = urllib.request.urlopen(f"{base}/api/clips/clip_a/overlay/00002.png?token={token}").read()
+    finally:
+        first.kill()  # SIGKILL: no chance to clean up
+        first.communicate(timeout=30)
+    assert json.loads(lock_file.read_text())["pid"] == first.pid  # left behind, its process dead
+
+    second, base, token = start_server(dataset)
+    try:
+        status, refused = call(base, token, "POST", "/api/clips/clip_a/open", {}, client="tab-2")
+        assert status == 409 and refused["lock"]["stale"] is True and refused["lock"]["can_take_over"] is True
+        status, opened = call(base, token, "POST", "/api/clips/clip_a/open", {"take_over": True}, client="tab-2")
+        assert status == 200
+        for key in ("status", "prompts", "annotators", "expressions", "revision", "dirty"):
+            assert opened["state"][key] == before[key], key
+        assert urllib.request.urlopen(f"{base}/api/clips/clip_a/overlay/00002.png?token={token}").read() == overlay
+        assert json.loads(lock_file.read_text())["pid"] == second.pid
+    finally:
+        second.send_signal(signal.SIGTERM)  # what kill, systemd and docker stop send
+        out, err = second.communicate(timeout=30)
+    assert second.returncode == 0 and "stopped" in err, err
+    assert not lock_file.exists()

@@ -6,22 +6,7 @@ import numpy as np
 import pytest
 
 from refvps.annotate import layers as L
-
-
-def distance_to_polyline(shape, points):
-    """Naive reference: distance of every pixel centre to the polyline (segment by segment)."""
-    h, w = shape
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-    best = np.full(shape, np.inf)
-    pts = np.asarray(points, np.float64)
-    if len(pts) == 1:
-        pts = np.vstack([pts, pts])
-    for (x0, y0), (x1, y1) in zip(pts[:-1], pts[1:]):
-        dx, dy = x1 - x0, y1 - y0
-        length2 = dx * dx + dy * dy
-        t = np.zeros(shape) if length2 == 0 else np.clip(((xx - x0) * dx + (yy - y0) * dy) / length2, 0, 1)
-        best = np.minimum(best, np.hypot(xx - (x0 + t * dx), yy - (y0 + t * dy)))
-    return best
+from tests.annotate.conftest import distance_to_polyline
 
 
 @pytest.mark.parametrize("points,radius", [
@@ -85,10 +70,12 @@ def test_fill_holes_matches_flood_fill_from_the_border():
 
 def test_overlay_colours():
     code = L.make_code(np.array([[1, 0, 1]], bool), np.array([[0, 0, 1]], bool))
-    rgba = L.overlay_rgba(code)
-    assert tuple(rgba[0, 0]) == L.TARGET_RGBA
-    assert tuple(rgba[0, 1]) == (0, 0, 0, 0)
-    assert tuple(rgba[0, 2]) == L.IGNORE_RGBA
+    rgba = L.overlay_rgba(code).astype(int)
+    r, g, b, a = rgba[0, 0]
+    assert a == 255 and r > 200 and g < 80 and b < 80                 # target: red (paper figure B)
+    assert tuple(rgba[0, 1]) == (0, 0, 0, 0)                          # background: transparent
+    r, g, b, a = rgba[0, 2]
+    assert a == 255 and r == g == b and 100 < r < 230                 # Ignore: grey, drawn over the target
 
 
 def test_mask_signature_tells_masks_apart():

@@ -32,7 +32,7 @@ def test_acquire_is_exclusive_and_release_frees(tmp_path):
     path = tmp_path / "c" / "lock.json"
     first = ClipLock(path, "c", "server-1")
     first.acquire()
-    assert path.exists() and first.still_held()
+    assert path.exists() and first.verify()
     second = ClipLock(path, "c", "server-2")
     with pytest.raises(ClipLockedError) as info:
         second.acquire()
@@ -41,7 +41,7 @@ def test_acquire_is_exclusive_and_release_frees(tmp_path):
     first.release()
     assert not path.exists()
     second.acquire()
-    assert second.still_held()
+    assert second.verify()
 
 
 def test_live_lock_of_another_process_cannot_be_taken_over(tmp_path):
@@ -90,7 +90,7 @@ def test_corrupt_lock_file_counts_as_stale(tmp_path):
         lock.acquire()
     assert info.value.stale
     lock.acquire(take_over=True)
-    assert lock.still_held()
+    assert lock.verify()
 
 
 def test_heartbeat_notices_a_takeover(tmp_path):

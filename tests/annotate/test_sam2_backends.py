@@ -19,7 +19,8 @@ from refvps.cli import main  # noqa: E402
 from refvps.dataset import Dataset, DatasetWriter  # noqa: E402
 from refvps.dataset.palette import read_label_png  # noqa: E402
 from refvps.errors import ConfigError, UsageError  # noqa: E402
-from tests.annotate.conftest import EXPRESSIONS, blob_center, blob_clip, meta  # noqa: E402
+from refvps.annotate import layers as L  # noqa: E402
+from tests.annotate.conftest import EXPRESSIONS, blob_center, blob_clip, distance_to_polyline, meta  # noqa: E402
 
 FRAMES = 6
 
@@ -58,7 +59,7 @@ def full_path(root, segmenter):
     assert lazy.loads <= 2, "frames must load lazily, not all at once"
     job = session.start_propagation(mid, "both")
     assert session.wait(120).state == "done", job.error
-    assert job.done == job.total == FRAMES + 1
+    assert job.done == job.total == FRAMES and (job.written, job.kept) == (FRAMES - 1, 1)  # each frame once
     assert lazy.loads >= FRAMES and len(lazy._cache) <= seg.seg.frame_cache
     # A correction on a tracked frame is kept as a conditioning frame and survives re-propagation.
     session.set_points(mid + 1, [list(blob_center(mid + 1))], [1])
@@ -71,10 +72,14 @@ def full_path(root, segmenter):
     assert session.status[mid] == CLICKED and session.status[mid + 1] == CLICKED and session.status[0] == MANUAL
     assert all(session.status[i] == PROPAGATED for i in range(1, FRAMES) if i not in (mid, mid + 1))
     session.stroke(2, "ignore", "paint", 5, [[60, 30]])
-    result = session.save()
-    for i, name in enumerate(session.frame_names):
-        assert np.array_equal(read_label_png(root / "Annotations" / "clip_s" / f"{name}.png"), session.label(i))
+    result = session.save(allow_unlabelled=False)
     assert result.written == FRAMES
+    saved = [read_label_png(root / "Annotations" / "clip_s" / f"{name}.png") for name in session.frame_names]
+    assert all(set(np.unique(label)) <= {0, 1, 255} for label in saved)
+    shape = saved[0].shape
+    assert (saved[0][distance_to_polyline(shape, [[10, 10], [20, 12]]) <= 3] == 1).all()  # the brushed target
+    assert (saved[2][distance_to_polyline(shape, [[60, 30]]) <= 4] == 255).all()           # the Ignore disc
+    assert np.array_equal(saved[mid + 1], L.target_of(corrected).astype(np.uint8))        # the corrected mask
     return session
 
 

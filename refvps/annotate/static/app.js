@@ -52,6 +52,7 @@ const S = {
   lastJob: null,
   chain: Promise.resolve(),
   expTimer: null,
+  clipsTimer: null,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -113,6 +114,8 @@ function clipUrl(suffix) {
 
 function frameName(i) { return S.state ? S.state.frames[i] : ""; }
 
+function plural(n, word) { return `${n} ${word}${n === 1 ? "" : "s"}`; }
+
 // ---------------------------------------------------------------------------------------------
 // Clip list
 
@@ -121,6 +124,9 @@ async function loadClips() {
     const data = await api("GET", "/api/clips");
     S.clips = data.clips;
     renderClips();
+    // Clips are validated in the background; ask again until every verdict is in.
+    clearTimeout(S.clipsTimer);
+    if (S.clips.some((c) => c.validation_pending)) S.clipsTimer = setTimeout(loadClips, 1500);
   } catch (err) { showError(err); }
 }
 
@@ -146,9 +152,9 @@ function renderClips() {
     bar.appendChild(fill);
     const progress = document.createElement("div");
     progress.className = "meta";
-    let v = "not validated", cls = "v-none";
+    let v = c.validation_pending ? "validating…" : "not validated", cls = "v-none";
     if (c.validation) {
-      v = c.validation.ok ? "valid" : c.validation.errors + " errors";
+      v = c.validation.ok ? "valid" : plural(c.validation.errors, "error");
       cls = c.validation.ok ? "v-ok" : "v-bad";
     }
     progress.innerHTML = "";
@@ -156,8 +162,10 @@ function renderClips() {
     const vs = document.createElement("span");
     vs.className = cls;
     vs.textContent = v;
+    if (c.validation && c.validation.error) vs.title = c.validation.error;
     progress.append(vs);
     if (c.locked) progress.append(` · locked by ${c.locked.holder}${c.locked.stale ? " (stale)" : ""}`);
+    if (c.open_elsewhere) progress.append(" · open in another tab");
     li.append(id, concept, bar, progress);
     li.title = c.openable ? "open " + c.id : "this clip id cannot be used as a folder name";
     li.addEventListener("click", () => { if (c.openable) openClip(c.id, false); });
@@ -175,6 +183,7 @@ async function openClip(id, takeOver) {
   hideDialog();
   stopPlaying();
   let data;
+  say("opening " + id + "…");  // a long clip with saved masks takes seconds to load the first time
   try {
     data = await api("POST", "/api/clips/" + encodeURIComponent(id) + "/open", { take_over: !!takeOver });
   } catch (err) {
@@ -264,7 +273,7 @@ function applyState(st) {
     $("job-progress").value = job.done;
     $("job-text").textContent = running
       ? `propagating ${job.directions.join(" + ")} from ${st.frames[job.start]}: ${job.done}/${job.total}`
-      : `propagation ${job.state}: ${job.written} frames written, ${job.kept} kept` + (job.error ? " — " + job.error : "");
+      : `propagation ${job.state}: ${plural(job.written, "frame")} written, ${job.kept} kept` + (job.error ? " — " + job.error : "");
     $("cancel").disabled = !running;
   }
   for (const id of ["propagate-both", "propagate-forward", "propagate-backward", "propagate-auto", "undo", "redo", "save"]) {
@@ -276,8 +285,14 @@ function applyState(st) {
   if (job && !running && S.lastJob !== job.id + job.state) {
     S.lastJob = job.id + job.state;
     if (job.state === "failed") say("propagation failed: " + job.error, "error");
-    else say(`propagation ${job.state}: ${job.written} frames written, ${job.kept} keyframes kept`, "ok");
+    else say(`propagation ${job.state}: ${plural(job.written, "frame")} written, ${plural(job.kept, "keyframe")} kept`, "ok");
     loadClips();
+  }
+  const row = S.clips.find((c) => c.id === st.clip);
+  if (row && (row.labelled !== st.labelled || row.unsaved !== st.dirty)) {
+    row.labelled = st.labelled;
+    row.unsaved = st.dirty;
+    renderClips();
   }
   updateFrameInfo();
   drawTimeline();
@@ -377,8 +392,8 @@ function imageToClient(x, y) {
   return [rect.left + g.ox + x * g.scale, rect.top + g.oy + y * g.scale];
 }
 
-function draw() {
-  const c = $("view");
+// A cleared 2D context of a canvas sized to its CSS box on this screen (device pixels), in CSS units.
+function prepareCanvas(c) {
   const dpr = window.devicePixelRatio || 1;
   const w = c.clientWidth, h = c.clientHeight;
   if (c.width !== Math.round(w * dpr) || c.height !== Math.round(h * dpr)) {
@@ -388,6 +403,11 @@ function draw() {
   const ctx = c.getContext("2d");
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
   ctx.clearRect(0, 0, w, h);
+  return { ctx, w, h };
+}
+
+function draw() {
+  const { ctx } = prepareCanvas($("view"));
   if (!S.state) return;
   const g = geometry();
   ctx.imageSmoothingEnabled = S.zoom < 2;
@@ -431,14 +451,7 @@ function draw() {
 }
 
 function drawTimeline() {
-  const c = $("timeline");
-  const dpr = window.devicePixelRatio || 1;
-  const w = c.clientWidth, h = c.clientHeight;
-  c.width = Math.round(w * dpr);
-  c.height = Math.round(h * dpr);
-  const ctx = c.getContext("2d");
-  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-  ctx.clearRect(0, 0, w, h);
+  const { ctx, w, h } = prepareCanvas($("timeline"));
   if (!S.state) return;
   const css = getComputedStyle(document.documentElement);
   const colours = {};
@@ -632,6 +645,7 @@ async function save(allowUnlabelled) {
     }
     applyState(result.state);
     showValidation(result.save.problems, result.save.ok);
+    if (!result.save.ok) $("validation").scrollIntoView({ block: "nearest" });
     say(`saved ${result.save.written} masks and ${result.save.expressions} expressions` +
         (result.save.ok ? " — valid" : " — see Validation"), result.save.ok ? "ok" : "error");
     loadClips();
@@ -827,6 +841,15 @@ function wire() {
   $("refresh-clips").onclick = loadClips;
   $("revalidate").onclick = refreshValidation;
   $("dialog-close").onclick = hideDialog;
+  // Closing or reloading the tab lets another tab open this clip without a takeover (a reload of
+  // this tab takes it back). keepalive lets the request outlive the page.
+  window.addEventListener("pagehide", () => {
+    if (S.clipId) {
+      fetch(clipUrl("/release"), { method: "POST", keepalive: true,
+                                   headers: { "X-Refvps-Token": S.token, "X-Refvps-Client": S.client } })
+        .catch(() => {});  // the server may be gone already: nothing to release then
+    }
+  });
   for (const id of ["annotator-0", "annotator-1", "exp-0", "exp-1", "exp-2", "exp-3"]) $(id).addEventListener("input", expressionsChanged);
 }
 
