@@ -1,0 +1,252 @@
+"""Speed and memory of REM: inference on one clip with four expressions, and one training step.
+
+On a GPU (the issue's measurement)::
+
+    python benchmarks/bench_rem.py --config rem-ms --device cuda            # bf16 and fp32, random weights
+
+full-size ``rem-ms`` with random weights (built from its config, no download): inference on one
+72-frame clip at 512 x 512 with 4 expressions — the video encoded once, the denoiser run for the
+4 expressions, decoded, thresholded and resized back to 1024 x 576 frames — and one training step
+(AdamW, all weights, T = 8, batch 1). Reported: frame-expressions per second, seconds, peak memory;
+bf16 against the same code in fp32. The paper: 7.1 frames/s and 41.8 GB on an A100 (32-frame
+clips, Table C); the goal on one H100: >= 30 frame-expressions/s at <= 40 GB.
+
+On a CPU::
+
+    python benchmarks/bench_rem.py --config rem-tiny --device cpu --frames 24 --frame-size 256x144
+
+``--end-to-end`` also times ``predict_dataset`` on a clip written to disk (JPEG decode and PNG
+writing included). ``--markdown FILE`` appends the table with the command, machine and date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rem_model.builder import build_rem, parse_dtype  # noqa: E402
+from rem_model.data.transforms import Geometry, frames_tensor, probs_to_frame  # noqa: E402
+from rem_model.model import cast  # noqa: E402
+
+TEXTS = [
+    "the grey smoke rising on the left",
+    "smoke coming out of the chimney",
+    "the ripples spreading on the water",
+    "the flickering orange light",
+]
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_gb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 1e9
+    # CPU: the process's peak resident set (ru_maxrss is in KiB on Linux); it never goes down.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+
+
+def random_frames(count: int, size_hw: tuple[int, int], seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 255, size=(size_hw[0] // 8 + 1, size_hw[1] // 8 + 1, 3), dtype=np.uint8)
+    frames = []
+    for t in range(count):
+        tile = np.kron(np.roll(base, t, axis=1), np.ones((8, 8, 1), np.uint8))[: size_hw[0], : size_hw[1]]
+        frames.append(tile)
+    return frames
+
+
+@torch.no_grad()
+def time_inference(model, frames: list[np.ndarray], texts: list[str], expression_batch: int, repeats: int) -> dict:
+    """One clip of len(frames) frames as one window: encode once, denoise per expression, decode."""
+    device = model.device
+    geometry = Geometry.fit(frames[0].shape[:2], model.config.resolution, "squash")
+
+    def once() -> None:
+        video = frames_tensor(frames, geometry).unsqueeze(0).to(device)
+        z1 = model.encode_video(video, torch.Generator().manual_seed(0))
+        text = model.encode_text(texts)
+        for first in range(0, len(texts), expression_batch):
+            n = min(expression_batch, len(texts) - first)
+            probs = model.predict_probs(z1.expand(n, *z1.shape[1:]), text[first : first + n])
+            masks = probs_to_frame(probs, geometry) > 0.5
+            masks.cpu()
+
+    once()  # warm-up (kernels, allocator)
+    synchronize(device)
+    reset_peak(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        once()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    seconds = statistics.median(times)
+    work = len(frames) * len(texts)
+    return {"seconds": seconds, "frame_expressions_per_s": work / seconds, "peak_gb": peak_gb(device)}
+
+
+def time_training_step(model, frames: int, dtype: torch.dtype, repeats: int, checkpointing: bool) -> dict:
+    """One AdamW step on all denoiser weights, batch 1, ``frames`` frames; bf16 = autocast, fp32 weights."""
+    device = model.device
+    model.configure_trainable(2)
+    if checkpointing:
+        model.enable_gradient_checkpointing()
+    model.denoiser.train()
+    optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=1e-6, weight_decay=1e-5)
+    h, w = model.config.resolution
+    video = torch.rand(1, frames, 3, h, w, device=device) * 2 - 1
+    masks = (torch.rand(1, frames, h, w, device=device) > 0.5).float()
+    autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
+
+    def once() -> float:
+        with autocast:
+            loss = model.loss(video, masks, TEXTS[:1], generator=torch.Generator().manual_seed(0))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.trainable_parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return loss.item()
+
+    once()
+    synchronize(device)
+    reset_peak(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        once()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    seconds = statistics.median(times)
+    return {"seconds": seconds, "frames_per_s": frames / seconds, "peak_gb": peak_gb(device)}
+
+
+def time_end_to_end(model, frames: list[np.ndarray], texts: list[str], window: int, expression_batch: int) -> dict:
+    """predict_dataset on one clip written to disk: JPEG decode and PNG writing included."""
+    from refvps.dataset.format import ClipMeta, DatasetWriter, Expression
+    from rem_model.inference import InferenceOptions, predict_dataset
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "data"
+        labels = [np.zeros(f.shape[:2], np.uint8) for f in frames]
+        expressions = [Expression(str(i), t, 1) for i, t in enumerate(texts)]
+        DatasetWriter(root).write_clip("bench", frames, labels, expressions, ClipMeta("bench"))
+        options = InferenceOptions(window=window, expression_batch=expression_batch)
+        predict_dataset(model, root, Path(tmp) / "warm", options, progress=False)
+        summary = predict_dataset(model, root, Path(tmp) / "pred", options, progress=False)
+    return {"seconds": summary.seconds, "frame_expressions_per_s": summary.frame_expressions_per_s}
+
+
+def machine(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", default="rem-ms")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--dtypes", nargs="+", default=["bf16", "fp32"])
+    parser.add_argument("--frames", type=int, default=72, help="frames of the inference clip (one window)")
+    parser.add_argument("--frame-size", default="1024x576", help="WxH of the clip's frames (resized to the model)")
+    parser.add_argument("--expressions", type=int, default=4)
+    parser.add_argument("--expression-batch", type=int, default=4)
+    parser.add_argument("--train-frames", type=int, default=8)
+    parser.add_argument("--gradient-checkpointing", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--skip-training", action="store_true")
+    parser.add_argument("--end-to-end", action="store_true")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--json", type=Path, help="write the rows as JSON")
+    parser.add_argument("--markdown", type=Path, help="append a Markdown table to this file")
+    args = parser.parse_args(argv)
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    width, height = (int(v) for v in args.frame_size.lower().split("x"))
+    frames = random_frames(args.frames, (height, width))
+    texts = (TEXTS * ((args.expressions + len(TEXTS) - 1) // len(TEXTS)))[: args.expressions]
+    rows = []
+    for name in args.dtypes:
+        dtype = parse_dtype(name)
+        model = build_rem(args.config, random_init=True, device=device, dtype=dtype)
+        row = {"config": args.config, "dtype": name, "device": machine(device)}
+        inference = time_inference(model, frames, texts, args.expression_batch, args.repeats)
+        row.update({f"infer_{k}": v for k, v in inference.items()})
+        if args.end_to_end:
+            e2e = time_end_to_end(model, frames, texts, args.frames, args.expression_batch)
+            row.update({f"e2e_{k}": v for k, v in e2e.items()})
+        del model
+        if not args.skip_training:
+            train_model = build_rem(args.config, random_init=True, device=device)
+            if dtype != torch.float32:
+                cast(train_model.vae, None, dtype)
+                cast(train_model.text_encoder, None, dtype)
+            step = time_training_step(train_model, args.train_frames, dtype, max(1, args.repeats - 1), args.gradient_checkpointing)
+            row.update({f"train_{k}": v for k, v in step.items()})
+            del train_model
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+    if args.markdown:
+        append_markdown(args.markdown, rows, args, argv)
+    return 0
+
+
+def append_markdown(path: Path, rows: list[dict], args, argv) -> None:
+    command = "python benchmarks/bench_rem.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    lines = [
+        "",
+        f"### {args.config} on {rows[0]['device']} ({dt.date.today().isoformat()})",
+        "",
+        f"`{command}`",
+        "",
+        f"Inference: one {args.frames}-frame clip ({args.frame_size} frames) x {args.expressions} expressions, "
+        f"one window, video encoded once. Training: one AdamW step, batch 1, T = {args.train_frames}.",
+        "",
+        "| dtype | inference s | frame-expr/s | inference peak GB | train step s | train peak GB |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['dtype']} | {row['infer_seconds']:.2f} | {row['infer_frame_expressions_per_s']:.1f} | "
+            f"{row['infer_peak_gb']:.2f} | {row.get('train_seconds', float('nan')):.2f} | {row.get('train_peak_gb', float('nan')):.2f} |"
+        )
+    if any("e2e_seconds" in r for r in rows):
+        lines.append("")
+        lines.append("End to end (predict_dataset, JPEG decode + PNG writing): " + ", ".join(
+            f"{r['dtype']} {r['e2e_frame_expressions_per_s']:.1f} frame-expr/s" for r in rows if "e2e_seconds" in r
+        ))
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,268 @@
+"""Checkpoints: the authors' released files and our own, loaded strictly.
+
+Formats read:
+
+* **authors, ModelScope** — a torch file whose ``unet`` key is the ``UNet3DConditionModel`` state
+  dict (``train_REM_MS_*.py`` saves ``{'unet', 'optimizer', 'epoch', 'args', ...}``);
+* **authors, Wan** — a torch file whose ``model_state`` key is the state dict of their wrapper:
+  ``backbone.dit.*`` (the ``WanTransformer3DModel``) and ``backbone.vae.*`` (the frozen VAE);
+* **ours** — a folder with ``rem_config.json`` (the configuration and what the file holds) and
+  ``model.safetensors`` with ``denoiser.*`` keys, plus ``vae.*`` and ``text_encoder.*`` (and a
+  ``tokenizer/`` folder) when the checkpoint is self-contained, as the tiny models are;
+* a bare denoiser state dict (``.safetensors`` or torch file).
+
+A missing, unexpected or mis-shaped key is an error that names the keys: a checkpoint that only
+half loads gives a model that silently predicts nonsense.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+import torch
+
+from refvps.errors import ConfigError
+from refvps.fileio import atomic_write_json, atomic_write_with, read_json
+
+from rem_model.config import CONFIG_FILE, REMConfig
+
+if TYPE_CHECKING:
+    from rem_model.model import REMModel
+
+WEIGHTS_FILE = "model.safetensors"
+TOKENIZER_DIR = "tokenizer"
+FORMAT_NAME = "refvps-rem"
+FORMAT_VERSION = 1
+# Wrapper prefixes that DDP, FSDP and activation checkpointing put in front of parameter names.
+_WRAPPER_SEGMENTS = ("module.", "_fsdp_wrapped_module.", "_checkpoint_wrapped_module.", "_orig_mod.")
+_SHOWN = 8
+
+
+@dataclass
+class CheckpointInfo:
+    """What a checkpoint path holds, before anything is loaded."""
+
+    path: Path
+    kind: str  # "ours", "authors-ms", "authors-wan", "state-dict"
+    config: REMConfig | None = None  # ours only
+    components: tuple[str, ...] = ("denoiser",)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def self_contained(self) -> bool:
+        return {"denoiser", "vae", "text_encoder"} <= set(self.components)
+
+
+def _strip_wrappers(key: str) -> str:
+    changed = True
+    while changed:
+        changed = False
+        for segment in _WRAPPER_SEGMENTS:
+            if key.startswith(segment):
+                key = key[len(segment) :]
+                changed = True
+        for segment in _WRAPPER_SEGMENTS[1:]:
+            if f".{segment}" in key:
+                key = key.replace(f".{segment}", ".")
+                changed = True
+    return key
+
+
+def _names(keys, limit: int = _SHOWN) -> str:
+    keys = sorted(keys)
+    shown = ", ".join(keys[:limit])
+    return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def check_state_dict(module: torch.nn.Module, state: Mapping[str, torch.Tensor], *, what: str, path: Path) -> None:
+    """Raise :class:`ConfigError` naming every missing, unexpected or mis-shaped key."""
+    expected = module.state_dict()
+    missing = set(expected) - set(state)
+    unexpected = set(state) - set(expected)
+    mis_shaped = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}"
+        for k in set(expected) & set(state)
+        if tuple(state[k].shape) != tuple(expected[k].shape)
+    ]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing key(s): {_names(missing)}")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected key(s): {_names(unexpected)}")
+    if mis_shaped:
+        problems.append(f"{len(mis_shaped)} key(s) of the wrong shape (checkpoint vs model): {_names(mis_shaped)}")
+    if problems:
+        raise ConfigError(
+            f"checkpoint {path} does not fit the {what}: " + "; ".join(problems),
+            hint="check that --config names the backbone the checkpoint was trained from "
+            "(e.g. rem-ms for the authors' ModelScope file, rem-wan-14b for their Wan file)",
+            path=path,
+        )
+
+
+def _torch_load(path: Path, trust: bool) -> Any:
+    """Load a torch file; pickled objects beyond tensors only with ``trust`` (pickle runs code)."""
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace, _dt.datetime, Path, type(Path())]):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if not trust:
+            raise ConfigError(
+                f"checkpoint {path} holds pickled Python objects beyond tensors ({str(exc).splitlines()[0]})",
+                hint="load it only if you trust its source: add --trust-checkpoint (it unpickles arbitrary objects)",
+                path=path,
+            ) from None
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except (OSError, RuntimeError, EOFError) as exc:
+        raise ConfigError(f"cannot read checkpoint {path}: {exc}", hint="is the file complete?", path=path) from None
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}", hint="is the file complete?", path=path) from None
+
+
+def inspect_checkpoint(path: str | Path) -> CheckpointInfo:
+    """Recognise a checkpoint's format from its path (and, for ours, its rem_config.json)."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"checkpoint not found: {path}", hint="check the path", path=path)
+    if path.is_dir():
+        meta_path = path / CONFIG_FILE
+        if not meta_path.is_file() or not (path / WEIGHTS_FILE).is_file():
+            raise ConfigError(
+                f"{path} is not a REM checkpoint folder (it needs {CONFIG_FILE} and {WEIGHTS_FILE})",
+                hint="pass the folder written by training (its 'final' folder), or a .pth/.safetensors file",
+                path=path,
+            )
+        meta = read_json(meta_path, what="REM checkpoint config")
+        if not isinstance(meta, dict) or "config" not in meta:
+            raise ConfigError(f"{meta_path} lacks a 'config' entry", path=meta_path)
+        config = REMConfig.from_json(meta["config"], source=meta_path)
+        components = tuple(meta.get("components", ["denoiser"]))
+        return CheckpointInfo(path, "ours", config, components, meta)
+    if path.suffix == ".safetensors":
+        return CheckpointInfo(path, "state-dict")
+    return CheckpointInfo(path, "torch")
+
+
+def read_checkpoint(info: CheckpointInfo, *, trust: bool = False) -> dict[str, dict[str, torch.Tensor]]:
+    """The checkpoint's tensors split by component: ``{"denoiser": {...}, "vae": {...}, ...}``."""
+    if info.kind == "ours":
+        flat = _read_safetensors(info.path / WEIGHTS_FILE)
+        return _split_components(flat, info.path / WEIGHTS_FILE)
+    if info.kind == "state-dict":
+        flat = _read_safetensors(info.path)
+        if any(k.startswith("denoiser.") for k in flat):
+            return _split_components(flat, info.path)
+        return {"denoiser": {_strip_wrappers(k): v for k, v in flat.items()}}
+    data = _torch_load(info.path, trust)
+    if isinstance(data, Mapping) and "unet" in data and isinstance(data["unet"], Mapping):
+        info.kind = "authors-ms"
+        return {"denoiser": {_strip_wrappers(k): v for k, v in data["unet"].items()}}
+    if isinstance(data, Mapping) and "model_state" in data and isinstance(data["model_state"], Mapping):
+        info.kind = "authors-wan"
+        parts: dict[str, dict[str, torch.Tensor]] = {"denoiser": {}, "vae": {}}
+        other = []
+        for key, value in data["model_state"].items():
+            key = _strip_wrappers(key)
+            if key.startswith("backbone.dit."):
+                parts["denoiser"][key[len("backbone.dit.") :]] = value
+            elif key.startswith("backbone.vae."):
+                parts["vae"][key[len("backbone.vae.") :]] = value
+            else:
+                other.append(key)
+        if other:
+            raise ConfigError(
+                f"checkpoint {info.path}: 'model_state' has keys outside backbone.dit / backbone.vae: {_names(other)}",
+                hint="this is not a checkpoint of the authors' Wan wrapper",
+                path=info.path,
+            )
+        if not parts["vae"]:
+            del parts["vae"]
+        return parts
+    if isinstance(data, Mapping) and data and all(isinstance(v, torch.Tensor) for v in data.values()):
+        info.kind = "state-dict"
+        return {"denoiser": {_strip_wrappers(k): v for k, v in data.items()}}
+    keys = list(data)[:10] if isinstance(data, Mapping) else type(data).__name__
+    raise ConfigError(
+        f"checkpoint {info.path} is in no known format (top-level: {keys})",
+        hint="expected the authors' file (key 'unet' or 'model_state'), our folder, or a state dict",
+        path=info.path,
+    )
+
+
+def _split_components(flat: Mapping[str, torch.Tensor], path: Path) -> dict[str, dict[str, torch.Tensor]]:
+    parts: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in flat.items():
+        component, _, rest = key.partition(".")
+        if component not in ("denoiser", "vae", "text_encoder") or not rest:
+            raise ConfigError(
+                f"{path}: key {key!r} belongs to no component (denoiser., vae., text_encoder.)",
+                hint="the file was not written by rem_model.save_checkpoint",
+                path=path,
+            )
+        parts.setdefault(component, {})[rest] = value
+    return parts
+
+
+def load_into(model: "REMModel", parts: Mapping[str, Mapping[str, torch.Tensor]], path: Path) -> list[str]:
+    """Load each component strictly; returns the components loaded."""
+    modules = {"denoiser": model.denoiser, "vae": model.vae, "text_encoder": model.text_encoder}
+    loaded = []
+    for component, state in parts.items():
+        module = modules[component]
+        check_state_dict(module, state, what=f"{model.config.name} {component}", path=path)
+        module.load_state_dict(dict(state), strict=True)
+        loaded.append(component)
+    return loaded
+
+
+def save_checkpoint(
+    model: "REMModel",
+    out: str | Path,
+    *,
+    self_contained: bool | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    denoiser_state: Mapping[str, torch.Tensor] | None = None,
+) -> Path:
+    """Write our checkpoint folder: ``rem_config.json`` + ``model.safetensors`` (+ ``tokenizer/``).
+
+    ``self_contained`` stores the frozen VAE and text encoder too (default: only for models with
+    no pretrained backbone to come from, i.e. those without a hub id). LoRA is merged in.
+    """
+    from safetensors.torch import save
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if self_contained is None:
+        self_contained = model.config.hub_id is None
+    state = dict(denoiser_state) if denoiser_state is not None else model.merged_denoiser_state_dict()
+    tensors = {f"denoiser.{k}": v.detach().cpu().contiguous() for k, v in state.items()}
+    components = ["denoiser"]
+    if self_contained:
+        for name, module in (("vae", model.vae), ("text_encoder", model.text_encoder)):
+            tensors.update({f"{name}.{k}": v.detach().cpu().contiguous() for k, v in module.state_dict().items()})
+            components.append(name)
+        model.tokenizer.save_pretrained(str(out / TOKENIZER_DIR))
+        components.append("tokenizer")
+    atomic_write_with(out / WEIGHTS_FILE, lambda buf: buf.write(save(tensors, metadata={"format": FORMAT_NAME})))
+    meta = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "components": components,
+        "config": model.config.to_json(),
+        **(dict(metadata) if metadata else {}),
+    }
+    atomic_write_json(out / CONFIG_FILE, meta)
+    return out

@@ -1,0 +1,154 @@
+"""Training data for REM: sources described in the training config, mixed into one dataset.
+
+A source is one of:
+
+``refvps``   any Ref-VPS-format dataset (e.g. ``refvps synth OUT``): ``root``
+``ytvos``    Ref-YouTube-VOS: ``root`` (holding ``train/`` and ``meta_expressions/``), ``split``
+``refcoco``  Ref-COCO / + / g in the refer format: ``root`` (``refs(unc).p`` + ``instances.json``),
+             ``images`` (COCO train2014), ``split_by``, ``split``; as pseudo-videos when the run
+             samples more than one frame (stage 2)
+
+``weight`` repeats (> 1) or subsamples (< 1) a source, ``max_samples`` caps it (the paper mixes
+12k Ref-COCO samples into stage 2). The choice is fixed by the seed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+from torch.utils.data import Dataset as TorchDataset
+
+from refvps.errors import ConfigError
+
+from rem_model.data.images import AffineRange, ImageExpressionDataset, RefCOCODataset, pseudo_video
+from rem_model.data.transforms import ASPECTS, Geometry
+from rem_model.data.video import (
+    RefVPSVideoDataset,
+    RefYouTubeVOSDataset,
+    VideoExpressionDataset,
+    VideoItem,
+    collate,
+    sample_window,
+)
+
+SOURCE_KINDS = ("refvps", "ytvos", "refcoco")
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """One training data source of a run (see the module docstring)."""
+
+    kind: str
+    root: str
+    weight: float = 1.0
+    max_samples: int | None = None
+    images: str | None = None  # refcoco: the COCO image folder
+    split: str = "train"
+    split_by: str = "unc"
+    pseudo_video: bool | None = None  # refcoco: default = (num_frames > 1)
+    max_stride: int = 3  # videos: the largest frame stride when sampling a window
+    clips: tuple[str, ...] | None = None  # refvps: only these clips
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "DataSource":
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown data source keys {unknown}", hint=f"known keys: {sorted(known)}")
+        if data.get("kind") not in SOURCE_KINDS:
+            raise ConfigError(f"unknown data source kind {data.get('kind')!r}", hint=f"use one of {SOURCE_KINDS}")
+        if "root" not in data:
+            raise ConfigError(f"data source {data['kind']} needs a 'root'")
+        values = dict(data)
+        if values.get("clips") is not None:
+            values["clips"] = tuple(values["clips"])
+        return cls(**values)
+
+
+class MixedDataset(TorchDataset):
+    """Several sources behind one index, each repeated or subsampled by its weight."""
+
+    def __init__(self, datasets: Sequence[TorchDataset], counts: Sequence[int], seed: int = 0):
+        self.datasets = list(datasets)
+        rng = np.random.default_rng([seed, 12345])
+        self.index: list[tuple[int, int]] = []
+        for which, (dataset, count) in enumerate(zip(self.datasets, counts)):
+            size = len(dataset)
+            full, rest = divmod(count, size)
+            picks = list(range(size)) * full + sorted(rng.choice(size, size=rest, replace=False).tolist())
+            self.index.extend((which, i) for i in picks)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def use_epoch(self, epoch: int) -> None:
+        for dataset in self.datasets:
+            if hasattr(dataset, "use_epoch"):
+                dataset.use_epoch(epoch)
+
+    def __getitem__(self, index: int) -> dict:
+        which, inner = self.index[index]
+        return self.datasets[which][inner]
+
+    def texts(self) -> list[str]:
+        texts: list[str] = []
+        for dataset in self.datasets:
+            texts.extend(dataset.texts() if hasattr(dataset, "texts") else [])
+        return texts
+
+
+def build_source(
+    source: DataSource, *, resolution: tuple[int, int], num_frames: int, aspect: str = "squash", seed: int = 0
+) -> TorchDataset:
+    if aspect not in ASPECTS:
+        raise ConfigError(f"unknown aspect {aspect!r}", hint=f"use one of {ASPECTS}")
+    common: dict[str, Any] = {"resolution": resolution, "num_frames": num_frames, "aspect": aspect, "seed": seed}
+    if source.kind == "refvps":
+        return RefVPSVideoDataset(source.root, clips=source.clips, max_stride=source.max_stride, **common)
+    if source.kind == "ytvos":
+        return RefYouTubeVOSDataset(source.root, split=source.split, max_stride=source.max_stride, **common)
+    if source.images is None:
+        raise ConfigError("a refcoco source needs 'images' (the COCO train2014 folder)")
+    return RefCOCODataset(
+        source.root, source.images, split_by=source.split_by, split=source.split, pseudo_video=source.pseudo_video, **common
+    )
+
+
+def build_training_dataset(
+    sources: Sequence[DataSource], *, resolution: tuple[int, int], num_frames: int, aspect: str = "squash", seed: int = 0
+) -> MixedDataset:
+    """All sources of a run mixed by their weights."""
+    if not sources:
+        raise ConfigError("the training config lists no data sources", hint="add a 'data' list (kind, root, ...)")
+    datasets, counts = [], []
+    for offset, source in enumerate(sources):
+        dataset = build_source(source, resolution=resolution, num_frames=num_frames, aspect=aspect, seed=seed + offset)
+        count = max(1, math.ceil(len(dataset) * source.weight))
+        if source.max_samples is not None:
+            count = min(count, source.max_samples)
+        datasets.append(dataset)
+        counts.append(count)
+    return MixedDataset(datasets, counts, seed)
+
+
+__all__ = [
+    "AffineRange",
+    "DataSource",
+    "Geometry",
+    "ImageExpressionDataset",
+    "MixedDataset",
+    "RefCOCODataset",
+    "RefVPSVideoDataset",
+    "RefYouTubeVOSDataset",
+    "SOURCE_KINDS",
+    "VideoExpressionDataset",
+    "VideoItem",
+    "build_source",
+    "build_training_dataset",
+    "collate",
+    "pseudo_video",
+    "sample_window",
+]

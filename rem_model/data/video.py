@@ -1,0 +1,191 @@
+"""Video training data: any Ref-VPS-format dataset, and Ref-YouTube-VOS (its train split).
+
+Each item is one (clip, expression) pair; each time it is drawn, a window of ``num_frames`` frames
+is sampled from the clip with a random stride (1..``max_stride``) and start, so that an epoch sees
+every expression once. The randomness of item ``i`` in epoch ``e`` comes from
+``numpy.random.default_rng([seed, e, i])``: a resumed run draws exactly the samples that an
+uninterrupted run would have drawn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset as TorchDataset
+
+from refvps.dataset.format import Dataset as RefVPSDataset
+from refvps.dataset.format import read_rgb
+from refvps.dataset.palette import IGNORE_INDEX, read_label_png
+from refvps.errors import DatasetError
+from refvps.fileio import read_json
+
+from rem_model.data.transforms import Aspect, Geometry, frames_tensor, masks_tensor
+
+
+@dataclass(frozen=True)
+class VideoItem:
+    """One (clip, expression) pair: frame files, label files, the object id and the sentence."""
+
+    clip_id: str
+    exp_id: str
+    text: str
+    obj_id: int
+    frames: tuple[Path, ...]
+    labels: tuple[Path | None, ...]  # None where a frame has no annotation (never sampled as target)
+
+
+def sample_window(length: int, num_frames: int, rng: np.random.Generator, max_stride: int = 1) -> list[int]:
+    """Indices of a window of ``num_frames`` frames from a clip of ``length`` frames.
+
+    A random stride in 1..``max_stride`` (as long as the window still fits) and a random start.
+    A clip shorter than the window is used whole, its last frame repeated.
+    """
+    if length <= 0:
+        raise ValueError("empty clip")
+    if length < num_frames:
+        return list(range(length)) + [length - 1] * (num_frames - length)
+    largest = max(1, min(max_stride, (length - 1) // max(1, num_frames - 1))) if num_frames > 1 else 1
+    stride = int(rng.integers(1, largest + 1))
+    span = stride * (num_frames - 1) + 1
+    start = int(rng.integers(0, length - span + 1))
+    return [start + stride * k for k in range(num_frames)]
+
+
+class VideoExpressionDataset(TorchDataset):
+    """Windows of (frames, target mask, sentence) from a list of :class:`VideoItem`."""
+
+    source = "video"
+
+    def __init__(
+        self,
+        items: Sequence[VideoItem],
+        *,
+        resolution: tuple[int, int],
+        num_frames: int,
+        aspect: Aspect = "squash",
+        max_stride: int = 3,
+        seed: int = 0,
+    ):
+        self.items = list(items)
+        self.resolution = tuple(resolution)
+        self.num_frames = num_frames
+        self.aspect = aspect
+        self.max_stride = max_stride
+        self.seed = seed
+        self.epoch = 0
+
+    def use_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def texts(self) -> list[str]:
+        return [item.text for item in self.items]
+
+    def __getitem__(self, index: int) -> dict:
+        item = self.items[index]
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        annotated = [i for i, label in enumerate(item.labels) if label is not None]
+        if not annotated:
+            raise DatasetError(f"clip {item.clip_id} has no annotated frame", path=item.frames[0].parent)
+        positions = sample_window(len(annotated), self.num_frames, rng, self.max_stride)
+        chosen = [annotated[p] for p in positions]
+        frames = [read_rgb(item.frames[i]) for i in chosen]
+        masks = []
+        for i in chosen:
+            label = read_label_png(item.labels[i])
+            if label.shape != frames[0].shape[:2]:
+                raise DatasetError(
+                    f"mask {item.labels[i]} is {label.shape[1]}x{label.shape[0]}, its frame "
+                    f"{frames[0].shape[1]}x{frames[0].shape[0]}",
+                    hint="masks must have their frame's size",
+                    path=item.labels[i],
+                )
+            # Ignore (255) trains as background: a latent target cannot leave pixels out.
+            masks.append((label == item.obj_id).astype(np.float32) * (label != IGNORE_INDEX))
+        geometry = Geometry.fit(frames[0].shape[:2], self.resolution, self.aspect)
+        return {
+            "frames": frames_tensor(frames, geometry),
+            "masks": masks_tensor(masks, geometry),
+            "text": item.text,
+            "source": self.source,
+        }
+
+
+class RefVPSVideoDataset(VideoExpressionDataset):
+    """Any Ref-VPS-format dataset (DESIGN §3), e.g. the synthetic benchmark, as training data."""
+
+    source = "refvps"
+
+    def __init__(self, root: str | Path, *, clips: Sequence[str] | None = None, **kwargs):
+        dataset = RefVPSDataset(root)
+        wanted = set(clips) if clips is not None else None
+        items = []
+        for clip in dataset:
+            if wanted is not None and clip.id not in wanted:
+                continue
+            if not clip.frame_names:
+                continue
+            frames = tuple(clip.frame_path(n) for n in clip.frame_names)
+            labels = tuple(clip.mask_path(n) for n in clip.frame_names)
+            for expression in clip.expressions:
+                items.append(VideoItem(clip.id, expression.exp_id, expression.text, expression.obj_id, frames, labels))
+        if not items:
+            raise DatasetError(f"no (clip, expression) pairs in {root}", hint="check the dataset with: refvps validate ROOT", path=root)
+        super().__init__(items, **kwargs)
+
+
+class RefYouTubeVOSDataset(VideoExpressionDataset):
+    """Ref-YouTube-VOS: ``<root>/<split>/JPEGImages``, ``<root>/<split>/Annotations`` and
+    ``<root>/meta_expressions/<split>/meta_expressions.json`` (the layout of the official download).
+
+    Frames without an annotation file are skipped (the train split annotates every listed frame).
+    """
+
+    source = "ytvos"
+
+    def __init__(self, root: str | Path, *, split: str = "train", **kwargs):
+        root = Path(root)
+        meta_path = root / "meta_expressions" / split / "meta_expressions.json"
+        if not meta_path.is_file():
+            raise DatasetError(
+                f"Ref-YouTube-VOS expressions not found: {meta_path}",
+                hint="point root at the folder holding train/ and meta_expressions/",
+                path=meta_path,
+            )
+        videos = read_json(meta_path, what="Ref-YouTube-VOS meta_expressions.json").get("videos", {})
+        frames_dir = root / split / "JPEGImages"
+        labels_dir = root / split / "Annotations"
+        items = []
+        for video_id in sorted(videos):
+            entry = videos[video_id]
+            names = [str(f) for f in entry.get("frames", [])]
+            frames = tuple(frames_dir / video_id / f"{n}.jpg" for n in names)
+            labels = tuple(
+                (labels_dir / video_id / f"{n}.png") if (labels_dir / video_id / f"{n}.png").is_file() else None
+                for n in names
+            )
+            if not names or all(label is None for label in labels):
+                continue
+            for exp_id, expression in sorted(entry.get("expressions", {}).items()):
+                items.append(
+                    VideoItem(video_id, str(exp_id), str(expression["exp"]), int(expression["obj_id"]), frames, labels)
+                )
+        if not items:
+            raise DatasetError(f"no annotated expressions under {root / split}", path=root)
+        super().__init__(items, **kwargs)
+
+
+def collate(batch: list[dict]) -> dict:
+    """Stack frames and masks; keep texts and sources as lists."""
+    return {
+        "frames": torch.stack([b["frames"] for b in batch]),
+        "masks": torch.stack([b["masks"] for b in batch]),
+        "text": [b["text"] for b in batch],
+        "source": [b["source"] for b in batch],
+    }

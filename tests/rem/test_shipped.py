@@ -1,0 +1,78 @@
+"""The shipped ``rem-tiny`` weights: they load by name, their codec keeps synthetic masks, and they
+segment held-out synthetic clips far better than the trivial predictions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import rem_model
+from refvps.dataset.format import Dataset
+from refvps.dataset.palette import IGNORE_INDEX
+from rem_model.builder import build_rem
+from rem_model.data.transforms import Geometry, masks_tensor
+from rem_model.inference import predict_dataset
+
+synth = pytest.importorskip("refvps.synth")
+WEIGHTS = Path(rem_model.__file__).parent / "weights" / "rem-tiny"
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    assert (WEIGHTS / "model.safetensors").is_file(), f"the tiny weights are missing from {WEIGHTS}: run scripts/train_tiny_rem.py"
+    return build_rem("rem-tiny")  # no checkpoint argument: the shipped weights
+
+
+@pytest.fixture(scope="module")
+def held_out(tmp_path_factory):
+    # The first clips of the default benchmark (seed 0); the weights were trained on seed 1000.
+    return synth.generate_benchmark(tmp_path_factory.mktemp("synth") / "eval", clips=7, seed=0)
+
+
+def _iou(a: np.ndarray, b: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    """Per-frame IoU over the last two axes, 1 where both are empty (the DAVIS convention)."""
+    if valid is not None:
+        a, b = a & valid, b & valid
+    inter = (a & b).sum(axis=(-2, -1))
+    union = (a | b).sum(axis=(-2, -1))
+    return np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+
+
+def test_shipped_weights_are_small_and_self_contained(shipped):
+    size = sum(p.stat().st_size for p in WEIGHTS.rglob("*") if p.is_file())
+    assert size < 12e6
+    assert shipped.config.name == "rem-tiny" and shipped.tokenizer.unk_token_id is not None
+    assert {"smoke", "ripples", "left", "right"} <= set(shipped.tokenizer.get_vocab())
+
+
+@torch.no_grad()
+def test_codec_round_trip_iou_on_synthetic_masks(shipped, held_out):
+    ious = []
+    for clip in Dataset(held_out):
+        labels = clip.label_stack()
+        geometry = Geometry.fit(labels.shape[1:], shipped.config.resolution, "squash")
+        masks = masks_tensor(list((labels == 1).astype(np.float32)), geometry)  # at the model resolution
+        decoded = shipped.codec.decode_mask_probs(shipped.codec.encode_masks(masks.unsqueeze(0)))[0] > 0.5
+        ious.extend(_iou(decoded.numpy(), masks.numpy() > 0.5).tolist())
+    assert np.mean(ious) >= 0.95, np.mean(ious)
+
+
+def test_segments_held_out_clips_far_better_than_trivial_predictions(shipped, held_out, tmp_path):
+    predict_dataset(shipped, held_out, tmp_path / "pred", progress=False)
+    model_j, empty_j, full_j = [], [], []
+    from PIL import Image
+
+    for clip in Dataset(held_out):
+        labels = clip.label_stack()
+        valid = labels != IGNORE_INDEX
+        for expression in clip.expressions:
+            truth = labels == expression.obj_id
+            pred = np.stack([np.asarray(Image.open(tmp_path / "pred" / clip.id / expression.exp_id / f"{n}.png")) > 0 for n in clip.frame_names])
+            model_j.append(_iou(pred, truth, valid).mean())
+            empty_j.append(_iou(np.zeros_like(truth), truth, valid).mean())
+            full_j.append(_iou(np.ones_like(truth), truth, valid).mean())
+    model, trivial = 100 * np.mean(model_j), 100 * max(np.mean(empty_j), np.mean(full_j))
+    assert model >= trivial + 15, (model, trivial)

@@ -1,0 +1,234 @@
+"""Training: the stage-1 freeze, overfitting, save/resume, LoRA, gradient checkpointing, 2 processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from refvps.errors import ConfigError
+from rem_model.builder import build_rem
+from rem_model.data import DataSource, build_training_dataset, collate
+from rem_model.model import LoraSettings
+from rem_model.train import TrainConfig, build_optimizer, load_train_config, merge_lora_state_dict, run, step_generator
+
+from .conftest import fill_zero_parameters
+
+
+def _batch(dataset_root, config, num_frames, size=2):
+    dataset = build_training_dataset([DataSource("refvps", str(dataset_root))], resolution=config.resolution, num_frames=num_frames)
+    return collate([dataset[i] for i in range(size)])
+
+
+def _one_step(model, batch, stage):
+    optimizer = build_optimizer(model, TrainConfig(stage=stage, lr=1e-3), model.config)
+    before = {n: p.detach().clone() for n, p in model.denoiser.named_parameters()}
+    loss = model.loss(batch["frames"], batch["masks"], batch["text"], generator=step_generator(0, 0, 0))
+    loss.backward()
+    optimizer.step()
+    return {n for n, p in model.denoiser.named_parameters() if not torch.equal(p, before[n])}, set(before)
+
+
+def test_temporal_parameters_include_transformer_in(small_config):
+    model = build_rem(small_config, random_init=True)
+    temporal = model.temporal_parameter_names()
+    # The authors' stage-1 filter ('temp' in name) misses transformer_in; ours must not.
+    assert any(n.startswith("transformer_in.") for n in temporal)
+    assert any(".temp_convs." in n for n in temporal) and any(".temp_attentions." in n for n in temporal)
+    assert not any(n.startswith("time_embedding.") for n in temporal)
+    assert all(".temp_" in n or n.startswith("transformer_in.") for n in temporal)
+
+
+def test_stage1_leaves_exactly_the_temporal_parameters_unchanged(small_config, toy_dataset):
+    model = build_rem(small_config, random_init=True)
+    fill_zero_parameters(model.denoiser)
+    model.configure_trainable(1)
+    changed, every = _one_step(model, _batch(toy_dataset, small_config, 1), "1")
+    unchanged = every - changed
+    frozen = set(model.frozen_parameter_names())  # the time embedding, frozen in every stage
+    assert frozen and all(n.startswith("time_embedding.") for n in frozen)
+    assert unchanged == set(model.temporal_parameter_names()) | frozen
+
+
+def test_stage2_changes_the_temporal_parameters(small_config, toy_dataset):
+    model = build_rem(small_config, random_init=True)
+    fill_zero_parameters(model.denoiser)
+    model.configure_trainable(2)
+    changed, every = _one_step(model, _batch(toy_dataset, small_config, 4), "2")
+    assert set(model.temporal_parameter_names()) <= changed
+    assert every - changed == set(model.frozen_parameter_names())
+    # The VAE and the text encoder never train.
+    assert not any(p.requires_grad for p in model.vae.parameters())
+    assert not any(p.requires_grad for p in model.text_encoder.parameters())
+
+
+def test_wan_has_no_spatial_only_stage():
+    model = build_rem("rem-wan-tiny", random_init=True)
+    with pytest.raises(ConfigError, match="stage"):
+        model.configure_trainable(1)
+    summary = model.configure_trainable("all")
+    assert summary.trainable > 0
+    frozen = model.frozen_parameter_names()
+    assert frozen and all(n.startswith("condition_embedder.time_") for n in frozen)
+
+
+def test_tiny_model_overfits_a_fixed_batch(small_config, toy_dataset):
+    torch.manual_seed(0)
+    model = build_rem(small_config, random_init=True)
+    model.configure_trainable(2)
+    model.denoiser.train()
+    batch = _batch(toy_dataset, small_config, 2)
+    optimizer = build_optimizer(model, TrainConfig(lr=1e-3), small_config)
+    losses = []
+    for _ in range(45):
+        loss = model.loss(batch["frames"], batch["masks"], batch["text"], generator=step_generator(0, 0, 0))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] <= losses[0] / 10, losses[::5]
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(small_config, toy_dataset):
+    batch = _batch(toy_dataset, small_config, 2)
+    grads = []
+    for checkpointing in (False, True):
+        model = build_rem(small_config, random_init=True, seed=4)
+        fill_zero_parameters(model.denoiser)
+        model.configure_trainable(2)
+        if checkpointing:
+            model.enable_gradient_checkpointing()
+        loss = model.loss(batch["frames"], batch["masks"], batch["text"], generator=step_generator(0, 0, 0))
+        loss.backward()
+        grads.append({n: p.grad.clone() for n, p in model.denoiser.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], rtol=1e-4, atol=1e-6)
+
+
+def test_lora_trains_adapters_only_and_merges_exactly(small_config, toy_dataset):
+    model = build_rem(small_config, random_init=True)
+    summary = model.configure_trainable(1, lora=LoraSettings(rank=4, alpha=8))
+    trainable = [n for n, p in model.denoiser.named_parameters() if p.requires_grad]
+    assert summary.lora and trainable and all("lora_" in n for n in trainable)
+    assert not any(".temp_" in n or n.startswith("transformer_in.") for n in trainable)  # stage 1: spatial only
+    with torch.no_grad():
+        for name, param in model.denoiser.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.05)  # as if trained (lora_B starts at zero)
+    batch = _batch(toy_dataset, small_config, 1)
+    z1 = model.encode_video(batch["frames"], step_generator(0, 0, 0))
+    text = model.encode_text(batch["text"])
+    with torch.no_grad():
+        with_adapters = model.denoise(z1, text)
+    merged = merge_lora_state_dict(model.denoiser.state_dict(), 8 / 4)
+    plain = build_rem(small_config, random_init=True)
+    plain.denoiser.load_state_dict(merged, strict=True)
+    with torch.no_grad():
+        torch.testing.assert_close(plain.denoise(z1, text), with_adapters, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(model.merged_denoiser_state_dict()["conv_in.weight"], merged["conv_in.weight"])
+
+
+def _config(toy_dataset, out, **extra):
+    data = {
+        "model": "rem-tiny",
+        "random_init": True,
+        "stage": "2",
+        "num_frames": 2,
+        "data": [{"kind": "refvps", "root": str(toy_dataset)}],
+        "output_dir": str(out),
+        "batch_size": 2,
+        "num_workers": 0,
+        "lr": 1e-3,
+        "log_every": 1,
+    }
+    data.update(extra)
+    return TrainConfig.from_dict(data)
+
+
+def test_save_then_resume_gives_the_same_next_loss(tmp_path, toy_dataset):
+    # 4 samples in batches of 2: 2 steps per epoch, so the resume crosses an epoch boundary too.
+    first = run(_config(toy_dataset, tmp_path / "a", max_steps=4, checkpointing_steps=2), progress=False)
+    assert first.global_step == 4 and (tmp_path / "a" / "checkpoint-2").is_dir()
+    resumed = run(
+        _config(toy_dataset, tmp_path / "a", max_steps=4, checkpointing_steps=100, resume_from_checkpoint=str(tmp_path / "a" / "checkpoint-2")),
+        progress=False,
+    )
+    assert resumed.global_step == 4 and len(resumed.losses) == 2
+    assert resumed.losses == pytest.approx(first.losses[2:], rel=1e-5)
+    log = [json.loads(line) for line in (tmp_path / "a" / "train_log.jsonl").read_text().splitlines()]
+    assert {"loss", "samples_per_s", "frames_per_s", "lr"} <= set(log[0])
+    final = tmp_path / "a" / "final"
+    assert (final / "model.safetensors").is_file() and (final / "rem_config.json").is_file()
+    build_rem(None, checkpoint=final)  # the final weights load as a model
+
+
+def test_resume_latest_picks_the_newest_checkpoint(tmp_path, toy_dataset):
+    out = tmp_path / "b"
+    run(_config(toy_dataset, out, max_steps=3, checkpointing_steps=1, checkpoints_total_limit=2), progress=False)
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-3"]
+    again = run(_config(toy_dataset, out, max_steps=3, resume_from_checkpoint="latest"), progress=False)
+    assert again.global_step == 3 and again.losses == []  # nothing left to do
+
+
+def test_training_config_file_and_overrides(tmp_path, toy_dataset):
+    path = tmp_path / "train.yaml"
+    path.write_text(f"model: rem-tiny\nrandom_init: true\ndata:\n  - kind: refvps\n    root: {toy_dataset}\n")
+    config = load_train_config(path, ["lr=2e-5", "stage=1", "lora={rank: 4, alpha: 4}"])
+    assert config.lr == 2e-5 and config.stage == "1" and config.lora == LoraSettings(rank=4, alpha=4)
+    path.write_text("model: rem-tiny\nlearning_rate: 1\n")
+    with pytest.raises(ConfigError, match="learning_rate"):
+        load_train_config(path)
+
+
+@pytest.mark.slow
+def test_two_process_cpu_run_of_two_steps(tmp_path, toy_dataset):
+    # accelerate launch --cpu --num_processes 2 starts one process on this machine; torchrun with
+    # gloo starts two, and accelerate picks them up as MULTI_CPU.
+    config = tmp_path / "train.yaml"
+    config.write_text(
+        "\n".join(
+            [
+                "model: rem-tiny",
+                "random_init: true",
+                "num_frames: 2",
+                "batch_size: 1",
+                "num_workers: 0",
+                "lr: 0.001",
+                "log_every: 1",
+                f"output_dir: {tmp_path / 'ddp'}",
+                "data:",
+                f"  - {{kind: refvps, root: {toy_dataset}}}",
+            ]
+        )
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    torchrun = Path(sys.executable).with_name("torchrun")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = subprocess.run(
+        [str(torchrun), "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(port),
+         "-m", "rem_model.train", str(config), "--max-steps", "2", "--no-progress"],
+        capture_output=True, text=True, env=env, timeout=240,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_file = json.loads((tmp_path / "ddp" / "run.json").read_text())
+    assert run_file["num_frames"] == 2
+    # One log line per step (only the main process writes), two samples per step (one per process).
+    log = [json.loads(line) for line in (tmp_path / "ddp" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2]
+    assert result.stderr.count("trained 2 steps") == 1
+    assert (tmp_path / "ddp" / "final" / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("name", ["ms_stage1", "ms_stage2", "wan14b"])
+def test_example_configs_parse(name):
+    config = load_train_config(Path(__file__).resolve().parents[2] / "rem_model" / "configs" / f"{name}.yaml")
+    assert config.data and config.mixed_precision == "bf16"
