@@ -67,6 +67,21 @@ def peak_gb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
 
 
+def median_seconds(once, device: torch.device, repeats: int) -> float:
+    """Median time of ``repeats`` calls of ``once`` after one warm-up call (kernels, allocator);
+    the peak memory counter is reset after the warm-up."""
+    once()
+    synchronize(device)
+    reset_peak(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        once()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def random_frames(count: int, size_hw: tuple[int, int], seed: int = 0) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     base = rng.integers(0, 255, size=(size_hw[0] // 8 + 1, size_hw[1] // 8 + 1, 3), dtype=np.uint8)
@@ -93,16 +108,7 @@ def time_inference(model, frames: list[np.ndarray], texts: list[str], expression
             masks = probs_to_frame(probs, geometry) > 0.5
             masks.cpu()
 
-    once()  # warm-up (kernels, allocator)
-    synchronize(device)
-    reset_peak(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        once()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    seconds = statistics.median(times)
+    seconds = median_seconds(once, device, repeats)
     work = len(frames) * len(texts)
     return {"seconds": seconds, "frame_expressions_per_s": work / seconds, "peak_gb": peak_gb(device)}
 
@@ -129,16 +135,7 @@ def time_training_step(model, frames: int, dtype: torch.dtype, repeats: int, che
         optimizer.zero_grad(set_to_none=True)
         return loss.item()
 
-    once()
-    synchronize(device)
-    reset_peak(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        once()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    seconds = statistics.median(times)
+    seconds = median_seconds(once, device, repeats)
     return {"seconds": seconds, "frames_per_s": frames / seconds, "peak_gb": peak_gb(device)}
 
 

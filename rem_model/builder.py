@@ -73,9 +73,22 @@ def _random_components(config: REMConfig, *, seed: int, device: torch.device | s
     return denoiser, vae, text_encoder, tokenizer
 
 
+def _looks_like_path(source: str) -> bool:
+    """Whether ``source`` is meant as a local path rather than a hub id (``owner/name``)."""
+    return source.startswith(("/", "./", "../", "~", ".\\")) or source.count("/") > 1 or "\\" in source
+
+
 def _pretrained_components(config: REMConfig, source: str):
     """Load the backbone from a diffusers folder or a hub id (downloads only for hub ids)."""
     local = Path(source).expanduser()
+    layout = "transformer/ vae/ text_encoder/ tokenizer/" if config.family == "wan" else "unet/ vae/ text_encoder/ tokenizer/"
+    example = f" (e.g. a download of {config.hub_id})" if config.hub_id else ""
+    if not local.exists() and _looks_like_path(source):
+        raise ConfigError(
+            f"backbone folder not found: {local}",
+            hint=f"pass --pretrained a local diffusers folder with {layout}{example}, or a hub id (owner/name)",
+            path=local,
+        )
     kwargs: dict[str, Any] = {"local_files_only": True} if local.exists() else {}
     where = str(local) if local.exists() else source
     try:
@@ -96,10 +109,9 @@ def _pretrained_components(config: REMConfig, source: str):
             text_encoder = CLIPTextModel.from_pretrained(where, subfolder="text_encoder", **kwargs)
             tokenizer = AutoTokenizer.from_pretrained(where, subfolder="tokenizer", **kwargs)
     except (OSError, ValueError, EnvironmentError) as exc:
-        layout = "transformer/ vae/ text_encoder/ tokenizer/" if config.family == "wan" else "unet/ vae/ text_encoder/ tokenizer/"
         raise ConfigError(
             f"cannot load the {config.name} backbone from {where!r}: {str(exc).splitlines()[0]}",
-            hint=f"pass --pretrained a local diffusers folder with {layout} (e.g. a download of {config.hub_id}), "
+            hint=f"pass --pretrained a local diffusers folder with {layout}{example}, "
             "or check the network if you gave a hub id",
             path=local if local.exists() else None,
         ) from None
@@ -154,30 +166,34 @@ def build_rem(
     require("transformers", "rem", "the REM model")
     info: CheckpointInfo | None = inspect_checkpoint(checkpoint) if checkpoint is not None else None
     cfg = _resolve_config(config, info)
-    if info is None and pretrained is None and not random_init:
-        shipped = shipped_weights(cfg.name)
-        if shipped is not None:
-            info = inspect_checkpoint(shipped)
-        elif cfg.hub_id is None:
-            raise ConfigError(
-                f"{cfg.name} has no pretrained backbone and no shipped weights",
-                hint="pass --checkpoint (a trained REM folder) or use random weights (random_init=True)",
-            )
-    if info is not None and info.self_contained and pretrained is None:
+    # What is loaded on top of the initial components, in order (later over earlier).
+    layers = [info] if info is not None else []
+    if pretrained is None and not random_init and not (info is not None and info.self_contained):
+        if cfg.hub_id is None:
+            # No backbone to download: the weights shipped for this config are the backbone (a
+            # bare denoiser checkpoint, e.g. in the authors' format, then goes on top of them).
+            shipped = shipped_weights(cfg.name)
+            if shipped is None:
+                raise ConfigError(
+                    f"{cfg.name} has no pretrained backbone and no shipped weights",
+                    hint="pass --checkpoint (a self-contained REM folder written by training), "
+                    "--pretrained (a diffusers folder), or use random weights (--random-init)",
+                )
+            layers.insert(0, inspect_checkpoint(shipped))
+    if layers and layers[0].self_contained and pretrained is None:
         denoiser, vae, text_encoder, tokenizer = _random_components(cfg, seed=seed, device=None)
-        if "tokenizer" in info.components:
+        if "tokenizer" in layers[0].components:
             from rem_model.tokenizer import load_tokenizer
 
-            tokenizer = load_tokenizer(info.path / TOKENIZER_DIR)
+            tokenizer = load_tokenizer(layers[0].path / TOKENIZER_DIR)
     elif random_init and pretrained is None:
         denoiser, vae, text_encoder, tokenizer = _random_components(cfg, seed=seed, device=device)
     else:
         source = str(pretrained) if pretrained is not None else cfg.hub_id
         denoiser, vae, text_encoder, tokenizer = _pretrained_components(cfg, source)
     model = REMModel(cfg, denoiser, vae, text_encoder, tokenizer)
-    if info is not None:
-        parts = read_checkpoint(info, trust=trust_checkpoint)
-        load_into(model, parts, info.path)
+    for layer in layers:
+        load_into(model, read_checkpoint(layer, trust=trust_checkpoint), layer.path)
     torch_dtype = parse_dtype(dtype)
     if device is not None or torch_dtype is not None:
         cast(model, device, torch_dtype)

@@ -107,19 +107,34 @@ def check_state_dict(module: torch.nn.Module, state: Mapping[str, torch.Tensor],
 
 def _torch_load(path: Path, trust: bool) -> Any:
     """Load a torch file; pickled objects beyond tensors only with ``trust`` (pickle runs code)."""
+    unreadable = ConfigError(
+        f"cannot read checkpoint {path}: it is not a file written by torch.save",
+        hint="pass the authors' .pth file, a .safetensors state dict, or a folder written by training "
+        "(OUTPUT_DIR/final); a partly downloaded file is unreadable too",
+        path=path,
+    )
     try:
         with torch.serialization.safe_globals([argparse.Namespace, _dt.datetime, Path, type(Path())]):
             return torch.load(path, map_location="cpu", weights_only=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot read checkpoint {path}: {exc.strerror or exc}", hint="check that the file is readable", path=path) from None
     except pickle.UnpicklingError as exc:
+        # torch's weights-only loader refuses classes it does not know ("Unsupported global") and
+        # files that are no pickle at all; only the first can be loaded by trusting the file.
+        if "Unsupported global" not in str(exc):
+            raise unreadable from None
         if not trust:
             raise ConfigError(
-                f"checkpoint {path} holds pickled Python objects beyond tensors ({str(exc).splitlines()[0]})",
+                f"checkpoint {path} holds pickled Python objects beyond tensors",
                 hint="load it only if you trust its source: add --trust-checkpoint (it unpickles arbitrary objects)",
                 path=path,
             ) from None
+    except Exception:  # noqa: BLE001 - arbitrary bytes fail the unpickler in many ways (KeyError, struct.error, ...)
+        raise unreadable from None
+    try:
         return torch.load(path, map_location="cpu", weights_only=False)
-    except (OSError, RuntimeError, EOFError) as exc:
-        raise ConfigError(f"cannot read checkpoint {path}: {exc}", hint="is the file complete?", path=path) from None
+    except Exception:  # noqa: BLE001 - as above
+        raise unreadable from None
 
 
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
@@ -136,7 +151,12 @@ def inspect_checkpoint(path: str | Path) -> CheckpointInfo:
     """Recognise a checkpoint's format from its path (and, for ours, its rem_config.json)."""
     path = Path(path)
     if not path.exists():
-        raise ConfigError(f"checkpoint not found: {path}", hint="check the path", path=path)
+        raise ConfigError(
+            f"checkpoint not found: {path}",
+            hint="pass the authors' .pth file, a .safetensors state dict, or a folder written by training "
+            "(OUTPUT_DIR/final)",
+            path=path,
+        )
     if path.is_dir():
         meta_path = path / CONFIG_FILE
         if not meta_path.is_file() or not (path / WEIGHTS_FILE).is_file():
@@ -147,7 +167,11 @@ def inspect_checkpoint(path: str | Path) -> CheckpointInfo:
             )
         meta = read_json(meta_path, what="REM checkpoint config")
         if not isinstance(meta, dict) or "config" not in meta:
-            raise ConfigError(f"{meta_path} lacks a 'config' entry", path=meta_path)
+            raise ConfigError(
+                f"{meta_path} lacks a 'config' entry",
+                hint="the folder was not written by rem_model.save_checkpoint (training writes OUTPUT_DIR/final)",
+                path=meta_path,
+            )
         config = REMConfig.from_json(meta["config"], source=meta_path)
         components = tuple(meta.get("components", ["denoiser"]))
         return CheckpointInfo(path, "ours", config, components, meta)
@@ -228,6 +252,32 @@ def load_into(model: "REMModel", parts: Mapping[str, Mapping[str, torch.Tensor]]
     return loaded
 
 
+# VAE settings that live in its config, not in its weights: a self-contained checkpoint must carry them.
+_VAE_SCALING_KEYS = ("scaling_factor", "shift_factor", "latents_mean", "latents_std")
+
+
+def vae_settings(vae: torch.nn.Module, declared: Mapping[str, Any]) -> dict[str, Any]:
+    """``declared`` (the REM config's VAE arguments) updated with the scaling the VAE really uses.
+
+    A VAE whose ``scaling_factor`` (or Wan ``latents_mean/std``) was set after it was built, e.g.
+    by ``register_to_config``, would otherwise be rebuilt from the checkpoint with the old value.
+    """
+    import inspect
+
+    defaults = inspect.signature(type(vae).__init__).parameters
+    settings = dict(declared)
+    for key in _VAE_SCALING_KEYS:
+        value = vae.config.get(key)
+        if value is None:
+            continue
+        value = list(value) if isinstance(value, (list, tuple)) else value
+        default = defaults[key].default if key in defaults else None
+        default = list(default) if isinstance(default, (list, tuple)) else default
+        if value != settings.get(key, default):
+            settings[key] = value
+    return settings
+
+
 def save_checkpoint(
     model: "REMModel",
     out: str | Path,
@@ -257,11 +307,14 @@ def save_checkpoint(
         model.tokenizer.save_pretrained(str(out / TOKENIZER_DIR))
         components.append("tokenizer")
     atomic_write_with(out / WEIGHTS_FILE, lambda buf: buf.write(save(tensors, metadata={"format": FORMAT_NAME})))
+    config = model.config
+    if self_contained:
+        config = config.replace(vae=vae_settings(model.vae, config.vae))
     meta = {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
         "components": components,
-        "config": model.config.to_json(),
+        "config": config.to_json(),
         **(dict(metadata) if metadata else {}),
     }
     atomic_write_json(out / CONFIG_FILE, meta)

@@ -35,6 +35,19 @@ Family = Literal["modelscope", "wan"]
 MODELSCOPE_TEMPORAL_MODULES = ("temp_convs", "temp_attentions", "transformer_in")
 
 
+def reject_unknown_keys(cls: type, data: dict[str, Any], *, what: str, source: str | Path | None = None) -> None:
+    """Raise :class:`ConfigError` naming the keys of ``data`` that are no field of dataclass ``cls``
+    (a misspelt setting must not be ignored silently)."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(
+            f"unknown {what} keys {unknown}" + (f" in {source}" if source else ""),
+            hint=f"known keys: {', '.join(sorted(known))}",
+            path=source,
+        )
+
+
 @dataclass(frozen=True)
 class REMConfig:
     """One REM configuration: backbone classes and sizes, model resolution, windows, optimiser.
@@ -116,14 +129,7 @@ class REMConfig:
 
     @classmethod
     def from_json(cls, data: dict[str, Any], *, source: str | Path | None = None) -> "REMConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown REM config keys {unknown}" + (f" in {source}" if source else ""),
-                hint=f"known keys: {sorted(known)}",
-                path=source,
-            )
+        reject_unknown_keys(cls, data, what="REM config", source=source)
         missing = [f.name for f in dataclasses.fields(cls) if f.name not in data and f.default is dataclasses.MISSING]
         if missing:
             raise ConfigError(
@@ -227,7 +233,7 @@ CONFIGS: dict[str, REMConfig] = {}
 def register(config: REMConfig) -> REMConfig:
     """Add a configuration to the registry (a name may be registered once)."""
     if config.name in CONFIGS:
-        raise ConfigError(f"REM config {config.name!r} is already registered")
+        raise ConfigError(f"REM config {config.name!r} is already registered", hint="register it under another name")
     CONFIGS[config.name] = config
     return config
 
@@ -253,43 +259,29 @@ register(
     )
 )
 
-register(
-    REMConfig(
-        name="rem-wan-1.3b",
+def _wan_t2v(name: str, size: str, hub_id: str, *, heads: int, ffn: int, layers: int, note: str = "") -> REMConfig:
+    """A full-size Wan 2.1 T2V configuration: the 1.3B and 14B models differ only in the transformer's size."""
+    return REMConfig(
+        name=name,
         family="wan",
-        description="Wan 2.1 T2V 1.3B: WanTransformer3D + Wan VAE + UMT5-XXL",
-        denoiser={**_WAN_TRANSFORMER_BASE, "num_attention_heads": 12, "attention_head_dim": 128, "ffn_dim": 8960, "num_layers": 30},
+        description=f"Wan 2.1 T2V {size}{note}: WanTransformer3D + Wan VAE + UMT5-XXL",
+        denoiser={**_WAN_TRANSFORMER_BASE, "num_attention_heads": heads, "attention_head_dim": 128, "ffn_dim": ffn, "num_layers": layers},
         vae=_WAN_VAE,
         text_encoder=_UMT5_XXL,
         resolution=(480, 832),
         window=81,
         train_frames=17,
         max_text_tokens=77,
-        hub_id="Wan-AI/Wan2.1-T2V-1.3B-Diffusers",
+        hub_id=hub_id,
         frozen_modules=_WAN_FROZEN,
         lr_stage1=1e-5,  # Wan trains in one stage; the authors: 1e-5, then 1e-6 after 3500 steps
         lr_stage2=1e-5,
     )
-)
 
-register(
-    REMConfig(
-        name="rem-wan-14b",
-        family="wan",
-        description="Wan 2.1 T2V 14B (the paper's REM-Wan): WanTransformer3D + Wan VAE + UMT5-XXL",
-        denoiser={**_WAN_TRANSFORMER_BASE, "num_attention_heads": 40, "attention_head_dim": 128, "ffn_dim": 13824, "num_layers": 40},
-        vae=_WAN_VAE,
-        text_encoder=_UMT5_XXL,
-        resolution=(480, 832),
-        window=81,
-        train_frames=17,
-        max_text_tokens=77,
-        hub_id="Wan-AI/Wan2.1-T2V-14B-Diffusers",
-        frozen_modules=_WAN_FROZEN,
-        lr_stage1=1e-5,
-        lr_stage2=1e-5,
-    )
-)
+
+register(_wan_t2v("rem-wan-1.3b", "1.3B", "Wan-AI/Wan2.1-T2V-1.3B-Diffusers", heads=12, ffn=8960, layers=30))
+register(_wan_t2v("rem-wan-14b", "14B", "Wan-AI/Wan2.1-T2V-14B-Diffusers", heads=40, ffn=13824, layers=40,
+                  note=" (the paper's REM-Wan)"))
 
 register(
     REMConfig(
@@ -429,7 +421,7 @@ def get_config(name_or_path: str | Path | REMConfig) -> REMConfig:
         if isinstance(data, dict) and "config" in data and isinstance(data["config"], dict):
             data = data["config"]  # a checkpoint's rem_config.json wraps the config with metadata
         if not isinstance(data, dict):
-            raise ConfigError(f"{path} does not hold a REM config object", path=path)
+            raise ConfigError(f"{path} does not hold a REM config object", hint="write one with REMConfig.to_json()", path=path)
         return REMConfig.from_json(data, source=path)
     raise ConfigError(
         f"unknown REM config {key!r}",

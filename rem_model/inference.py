@@ -14,6 +14,7 @@ across the processes.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ import torch
 
 from refvps.dataset.format import Clip, Dataset
 from refvps.errors import UsageError
-from refvps.fileio import atomic_write_json
+from refvps.fileio import atomic_write_json, read_json
 from refvps.predictions import PredictionWriter
 
 from rem_model.data.transforms import ASPECTS, Geometry, frames_tensor, probs_to_frame
@@ -46,10 +47,16 @@ class InferenceOptions:
         if self.aspect not in ASPECTS:
             raise UsageError(f"unknown aspect {self.aspect!r}", hint=f"use one of {', '.join(ASPECTS)}")
         if self.expression_batch < 1:
-            raise UsageError("expression_batch must be at least 1")
+            raise UsageError(
+                f"--expression-batch must be at least 1, got {self.expression_batch}",
+                hint="4 (every expression of a Ref-VPS clip at once) is the default; lower it if memory is short",
+            )
         if self.window is not None:
             if self.window < 1:
-                raise UsageError(f"--window must be at least 1, got {self.window}")
+                raise UsageError(
+                    f"--window must be at least 1, got {self.window}",
+                    hint=f"leave it out for the {model.config.name} default ({model.config.window} frames)",
+                )
             if not model.config.valid_window(self.window):
                 k = model.config.temporal_compression
                 raise UsageError(
@@ -185,14 +192,17 @@ def predict_dataset(
     if unknown:
         raise UsageError(f"clips not in {data.root}: {', '.join(unknown[:5])}", hint="list them with: refvps stats ROOT")
     done = writer.done_clips()
+    fingerprint = run_fingerprint(model, options, run_info)
+    check_same_run(Path(out), fingerprint, done)
     summary = PredictSummary(Path(out), clips_skipped=[c for c in wanted if c in done])
     todo = [c for c in wanted if c not in done]
     if state.is_main_process:
         info = {
             "method": "REM",
             "config": model.config.name,
-            "options": {k: v for k, v in options.__dict__.items()},
+            "options": dataclasses.asdict(options),
             **(run_info or {}),
+            "fingerprint": fingerprint,
         }
         atomic_write_json(Path(out) / RUN_FILE, info)
     started = time.perf_counter()
@@ -226,6 +236,36 @@ def predict_dataset(
     summary.seconds = time.perf_counter() - started
     state.wait_for_everyone()
     return summary
+
+
+def run_fingerprint(model: REMModel, options: InferenceOptions, run_info: dict | None) -> dict:
+    """What decides the masks of a run: a resumed run must agree on all of it."""
+    info = run_info or {}
+    return {
+        "config": model.config.name,
+        "window": options.window or model.config.window,
+        "aspect": options.aspect,
+        "seed": options.seed,
+        "threshold": options.threshold if options.threshold is not None else model.config.mask_threshold,
+        **{key: info.get(key) for key in ("pretrained", "checkpoint", "dtype", "random_init")},
+    }
+
+
+def check_same_run(out: Path, fingerprint: dict, done: set[str]) -> None:
+    """Refuse to add masks to a folder whose finished clips another model or setting predicted."""
+    path = out / RUN_FILE
+    if not done or not path.is_file():
+        return
+    before = read_json(path, what="REM run record").get("fingerprint")
+    if before is None or before == fingerprint:
+        return
+    changed = sorted(k for k in set(before) | set(fingerprint) if before.get(k) != fingerprint.get(k))
+    details = "; ".join(f"{k}: {before.get(k)!r} then, {fingerprint.get(k)!r} now" for k in changed)
+    raise UsageError(
+        f"{out} already holds {len(done)} finished clip(s) of another REM run ({details})",
+        hint="write to a new --out folder, run with the same settings to resume, or delete the folder to start over",
+        path=path,
+    )
 
 
 def process_state():

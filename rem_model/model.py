@@ -287,21 +287,54 @@ def _checkpointed(forward):
 
 
 def cast(module: nn.Module, device=None, dtype: torch.dtype | None = None) -> nn.Module:
-    """``module.to(device, dtype)`` without diffusers' warning about casting models that have an
-    (empty) list of float32 modules; the VAE and text encoder are cast on purpose (frozen, as in
-    diffusers' training examples)."""
+    """``module.to(device, dtype)`` as diffusers' ``from_pretrained(torch_dtype=...)`` would leave it.
+
+    In half precision, the parts a diffusers model lists in ``_keep_in_fp32_modules`` (Wan: the time
+    embedder, the modulation tables, the norms, the rotary embedding) keep their float32 values.
+    Without diffusers' warning about casting such models: the VAE and the text encoder are cast on
+    purpose (frozen, as in diffusers' training examples)."""
     import logging
 
+    kept = _fp32_tensors(module) if dtype in (torch.float16, torch.bfloat16) else []
     logger = logging.getLogger("diffusers.models.modeling_utils")
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:
-        return module.to(device=device, dtype=dtype)
+        module.to(device=device, dtype=dtype)
     finally:
         logger.setLevel(level)
+    for owner, name, value in kept:
+        target = value.to(device) if device is not None else value
+        if name in owner._parameters:
+            owner._parameters[name].data = target
+        else:
+            owner._buffers[name] = target
+    return module
+
+
+def _fp32_tensors(root: nn.Module) -> list[tuple[nn.Module, str, torch.Tensor]]:
+    """(owning module, attribute, copy) of the float32 parameters and buffers under the
+    ``_keep_in_fp32_modules`` names of the diffusers models in ``root`` (matched on the parts of the
+    dotted name, as diffusers does)."""
+    from diffusers import ModelMixin
+
+    found = []
+    for model in root.modules():
+        keep = getattr(model, "_keep_in_fp32_modules", None) if isinstance(model, ModelMixin) else None
+        if not keep:
+            continue
+        for path, owner in model.named_modules():
+            for name, tensor in [*owner._parameters.items(), *owner._buffers.items()]:
+                full = f"{path}.{name}" if path else name
+                if tensor is not None and tensor.dtype == torch.float32 and any(p in keep for p in full.split(".")):
+                    found.append((owner, name, tensor.detach().clone()))
+    return found
 
 
 def _module_dtype(module: nn.Module) -> torch.dtype:
+    dtype = getattr(module, "dtype", None)  # diffusers' own: skips the parts kept in fp32
+    if isinstance(dtype, torch.dtype):
+        return dtype
     for param in module.parameters():
         if param.dtype.is_floating_point:
             return param.dtype

@@ -43,14 +43,15 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from refvps.errors import ConfigError, UsageError
+from refvps.errors import ConfigError, RefvpsError, UsageError
 from refvps.fileio import read_json
 
-from rem_model.config import REMConfig
+from rem_model.config import REMConfig, reject_unknown_keys
 from rem_model.data import DataSource, build_training_dataset, collate
 from rem_model.model import LoraSettings, REMModel, cast
 
 CHECKPOINT_PREFIX = "checkpoint-"
+PARTIAL_SUFFIX = ".partial"
 FINAL_DIR = "final"
 LOG_FILE = "train_log.jsonl"
 
@@ -100,18 +101,17 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str | Path | None = None) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown training config keys {unknown}" + (f" in {source}" if source else ""),
-                hint=f"known keys: {', '.join(sorted(known))}",
-                path=source,
-            )
+        reject_unknown_keys(cls, data, what="training config", source=source)
         values = dict(data)
-        values["data"] = [s if isinstance(s, DataSource) else DataSource.from_json(s) for s in values.get("data", [])]
+        sources = values.get("data") or []
+        if not isinstance(sources, list) or not all(isinstance(s, (dict, DataSource)) for s in sources):
+            raise ConfigError(
+                "training config: 'data' must be a list of sources", hint="e.g. data: [{kind: refvps, root: data/synthetic}]", path=source
+            )
+        values["data"] = [s if isinstance(s, DataSource) else DataSource.from_json(s) for s in sources]
         if isinstance(values.get("lora"), dict):
             lora = dict(values["lora"])
+            reject_unknown_keys(LoraSettings, lora, what="lora", source=source)
             if "target_modules" in lora:
                 lora["target_modules"] = tuple(lora["target_modules"])
             values["lora"] = LoraSettings(**lora)
@@ -129,14 +129,15 @@ class TrainConfig:
         return config
 
     def check(self) -> None:
+        hint = "fix the training config, or override the key: --set KEY=VALUE"
         if self.stage not in ("1", "2", "all"):
-            raise ConfigError(f"stage must be 1, 2 or all, got {self.stage!r}")
+            raise ConfigError(f"stage must be 1, 2 or all, got {self.stage!r}", hint="1: spatial weights on images; 2 / all: every weight")
         if self.mixed_precision not in ("no", "bf16", "fp16"):
-            raise ConfigError(f"mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
+            raise ConfigError(f"mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}", hint=hint)
         if self.batch_size < 1 or self.gradient_accumulation_steps < 1:
-            raise ConfigError("batch_size and gradient_accumulation_steps must be at least 1")
+            raise ConfigError("batch_size and gradient_accumulation_steps must be at least 1", hint=hint)
         if self.max_steps is not None and self.max_steps < 1:
-            raise ConfigError("max_steps must be at least 1")
+            raise ConfigError("max_steps must be at least 1", hint=hint)
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -152,7 +153,7 @@ def _coerce_number(item: dataclasses.Field, value: Any, source) -> Any:
         return float(value) if "float" in kind else int(value)
     except ValueError:
         raise ConfigError(
-            f"training config: {item.name} must be a number, got {value!r}", path=source
+            f"training config: {item.name} must be a number, got {value!r}", hint="e.g. lr: 1.0e-6", path=source
         ) from None
 
 
@@ -175,11 +176,11 @@ def load_train_config(path: str | Path | None, overrides: Sequence[str] = ()) ->
             try:
                 data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
             except yaml.YAMLError as exc:
-                raise ConfigError(f"{path} is not valid YAML: {exc}", path=path) from None
+                raise ConfigError(f"{path} is not valid YAML: {exc}", hint="rem_model/configs/*.yaml are examples", path=path) from None
         else:
             data = read_json(path, what="training config")
         if not isinstance(data, dict):
-            raise ConfigError(f"{path} must hold a mapping of settings", path=path)
+            raise ConfigError(f"{path} must hold a mapping of settings", hint="rem_model/configs/*.yaml are examples", path=path)
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key:
@@ -305,7 +306,7 @@ def build_optimizer(model: REMModel, config: TrainConfig, rem_config: REMConfig)
     weight_decay = config.weight_decay if config.weight_decay is not None else rem_config.weight_decay
     groups = parameter_groups(model, weight_decay)
     if not groups:
-        raise ConfigError("nothing to train: every denoiser parameter is frozen")
+        raise ConfigError("nothing to train: every denoiser parameter is frozen", hint="check stage and lora in the training config")
     return torch.optim.AdamW(groups, lr=lr, betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_epsilon)
 
 
@@ -392,13 +393,14 @@ class RunLog:
         self.window_samples = 0
         self.window_frames = 0
         self.window_losses: list[float] = []
+        self.grad_norm: float | None = None  # of the last optimiser step (before clipping)
 
     def add(self, loss: float, samples: int, frames: int) -> None:
         self.window_losses.append(loss)
         self.window_samples += samples
         self.window_frames += frames
 
-    def maybe_write(self, step: int, lr: float, grad_norm: float | None, force: bool = False) -> dict | None:
+    def maybe_write(self, step: int, lr: float, force: bool = False) -> dict | None:
         if not self.window_losses or (step % self.every and not force):
             return None
         elapsed = max(1e-9, time.perf_counter() - self.window_start)
@@ -406,7 +408,7 @@ class RunLog:
             "step": step,
             "loss": float(np.mean(self.window_losses)),
             "lr": lr,
-            "grad_norm": grad_norm,
+            "grad_norm": self.grad_norm,
             "samples_per_s": self.window_samples / elapsed,
             "frames_per_s": self.window_frames / elapsed,
             "time": time.time(),
@@ -427,42 +429,74 @@ class RunLog:
 
 
 # ---------------------------------------------------------------------------------------- run
+@dataclass
+class TrainingRun:
+    """What a run holds once it is set up (what diffusers' examples keep as locals of ``main``)."""
+
+    config: TrainConfig
+    accelerator: Any
+    model: REMModel
+    denoiser: torch.nn.Module  # model.denoiser as accelerate prepared it (DDP / FSDP wrapper)
+    optimizer: Any
+    lr_scheduler: Any
+    loader: DataLoader
+    sampler: EpochPermutation
+    dataset: Any
+    state: TrainState
+    total_steps: int
+    epochs: int
+    output_dir: Path
+
+
 def run(config: TrainConfig, *, progress: bool = True, console=None) -> TrainResult:
     """Train one stage. Returns the step reached and where the final weights went."""
+    started = time.perf_counter()
+    training = setup_run(config)
+    resume(training, console)
+    log = RunLog(training.accelerator, training.output_dir, config.log_every, training.total_steps, console)
+    losses: list[float] = []
+    bar = _progress(progress and training.accelerator.is_main_process)
+    task = bar.add_task(f"REM stage {config.stage}", total=training.total_steps, completed=training.state.global_step) if bar else None
+    on_step = (lambda loss: bar.update(task, advance=1, description=f"REM stage {config.stage} loss {loss:.4f}")) if bar else None
+    try:
+        if bar:
+            bar.start()
+        while not finished(training):
+            train_epoch(training, log, losses, on_step)
+    except RefvpsError as exc:
+        raise _unwrap_worker_error(exc) from None
+    finally:
+        if bar:
+            bar.stop()
+    log.maybe_write(training.state.global_step, training.lr_scheduler.get_last_lr()[0], force=True)
+    training.accelerator.wait_for_everyone()
+    final_dir = save_final(training.accelerator, training.model, training.denoiser, training.output_dir, config, training.state)
+    training.accelerator.end_training()
+    state = training.state
+    return TrainResult(state.global_step, final_dir, losses[-1] if losses else None, losses, time.perf_counter() - started)
+
+
+def setup_run(config: TrainConfig) -> TrainingRun:
+    """Accelerator, data, model (frozen parts cast to the mixed-precision dtype), optimiser and
+    learning-rate schedule, all prepared by accelerate; the run file and the trackers."""
     from accelerate.utils import set_seed
 
-    started = time.perf_counter()
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     accelerator = make_accelerator(config)
     set_seed(config.seed)
-
     # Data first: a tiny model's word vocabulary may be built from it.
-    from rem_model.config import get_config
-    from rem_model.checkpoints import inspect_checkpoint
-
-    rem_config = _peek_config(config, get_config, inspect_checkpoint)
+    rem_config = _peek_config(config)
     num_frames = config.num_frames or (1 if config.stage == "1" else rem_config.train_frames)
     if rem_config.family == "wan" and not rem_config.valid_window(num_frames):
-        raise ConfigError(f"Wan samples need 4k+1 frames, got num_frames={num_frames}", hint="use e.g. 5, 9 or 17")
+        raise ConfigError(
+            f"Wan samples need 4k+1 frames, got num_frames={num_frames}", hint="use e.g. num_frames: 5, 9 or 17"
+        )
     dataset = build_training_dataset(
         config.data, resolution=rem_config.resolution, num_frames=num_frames, aspect=config.aspect, seed=config.seed
     )
     model = build_model(config, dataset.texts)
-    rem_config = model.config
-    summary = model.configure_trainable(config.stage, lora=config.lora)
-    if config.gradient_checkpointing:
-        model.enable_gradient_checkpointing()
-    if config.latent_cache:
-        if rem_config.family == "wan":
-            raise ConfigError("latent_cache works with per-frame VAEs (ModelScope family), not Wan's video VAE")
-        model.codec.enable_cache(config.latent_cache)
-    frozen_dtype = weight_dtype(config.mixed_precision)
-    for frozen in (model.vae, model.text_encoder):
-        cast(frozen, accelerator.device, frozen_dtype)
-    model.denoiser.to(accelerator.device)
-    model.denoiser.train()
-
+    summary = prepare_model(model, config, accelerator.device)
     sampler = EpochPermutation(len(dataset), config.seed)
     loader = DataLoader(
         dataset,
@@ -478,89 +512,139 @@ def run(config: TrainConfig, *, progress: bool = True, console=None) -> TrainRes
             f"{len(dataset)} training samples do not fill one batch of {config.batch_size}",
             hint="add data or lower batch_size",
         )
-    optimizer = build_optimizer(model, config, rem_config)
+    optimizer = build_optimizer(model, config, model.config)
     batches_per_epoch = math.ceil(len(loader) / accelerator.num_processes)
     steps_per_epoch = max(1, batches_per_epoch // config.gradient_accumulation_steps)
     total_steps = config.max_steps or steps_per_epoch * config.epochs
-    epochs = math.ceil(total_steps / steps_per_epoch)
     lr_scheduler = build_lr_scheduler(optimizer, config, total_steps)
-
     denoiser, optimizer, loader, lr_scheduler = accelerator.prepare(model.denoiser, optimizer, loader, lr_scheduler)
     state = TrainState()
     accelerator.register_for_checkpointing(state)
     if accelerator.is_main_process:
-        accelerator.init_trackers("rem", config={k: v for k, v in _flat(config.to_json()).items()})
-        _write_run_file(output_dir, config, rem_config, summary, num_frames, len(dataset))
+        accelerator.init_trackers("rem", config=_flat(config.to_json()))
+        _write_run_file(output_dir, config, model.config, summary, num_frames, len(dataset))
+    return TrainingRun(
+        config, accelerator, model, denoiser, optimizer, lr_scheduler, loader, sampler, dataset, state,
+        total_steps, math.ceil(total_steps / steps_per_epoch), output_dir,
+    )
 
-    if config.resume_from_checkpoint:
-        path = find_checkpoint(output_dir, config.resume_from_checkpoint)
-        if path is None:
-            _say(console, accelerator, f"no checkpoint in {output_dir} to resume from: starting a new run")
-        else:
-            accelerator.load_state(str(path))
-            _say(console, accelerator, f"resumed from {path} at step {state.global_step}")
 
-    log = RunLog(accelerator, output_dir, config.log_every, total_steps, console)
-    losses: list[float] = []
-    bar = _progress(progress and accelerator.is_main_process)
-    task = bar.add_task(f"REM stage {config.stage}", total=total_steps, completed=state.global_step) if bar else None
-    grad_norm = None
+def prepare_model(model: REMModel, config: TrainConfig, device) -> Any:
+    """Freeze for the stage (and add LoRA), then place the model: the frozen VAE and text encoder in
+    the mixed-precision dtype, the trained denoiser in fp32 (accelerate autocasts its forward)."""
+    summary = model.configure_trainable(config.stage, lora=config.lora)
+    if config.gradient_checkpointing:
+        model.enable_gradient_checkpointing()
+    if config.latent_cache:
+        if model.config.family == "wan":
+            raise ConfigError("latent_cache works with per-frame VAEs (ModelScope family), not Wan's video VAE",
+                              hint="set latent_cache: 0")
+        model.codec.enable_cache(config.latent_cache)
+    for frozen in (model.vae, model.text_encoder):
+        cast(frozen, device, weight_dtype(config.mixed_precision))
+    model.denoiser.to(device)
+    model.denoiser.train()
+    return summary
+
+
+def resume(training: TrainingRun, console=None) -> None:
+    """``resume_from_checkpoint``: load an accelerate state (``latest`` = the newest checkpoint-N)."""
+    which = training.config.resume_from_checkpoint
+    if not which:
+        return
+    path = find_checkpoint(training.output_dir, which)
+    if path is None:
+        _say(console, training.accelerator, f"no checkpoint in {training.output_dir} to resume from: starting a new run")
+        return
+    training.accelerator.load_state(str(path))
+    _say(console, training.accelerator, f"resumed from {path} at step {training.state.global_step}")
+
+
+def finished(training: TrainingRun) -> bool:
+    return training.state.global_step >= training.total_steps or training.state.epoch >= training.epochs
+
+
+def train_epoch(training: TrainingRun, log: "RunLog", losses: list[float], on_step: Callable[[float], None] | None = None) -> None:
+    """The rest of the current epoch (a resumed run skips the batches it already consumed)."""
+    state, accelerator = training.state, training.accelerator
+    training.sampler.use_epoch(state.epoch)
+    training.dataset.use_epoch(state.epoch)
+    loader = accelerator.skip_first_batches(training.loader, state.step_in_epoch) if state.step_in_epoch else training.loader
+    for batch in loader:
+        loss = micro_step(training, batch, log)
+        if not accelerator.sync_gradients:
+            continue  # accumulating: the optimiser has not stepped yet
+        state.global_step += 1
+        losses.append(loss)
+        if on_step is not None:
+            on_step(loss)
+        log.maybe_write(state.global_step, training.lr_scheduler.get_last_lr()[0])
+        config = training.config
+        if config.checkpointing_steps and state.global_step % config.checkpointing_steps == 0:
+            save_training_state(accelerator, training.output_dir, state, config)
+        if state.global_step >= training.total_steps:
+            return
+    state.epoch += 1
+    state.step_in_epoch = 0
+
+
+def micro_step(training: TrainingRun, batch: dict, log: "RunLog") -> float:
+    """Forward and backward of one batch; the optimiser steps when accelerate says the gradients of
+    ``gradient_accumulation_steps`` batches are accumulated. Returns the loss, averaged over processes."""
+    state, accelerator, config = training.state, training.accelerator, training.config
+    generator = seed_step(config.seed, state.batches_seen, accelerator.process_index)
+    with accelerator.accumulate(training.denoiser):
+        loss = training_step(training.model, training.denoiser, batch, accelerator.device, generator)
+        accelerator.backward(loss)
+        if accelerator.sync_gradients:
+            log.grad_norm = clip_gradients(accelerator, training.denoiser.parameters(), config)
+        training.optimizer.step()
+        if accelerator.sync_gradients:
+            training.lr_scheduler.step()
+        training.optimizer.zero_grad(set_to_none=True)
+    state.step_in_epoch += 1
+    state.batches_seen += 1
+    value = accelerator.gather(loss.detach().reshape(1)).mean().item()
+    batch_size, frames = batch["frames"].shape[:2]
+    log.add(value, batch_size * accelerator.num_processes, batch_size * frames * accelerator.num_processes)
+    return value
+
+
+def _unwrap_worker_error(exc: RefvpsError) -> RefvpsError:
+    """A data loader worker re-raises our errors with its traceback as the message and no hint: keep
+    the original message only."""
+    text = str(exc)
+    if "Original Traceback" not in text:
+        return exc
+    last = [line for line in text.strip().splitlines() if line.strip()][-1]
+    message = last.split(": ", 1)[1] if ": " in last else last
+    hint = exc.hint or "a data loader worker failed on this sample; 'num_workers: 0' runs the loading in this process"
     try:
-        if bar:
-            bar.start()
-        while state.global_step < total_steps and state.epoch < epochs:
-            sampler.use_epoch(state.epoch)
-            dataset.use_epoch(state.epoch)
-            epoch_loader = accelerator.skip_first_batches(loader, state.step_in_epoch) if state.step_in_epoch else loader
-            for batch in epoch_loader:
-                generator = seed_step(config.seed, state.batches_seen, accelerator.process_index)
-                with accelerator.accumulate(denoiser):
-                    loss = training_step(model, denoiser, batch, accelerator.device, generator)
-                    accelerator.backward(loss)
-                    if accelerator.sync_gradients:
-                        grad_norm = clip_gradients(accelerator, denoiser.parameters(), config)
-                    optimizer.step()
-                    if accelerator.sync_gradients:
-                        lr_scheduler.step()
-                    optimizer.zero_grad(set_to_none=True)
-                state.step_in_epoch += 1
-                state.batches_seen += 1
-                value = accelerator.gather(loss.detach().reshape(1)).mean().item()
-                frames = batch["frames"].shape[0] * batch["frames"].shape[1] * accelerator.num_processes
-                log.add(value, batch["frames"].shape[0] * accelerator.num_processes, frames)
-                if not accelerator.sync_gradients:
-                    continue
-                state.global_step += 1
-                losses.append(value)
-                if bar:
-                    bar.update(task, advance=1, description=f"REM stage {config.stage} loss {value:.4f}")
-                log.maybe_write(state.global_step, lr_scheduler.get_last_lr()[0], grad_norm)
-                if config.checkpointing_steps and state.global_step % config.checkpointing_steps == 0:
-                    save_training_state(accelerator, output_dir, state, config)
-                if state.global_step >= total_steps:
-                    break
-            else:
-                state.epoch += 1
-                state.step_in_epoch = 0
-                continue
-            break
-    finally:
-        if bar:
-            bar.stop()
-    log.maybe_write(state.global_step, lr_scheduler.get_last_lr()[0], grad_norm, force=True)
-    accelerator.wait_for_everyone()
-    final_dir = save_final(accelerator, model, denoiser, output_dir, config, state)
-    accelerator.end_training()
-    return TrainResult(state.global_step, final_dir, losses[-1] if losses else None, losses, time.perf_counter() - started)
+        return type(exc)(message, hint=hint, path=exc.path)
+    except TypeError:  # an error class with another signature
+        return RefvpsError(message, hint=hint, path=exc.path)
 
 
 def save_training_state(accelerator, output_dir: Path, state: TrainState, config: TrainConfig) -> Path:
-    """``accelerator.save_state`` into ``checkpoint-<step>``, keeping at most the configured number."""
+    """``accelerator.save_state`` into ``checkpoint-<step>``, keeping at most the configured number.
+
+    Every process takes part (FSDP gathers shards). The state is written to ``checkpoint-<step>.partial``
+    and renamed when complete, so a run killed while saving never leaves a broken ``checkpoint-<step>``
+    for ``--resume-from-checkpoint latest`` to pick.
+    """
     path = output_dir / f"{CHECKPOINT_PREFIX}{state.global_step}"
+    partial = path.with_name(path.name + PARTIAL_SUFFIX)
     if accelerator.is_main_process:
         prune_checkpoints(output_dir, config.checkpoints_total_limit)
+        shutil.rmtree(partial, ignore_errors=True)  # left by a run killed while saving
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(path))
+    accelerator.save_state(str(partial))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        if path.exists():
+            shutil.rmtree(path)  # the same step saved again (a resumed run)
+        partial.rename(path)
+    accelerator.wait_for_everyone()
     return path
 
 
@@ -601,8 +685,11 @@ def merge_lora_state_dict(state: dict[str, torch.Tensor], scaling: float) -> dic
 
 
 # ---------------------------------------------------------------------------------------- helpers
-def _peek_config(config: TrainConfig, get_config, inspect_checkpoint) -> REMConfig:
+def _peek_config(config: TrainConfig) -> REMConfig:
     """The REM config of a run, before the model is built (our init checkpoint may carry it)."""
+    from rem_model.checkpoints import inspect_checkpoint
+    from rem_model.config import get_config
+
     if config.init_checkpoint:
         path = Path(config.init_checkpoint)
         if path.is_dir():
@@ -654,6 +741,18 @@ def _say(console, accelerator, text: str) -> None:
             print(text, file=sys.stderr)
 
 
+def command_line_overrides(sets: Sequence[str] = (), *, output_dir=None, resume=None, max_steps=None) -> list[str]:
+    """``key=value`` overrides from the command-line options that ``train-rem`` and ``-m rem_model.train`` share."""
+    items = list(sets)
+    if output_dir is not None:
+        items.append(f"output_dir={output_dir}")
+    if resume is not None:
+        items.append(f"resume_from_checkpoint={resume}")
+    if max_steps is not None:
+        items.append(f"max_steps={max_steps}")
+    return items
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m rem_model.train CONFIG`` (also under ``accelerate launch`` / ``torchrun``)."""
     parser = argparse.ArgumentParser(prog="rem_model.train", description="Train REM from a YAML/JSON config.")
@@ -664,26 +763,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config key")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
     args = parser.parse_args(argv)
-    overrides = list(args.set)
-    if args.output_dir:
-        overrides.append(f"output_dir={args.output_dir}")
-    if args.resume_from_checkpoint:
-        overrides.append(f"resume_from_checkpoint={args.resume_from_checkpoint}")
-    if args.max_steps is not None:
-        overrides.append(f"max_steps={args.max_steps}")
+    overrides = command_line_overrides(
+        args.set, output_dir=args.output_dir, resume=args.resume_from_checkpoint, max_steps=args.max_steps
+    )
+    from rich.markup import escape
+
     from refvps.cli.common import err_console
-    from refvps.errors import RefvpsError
 
     try:
         config = load_train_config(args.config, overrides)
         result = run(config, progress=not args.no_progress, console=err_console)
     except RefvpsError as exc:
-        err_console.print(f"[bold red]Error:[/] {exc}")
+        err_console.print(f"[bold red]Error:[/] {escape(str(exc))}")
         if exc.hint:
-            err_console.print(f"[bold]Hint:[/] {exc.hint}")
+            err_console.print(f"[bold]Hint:[/] {escape(exc.hint)}")
         return exc.exit_code
+    except OSError as exc:  # an output folder that cannot be written, a full disk
+        err_console.print(f"[bold red]Error:[/] cannot use {escape(str(exc.filename or ''))}: {escape(exc.strerror or str(exc))}")
+        err_console.print("[bold]Hint:[/] check that output_dir is writable and the disk is not full")
+        return 1
     if result.final_dir is not None:
-        err_console.print(f"trained {result.global_step} steps; weights in {result.final_dir}")
+        err_console.print(f"trained {result.global_step} steps; weights in {escape(str(result.final_dir))}")
     return 0
 
 

@@ -10,9 +10,10 @@ What it does, each step resumable (run the same command again after an interrupt
    (1000), disjoint from the evaluation benchmark (the default ``refvps synth OUT``, seed 0);
    the script checks that no frame of one appears in the other.
 2. **VAE.** The ``rem-tiny`` ``AutoencoderKL`` learns to reconstruct training frames and target
-   masks (3-channel, as the codec feeds them) at the model resolution (72 x 128); its
-   ``scaling_factor`` is set to 1 / std of the frame latents, as Stable Diffusion's was.
-   This stands in for the generative pre-training the real backbones bring.
+   masks (3-channel, as the codec feeds them) at the model resolution (72 x 128). Its
+   ``scaling_factor`` stays 1.0, as in the ``rem-tiny`` config: the shipped weights were trained
+   so (the std of the frame latents, about 1.46, is logged). This stands in for the generative
+   pre-training the real backbones bring.
 3. **REM.** The denoiser (random init, as is the frozen text encoder, whose word vocabulary is built
    from the training expressions) is REM-trained with :func:`rem_model.train.run`: stage 1 on
    single frames (spatial weights only), stage 2 on 8-frame windows (all weights), MSE to the
@@ -123,6 +124,15 @@ def load_vae_data(root: Path, resolution: tuple[int, int]) -> tuple[np.ndarray, 
 
 
 # ------------------------------------------------------------------------------------------ VAE
+def _ious(pred: np.ndarray, truth: np.ndarray, valid: np.ndarray | None = None) -> list[float]:
+    """Per-frame IoU over the last two axes (Ignore pixels left out where ``valid``), 1 where both are empty."""
+    if valid is not None:
+        pred, truth = pred & valid, truth & valid
+    inter = (pred & truth).sum(axis=(-2, -1))
+    union = (pred | truth).sum(axis=(-2, -1))
+    return np.where(union > 0, inter / np.maximum(union, 1), 1.0).tolist()
+
+
 def _crops(images: np.ndarray, index: np.ndarray, crop: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     h, w = images.shape[1:3]
     ch, cw = min(crop[0], h), min(crop[1], w)
@@ -170,7 +180,7 @@ def train_vae(vae, frames: np.ndarray, masks: np.ndarray, *, steps: int, batch: 
             with torch.no_grad():
                 decoded = recon[half:].mean(1) > 0.5
                 truth = targets[:, 0] > 0.5
-                iou = _mean_iou(decoded, truth)
+                iou = float(np.mean(_ious(decoded.numpy(), truth.numpy())))
             log(f"vae step {step}/{steps} frame {frame_loss.item():.4f} mask {mask_loss.item():.4f} kl {kl.item():.1f} "
                 f"mask IoU {iou:.3f} ({time.perf_counter() - started:.0f} s)")
     vae.eval()
@@ -178,21 +188,13 @@ def train_vae(vae, frames: np.ndarray, masks: np.ndarray, *, steps: int, batch: 
 
 
 @torch.no_grad()
-def set_scaling_factor(vae, frames: np.ndarray, samples: int = 256, seed: int = 0) -> float:
-    """1 / std of the frame latents (Stable Diffusion's 0.18215 was found the same way)."""
+def latent_std(vae, frames: np.ndarray, samples: int = 256, seed: int = 0) -> float:
+    """The std of the frame latents (Stable Diffusion's scaling factor is 1 / this; rem-tiny keeps 1.0)."""
     rng = np.random.default_rng(seed)
     index = rng.choice(len(frames), min(samples, len(frames)), replace=False)
     images = torch.from_numpy(frames[index]).permute(0, 3, 1, 2).float() / 127.5 - 1
     latents = torch.cat([vae.encode(images[i : i + 32]).latent_dist.mode() for i in range(0, len(images), 32)])
-    factor = float(1.0 / latents.std())
-    vae.register_to_config(scaling_factor=factor)
-    return factor
-
-
-def _mean_iou(pred: torch.Tensor, truth: torch.Tensor) -> float:
-    inter = (pred & truth).flatten(1).sum(1).float()
-    union = (pred | truth).flatten(1).sum(1).float()
-    return float(torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union)).mean())
+    return float(latents.std())
 
 
 # ------------------------------------------------------------------------------------------ REM
@@ -204,8 +206,7 @@ def make_init_checkpoint(vae, train_root: Path, out: Path, seed: int) -> Path:
     from rem_model.tokenizer import offline_tokenizer
 
     model = build_rem("rem-tiny", random_init=True, seed=seed)
-    model.vae.register_to_config(scaling_factor=vae.config.scaling_factor)
-    model.vae.load_state_dict(vae.state_dict())
+    model.vae.load_state_dict(vae.state_dict())  # the weights only: the config's scaling factor (1.0) stays
     texts = [e.text for clip in Dataset(train_root) for e in clip.expressions]
     model.tokenizer = offline_tokenizer(model.text_encoder.config.vocab_size, model.config.max_text_tokens, texts)
     unknown = sum(model.tokenizer.unk_token_id in model.tokenizer(t)["input_ids"] for t in texts)
@@ -295,44 +296,24 @@ def trivial_predictions(eval_root: Path, out: Path, fill: bool) -> Path:
 
 
 @torch.no_grad()
-def codec_round_trip_iou(model, eval_root: Path) -> float:
-    """Mean per-frame IoU (Ignore excluded, both-empty = 1) of frame mask -> model size -> encode ->
-    decode -> frame size, over every target mask of the benchmark."""
+def codec_round_trip_iou(model, eval_root: Path) -> tuple[float, float]:
+    """Mean per-frame IoU of every target mask of the benchmark through the codec: frame mask -> model
+    size -> encode -> decode, compared at the model size (what the codec itself loses) and, resized
+    back, at the frame size (Ignore excluded)."""
     from rem_model.data.transforms import masks_tensor, probs_to_frame
 
-    ious = []
+    model_size, frame_size = [], []
     for clip in Dataset(eval_root):
         labels = clip.label_stack()
+        valid = labels != IGNORE_INDEX
         geometry = Geometry.fit(labels.shape[1:], model.config.resolution, "squash")
         for obj in sorted({e.obj_id for e in clip.expressions}):
             truth = labels == obj
-            small = masks_tensor(list(truth.astype(np.float32)), geometry).unsqueeze(0)
-            probs = model.codec.decode_mask_probs(model.codec.encode_masks(small))[0]
-            back = (probs_to_frame(probs, geometry) > 0.5).numpy()
-            valid = labels != IGNORE_INDEX
-            inter = (back & truth & valid).sum(axis=(1, 2))
-            union = ((back | truth) & valid).sum(axis=(1, 2))
-            ious.extend(np.where(union > 0, inter / np.maximum(union, 1), 1.0).tolist())
-    return float(np.mean(ious))
-
-
-@torch.no_grad()
-def codec_round_trip_iou_model_size(model, eval_root: Path) -> float:
-    """The same round trip at the model resolution only (what the codec itself loses)."""
-    from rem_model.data.transforms import masks_tensor
-
-    ious = []
-    for clip in Dataset(eval_root):
-        labels = clip.label_stack()
-        geometry = Geometry.fit(labels.shape[1:], model.config.resolution, "squash")
-        for obj in sorted({e.obj_id for e in clip.expressions}):
-            small = masks_tensor(list((labels == obj).astype(np.float32)), geometry)
-            back = model.codec.decode_mask_probs(model.codec.encode_masks(small.unsqueeze(0)))[0] > 0.5
-            truth = small > 0.5
-            inter = (back & truth).flatten(1).sum(1).float()
-            union = (back | truth).flatten(1).sum(1).float()
-            ious.extend(torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union)).tolist())
-    return float(np.mean(ious))
+            small = masks_tensor(list(truth.astype(np.float32)), geometry)
+            probs = model.codec.decode_mask_probs(model.codec.encode_masks(small.unsqueeze(0)))[0]
+            model_size.extend(_ious((probs > 0.5).numpy(), small.numpy() > 0.5))
+            frame_size.extend(_ious((probs_to_frame(probs, geometry) > 0.5).numpy(), truth, valid))
+    return float(np.mean(model_size)), float(np.mean(frame_size))
 
 
 def evaluate_all(weights: Path, eval_root: Path, work: Path) -> dict:
@@ -343,10 +324,8 @@ def evaluate_all(weights: Path, eval_root: Path, work: Path) -> dict:
     from rem_model.inference import predict_dataset
 
     model = build_rem(None, checkpoint=weights)
-    results = {
-        "codec_iou_model_size": codec_round_trip_iou_model_size(model, eval_root),
-        "codec_iou_frame_size": codec_round_trip_iou(model, eval_root),
-    }
+    model_size, frame_size = codec_round_trip_iou(model, eval_root)
+    results = {"codec_iou_model_size": model_size, "codec_iou_frame_size": frame_size}
     pred = work / "eval" / "rem-tiny"
     if pred.exists():
         shutil.rmtree(pred)  # always predict with the weights just exported
@@ -411,7 +390,7 @@ def main(argv=None) -> int:
         vae = build_rem("rem-tiny", random_init=True, seed=args.seed).vae
         phase = time.perf_counter()
         train_vae(vae, frames, masks, steps=args.vae_steps, batch=args.vae_batch, lr=1e-3, seed=args.seed)
-        log(f"VAE scaling factor {set_scaling_factor(vae, frames):.4f}")
+        log(f"VAE frame latents std {latent_std(vae, frames):.4f} (scaling factor kept at {vae.config.scaling_factor})")
         vae.save_pretrained(vae_dir)
         record_time(work, "vae", time.perf_counter() - phase)
     from diffusers import AutoencoderKL

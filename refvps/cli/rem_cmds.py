@@ -15,7 +15,7 @@ PATH = click.Path(path_type=Path)
 
 # -- train-rem ------------------------------------------------------------------------------------
 @click.command("train-rem")
-@click.argument("config", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.argument("config", type=PATH)
 @click.option("--output-dir", type=PATH, default=None, help="Where checkpoints and the final weights go (overrides output_dir).")
 @click.option("--resume-from-checkpoint", "resume", default=None, help="'latest' or a checkpoint-N folder.")
 @click.option("--max-steps", type=int, default=None, help="Stop after this many optimiser steps (overrides max_steps).")
@@ -29,15 +29,9 @@ def train_rem(config, output_dir, resume, max_steps, overrides, as_json):
     Checkpoints are accelerate save_state folders (checkpoint-N); '--resume-from-checkpoint latest'
     continues from the newest. The final weights land in OUTPUT_DIR/final.
     """
-    from rem_model.train import load_train_config, run
+    from rem_model.train import command_line_overrides, load_train_config, run
 
-    items = list(overrides)
-    if output_dir is not None:
-        items.append(f"output_dir={output_dir}")
-    if resume is not None:
-        items.append(f"resume_from_checkpoint={resume}")
-    if max_steps is not None:
-        items.append(f"max_steps={max_steps}")
+    items = command_line_overrides(overrides, output_dir=output_dir, resume=resume, max_steps=max_steps)
     train_config = load_train_config(config, items)
     result = run(train_config, progress=not as_json, console=err_console)
     summary = {
@@ -63,7 +57,7 @@ def train_rem(config, output_dir, resume, max_steps, overrides, as_json):
 @click.option("--config", "config_name", default=None,
               help="rem-ms, rem-wan-1.3b, rem-wan-14b, rem-tiny, rem-wan-tiny (default: the checkpoint's, else rem-ms).")
 @click.option("--pretrained", default=None, help="Backbone: a local diffusers folder or a hub id (default: the config's hub id).")
-@click.option("--checkpoint", type=click.Path(path_type=Path, exists=True), default=None,
+@click.option("--checkpoint", type=PATH, default=None,
               help="REM weights: the authors' .pth (unet / model_state) or our checkpoint folder.")
 @click.option("--window", type=int, default=None, help="Frames per window (default: 72 ModelScope, 81 Wan; Wan needs 4k+1).")
 @click.option("--aspect", type=click.Choice(["squash", "pad"]), default="squash", show_default=True,
@@ -110,7 +104,7 @@ def run_rem(dataset_root, out, config_name, pretrained, checkpoint, window, aspe
     options.check(model)
     run_info = {
         "pretrained": str(pretrained) if pretrained else model.config.hub_id,
-        "checkpoint": str(checkpoint) if checkpoint else None,
+        "checkpoint": str(Path(checkpoint).resolve()) if checkpoint else None,
         "device": device,
         "dtype": dtype,
         "random_init": random_init,

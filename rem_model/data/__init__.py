@@ -23,6 +23,8 @@ from torch.utils.data import Dataset as TorchDataset
 
 from refvps.errors import ConfigError
 
+from rem_model.config import reject_unknown_keys
+
 from rem_model.data.images import AffineRange, ImageExpressionDataset, RefCOCODataset, pseudo_video
 from rem_model.data.transforms import ASPECTS, Geometry
 from rem_model.data.video import (
@@ -54,14 +56,11 @@ class DataSource:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "DataSource":
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown data source keys {unknown}", hint=f"known keys: {sorted(known)}")
+        reject_unknown_keys(cls, data, what="data source")
         if data.get("kind") not in SOURCE_KINDS:
             raise ConfigError(f"unknown data source kind {data.get('kind')!r}", hint=f"use one of {SOURCE_KINDS}")
         if "root" not in data:
-            raise ConfigError(f"data source {data['kind']} needs a 'root'")
+            raise ConfigError(f"data source {data['kind']} needs a 'root'", hint="the folder the source is read from")
         values = dict(data)
         if values.get("clips") is not None:
             values["clips"] = tuple(values["clips"])
@@ -111,7 +110,10 @@ def build_source(
     if source.kind == "ytvos":
         return RefYouTubeVOSDataset(source.root, split=source.split, max_stride=source.max_stride, **common)
     if source.images is None:
-        raise ConfigError("a refcoco source needs 'images' (the COCO train2014 folder)")
+        raise ConfigError(
+            "a refcoco source needs 'images' (the COCO train2014 folder)",
+            hint="e.g. {kind: refcoco, root: data/refcoco, images: data/coco/train2014}",
+        )
     return RefCOCODataset(
         source.root, source.images, split_by=source.split_by, split=source.split, pseudo_video=source.pseudo_video, **common
     )

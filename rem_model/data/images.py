@@ -170,7 +170,7 @@ class RefCOCODataset(ImageExpressionDataset):
             with open(refs_path, "rb") as handle:
                 refs = pickle.load(handle)  # the refer format is a pickle (as the refer API reads it)
         except (pickle.UnpicklingError, EOFError, UnicodeDecodeError) as exc:
-            raise DatasetError(f"cannot read {refs_path}: {exc}", path=refs_path) from None
+            raise DatasetError(f"cannot read {refs_path}: {exc}", hint="download the refer annotations again", path=refs_path) from None
         instances = read_json(instances_path, what="COCO instances.json")
         self.images = {img["id"]: img for img in instances["images"]}
         self.annotations = {ann["id"]: ann for ann in instances["annotations"]}
@@ -184,7 +184,7 @@ class RefCOCODataset(ImageExpressionDataset):
                 if text.strip():
                     self.items.append(ImageItem(self.images_dir / image["file_name"], text.strip(), ref["ann_id"]))
         if not self.items:
-            raise DatasetError(f"no '{split}' references in {refs_path}", path=refs_path)
+            raise DatasetError(f"no '{split}' references in {refs_path}", hint="check split and split_by of the source", path=refs_path)
 
     def __len__(self) -> int:
         return len(self.items)

@@ -92,7 +92,7 @@ class VideoExpressionDataset(TorchDataset):
         rng = np.random.default_rng([self.seed, self.epoch, index])
         annotated = [i for i, label in enumerate(item.labels) if label is not None]
         if not annotated:
-            raise DatasetError(f"clip {item.clip_id} has no annotated frame", path=item.frames[0].parent)
+            raise DatasetError(f"clip {item.clip_id} has no annotated frame", hint="training needs masks", path=item.frames[0].parent)
         positions = sample_window(len(annotated), self.num_frames, rng, self.max_stride)
         chosen = [annotated[p] for p in positions]
         frames = [read_rgb(item.frames[i]) for i in chosen]
@@ -125,18 +125,40 @@ class RefVPSVideoDataset(VideoExpressionDataset):
     def __init__(self, root: str | Path, *, clips: Sequence[str] | None = None, **kwargs):
         dataset = RefVPSDataset(root)
         wanted = set(clips) if clips is not None else None
-        items = []
+        unknown = sorted(wanted - set(dataset.clip_ids)) if wanted is not None else []
+        if unknown:
+            raise DatasetError(f"clips not in {root}: {', '.join(unknown[:5])}", hint="list them with: refvps stats ROOT", path=root)
+        items, unlabelled = [], []
         for clip in dataset:
             if wanted is not None and clip.id not in wanted:
                 continue
-            if not clip.frame_names:
+            if not clip.frame_names or not clip.expressions:
+                continue
+            if not clip.has_masks():
+                unlabelled.append(clip.id)  # e.g. a test split: nothing to learn from
                 continue
             frames = tuple(clip.frame_path(n) for n in clip.frame_names)
             labels = tuple(clip.mask_path(n) for n in clip.frame_names)
+            # Checked here, not when a worker first reads it: a data loader worker's error
+            # reaches the user wrapped in its traceback.
+            missing = [path for path in labels if not path.is_file()]
+            if missing:
+                raise DatasetError(
+                    f"clip {clip.id} lacks {len(missing)} of its {len(labels)} masks, e.g. {missing[0]}",
+                    hint="every frame of a training clip needs its mask; check the dataset with: refvps validate ROOT",
+                    path=missing[0],
+                )
             for expression in clip.expressions:
                 items.append(VideoItem(clip.id, expression.exp_id, expression.text, expression.obj_id, frames, labels))
         if not items:
+            if unlabelled:
+                raise DatasetError(
+                    f"{root} has no masks (no Annotations/<clip>/ folder for {len(unlabelled)} clip(s)): REM trains on masks",
+                    hint="train on a dataset with masks, e.g. one written by 'refvps synth OUT', or add its Annotations/",
+                    path=root,
+                )
             raise DatasetError(f"no (clip, expression) pairs in {root}", hint="check the dataset with: refvps validate ROOT", path=root)
+        self.unlabelled_clips = unlabelled
         super().__init__(items, **kwargs)
 
 
@@ -177,7 +199,11 @@ class RefYouTubeVOSDataset(VideoExpressionDataset):
                     VideoItem(video_id, str(exp_id), str(expression["exp"]), int(expression["obj_id"]), frames, labels)
                 )
         if not items:
-            raise DatasetError(f"no annotated expressions under {root / split}", path=root)
+            raise DatasetError(
+                f"no annotated expressions under {root / split}",
+                hint="point root at the folder holding train/ and meta_expressions/",
+                path=root,
+            )
         super().__init__(items, **kwargs)
 
 

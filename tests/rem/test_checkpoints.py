@@ -114,3 +114,42 @@ def test_our_checkpoint_refuses_a_different_config(tmp_path, small_config):
 def test_missing_checkpoint_path(tmp_path, small_config):
     with pytest.raises(ConfigError, match="not found"):
         build_rem(small_config, random_init=True, checkpoint=tmp_path / "nope.pth")
+
+
+def test_an_authors_file_for_rem_tiny_goes_on_the_shipped_backbone(tmp_path):
+    # rem-tiny has no hub backbone: a bare denoiser file (the authors' format) is loaded over the
+    # shipped weights, which supply the VAE, the text encoder and the tokenizer.
+    trained = build_rem("rem-tiny", random_init=True, seed=1)
+    path = tmp_path / "authors.pth"
+    torch.save({"unet": trained.denoiser.state_dict(), "epoch": 3}, path)
+    loaded = build_rem("rem-tiny", checkpoint=path)
+    shipped = build_rem("rem-tiny")
+    assert _equal_states(loaded.denoiser, trained.denoiser)
+    assert _equal_states(loaded.vae, shipped.vae) and not _equal_states(loaded.vae, trained.vae)
+    assert loaded.tokenizer.get_vocab() == shipped.tokenizer.get_vocab()
+    with pytest.raises(ConfigError, match="no pretrained backbone") as info:
+        build_rem("rem-wan-tiny", checkpoint=path)  # no hub id and nothing shipped
+    assert "--random-init" in info.value.hint
+
+
+@pytest.mark.parametrize("content", [b"hello\n", b"PK\x03\x04 truncated zip", b"\x80\x02}q\x00(X\x01"])
+def test_a_file_that_is_no_torch_checkpoint_is_named(tmp_path, small_config, content):
+    path = tmp_path / "model.pth"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError) as info:
+        build_rem(small_config, random_init=True, checkpoint=path, trust_checkpoint=True)
+    assert "not a file written by torch.save" in str(info.value) and str(path) in str(info.value)
+    assert ".pth" in info.value.hint
+
+
+def test_a_vae_scaling_factor_set_after_building_is_kept(tmp_path, small_config):
+    # The scaling factor lives in the VAE's config, not its weights: a self-contained checkpoint must
+    # carry the value the VAE really used, or the reloaded codec would scale latents differently.
+    model = build_rem(small_config, random_init=True, seed=5)
+    model.vae.register_to_config(scaling_factor=0.25)
+    masks = (torch.rand(1, 2, *small_config.resolution, generator=torch.Generator().manual_seed(0)) > 0.5).float()
+    raw = model.vae.encode(masks[0, :1].unsqueeze(1).expand(-1, 3, -1, -1)).latent_dist.mode()
+    torch.testing.assert_close(model.codec.encode_masks(masks)[0, :, 0], raw[0] * 0.25)
+    loaded = build_rem(None, checkpoint=save_checkpoint(model, tmp_path / "ours"))
+    assert loaded.vae.config.scaling_factor == 0.25 and loaded.config.vae["scaling_factor"] == 0.25
+    torch.testing.assert_close(loaded.codec.encode_masks(masks), model.codec.encode_masks(masks))

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from refvps.cli import main
 from refvps.cli.rem_cmds import run_rem
-from refvps.errors import ConfigError
+from refvps.errors import ConfigError, UsageError
 from rem_model.builder import build_rem
 from rem_model.checkpoints import save_checkpoint
 
@@ -29,8 +29,12 @@ def test_run_rem_writes_predictions_and_a_json_summary(tmp_path, toy_dataset, ti
     summary = json.loads(result.output)
     assert summary["config"] == "rem-tiny" and summary["frame_expressions"] == 80 and summary["clips_predicted"] == 2
     assert len(list(out.rglob("*.png"))) == 80
-    again = json.loads(CliRunner().invoke(run_rem, ["--dataset", str(toy_dataset), "--out", str(out), "--checkpoint", str(tiny_checkpoint), "--json"]).output)
+    args = ["--dataset", str(toy_dataset), "--out", str(out), "--checkpoint", str(tiny_checkpoint)]
+    again = json.loads(CliRunner().invoke(run_rem, [*args, "--window", "4", "--json"]).output)
     assert again["clips_predicted"] == 0 and again["clips_resumed"] == 2
+    # Resuming with other settings would mix two runs' masks in one folder: refused, naming the change.
+    other = CliRunner().invoke(run_rem, [*args, "--window", "5"])
+    assert isinstance(other.exception, UsageError) and "window: 4 then, 5 now" in str(other.exception)
 
 
 def test_run_rem_with_an_authors_file_needs_the_config(tmp_path, toy_dataset, small_config):
@@ -61,3 +65,42 @@ def test_train_rem_runs_a_config(tmp_path, toy_dataset, capsys):
     assert info.value.code == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["steps"] == 2 and summary["final"].endswith("final")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--config", "rem-huge"], "unknown REM config 'rem-huge'"),
+        (["--config", "rem-tiny", "--checkpoint", "{tmp}/none.pth"], "checkpoint not found"),
+        (["--config", "rem-tiny", "--checkpoint", "{tmp}/junk.pth"], "not a file written by torch.save"),
+        (["--config", "rem-tiny", "--pretrained", "{tmp}/no/backbone"], "backbone folder not found"),
+        (["--config", "rem-wan-tiny", "--random-init", "--window", "8"], "takes windows of 4k+1 frames"),
+        (["--config", "rem-tiny", "--window", "0"], "--window must be at least 1"),
+        (["--config", "rem-tiny", "--expression-batch", "0"], "--expression-batch must be at least 1"),
+        (["--config", "rem-tiny", "--out", "{tmp}/junk.pth"], "cannot use"),  # the output is a file
+    ],
+)
+def test_run_rem_bad_input_is_an_error_with_a_hint(tmp_path, toy_dataset, capsys, args, message):
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    if "--out" not in args:
+        args += ["--out", str(tmp_path / "pred")]
+    with pytest.raises(SystemExit) as info:
+        main(["run-baseline", "rem", "--dataset", str(toy_dataset), *args])
+    err = capsys.readouterr().err
+    assert info.value.code != 0 and "Traceback" not in err
+    assert "Error:" in err and "Hint:" in err and message in " ".join(err.split()), err
+
+
+def test_train_rem_on_a_dataset_without_masks_is_an_error_with_a_hint(tmp_path, toy_dataset, capsys):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(toy_dataset, data, ignore=shutil.ignore_patterns("Annotations"))
+    config = tmp_path / "train.yaml"
+    config.write_text(f"model: rem-tiny\nrandom_init: true\nnum_workers: 2\ndata:\n  - {{kind: refvps, root: {data}}}\n")
+    with pytest.raises(SystemExit) as info:
+        main(["train-rem", str(config), "--output-dir", str(tmp_path / "run")])
+    err = " ".join(capsys.readouterr().err.split())
+    assert info.value.code == 1 and "Traceback" not in err
+    assert "has no masks" in err and "Hint:" in err

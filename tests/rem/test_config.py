@@ -74,9 +74,12 @@ def test_window_rounding_for_wan():
 
 
 def test_pretrained_folder_that_is_missing_is_a_clear_error(tmp_path):
-    with pytest.raises(ConfigError) as info:
-        build_rem("rem-tiny", pretrained=tmp_path / "nowhere")
-    assert "unet/ vae/ text_encoder/ tokenizer/" in info.value.hint
+    # A path is not looked up on the hub (no network, no "cannot connect" message): it is not there.
+    for config in ("rem-tiny", "rem-ms"):
+        with pytest.raises(ConfigError, match="backbone folder not found") as info:
+            build_rem(config, pretrained=tmp_path / "nowhere")
+        assert "unet/ vae/ text_encoder/ tokenizer/" in info.value.hint
+    assert "ali-vilab/text-to-video-ms-1.7b" in info.value.hint
 
 
 def test_pretrained_folder_round_trip_and_architecture_check(tmp_path, small_config):
@@ -93,3 +96,20 @@ def test_pretrained_folder_round_trip_and_architecture_check(tmp_path, small_con
     other = small_config.replace(denoiser={**small_config.denoiser, "block_out_channels": [16, 32]})
     with pytest.raises(ConfigError, match="block_out_channels"):
         build_rem(other, pretrained=tmp_path)
+
+
+def test_half_precision_keeps_what_diffusers_keeps_in_fp32(tmp_path):
+    # build_rem(dtype="bf16") must leave the Wan transformer as diffusers' own loader does: the time
+    # embedder, modulation tables, norms and rotary embedding in float32, the rest in bfloat16.
+    from diffusers import WanTransformer3DModel
+
+    model = build_rem("rem-wan-tiny", random_init=True, seed=2)
+    model.denoiser.save_pretrained(tmp_path)
+    reference = WanTransformer3DModel.from_pretrained(tmp_path, torch_dtype=torch.bfloat16)
+    cast_model = build_rem("rem-wan-tiny", random_init=True, seed=2, dtype="bf16")
+    ours = dict(cast_model.denoiser.named_parameters()) | dict(cast_model.denoiser.named_buffers())
+    theirs = dict(reference.named_parameters()) | dict(reference.named_buffers())
+    assert ours.keys() == theirs.keys()
+    assert {n for n, t in ours.items() if t.dtype == torch.float32} == {n for n, t in theirs.items() if t.dtype == torch.float32}
+    assert any(t.dtype == torch.bfloat16 for t in ours.values())
+    assert all(torch.equal(ours[n], theirs[n]) for n in ours)

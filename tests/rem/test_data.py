@@ -154,3 +154,25 @@ def test_mixing_weights_and_caps(toy_dataset):
         DataSource.from_json({"kind": "davis", "root": "x"})
     with pytest.raises(ConfigError, match="no data sources"):
         build_training_dataset([], resolution=(32, 48), num_frames=2)
+
+
+def test_a_dataset_without_masks_cannot_train(tmp_path, toy_dataset):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(toy_dataset, copy)
+    # One mask missing: named when the dataset is built, not later in a data loader worker.
+    missing = next((copy / "Annotations" / "toy001").glob("*.png"))
+    missing.unlink()
+    with pytest.raises(DatasetError, match="toy001 lacks 1 of its 10 masks") as info:
+        RefVPSVideoDataset(copy, resolution=(32, 48), num_frames=2)
+    assert info.value.path == missing and "refvps validate" in info.value.hint
+    # A clip without any masks (a test split) is left out; a dataset with none cannot train at all.
+    shutil.rmtree(copy / "Annotations" / "toy001")
+    assert {item.clip_id for item in RefVPSVideoDataset(copy, resolution=(32, 48), num_frames=2).items} == {"toy000"}
+    shutil.rmtree(copy / "Annotations")
+    with pytest.raises(DatasetError, match="has no masks") as info:
+        build_training_dataset([DataSource("refvps", str(copy))], resolution=(32, 48), num_frames=2)
+    assert "refvps synth" in info.value.hint
+    with pytest.raises(DatasetError, match="clips not in"):
+        RefVPSVideoDataset(toy_dataset, clips=["toy000", "nope"], resolution=(32, 48), num_frames=2)

@@ -76,3 +76,39 @@ def test_segments_held_out_clips_far_better_than_trivial_predictions(shipped, he
             full_j.append(_iou(np.ones_like(truth), truth, valid).mean())
     model, trivial = 100 * np.mean(model_j), 100 * max(np.mean(empty_j), np.mean(full_j))
     assert model >= trivial + 15, (model, trivial)
+
+
+@torch.no_grad()
+def test_predictions_follow_the_paper_pipeline(shipped, held_out):
+    """The masks of a window equal a reference written with the diffusers modules directly (paper
+    §3.3): VAE mode x scaling factor, noised to t = 0 by the DDPM scheduler's add_noise, UNet at
+    t = 0 with CLIP's last hidden state, VAE decode, bilinear resize to the frame (as the authors'
+    F.interpolate), mean over the 3 channels, > 0.5."""
+    import torch.nn.functional as F
+    from diffusers import DDPMScheduler
+
+    from rem_model.inference import InferenceOptions, clip_seed, predict_clip
+
+    clip = Dataset(held_out).clip(Dataset(held_out).clip_ids[0])
+    indices, predicted = next(predict_clip(shipped, clip, InferenceOptions(window=8)))
+    assert indices == list(range(8))
+    # The synthetic frames (256 x 144) are twice the model size (128 x 72): the area resize is a 2 x 2 mean.
+    frames = np.stack([clip.read_frame(n) for n in clip.frame_names[:8]])
+    video = F.avg_pool2d(torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1, 2)
+    vae, scale = shipped.vae, shipped.vae.config.scaling_factor
+    z0 = (vae.encode(video).latent_dist.mode() * scale).permute(1, 0, 2, 3).unsqueeze(0)  # (1, C, T, h, w)
+    noise = torch.randn(z0.shape, generator=torch.Generator().manual_seed(clip_seed(0, clip.id, 0)))
+    z1 = DDPMScheduler(**shipped.config.noise_schedule).add_noise(z0, noise, torch.tensor([0]))
+    height, width = frames.shape[1:3]
+    agreement = []
+    for expression in clip.expressions:
+        ids = shipped.tokenizer([expression.text], padding="max_length", max_length=shipped.config.max_text_tokens,
+                                truncation=True, return_tensors="pt").input_ids
+        text = shipped.text_encoder(ids)[0]
+        latent = shipped.denoiser(z1, torch.tensor([0]), encoder_hidden_states=text).sample
+        decoded = vae.decode(latent[0].permute(1, 0, 2, 3) / scale).sample
+        expected = F.interpolate(decoded, size=(height, width), mode="bilinear", align_corners=False).mean(1) > 0.5
+        mask = predicted[expression.exp_id]
+        assert mask.shape == (8, height, width) and 0 < mask.mean() < 0.5  # a real, partial mask
+        agreement.append((mask == expected.numpy()).mean())
+    assert min(agreement) > 0.999, agreement

@@ -12,11 +12,20 @@ from pathlib import Path
 import pytest
 import torch
 
-from refvps.errors import ConfigError
+from refvps.errors import ConfigError, DatasetError
 from rem_model.builder import build_rem
 from rem_model.data import DataSource, build_training_dataset, collate
 from rem_model.model import LoraSettings
-from rem_model.train import TrainConfig, build_optimizer, load_train_config, merge_lora_state_dict, run, step_generator
+from rem_model.train import (
+    TrainConfig,
+    _unwrap_worker_error,
+    build_optimizer,
+    find_checkpoint,
+    load_train_config,
+    merge_lora_state_dict,
+    run,
+    step_generator,
+)
 
 from .conftest import fill_zero_parameters
 
@@ -173,8 +182,24 @@ def test_resume_latest_picks_the_newest_checkpoint(tmp_path, toy_dataset):
     out = tmp_path / "b"
     run(_config(toy_dataset, out, max_steps=3, checkpointing_steps=1, checkpoints_total_limit=2), progress=False)
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-3"]
+    # A save interrupted half-way (written under a temporary name) is never taken for a checkpoint.
+    (out / "checkpoint-9.partial").mkdir()
+    assert find_checkpoint(out, "latest") == out / "checkpoint-3"
     again = run(_config(toy_dataset, out, max_steps=3, resume_from_checkpoint="latest"), progress=False)
     assert again.global_step == 3 and again.losses == []  # nothing left to do
+
+
+def test_a_data_loader_worker_error_is_reported_without_its_traceback():
+    # torch re-raises a worker's exception as type(exc)(message) with the traceback as the message.
+    wrapped = DatasetError(
+        "Caught DatasetError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+        '  File "x.py", line 1, in f\nrefvps.errors.DatasetError: cannot read frame /d/JPEGImages/c/00003.jpg\n'
+    )
+    clean = _unwrap_worker_error(wrapped)
+    assert isinstance(clean, DatasetError) and str(clean) == "cannot read frame /d/JPEGImages/c/00003.jpg"
+    assert "num_workers: 0" in clean.hint
+    plain = DatasetError("mask not found", hint="write it")
+    assert _unwrap_worker_error(plain) is plain
 
 
 def test_training_config_file_and_overrides(tmp_path, toy_dataset):
@@ -202,6 +227,7 @@ def test_two_process_cpu_run_of_two_steps(tmp_path, toy_dataset):
                 "num_workers: 0",
                 "lr: 0.001",
                 "log_every: 1",
+                "checkpointing_steps: 2",
                 f"output_dir: {tmp_path / 'ddp'}",
                 "data:",
                 f"  - {{kind: refvps, root: {toy_dataset}}}",
@@ -226,6 +252,9 @@ def test_two_process_cpu_run_of_two_steps(tmp_path, toy_dataset):
     assert [r["step"] for r in log] == [1, 2]
     assert result.stderr.count("trained 2 steps") == 1
     assert (tmp_path / "ddp" / "final" / "model.safetensors").is_file()
+    # Both processes wrote their part of the accelerate state; the folder got its final name once.
+    assert sorted(p.name for p in (tmp_path / "ddp").glob("checkpoint-*")) == ["checkpoint-2"]
+    assert {"random_states_0.pkl", "random_states_1.pkl"} <= {p.name for p in (tmp_path / "ddp" / "checkpoint-2").iterdir()}
 
 
 @pytest.mark.parametrize("name", ["ms_stage1", "ms_stage2", "wan14b"])
