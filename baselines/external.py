@@ -15,7 +15,7 @@ What every external adapter (``baselines/uninext.py``, ``vdit.py``, ``mutr.py``)
    directory, the adapter's environment variables); stdout and stderr go to the log file while a
    progress bar counts the masks appearing in the output folder.
 3. **Convert**: every clip whose masks are all there is converted into ``<out>`` and marked done.
-4. **Record**: ``<out>/run.json`` (see :mod:`baselines.record`) and the attempt's log in
+4. **Record**: ``<out>/run.json`` (see :mod:`refvps.predictions.record`) and the attempt's log in
    ``<out>/.logs/`` (the command, then everything the method printed). A complete run removes
    the work folder unless ``--keep-workdir``; a failed one keeps it for the next attempt.
 
@@ -47,7 +47,7 @@ from refvps.predictions.writer import DONE_DIR
 
 from baselines.convert import describe_missing, harvest
 from baselines.export import ExportNames, reset_folder
-from baselines.record import (
+from refvps.predictions.record import (
     check_same_run,
     checkpoint_record,
     git_state,

@@ -35,7 +35,7 @@ from refvps.errors import UsageError
 from refvps.predictions import PredictionWriter
 
 from baselines.external import RunSummary, check_prediction_folder, open_for_prediction
-from baselines.record import check_same_run, now_iso, read_run, write_run
+from refvps.predictions.record import check_same_run, now_iso, read_run, write_run
 
 REFERENCE_BASELINES = ("empty", "full", "motion", "oracle")
 

@@ -194,6 +194,7 @@ def build_rem(
     model = REMModel(cfg, denoiser, vae, text_encoder, tokenizer)
     for layer in layers:
         load_into(model, read_checkpoint(layer, trust=trust_checkpoint), layer.path)
+        model.weight_sources.append(str(Path(layer.path).resolve()))
     torch_dtype = parse_dtype(dtype)
     if device is not None or torch_dtype is not None:
         cast(model, device, torch_dtype)

@@ -26,13 +26,12 @@ import torch
 
 from refvps.dataset.format import Clip, Dataset
 from refvps.errors import UsageError
-from refvps.fileio import atomic_write_json, read_json
 from refvps.predictions import PredictionWriter
+from refvps.predictions.record import check_same_run, checkpoint_record, now_iso, read_run, write_run
 
 from rem_model.data.transforms import ASPECTS, Geometry, frames_tensor, probs_to_frame
 from rem_model.model import REMModel
 
-RUN_FILE = ".rem_run.json"
 
 
 @dataclass(frozen=True)
@@ -193,49 +192,83 @@ def predict_dataset(
         raise UsageError(f"clips not in {data.root}: {', '.join(unknown[:5])}", hint="list them with: refvps stats ROOT")
     done = writer.done_clips()
     fingerprint = run_fingerprint(model, options, run_info)
-    check_same_run(Path(out), fingerprint, done)
+    previous = read_run(Path(out))
+    check_same_run(previous, fingerprint, Path(out), done & set(wanted))
     summary = PredictSummary(Path(out), clips_skipped=[c for c in wanted if c in done])
     todo = [c for c in wanted if c not in done]
+    record = None
     if state.is_main_process:
-        info = {
-            "method": "REM",
-            "config": model.config.name,
-            "options": dataclasses.asdict(options),
-            **(run_info or {}),
-            "fingerprint": fingerprint,
-        }
-        atomic_write_json(Path(out) / RUN_FILE, info)
-    started = time.perf_counter()
-    with state.split_between_processes(todo) as mine:
-        mine = list(mine)
-        clips = [data.clip(c) for c in mine]
-        total = sum(len(c.frame_names) for c in clips)
-        bar = _bar(progress and state.is_main_process)
-        task = bar.add_task("REM", total=total) if bar else None
-        try:
-            if bar:
-                bar.start()
-            for clip in clips:
+        record = _run_record(model, data, options, run_info, fingerprint, previous, len(wanted))
+        write_run(Path(out), record)
+    try:
+        started = time.perf_counter()
+        with state.split_between_processes(todo) as mine:
+            mine = list(mine)
+            clips = [data.clip(c) for c in mine]
+            total = sum(len(c.frame_names) for c in clips)
+            bar = _bar(progress and state.is_main_process)
+            task = bar.add_task("REM", total=total) if bar else None
+            try:
                 if bar:
-                    bar.update(task, description=f"REM {clip.id}")
-                advance = (lambda n: bar.update(task, advance=n)) if bar else None
-                for indices, masks in predict_clip(model, clip, options, on_window=advance):
-                    names = [clip.frame_names[i] for i in indices]
-                    for exp_id, stack in masks.items():
-                        writer.write_many(clip.id, exp_id, names, stack)
-                    summary.frames += len(indices)
-                    summary.frame_expressions += len(indices) * len(masks)
-                writer.mark_done(
-                    clip.id,
-                    {"frames": len(clip.frame_names), "expressions": [e.exp_id for e in clip.expressions], "config": model.config.name},
-                )
-                summary.clips_predicted.append(clip.id)
-        finally:
-            if bar:
-                bar.stop()
+                    bar.start()
+                for clip in clips:
+                    if bar:
+                        bar.update(task, description=f"REM {clip.id}")
+                    advance = (lambda n: bar.update(task, advance=n)) if bar else None
+                    for indices, masks in predict_clip(model, clip, options, on_window=advance):
+                        names = [clip.frame_names[i] for i in indices]
+                        for exp_id, stack in masks.items():
+                            writer.write_many(clip.id, exp_id, names, stack)
+                        summary.frames += len(indices)
+                        summary.frame_expressions += len(indices) * len(masks)
+                    writer.mark_done(
+                        clip.id,
+                        {"frames": len(clip.frame_names), "expressions": [e.exp_id for e in clip.expressions], "config": model.config.name},
+                    )
+                    summary.clips_predicted.append(clip.id)
+            finally:
+                if bar:
+                    bar.stop()
+    except BaseException as exc:
+        # The record must not say "running" once the run is gone; finished clips stay done.
+        if record is not None:
+            record.update(status="interrupted" if isinstance(exc, KeyboardInterrupt) else "error", finished=now_iso())
+            write_run(Path(out), record)
+        raise
     summary.seconds = time.perf_counter() - started
     state.wait_for_everyone()
+    if record is not None:
+        record.update(status="complete", finished=now_iso(), exit_status=0)
+        write_run(Path(out), record)
     return summary
+
+
+def _run_record(model, data, options, run_info, fingerprint, previous, n_clips) -> dict:
+    """The ``run.json`` of a REM run, in the format every baseline writes (refvps.predictions.record)."""
+    info = dict(run_info or {})
+    # The last weights loaded decide the masks (the shipped rem-tiny weights when no --checkpoint).
+    checkpoint = info.get("checkpoint") or (model.weight_sources[-1] if model.weight_sources else None)
+    weights = None
+    if checkpoint:
+        path = Path(checkpoint)
+        weights_file = path / "model.safetensors" if path.is_dir() else path
+        if weights_file.is_file():
+            weights = checkpoint_record(weights_file, (previous or {}).get("checkpoint"))
+    resumed = previous is not None and previous.get("fingerprint") == fingerprint
+    return {
+        "method": "rem",
+        "title": "REM",
+        "kind": "builtin",
+        "config": model.config.name,
+        "dataset": str(data.root.resolve()),
+        "clips": n_clips,
+        "pretrained": info.get("pretrained"),
+        "checkpoint": weights or ({"path": str(checkpoint)} if checkpoint else None),
+        "settings": {"options": dataclasses.asdict(options), **{k: info.get(k) for k in ("device", "dtype", "random_init")}},
+        "fingerprint": fingerprint,
+        "started": previous.get("started") if resumed and previous.get("started") else now_iso(),
+        "status": "running",
+    }
 
 
 def run_fingerprint(model: REMModel, options: InferenceOptions, run_info: dict | None) -> dict:
@@ -249,23 +282,6 @@ def run_fingerprint(model: REMModel, options: InferenceOptions, run_info: dict |
         "threshold": options.threshold if options.threshold is not None else model.config.mask_threshold,
         **{key: info.get(key) for key in ("pretrained", "checkpoint", "dtype", "random_init")},
     }
-
-
-def check_same_run(out: Path, fingerprint: dict, done: set[str]) -> None:
-    """Refuse to add masks to a folder whose finished clips another model or setting predicted."""
-    path = out / RUN_FILE
-    if not done or not path.is_file():
-        return
-    before = read_json(path, what="REM run record").get("fingerprint")
-    if before is None or before == fingerprint:
-        return
-    changed = sorted(k for k in set(before) | set(fingerprint) if before.get(k) != fingerprint.get(k))
-    details = "; ".join(f"{k}: {before.get(k)!r} then, {fingerprint.get(k)!r} now" for k in changed)
-    raise UsageError(
-        f"{out} already holds {len(done)} finished clip(s) of another REM run ({details})",
-        hint="write to a new --out folder, run with the same settings to resume, or delete the folder to start over",
-        path=path,
-    )
 
 
 def process_state():

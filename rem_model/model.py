@@ -55,6 +55,8 @@ class REMModel(nn.Module):
     def __init__(self, config: REMConfig, denoiser: nn.Module, vae: nn.Module, text_encoder: nn.Module, tokenizer):
         super().__init__()
         self.config = config
+        # Checkpoint files or folders loaded into this model, in order (set by build_rem; recorded in run.json).
+        self.weight_sources: list[str] = []
         self.denoiser = denoiser
         self.vae = vae
         self.text_encoder = text_encoder

@@ -84,8 +84,11 @@ def test_every_frame_of_a_30_frame_clip_with_window_8(tmp_path, long_clips, tiny
             assert set(np.unique(np.asarray(image))) <= {0, 255}
     assert summary.frames == 60 and summary.frame_expressions == 240
     assert sorted(summary.clips_predicted) == dataset.clip_ids
-    run = json.loads((out / ".rem_run.json").read_text())
-    assert run["config"] == "rem-tiny" and run["options"]["window"] == 8
+    run = json.loads((out / "run.json").read_text())  # the record every baseline writes
+    assert run["method"] == "rem" and run["status"] == "complete" and run["exit_status"] == 0
+    assert run["config"] == "rem-tiny" and run["settings"]["options"]["window"] == 8
+    assert run["clips"] == len(dataset.clip_ids) and run["finished"] >= run["started"]
+    assert run["checkpoint"] is None or len(run["checkpoint"]["sha256"]) == 64
 
 
 def test_a_half_written_folder_resumes(tmp_path, long_clips, tiny_model):

@@ -1,4 +1,4 @@
-"""``run.json``: what produced a folder of predictions, so a number can be traced and reproduced.
+"""``run.json``: what produced a folder of predictions (any baseline, REM included), so a number can be traced.
 
 Written beside the predictions (``<out>/run.json``; the scorer skips non-PNG files) and updated
 atomically after every attempt::
@@ -132,9 +132,10 @@ def check_same_run(previous: dict | None, fingerprint: dict[str, Any], out: Path
     if before is None or before == fingerprint:
         return
     changed = sorted(k for k in set(before) | set(fingerprint) if before.get(k) != fingerprint.get(k))
+    details = "; ".join(f"{k}: {before.get(k)!r} then, {fingerprint.get(k)!r} now" for k in changed)
     raise UsageError(
         f"{out} already holds {len(done)} finished clips from a run with different "
-        f"{', '.join(changed)} (see {out / RUN_FILE})",
-        hint="write to a new --out folder, or delete the old predictions to start over",
+        f"{', '.join(changed)} ({details}; see {out / RUN_FILE})",
+        hint="write to a new --out folder, run with the same settings to resume, or delete the old predictions to start over",
         path=out / RUN_FILE,
     )
