@@ -31,9 +31,13 @@ def _fmt(value, digits: int = 2) -> str:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
 @click.option("--json", "as_json", is_flag=True, help="Print results.json on stdout instead of tables.")
 @click.option("--per-concept", is_flag=True, help="Also print the per-concept table.")
+@click.option("--cache-dir", type=click.Path(path_type=Path),
+              help="Where RLE scoring without F keeps the ground truth encoded as RLE between runs "
+                   "(default: $REFVPS_CACHE_DIR or ~/.cache/refvps).")
+@click.option("--no-cache", is_flag=True, help="Do not read or write the ground-truth cache.")
 def evaluate(predictions: Path, dataset_root: Path, output: Path | None, csv_path: Path | None, strict: bool,
              workers: int, no_boundary: bool, method: str | None, bootstrap: int, seed: int, as_json: bool,
-             per_concept: bool) -> None:
+             per_concept: bool, cache_dir: Path | None, no_cache: bool) -> None:
     """Score PREDICTIONS against the dataset: J, F, J&F, TempCon, breakdowns and 95% intervals.
 
     PREDICTIONS is a folder of PNGs (<clip>/<exp_id>/<frame>.png, optionally under Annotations/), a .zip
@@ -53,6 +57,7 @@ def evaluate(predictions: Path, dataset_root: Path, output: Path | None, csv_pat
             method=method,
             bootstrap=bootstrap,
             seed=seed,
+            gt_cache=False if no_cache else cache_dir,
             on_start=lambda total: bar.update(task, total=total),
             progress=lambda clip_id, n: bar.update(task, advance=n, description=f"scoring {clip_id}"),
         )

@@ -4,20 +4,24 @@ One clip is scored in chunks of frames, so memory stays bounded for clips of any
 
 * each ground-truth label map is decoded once and serves all the clip's expressions (Ref-VPS has
   four per clip); its target and Ignore masks are computed for a whole chunk of frames at once
-  (one table lookup each), and a target's boundary and the dilation of that boundary once per
-  frame, not once per expression;
+  (one table lookup each), with their bounding boxes and pixel counts, and the target's boundary
+  and its dilation once per frame (:class:`~refvps.scoring.metrics.TargetBoundary`), not once per
+  expression;
+* PNGs are decoded by :mod:`refvps.scoring.pngfast` where it applies (exact; PIL otherwise);
 * each predicted PNG is decoded once; the pixels it shares with the target and with Ignore are
-  counted as nonzero bytes of one bitwise AND, with no conversion of the decoded array;
-* the boundary measure is computed inside the bounding box of the two boundaries
-  (:mod:`refvps.scoring.metrics`), which gives DAVIS's numbers at a fraction of the cost;
-* COCO-RLE predictions are scored on their runs (pycocotools ``merge``/``area``) against the ground
-  truth encoded once per frame, without decoding the predictions (unless F is asked for).
+  counted as nonzero bytes of one bitwise AND inside the target's (or Ignore's) bounding box, with
+  no conversion of the decoded array; with F, the prediction without Ignore is built only over its
+  own bounding box, and gives the boundary, the area and the intersection at once;
+* COCO-RLE predictions are scored for J on their runs (pycocotools ``merge``/``area``) against the
+  ground truth encoded as RLE once per frame, without decoding the predictions; the encoded ground
+  truth can be kept between runs (:mod:`refvps.scoring.gtcache`). With F they are decoded.
 
 :func:`score_clip` is what a worker process runs; it takes a picklable :class:`ClipTask`.
 """
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass, field
 
@@ -29,14 +33,15 @@ from refvps.dataset.palette import IGNORE_INDEX
 from refvps.errors import DatasetError, RefvpsError
 from refvps.scoring.metrics import (
     BOUND_TH,
-    BoundaryCrop,
+    TargetBoundary,
     bound_pixels,
-    boundary_map,
-    dilate_boundary,
-    f_from_boundaries,
     iou_from_counts,
+    nonzero_box,
+    region_boundary,
 )
-from refvps.scoring.readers import FORMAT_RLE, ClipPredictions, decode_rle
+from refvps.scoring.gtcache import LabelRunsCache, content_digest
+from refvps.scoring.pngfast import decode_label
+from refvps.scoring.readers import FORMAT_RLE, ClipPredictions
 
 DEFAULT_CHUNK = 32
 """Frames decoded at a time: 32 frames of 1024x576 with four expressions hold about 100 MB."""
@@ -75,6 +80,7 @@ class ClipTask:
     bound_th: float = BOUND_TH
     chunk: int = DEFAULT_CHUNK
     first_frame: str | None = None  # the clip's first JPEG, whose size every mask must have
+    gt_cache: str | None = None  # root of the ground-truth RLE cache (RLE predictions, J only); None = off
 
 
 @dataclass
@@ -124,10 +130,34 @@ def score_clip_safe(task: ClipTask) -> ClipOutcome | ErrorOutcome:
         return ErrorOutcome(task.clip_id, type(exc).__name__, exc.message, exc.hint, str(exc.path) if exc.path else None)
 
 
-def read_label(path: str) -> np.ndarray:
-    """A ground-truth label map as uint8 indices, read with PIL (palette indices, not colours)."""
+def read_label_bytes(path: str) -> bytes:
+    """The bytes of a ground-truth label PNG, with a clear error when it cannot be read."""
     try:
-        with Image.open(path) as image:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise DatasetError(
+            f"ground-truth mask not found: {path}",
+            hint="every frame listed in meta_expressions.json needs a mask; run: refvps validate ROOT",
+            path=path,
+        ) from None
+    except OSError as exc:
+        raise DatasetError(
+            f"ground-truth mask cannot be read: {path}: {exc}", hint="check the file; run: refvps validate ROOT", path=path
+        ) from None
+
+
+def decode_label_bytes(data: bytes, path: str) -> np.ndarray:
+    """A ground-truth label map as uint8 indices (palette indices, not colours); ``path`` names errors.
+
+    Palette and greyscale PNGs written without row filters (as PIL and refvps write label maps)
+    are decoded with zlib alone (:mod:`refvps.scoring.pngfast`); every other file with PIL.
+    """
+    fast = decode_label(data)
+    if fast is not None:
+        return fast
+    try:
+        with Image.open(io.BytesIO(data)) as image:
             image.load()
             if image.mode not in ("P", "L"):
                 raise DatasetError(
@@ -136,18 +166,17 @@ def read_label(path: str) -> np.ndarray:
                     path=path,
                 )
             return np.asarray(image)
-    except FileNotFoundError:
-        raise DatasetError(
-            f"ground-truth mask not found: {path}",
-            hint="every frame listed in meta_expressions.json needs a mask; run: refvps validate ROOT",
-            path=path,
-        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DatasetError(
             f"ground-truth mask cannot be decoded (corrupt or truncated PNG?): {path}: {exc}",
             hint="re-export the mask; run: refvps validate ROOT",
             path=path,
         ) from None
+
+
+def read_label(path: str) -> np.ndarray:
+    """A ground-truth label map as uint8 indices (palette indices, not colours)."""
+    return decode_label_bytes(read_label_bytes(path), path)
 
 
 def _frame_shape(task: ClipTask) -> tuple[int, int] | None:
@@ -173,57 +202,120 @@ def _read_labels(task: ClipTask, names: list[str], shape: tuple[int, int] | None
         label = read_label(path)
         if shape is None:
             shape = label.shape
-        if label.shape != shape:
-            raise DatasetError(
-                f"ground-truth mask is {label.shape[1]}x{label.shape[0]}, but the clip's frames are "
-                f"{shape[1]}x{shape[0]}: {path}",
-                hint="a mask has the exact size of its frame; re-export it (run: refvps validate ROOT)",
-                path=path,
-            )
+        _check_label_shape(label.shape, shape, path)
         if stack is None:
             stack = _buffer("labels", (len(names), *shape), np.uint8)
         stack[row] = label
     return stack
 
 
-def _count_per_frame(stack: np.ndarray) -> np.ndarray:
-    # count_nonzero on each contiguous frame is ~10x faster than count_nonzero(axis=...).
-    return np.fromiter((np.count_nonzero(frame) for frame in stack), dtype=np.int64, count=len(stack))
+def _check_label_shape(found: tuple[int, int], shape: tuple[int, int], path: str) -> None:
+    if tuple(found) != tuple(shape):
+        raise DatasetError(
+            f"ground-truth mask is {found[1]}x{found[0]}, but the clip's frames are {shape[1]}x{shape[0]}: {path}",
+            hint="a mask has the exact size of its frame; re-export it (run: refvps validate ROOT)",
+            path=path,
+        )
 
 
-class _TargetFrames:
-    """Per-chunk ground truth of one target: masks, pixel counts, boundaries, dilations (lazily).
+_box = nonzero_box
 
-    ``masks`` is (T, H, W), bool or 0/255 bytes (nonzero = target); it may be a transposed view of
-    Fortran-ordered data (RLE path).
+
+def _overlap(a: np.ndarray, b: np.ndarray, box: tuple[int, int, int, int] | None, scratch: np.ndarray) -> int:
+    """Pixels nonzero in both 2-D uint8 arrays, counted inside ``box``, outside which ``b`` is zero."""
+    if box is None:
+        return 0
+    top, left, bottom, right = box
+    both = cv2.bitwise_and(a[top:bottom, left:right], b[top:bottom, left:right], dst=scratch[: bottom - top, : right - left])
+    return cv2.countNonZero(both)
+
+
+def _overlap_at(seg: np.ndarray, corner: tuple[int, int], b: np.ndarray, box, scratch: np.ndarray) -> int:
+    """Like :func:`_overlap` for ``seg`` covering a region of the frame whose top-left is ``corner``."""
+    if box is None:
+        return 0
+    y0, x0 = corner
+    top, left = max(box[0], y0), max(box[1], x0)
+    bottom, right = min(box[2], y0 + seg.shape[0]), min(box[3], x0 + seg.shape[1])
+    if top >= bottom or left >= right:
+        return 0
+    part = seg[top - y0 : bottom - y0, left - x0 : right - x0]
+    both = cv2.bitwise_and(part, b[top:bottom, left:right], dst=scratch[: bottom - top, : right - left])
+    return cv2.countNonZero(both)
+
+
+class _GroundTruthChunk:
+    """The ground truth of a chunk of frames, prepared once for all the clip's expressions.
+
+    Masks are 0/255 bytes, (T, H, W) in reused buffers: "prediction AND target" is then one bitwise
+    AND that keeps any nonzero predicted value, and nothing needs converting. Per frame and target:
+    the pixel count, the bounding box (intersections are counted only inside it) and, when F is
+    asked for, the :class:`TargetBoundary` (true boundary and its dilation, computed once).
     """
 
-    def __init__(self, masks: np.ndarray, counts: np.ndarray, boundary: bool, radius: float):
-        self.masks = masks
-        self.counts = counts
+    def __init__(self, labels: np.ndarray, obj_ids: list[int], radius: float, boundary: bool):
+        self.labels = labels
+        self.shape = labels.shape[1:]
         self.radius = radius
-        self.shape = masks.shape[1:]
-        self.boundaries = [boundary_map(m) for m in masks] if boundary else None
-        self._dilated: dict[int, BoundaryCrop | None] = {}
+        self.void = _equal_bytes(labels, IGNORE_INDEX, "void")
+        self.void_boxes = [_box(frame) for frame in self.void]
+        self.keep = np.bitwise_not(self.void, out=_buffer("keep", labels.shape, np.uint8)) if boundary else None
+        self.targets: dict[int, np.ndarray] = {}
+        self.target_boxes: dict[int, list] = {}
+        self.target_counts: dict[int, np.ndarray] = {}
+        self._boundaries: dict[int, list] = {}
+        for obj_id in obj_ids:
+            masks = _equal_bytes(labels, obj_id, f"target{obj_id}")
+            self.targets[obj_id] = masks
+            self.target_boxes[obj_id] = [_box(frame) for frame in masks]
+            self.target_counts[obj_id] = np.array(
+                [cv2.countNonZero(frame) if box else 0 for frame, box in zip(masks, self.target_boxes[obj_id])], np.int64
+            )
+            self._boundaries[obj_id] = [None] * len(labels)
 
-    def dilated(self, index: int) -> BoundaryCrop | None:
-        if index not in self._dilated:  # once per frame, shared by every expression of the target
-            self._dilated[index] = dilate_boundary(self.boundaries[index], self.radius, self.shape)
-        return self._dilated[index]
+    def boundary(self, obj_id: int, index: int) -> TargetBoundary:
+        found = self._boundaries[obj_id][index]
+        if found is None:  # once per frame and target, shared by its expressions
+            # Target and Ignore are different labels, so the target needs no void removal.
+            box = self.target_boxes[obj_id][index]
+            found = TargetBoundary(self.targets[obj_id][index], self.radius, binary=True, box=box)
+            self._boundaries[obj_id][index] = found
+        return found
 
-    def f_of(self, index: int, pred: np.ndarray | None) -> float:
-        """Boundary F of frame ``index`` for a predicted mask (already without Ignore; None = empty)."""
-        fg = boundary_map(pred) if pred is not None else None
-        gt = self.boundaries[index]
-        if fg is None or gt is None:  # DAVIS's conventions for empty boundaries; nothing to dilate
-            return f_from_boundaries(fg, None, gt, None)
-        return f_from_boundaries(fg, dilate_boundary(fg, self.radius, self.shape), gt, self.dilated(index))
+
+def _score_mask(gt: _GroundTruthChunk, obj_id: int, index: int, raw: np.ndarray | None, boundary: bool, scratch):
+    """(|p & g|, |p|, F or None) of one predicted mask (uint8, nonzero = foreground; None = empty)."""
+    if raw is None:
+        return 0, 0, (gt.boundary(obj_id, index).f(None) if boundary else None)
+    target = gt.targets[obj_id][index]
+    target_box = gt.target_boxes[obj_id][index]
+    void_box = gt.void_boxes[index]
+    if not boundary:
+        area = cv2.countNonZero(raw)
+        if not area:
+            return 0, 0, None
+        # |p & g| needs no Ignore test (the target never overlaps Ignore); |p| does.
+        inter = _overlap(raw, target, target_box, scratch)
+        if void_box is not None:
+            area -= _overlap(raw, gt.void[index], void_box, scratch)
+        return inter, area, None
+    box = _box(raw)
+    if box is None:
+        return 0, 0, gt.boundary(obj_id, index).f(None)
+    # DAVIS removes void pixels before taking boundaries: the prediction without Ignore, over its
+    # box grown by a pixel, gives the boundary, the predicted area and the intersection.
+    keep = gt.keep[index] if void_box is not None else None
+    predicted, seg, corner = region_boundary(raw, box, keep=keep)
+    area = cv2.countNonZero(seg)
+    inter = _overlap_at(seg, corner, target, target_box, scratch) if area else 0
+    return inter, area, gt.boundary(obj_id, index).f(predicted)
 
 
 def score_clip(task: ClipTask) -> ClipOutcome:
     """Per-frame IoU (and F) of every expression of one clip; missing predictions are empty masks."""
+    if task.predictions.kind == FORMAT_RLE and not task.boundary:
+        return _score_clip_runs(task)
     n_frames = len(task.frames)
-    is_rle = task.predictions.kind == FORMAT_RLE
     ious = {exp_id: np.empty(n_frames) for exp_id, _ in task.expressions}
     fs = {exp_id: np.empty(n_frames) for exp_id, _ in task.expressions} if task.boundary else None
     missing = {exp_id: 0 for exp_id, _ in task.expressions}
@@ -232,9 +324,11 @@ def score_clip(task: ClipTask) -> ClipOutcome:
         names = task.frames[start : start + task.chunk]
         labels = _read_labels(task, names, shape)
         shape = labels.shape[1:]
-        rows = slice(start, start + len(names))
-        scorer = _score_chunk_rle if is_rle else _score_chunk_masks
-        scorer(task, names, labels, ious, fs, missing, rows)
+        _score_chunk_masks(task, names, labels, ious, fs, missing, slice(start, start + len(names)))
+    return _outcome(task, shape, ious, fs, missing)
+
+
+def _outcome(task: ClipTask, shape, ious, fs, missing) -> ClipOutcome:
     outcome = ClipOutcome(task.clip_id, tuple(shape) if shape else (0, 0))
     for exp_id, _ in task.expressions:
         outcome.expressions.append(ExpressionFrames(exp_id, ious[exp_id], fs[exp_id] if fs else None, missing[exp_id]))
@@ -242,49 +336,31 @@ def score_clip(task: ClipTask) -> ClipOutcome:
 
 
 def _score_chunk_masks(task, names, labels, ious, fs, missing, rows) -> None:
-    """PNG predictions: the ground truth of the chunk is prepared once, as (T, H, W) stacks, for
-    every expression; each predicted frame is decoded once and only its nonzero bytes are counted."""
+    """Predicted masks (PNG, or decoded RLE when F is asked for): each is decoded once and scored
+    against the ground truth of the chunk, prepared once for all expressions."""
     shape = labels.shape[1:]
-    radius = bound_pixels(shape, task.bound_th)
-    # Masks as 0/255 bytes: "prediction AND target" is then one bitwise AND that keeps any nonzero
-    # prediction value, and counting nonzero bytes needs no conversion of the decoded PNG.
-    void_bytes = _equal_bytes(labels, IGNORE_INDEX, "void")
-    has_void = _count_per_frame(void_bytes) > 0
-    targets, target_bytes = {}, {}
-    for obj_id in sorted({obj for _, obj in task.expressions}):
-        target_bytes[obj_id] = _equal_bytes(labels, obj_id, f"target{obj_id}")
-        counts = _count_per_frame(target_bytes[obj_id])
-        targets[obj_id] = _TargetFrames(target_bytes[obj_id], counts, task.boundary, radius)
+    gt = _GroundTruthChunk(
+        labels, sorted({obj for _, obj in task.expressions}), bound_pixels(shape, task.bound_th), fs is not None
+    )
     scratch = _buffer("scratch", shape, np.uint8)
-    keep_bytes = None
-    if fs is not None:  # 255 outside Ignore
-        keep_bytes = np.bitwise_not(void_bytes, out=_buffer("keep", labels.shape, np.uint8))
     predictions = task.predictions
     for exp_id, obj_id in task.expressions:
-        target = targets[obj_id]
         inter = np.zeros(len(names), np.int64)
         pred_area = np.zeros(len(names), np.int64)
         for i, frame in enumerate(names):
-            if not predictions.has(exp_id, frame):
+            if predictions.has(exp_id, frame):
+                raw = predictions.read_raw(exp_id, frame, shape, _ZIP_CACHE)
+                if raw.dtype == bool:
+                    raw = raw.view(np.uint8)
+                if not raw.flags.c_contiguous and raw.flags.f_contiguous:  # decoded RLE: column-major
+                    raw = cv2.transpose(raw.T)  # OpenCV takes row-major arrays; this is its fast transpose
+            else:
                 missing[exp_id] += 1
-                if fs is not None:
-                    fs[exp_id][rows.start + i] = target.f_of(i, None)
-                continue
-            raw = predictions.read_raw(exp_id, frame, shape, _ZIP_CACHE)
-            if raw.dtype == bool:
-                raw = raw.view(np.uint8)
-            area = np.count_nonzero(raw)
-            if area:
-                # |p & g| needs no Ignore test (the target never overlaps Ignore); |p| does.
-                inter[i] = np.count_nonzero(np.bitwise_and(raw, target_bytes[obj_id][i], out=scratch))
-                if has_void[i]:
-                    area -= np.count_nonzero(np.bitwise_and(raw, void_bytes[i], out=scratch))
-            pred_area[i] = area
+                raw = None
+            inter[i], pred_area[i], f = _score_mask(gt, obj_id, i, raw, fs is not None, scratch)
             if fs is not None:
-                # DAVIS removes void pixels before taking boundaries; nonzero bytes are the mask.
-                pred = np.bitwise_and(raw, keep_bytes[i], out=scratch) if has_void[i] else raw
-                fs[exp_id][rows.start + i] = target.f_of(i, pred)
-        union = target.counts + pred_area - inter
+                fs[exp_id][rows.start + i] = f
+        union = gt.target_counts[obj_id] + pred_area - inter
         ious[exp_id][rows] = iou_from_counts(inter, union)
 
 
@@ -297,49 +373,103 @@ def _equal_bytes(labels: np.ndarray, value: int, name: str, true: int = 255) -> 
     return out
 
 
-def _score_chunk_rle(task, names, labels, ious, fs, missing, rows) -> None:
-    """RLE predictions: intersections on runs against the ground truth encoded once per frame."""
+def _label_runs(labels: np.ndarray, values: list[int]) -> list[dict[int, bytes]]:
+    """COCO-RLE counts of ``labels == value`` for each value, per frame of a (T, H, W) stack."""
     from pycocotools import mask as mask_utils
 
-    shape = labels.shape[1:]
-    radius = bound_pixels(shape, task.bound_th)
     # pycocotools runs go down columns: lay the labels out as (T, W, H) with cv2's fast transpose;
     # its (H, W, T) transpose is then the Fortran-ordered array that pycocotools encodes.
-    transposed = _buffer("transposed", (len(names), shape[1], shape[0]), np.uint8)
+    count, height, width = labels.shape
+    transposed = _buffer("transposed", (count, width, height), np.uint8)
     for row, label in enumerate(labels):
         cv2.transpose(label, dst=transposed[row])
-    void_t = _equal_bytes(transposed, IGNORE_INDEX, "void", true=1)  # (T, W, H), 0/1
-    has_void = _count_per_frame(void_t) > 0
-    void_rles = mask_utils.encode(void_t.transpose(2, 1, 0)) if has_void.any() else None
-    targets, target_rles = {}, {}
-    for obj_id in sorted({obj for _, obj in task.expressions}):
-        masks_t = _equal_bytes(transposed, obj_id, f"target{obj_id}", true=1)
-        target_rles[obj_id] = mask_utils.encode(masks_t.transpose(2, 1, 0))
-        counts = mask_utils.area(target_rles[obj_id]).astype(np.int64)
-        targets[obj_id] = _TargetFrames(masks_t.transpose(0, 2, 1), counts, task.boundary, radius)
-    void_f = void_t.transpose(2, 1, 0)
+    frames: list[dict[int, bytes]] = [{} for _ in range(count)]
+    for value in values:
+        masks = _equal_bytes(transposed, value, f"runs{value}", true=1)
+        for row, rle in enumerate(mask_utils.encode(masks.transpose(2, 1, 0))):
+            frames[row][value] = rle["counts"]
+    return frames
+
+
+def _ground_truth_runs(task: ClipTask, values: list[int]) -> tuple[tuple[int, int] | None, list[dict[int, bytes]]]:
+    """Per frame of the clip, the RLE counts of each label value in ``values``, and the frames' (H, W).
+
+    With a cache (:mod:`refvps.scoring.gtcache`), frames whose PNG bytes are unchanged are not
+    decoded; the others are decoded in chunks and added to it.
+    """
+    shape = _frame_shape(task)
+    cache = None
+    if task.gt_cache:
+        try:
+            cache = LabelRunsCache(task.gt_cache, task.masks_dir)
+        except OSError:
+            cache = None
+    runs: list[dict[int, bytes] | None] = [None] * len(task.frames)
+    todo: list[tuple[int, str, bytes, str | None]] = []  # (index, path, PNG bytes, digest) to decode
+    for index, name in enumerate(task.frames):
+        path = os.path.join(task.masks_dir, f"{name}.png")
+        if cache is None:
+            todo.append((index, path, b"", None))
+            continue
+        data = read_label_bytes(path)
+        digest = content_digest(data)
+        found = cache.lookup(name, digest, values)
+        if found is None:
+            todo.append((index, path, data, digest))
+            continue
+        found_shape, runs[index] = found
+        if shape is None:
+            shape = found_shape
+        _check_label_shape(found_shape, shape, path)
+    for start in range(0, len(todo), task.chunk):
+        part = todo[start : start + task.chunk]
+        stack = None
+        for row, (index, path, data, _) in enumerate(part):
+            label = decode_label_bytes(data, path) if data else read_label(path)
+            if shape is None:
+                shape = label.shape
+            _check_label_shape(label.shape, shape, path)
+            if stack is None:
+                stack = _buffer("labels", (len(part), *shape), np.uint8)
+            stack[row] = label
+        for (index, _, _, digest), counts in zip(part, _label_runs(stack, values)):
+            runs[index] = counts
+            if cache is not None:
+                cache.store(task.frames[index], digest, shape, counts)
+    if cache is not None:
+        cache.save()
+    return shape, runs
+
+
+def _score_clip_runs(task: ClipTask) -> ClipOutcome:
+    """J (and TempCon's per-frame IoU) of RLE predictions, on runs: pycocotools ``merge``/``area``
+    against the ground truth's RLE, made once per frame (or read from the cache); no mask is decoded."""
+    from pycocotools import mask as mask_utils
+
+    obj_ids = sorted({obj for _, obj in task.expressions})
+    shape, runs = _ground_truth_runs(task, sorted(set(obj_ids) | {IGNORE_INDEX}))
+    size = [int(shape[0]), int(shape[1])]
+    n_frames = len(task.frames)
+    void = [{"size": size, "counts": frame[IGNORE_INDEX]} for frame in runs]
+    has_void = mask_utils.area(void) > 0
+    targets = {obj: [{"size": size, "counts": frame[obj]} for frame in runs] for obj in obj_ids}
+    target_counts = {obj: mask_utils.area(targets[obj]).astype(np.int64) for obj in obj_ids}
     predictions = task.predictions
+    ious, missing = {}, {}
     for exp_id, obj_id in task.expressions:
-        target = targets[obj_id]
-        inter = np.zeros(len(names), np.int64)
-        pred_area = np.zeros(len(names), np.int64)
-        for i, frame in enumerate(names):
+        inter = np.zeros(n_frames, np.int64)
+        pred_area = np.zeros(n_frames, np.int64)
+        missing[exp_id] = 0
+        for i, frame in enumerate(task.frames):
             if not predictions.has(exp_id, frame):
                 missing[exp_id] += 1
-                if fs is not None:
-                    fs[exp_id][rows.start + i] = target.f_of(i, None)
                 continue
             rle = predictions.rle(exp_id, frame, shape)
             area = int(mask_utils.area(rle))
             if area:
-                inter[i] = mask_utils.area(mask_utils.merge([rle, target_rles[obj_id][i]], intersect=True))
+                inter[i] = mask_utils.area(mask_utils.merge([rle, targets[obj_id][i]], intersect=True))
                 if has_void[i]:
-                    area -= int(mask_utils.area(mask_utils.merge([rle, void_rles[i]], intersect=True)))
+                    area -= int(mask_utils.area(mask_utils.merge([rle, void[i]], intersect=True)))
             pred_area[i] = area
-            if fs is not None:
-                pred = decode_rle(rle)
-                if has_void[i]:
-                    pred[void_f[:, :, i] != 0] = 0
-                fs[exp_id][rows.start + i] = target.f_of(i, pred)
-        union = target.counts + pred_area - inter
-        ious[exp_id][rows] = iou_from_counts(inter, union)
+        ious[exp_id] = np.asarray(iou_from_counts(inter, target_counts[obj_id] + pred_area - inter), np.float64)
+    return _outcome(task, shape, ious, None, missing)

@@ -33,7 +33,8 @@ from refvps.scoring.engine import (
     score_clip_safe,
 )
 from refvps.scoring.metrics import BOUND_TH, RECALL_THRESHOLD, j_recall, temporal_consistency
-from refvps.scoring.readers import PredictionSource, open_predictions
+from refvps.scoring.gtcache import resolve_cache_dir
+from refvps.scoring.readers import FORMAT_RLE, PredictionSource, open_predictions
 from refvps.scoring.results import (
     Coverage,
     ExpressionResult,
@@ -86,6 +87,7 @@ def plan_scoring(
     boundary: bool = True,
     bound_th: float = BOUND_TH,
     chunk: int = DEFAULT_CHUNK,
+    gt_cache: str | None = None,
 ) -> ScoringPlan:
     """Match predictions to the dataset: one task per clip, plus what is missing and unknown."""
     coverage = Coverage(ignored_files=source.ignored)
@@ -148,6 +150,7 @@ def plan_scoring(
                 bound_th=bound_th,
                 chunk=chunk,
                 first_frame=str(clip.frame_path(clip.frame_names[0])),
+                gt_cache=gt_cache,
             )
         )
     coverage.unknown_frame_examples = unknown_frame_examples
@@ -213,6 +216,7 @@ def evaluate(
     bound_th: float = BOUND_TH,
     validate: bool = True,
     chunk: int = DEFAULT_CHUNK,
+    gt_cache: str | Path | bool | None = None,
     progress: ProgressCallback | None = None,
     on_start: Callable[[int], None] | None = None,
 ) -> Results:
@@ -223,6 +227,10 @@ def evaluate(
     number of clip resamples for the 95% intervals (0 disables them), drawn with ``seed``.
     ``on_start(n_masks)`` is called once scoring begins and ``progress(clip_id, n_masks)`` after
     each clip. Raises :class:`refvps.errors.RefvpsError` subclasses for bad input.
+
+    ``gt_cache`` is where the ground truth encoded as RLE is kept between runs, for scoring RLE
+    predictions without F (:mod:`refvps.scoring.gtcache`; keyed by the PNGs' content, so never
+    stale): None or True = ``$REFVPS_CACHE_DIR`` or ``~/.cache/refvps``, False = off, or a folder.
     """
     if workers < 0:
         raise UsageError(f"--workers must be 0 (all CPUs) or more, got {workers}")
@@ -232,7 +240,8 @@ def evaluate(
         raise UsageError(f"chunk must be at least 1, got {chunk}")
     source = predictions if isinstance(predictions, PredictionSource) else open_predictions(predictions)
     data = dataset if isinstance(dataset, Dataset) else open_dataset(dataset, validate=validate)
-    plan = plan_scoring(data, source, boundary=boundary, bound_th=bound_th, chunk=chunk)
+    cache_dir = resolve_cache_dir(gt_cache) if source.format == FORMAT_RLE and not boundary else None
+    plan = plan_scoring(data, source, boundary=boundary, bound_th=bound_th, chunk=chunk, gt_cache=cache_dir)
     if strict and (plan.coverage.has_missing or plan.coverage.has_unknown):
         problems = []
         if plan.coverage.has_missing:

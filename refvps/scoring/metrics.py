@@ -19,10 +19,13 @@ J and F reproduce the official DAVIS 2017 evaluator (davisvideochallenge/davis20
   recall are the shares of boundary pixels that lie within the other boundary's dilation, with
   DAVIS's conventions for empty boundaries (both empty: F = 1; one empty: F = 0).
 
-The boundary measure is computed only inside the bounding box of the two boundaries, which gives
-the same numbers as DAVIS's full-image computation (see :func:`boundary_map`) at a fraction of the
-cost; ``tests/scoring`` checks both against a naive transcription and against values produced by
-the DAVIS evaluator itself.
+The boundary measure gives the same counts, hence the same floats, as DAVIS's full-image
+computation at a fraction of the cost: boundary maps are taken on the masks' bounding boxes with
+two 2x2 morphology passes (:func:`boundary_map`), the disk dilation is composed of short row and
+column passes (:func:`dilate_disk`), and the matching is computed only near the true boundary,
+whose map and dilation serve every prediction of the frame (:class:`TargetBoundary`).
+``tests/scoring`` checks this against a naive transcription, a brute-force distance definition and
+values produced by the DAVIS evaluator itself.
 """
 
 from __future__ import annotations
@@ -142,7 +145,7 @@ def disk(radius: float) -> np.ndarray:
 class BoundaryCrop:
     """A boundary map cut to a rectangle: ``bmap`` covers rows ``y0:y0+h`` and columns ``x0:x0+w``.
 
-    ``bmap`` is uint8 0/1 (what ``cv2.dilate`` takes); ``count`` is its number of boundary pixels.
+    ``bmap`` is uint8, nonzero on boundary pixels; ``count`` is their number (-1 when not counted).
     """
 
     y0: int
@@ -150,95 +153,209 @@ class BoundaryCrop:
     bmap: np.ndarray
     count: int
 
-
-def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    """(top, left, bottom, right) of the nonzero pixels of a 2-D mask, inclusive; None when empty."""
-    if mask.dtype in (np.uint8, np.bool_) and mask.flags.c_contiguous and mask.size:
-        # OpenCV's bounding box of nonzero pixels: one vectorised pass.
-        x, y, w, h = cv2.boundingRect(mask.view(np.uint8))
-        return None if w == 0 else (y, x, y + h - 1, x + w - 1)
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(mask[rows[0] : rows[-1] + 1].any(axis=0))
-    return int(rows[0]), int(cols[0]), int(rows[-1]), int(cols[-1])
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        """(top, left, bottom, right), bottom and right exclusive."""
+        return self.y0, self.x0, self.y0 + self.bmap.shape[0], self.x0 + self.bmap.shape[1]
 
 
-def boundary_map(mask: np.ndarray) -> BoundaryCrop | None:
+def _as_bytes(mask: np.ndarray) -> np.ndarray:
+    """A 2-D mask as uint8 without copying where possible (nonzero = inside)."""
+    mask = np.asarray(mask)
+    if mask.dtype == np.uint8:
+        return mask
+    if mask.dtype == np.bool_:
+        return mask.view(np.uint8)
+    return (mask != 0).view(np.uint8)
+
+
+def nonzero_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(top, left, bottom, right) of a 2-D uint8 mask's nonzero pixels, exclusive ends; None if empty.
+
+    Rows whose bytes fill whole 64-bit words are scanned eight bytes at a time (~1.5x faster than
+    ``cv2.boundingRect`` on a full frame); other arrays go to ``cv2.boundingRect``.
+    """
+    if mask.flags.c_contiguous and mask.ndim == 2 and mask.shape[1] % 8 == 0 and mask.size:
+        words = mask.view(np.uint64)
+        rows = np.flatnonzero(np.bitwise_or.reduce(words, axis=1))
+        if rows.size == 0:
+            return None
+        top, bottom = int(rows[0]), int(rows[-1]) + 1
+        columns = np.flatnonzero(np.bitwise_or.reduce(words[top:bottom], axis=0).view(np.uint8))
+        return top, int(columns[0]), bottom, int(columns[-1]) + 1
+    x, y, w, h = cv2.boundingRect(mask)
+    return None if w == 0 else (y, x, y + h, x + w)
+
+
+_SQUARE2 = np.ones((2, 2), np.uint8)
+_REPLICATE = cv2.BORDER_REPLICATE | cv2.BORDER_ISOLATED
+
+
+def boundary_map(mask: np.ndarray, *, binary: bool = False, keep: np.ndarray | None = None) -> BoundaryCrop | None:
     """DAVIS ``_seg2bmap`` of a 2-D mask (nonzero = inside), computed only where it can be nonzero.
 
     ``_seg2bmap`` marks pixel (y, x) when the mask differs between (y, x) and any of its right,
     lower and lower-right neighbours; in the last row only the right neighbour counts, in the last
-    column only the lower one, and the bottom-right pixel never. That equals the general rule on
-    the mask padded by repeating its last row and column, which is what is done here, on the
-    bounding box of the mask grown by one pixel up and left (no boundary pixel lies outside it).
-    Returns ``None`` for an empty mask (no boundary).
+    column only the lower one, and the bottom-right pixel never. That is: the 2x2 block whose
+    top-left corner is (y, x) is not constant, on the mask padded by repeating its last row and
+    column. So the map is ``max - min`` over 2x2 blocks (``cv2.dilate``/``cv2.erode`` with a 2x2
+    square anchored at its top-left corner, ``BORDER_REPLICATE``), evaluated on the bounding box
+    of the mask grown by one pixel up and left (no boundary pixel lies outside it).
+
+    ``binary`` promises that the mask holds one nonzero value only (skips a normalisation);
+    ``keep`` (uint8, nonzero = keep, same shape) is applied first: the map of ``mask & keep``
+    (DAVIS removes void pixels before taking boundaries). Returns ``None`` when there is no
+    boundary (an empty mask).
     """
-    box = mask_box(mask)
+    binary = binary or np.asarray(mask).dtype == np.bool_
+    mask = _as_bytes(mask)
+    box = nonzero_box(mask)
     if box is None:
         return None
-    top, left, bottom, right = box
+    return region_boundary(mask, box, binary=binary, keep=keep)[0]
+
+
+def region_boundary(
+    mask: np.ndarray, box: tuple[int, int, int, int], *, binary: bool = False, keep: np.ndarray | None = None
+) -> tuple[BoundaryCrop | None, np.ndarray, tuple[int, int]]:
+    """The boundary map of ``mask`` (& ``keep``) whose nonzero pixels all lie in ``box``.
+
+    ``box`` is (top, left, bottom, right), exclusive ends. Also returns the 0/nonzero binary mask
+    the map was taken from, over ``box`` grown by one pixel on every side (clipped to the frame),
+    and that region's top-left corner: the scorer counts the prediction's pixels in it.
+    """
     height, width = mask.shape
-    y0, y1 = max(top - 1, 0), bottom + 1  # boundary rows y0 .. y1-1
-    x0, x1 = max(left - 1, 0), right + 1
-    seg = mask[y0 : y1 + 1, x0 : x1 + 1]  # one more row/column for the neighbours
-    if seg.dtype != bool:
-        seg = seg != 0
-    pad_bottom = (y1 + 1) - min(y1 + 1, height)
-    pad_right = (x1 + 1) - min(x1 + 1, width)
-    if pad_bottom or pad_right:
-        seg = np.pad(seg, ((0, pad_bottom), (0, pad_right)), mode="edge")
-    here = seg[:-1, :-1]
-    bmap = (here ^ seg[:-1, 1:]) | (here ^ seg[1:, :-1]) | (here ^ seg[1:, 1:])
-    bmap = bmap.view(np.uint8)
-    return BoundaryCrop(y0, x0, bmap, int(np.count_nonzero(bmap)))
+    top, left, bottom, right = box
+    y0, x0 = max(top - 1, 0), max(left - 1, 0)
+    y1, x1 = min(bottom + 1, height), min(right + 1, width)
+    seg = mask[y0:y1, x0:x1]
+    if not binary:
+        seg = cv2.compare(seg, 0, cv2.CMP_NE)  # 0/255
+    if keep is not None:
+        seg = cv2.bitwise_and(seg, keep[y0:y1, x0:x1])
+    grown = cv2.dilate(seg, _SQUARE2, anchor=(0, 0), borderType=_REPLICATE)
+    shrunk = cv2.erode(seg, _SQUARE2, anchor=(0, 0), borderType=_REPLICATE)
+    bmap = cv2.bitwise_xor(grown, shrunk)[: bottom - y0, : right - x0]  # rows/columns that can be boundary
+    count = cv2.countNonZero(bmap)
+    return (BoundaryCrop(y0, x0, bmap, count) if count else None), seg, (y0, x0)
 
 
 @lru_cache(maxsize=32)
-def disk_rectangles(radius: float) -> tuple[np.ndarray, ...]:
-    """The disk as a union of centred rectangles (structuring elements for ``cv2.dilate``).
+def disk_steps(radius: int) -> tuple[tuple[np.ndarray | None, np.ndarray | None], ...]:
+    """The disk of integer ``radius`` as a short sequence of 1-D dilations (see :func:`dilate_disk`).
 
-    Row ``dy`` of the disk spans ``|dx| <= w(dy)``, and ``w`` shrinks as ``|dy|`` grows, so the disk is
-    the union, over the distinct half-widths ``w``, of the rectangles ``|dx| <= w, |dy| <= h(w)``
-    where ``h(w)`` is the last row that is still that wide. Dilation by a union is the maximum of the
-    dilations, and OpenCV dilates by a rectangle separably, so this is about twice as fast as
-    dilating by the disk itself and gives the same pixels.
+    Row ``dy`` of the disk spans ``|dx| <= w(dy)``. For the distinct half-widths
+    ``w_1 < ... < w_K`` let ``h_k`` be the last row that is still ``w_k`` wide (``h`` decreases).
+    The disk is the union of the rectangles ``|dx| <= w_k, |dy| <= h_k``; dilating by a union is
+    the maximum of the dilations, a rectangle dilates as a row pass then a column pass, and passes
+    compose (``H_a . H_b = H_{a+b}``). So with ``H_k`` the row dilation by half-width ``w_k``,
+    built from ``H_{k-1}``, and ``Z_k = max(H_k, V_{h_{k-1} - h_k}(Z_{k-1}))``, the disk dilation
+    is ``V_{h_K}(Z_K)``: 2K short passes instead of one pass per kernel pixel.
+
+    Returns K + 1 pairs: for k = 1..K, (the row kernel taking ``H_{k-1}`` to ``H_k``, the column
+    kernel applied to ``Z_{k-1}``; None for k = 1), then (None, the final column kernel).
     """
-    kernel = disk(radius)
+    kernel = disk(float(radius))
     centre = kernel.shape[0] // 2
     half_widths = [int(np.flatnonzero(row).max()) - centre for row in kernel[centre:]]  # dy = 0, 1, ...
-    rectangles = []
-    for width in sorted(set(half_widths), reverse=True):
-        height = max(dy for dy, w in enumerate(half_widths) if w >= width)
-        rectangles.append(np.ones((2 * height + 1, 2 * width + 1), np.uint8))
-    return tuple(rectangles)
+    widths = sorted(set(half_widths))
+    heights = [max(dy for dy, w in enumerate(half_widths) if w >= width) for width in widths]
+    steps = []
+    previous_width, previous_height = 0, None
+    for width, height in zip(widths, heights):
+        row = np.ones((1, 2 * (width - previous_width) + 1), np.uint8)
+        column = np.ones((2 * (previous_height - height) + 1, 1), np.uint8) if previous_height is not None else None
+        steps.append((row, column))
+        previous_width, previous_height = width, height
+    steps.append((None, np.ones((2 * previous_height + 1, 1), np.uint8)))
+    return tuple(steps)
 
 
-def dilate_boundary(crop: BoundaryCrop | None, radius: float, shape: tuple[int, int]) -> BoundaryCrop | None:
+def dilate_disk(canvas: np.ndarray, radius: float) -> np.ndarray:
+    """``cv2.dilate(canvas, disk(radius))`` (uint8; outside the canvas counts as empty).
+
+    For an integer radius, composed of 1-D passes (:func:`disk_steps`), about 2x faster than
+    OpenCV's dilation by the disk itself; the same pixels (``tests/scoring`` checks it).
+    """
+    if radius != int(radius):
+        return cv2.dilate(canvas, disk(radius))
+    rows = canvas
+    union = None
+    for row, column in disk_steps(int(radius)):
+        if row is None:  # the last column pass
+            if column.shape[0] > 1:
+                union = cv2.dilate(union, column)
+            break
+        rows = cv2.dilate(rows, row) if row.shape[1] > 1 else rows
+        if union is None:
+            union = rows.copy() if rows is canvas else rows
+        else:
+            if column.shape[0] > 1:
+                union = cv2.dilate(union, column)
+            cv2.max(union, rows, dst=union)
+    return union
+
+
+def dilate_boundary(
+    crop: BoundaryCrop | None,
+    radius: float,
+    shape: tuple[int, int],
+    within: tuple[int, int, int, int] | None = None,
+) -> BoundaryCrop | None:
     """Dilate a boundary map by ``disk(radius)`` (as ``cv2.dilate`` does), on its box grown by the radius.
 
     Outside the image nothing is dilated from (cv2's default constant border for dilation), and
-    the grown box is clipped to the image, so the values equal a full-frame ``cv2.dilate``.
+    the grown box is clipped to the image, so the values equal a full-frame ``cv2.dilate``. With
+    ``within`` (top, left, bottom, right; exclusive ends) only that part of the result is computed
+    and returned; ``None`` when it is empty.
     """
     if crop is None:
         return None
     r = int(np.ceil(radius))
     height, width = shape
-    bh, bw = crop.bmap.shape
-    y0, x0 = max(crop.y0 - r, 0), max(crop.x0 - r, 0)
-    y1, x1 = min(crop.y0 + bh + r, height), min(crop.x0 + bw + r, width)
+    top, left, bottom, right = crop.box
+    out = [max(top - r, 0), max(left - r, 0), min(bottom + r, height), min(right + r, width)]
+    if within is not None:
+        out = [max(out[0], within[0]), max(out[1], within[1]), min(out[2], within[2]), min(out[3], within[3])]
+        if out[0] >= out[2] or out[1] >= out[3]:
+            return None
+    # The canvas: the output box, and the boundary pixels within the radius of it (nothing else can
+    # reach it; outside the canvas counts as empty), clipped to the image.
+    c_top, c_left = max(out[0] - r, 0, min(out[0], top)), max(out[1] - r, 0, min(out[1], left))
+    c_bottom = min(out[2] + r, height, max(out[2], bottom))
+    c_right = min(out[3] + r, width, max(out[3], right))
+    # The part of the boundary map inside the canvas, padded with zeros to fill it.
+    s_top, s_left = max(top, c_top), max(left, c_left)
+    s_bottom, s_right = min(bottom, c_bottom), min(right, c_right)
+    if s_top >= s_bottom or s_left >= s_right:
+        return None
+    source = crop.bmap[s_top - top : s_bottom - top, s_left - left : s_right - left]
     canvas = cv2.copyMakeBorder(
-        crop.bmap, crop.y0 - y0, y1 - crop.y0 - bh, crop.x0 - x0, x1 - crop.x0 - bw, cv2.BORDER_CONSTANT, value=0
+        source, s_top - c_top, c_bottom - s_bottom, s_left - c_left, c_right - s_right, cv2.BORDER_CONSTANT, value=0
     )
-    rectangles = disk_rectangles(radius)
-    dilated = cv2.dilate(canvas, rectangles[0])
-    for rectangle in rectangles[1:]:
-        np.maximum(dilated, cv2.dilate(canvas, rectangle), out=dilated)
-    return BoundaryCrop(y0, x0, dilated, -1)
+    dilated = dilate_disk(canvas, radius)
+    dilated = dilated[out[0] - c_top : out[2] - c_top, out[1] - c_left : out[3] - c_left]
+    return BoundaryCrop(out[0], out[1], dilated, -1)
 
 
-def overlap_count(a: BoundaryCrop, b: BoundaryCrop) -> int:
+def restrict(crop: BoundaryCrop, box: tuple[int, int, int, int]) -> BoundaryCrop | None:
+    """The part of a boundary map inside ``box`` (exclusive ends), cut to its nonzero pixels; None if none."""
+    top, left, bottom, right = crop.box
+    y0, x0 = max(top, box[0]), max(left, box[1])
+    y1, x1 = min(bottom, box[2]), min(right, box[3])
+    if y0 >= y1 or x0 >= x1:
+        return None
+    part = crop.bmap[y0 - top : y1 - top, x0 - left : x1 - left]
+    x, y, w, h = cv2.boundingRect(part)
+    if w == 0:
+        return None
+    return BoundaryCrop(y0 + y, x0 + x, part[y : y + h, x : x + w], -1)
+
+
+def overlap_count(a: BoundaryCrop | None, b: BoundaryCrop | None) -> int:
     """Number of pixels set in both cropped maps (in image coordinates)."""
+    if a is None or b is None:
+        return 0
     ah, aw = a.bmap.shape
     bh, bw = b.bmap.shape
     y0, x0 = max(a.y0, b.y0), max(a.x0, b.x0)
@@ -247,18 +364,15 @@ def overlap_count(a: BoundaryCrop, b: BoundaryCrop) -> int:
         return 0
     sub_a = a.bmap[y0 - a.y0 : y1 - a.y0, x0 - a.x0 : x1 - a.x0]
     sub_b = b.bmap[y0 - b.y0 : y1 - b.y0, x0 - b.x0 : x1 - b.x0]
-    return int(np.count_nonzero(sub_a & sub_b))
+    return cv2.countNonZero(cv2.bitwise_and(sub_a, sub_b))
 
 
-def f_from_boundaries(
-    fg: BoundaryCrop | None,
-    fg_dil: BoundaryCrop | None,
-    gt: BoundaryCrop | None,
-    gt_dil: BoundaryCrop | None,
-) -> float:
-    """DAVIS's boundary F from the two boundary maps and their dilations (same formula order)."""
-    n_fg = fg.count if fg is not None else 0
-    n_gt = gt.count if gt is not None else 0
+def f_from_counts(n_fg: int, n_gt: int, fg_match: int, gt_match: int) -> float:
+    """DAVIS's boundary F from the boundary pixel counts and the matched counts (its formula order).
+
+    ``fg_match``: predicted boundary pixels within the radius of the true boundary;
+    ``gt_match``: true boundary pixels within the radius of the predicted boundary.
+    """
     if n_fg == 0 and n_gt > 0:
         precision, recall = 1, 0
     elif n_fg > 0 and n_gt == 0:
@@ -266,8 +380,6 @@ def f_from_boundaries(
     elif n_fg == 0 and n_gt == 0:
         precision, recall = 1, 1
     else:
-        fg_match = overlap_count(fg, gt_dil)  # predicted boundary pixels near the true boundary
-        gt_match = overlap_count(gt, fg_dil)  # true boundary pixels near the predicted boundary
         precision = np.float64(fg_match) / float(n_fg)
         recall = np.float64(gt_match) / float(n_gt)
     if precision + recall == 0:
@@ -275,22 +387,68 @@ def f_from_boundaries(
     return float(2 * precision * recall / (precision + recall))
 
 
+class TargetBoundary:
+    """The ground-truth side of the boundary measure for one frame, shared by every prediction.
+
+    Holds the true boundary map and, computed on first need, its dilation. :meth:`f` then needs,
+    per prediction, only the predicted boundary near the true one:
+
+    * precision counts predicted boundary pixels inside the true boundary's dilation, which lies
+      in the true boundary's box grown by the radius; predicted pixels outside it match nothing;
+    * recall counts true boundary pixels within the radius of a predicted one: only predicted
+      pixels inside that same grown box can reach one, so only they are dilated, and the dilation
+      is computed only inside the true boundary's box.
+
+    Both counts equal DAVIS's full-frame ones; the work scales with the target, not the frame or
+    the prediction (a prediction with specks all over the frame costs no more than a tight one).
+    """
+
+    def __init__(self, mask: np.ndarray, radius: float, *, binary: bool = False, box="unknown"):
+        """``box``: the mask's :func:`nonzero_box` (None: empty), when the caller knows it already."""
+        self.shape = mask.shape
+        self.radius = radius
+        if isinstance(box, str):
+            self.boundary = boundary_map(mask, binary=binary)
+        elif box is None:
+            self.boundary = None
+        else:
+            self.boundary = region_boundary(_as_bytes(mask), box, binary=binary)[0]
+        self.count = self.boundary.count if self.boundary is not None else 0
+        self._dilated: BoundaryCrop | None = None
+
+    @property
+    def dilated(self) -> BoundaryCrop | None:
+        if self._dilated is None and self.boundary is not None:
+            self._dilated = dilate_boundary(self.boundary, self.radius, self.shape)
+        return self._dilated
+
+    def f(self, predicted: BoundaryCrop | None) -> float:
+        """DAVIS's F for a predicted boundary map (:func:`boundary_map` of the prediction without void)."""
+        n_fg = predicted.count if predicted is not None else 0
+        if n_fg == 0 or self.count == 0:  # DAVIS's conventions for empty boundaries; nothing to match
+            return f_from_counts(n_fg, self.count, 0, 0)
+        reach = self.dilated
+        near = restrict(predicted, reach.box)  # the predicted pixels that can match anything
+        if near is None:
+            return f_from_counts(n_fg, self.count, 0, 0)
+        fg_match = overlap_count(near, reach)
+        near_dilated = dilate_boundary(near, self.radius, self.shape, within=self.boundary.box)
+        gt_match = overlap_count(self.boundary, near_dilated)
+        return f_from_counts(n_fg, self.count, fg_match, gt_match)
+
+
 def boundary_f_frame(
     gt: np.ndarray, pred: np.ndarray, void: np.ndarray | None = None, bound_th: float = BOUND_TH
 ) -> float:
     """Boundary F-measure of one frame (2-D masks), DAVIS's ``f_measure(pred, gt, void, bound_th)``."""
-    gt = np.asarray(gt).astype(bool, copy=False)
-    pred = np.asarray(pred).astype(bool, copy=False)
+    gt = _as_bytes(gt)
+    pred = _as_bytes(pred)
+    keep = None
     if void is not None:
-        valid = ~np.asarray(void).astype(bool, copy=False)
-        gt = gt & valid
-        pred = pred & valid
+        keep = cv2.compare(_as_bytes(void), 0, cv2.CMP_EQ)  # 255 outside void
     radius = bound_pixels(gt.shape, bound_th)
-    fg = boundary_map(pred)
-    gt_b = boundary_map(gt)
-    if fg is None or gt_b is None:  # no matching needed: DAVIS's empty-boundary conventions
-        return f_from_boundaries(fg, None, gt_b, None)
-    return f_from_boundaries(fg, dilate_boundary(fg, radius, gt.shape), gt_b, dilate_boundary(gt_b, radius, gt.shape))
+    target = TargetBoundary(gt if keep is None else cv2.bitwise_and(cv2.compare(gt, 0, cv2.CMP_NE), keep), radius, binary=keep is not None)
+    return target.f(boundary_map(pred, keep=keep))
 
 
 def boundary_f(

@@ -32,6 +32,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from refvps.errors import PredictionError
+from refvps.scoring.pngfast import decode_mask
 
 FORMAT_PNG_TREE = "png-tree"
 FORMAT_ZIP = "zip"
@@ -70,11 +71,26 @@ def decode_mask_png(source: str | Path | bytes, shape: tuple[int, int], name: st
 
 def decode_mask_png_raw(source: str | Path | bytes, shape: tuple[int, int], name: str) -> np.ndarray:
     """Like :func:`decode_mask_png`, but returns a uint8 or bool (H, W) array whose nonzero pixels are
-    foreground, without converting it (the scorer counts nonzero bytes directly)."""
+    foreground, without converting it (the scorer counts nonzero bytes directly).
+
+    Common 8-bit PNGs are decoded by :mod:`refvps.scoring.pngfast` (exact, ~1.2x faster than PIL);
+    every other file, and every damaged one, by PIL.
+    """
+    if isinstance(source, (bytes, bytearray)):
+        data = bytes(source)
+    else:
+        try:
+            with open(source, "rb") as handle:
+                data = handle.read()
+        except FileNotFoundError:
+            raise PredictionError(f"predicted mask not found: {name}", hint="check the predictions folder", path=name) from None
+        except OSError as exc:
+            raise _corrupt(name, exc) from None
+    fast = decode_mask(data, shape)
+    if fast is not None:
+        return fast
     try:
-        handle = Image.open(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source)
-    except FileNotFoundError:
-        raise PredictionError(f"predicted mask not found: {name}", hint="check the predictions folder", path=name) from None
+        handle = Image.open(io.BytesIO(data))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise _corrupt(name, exc) from None
     with handle as image:

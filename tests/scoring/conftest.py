@@ -130,6 +130,12 @@ def write_rle_json(path: Path, predictions: dict, *, skip: set = frozenset()) ->
     return path
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """Keep the ground-truth cache of every test out of the user's home."""
+    monkeypatch.setenv("REFVPS_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "refvps-cache"))
+
+
 @pytest.fixture(scope="session")
 def scored_case(tmp_path_factory):
     """A dataset, its predictions as a PNG tree, a zip and an RLE JSON, and the arrays behind them."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
@@ -13,7 +14,9 @@ from refvps.scoring.metrics import (
     boundary_f,
     boundary_map,
     disk,
-    disk_rectangles,
+    dilate_boundary,
+    dilate_disk,
+    nonzero_box,
     j_recall,
     jaccard,
     temporal_consistency,
@@ -77,6 +80,37 @@ def naive_f(gt, pred, void, bound_th=0.008):
     return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
 
 
+def davis_f(gt, pred, void, bound_th=0.008):
+    """DAVIS 2017's f_measure transcribed: full-frame _seg2bmap, cv2.dilate with skimage's disk."""
+    def seg2bmap(seg):
+        seg = np.asarray(seg, bool)
+        e, s, se = np.zeros_like(seg), np.zeros_like(seg), np.zeros_like(seg)
+        e[:, :-1], s[:-1, :], se[:-1, :-1] = seg[:, 1:], seg[1:, :], seg[1:, 1:]
+        b = seg ^ e | seg ^ s | seg ^ se
+        b[-1, :] = seg[-1, :] ^ e[-1, :]
+        b[:, -1] = seg[:, -1] ^ s[:, -1]
+        b[-1, -1] = 0
+        return b
+
+    valid = ~np.asarray(void, bool)
+    radius = bound_th if bound_th >= 1 else np.ceil(bound_th * np.linalg.norm(gt.shape))
+    steps = np.arange(-radius, radius + 1)
+    x, y = np.meshgrid(steps, steps)
+    kernel = ((x**2 + y**2) <= radius**2).astype(np.uint8)
+    fg, gb = seg2bmap(np.asarray(pred, bool) & valid), seg2bmap(np.asarray(gt, bool) & valid)
+    fg_dil, gt_dil = cv2.dilate(fg.astype(np.uint8), kernel), cv2.dilate(gb.astype(np.uint8), kernel)
+    n_fg, n_gt = np.sum(fg), np.sum(gb)
+    if n_fg == 0 and n_gt > 0:
+        precision, recall = 1, 0
+    elif n_fg > 0 and n_gt == 0:
+        precision, recall = 0, 1
+    elif n_fg == 0 and n_gt == 0:
+        precision, recall = 1, 1
+    else:
+        precision, recall = np.sum(fg * gt_dil) / float(n_fg), np.sum(gb * fg_dil) / float(n_gt)
+    return 0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+
+
 def naive_tempcon(ious):
     if len(ious) < 2:
         return 0.0
@@ -116,6 +150,36 @@ def test_j_and_f_equal_naive_references_on_random_masks(seed):
     assert boundary_f(gt, pred, void) == pytest.approx(naive_f(gt, pred, void), abs=1e-12)
     # Larger tolerances exercise radii above 1 pixel.
     assert boundary_f(gt, pred, void, bound_th=3) == pytest.approx(naive_f(gt, pred, void, bound_th=3), abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_f_equals_the_davis_transcription_exactly_at_real_radii(seed):
+    """Frames large enough for radii of 3-12 pixels, with specks all over the frame, predictions far
+    from the target, masks touching the edges, Ignore everywhere: the same float, not just close."""
+    rng = np.random.default_rng(100 + seed)
+    height, width = int(rng.integers(60, 200)), int(rng.integers(60, 260))
+    gt, pred, void = random_case(rng, height, width)
+    if seed % 4 == 1:  # specks all over the frame, as a noisy model makes them
+        pred = pred | (rng.random(pred.shape) < 0.01)
+    elif seed % 4 == 2:  # a prediction somewhere else entirely
+        pred = np.roll(gt, (height // 2, width // 2), axis=(0, 1))
+    for bound_th in (0.008, 0.03, 0.05, 4, 2.5):  # 2.5: an even-sized disk, anchored off-centre by OpenCV
+        assert boundary_f(gt, pred, void, bound_th=bound_th) == davis_f(gt, pred, void, bound_th=bound_th)
+
+
+def test_nonzero_box_finds_the_extreme_pixels():
+    rng = np.random.default_rng(9)
+    for _ in range(300):
+        height, width = int(rng.integers(1, 30)), int(rng.choice([8, 16, 24, 13, 40]))
+        mask = np.zeros((height, width), np.uint8)
+        if rng.random() < 0.9:
+            count = int(rng.integers(1, 5))
+            mask[rng.integers(0, height, count), rng.integers(0, width, count)] = rng.integers(1, 256, count)
+        ys, xs = np.nonzero(mask)
+        expected = None if ys.size == 0 else (ys.min(), xs.min(), ys.max() + 1, xs.max() + 1)
+        assert nonzero_box(mask) == expected
+        assert nonzero_box(mask[:, 1:]) == (None if expected is None or not mask[:, 1:].any() else
+                                            (ys[xs > 0].min(), xs[xs > 0].min() - 1, ys[xs > 0].max() + 1, xs.max()))
 
 
 def test_boundary_map_equals_naive_seg2bmap_everywhere():
@@ -214,16 +278,41 @@ def test_radius_and_disk_follow_davis():
     np.testing.assert_array_equal(kernel, expected)
 
 
-@pytest.mark.parametrize("radius", [1.0, 2.0, 3.0, 7.0, 10.0, 23.0])
-def test_disk_is_the_union_of_its_rectangles(radius):
-    kernel = disk(radius)
-    union = np.zeros_like(kernel)
-    size = kernel.shape[0]
-    for rect in disk_rectangles(radius):
-        h, w = rect.shape
-        y0, x0 = (size - h) // 2, (size - w) // 2
-        union[y0 : y0 + h, x0 : x0 + w] = 1
-    np.testing.assert_array_equal(union, kernel)
+@pytest.mark.parametrize("radius", [0.0, 1.0, 2.0, 3.0, 7.0, 10.0, 23.0, 2.5])
+def test_composed_disk_dilation_equals_opencv_with_the_disk(radius):
+    """dilate_disk's row/column passes give exactly cv2.dilate with skimage's disk (DAVIS's call)."""
+    rng = np.random.default_rng(int(radius * 10))
+    for _ in range(8):
+        height, width = int(rng.integers(1, 70)), int(rng.integers(1, 70))
+        canvas = (rng.random((height, width)) < rng.uniform(0.001, 0.05)).astype(np.uint8)
+        np.testing.assert_array_equal(dilate_disk(canvas, radius), cv2.dilate(canvas, disk(radius)))
+
+
+def test_cropped_dilation_equals_the_full_frame_dilation():
+    """A boundary's dilation on its grown box (and restricted to a window) is the full-frame one there."""
+    rng = np.random.default_rng(5)
+    for _ in range(40):
+        height, width = int(rng.integers(2, 60)), int(rng.integers(2, 60))
+        mask = np.zeros((height, width), bool)
+        y, x = int(rng.integers(0, height)), int(rng.integers(0, width))
+        mask[y : y + int(rng.integers(1, 25)), x : x + int(rng.integers(1, 25))] = True
+        mask ^= rng.random(mask.shape) < 0.02
+        radius = float(rng.integers(1, 12))
+        full = cv2.dilate(naive_seg2bmap(mask).astype(np.uint8), disk(radius))
+        within = tuple(int(v) for v in (rng.integers(0, height), rng.integers(0, width)))
+        within = (*within, within[0] + int(rng.integers(1, height)), within[1] + int(rng.integers(1, width)))
+        for window in (None, within):
+            crop = dilate_boundary(boundary_map(mask), radius, mask.shape, within=window)
+            got = np.zeros_like(full)
+            if crop is not None:
+                h, w = crop.bmap.shape
+                got[crop.y0 : crop.y0 + h, crop.x0 : crop.x0 + w] = crop.bmap
+            expected = full.copy()
+            if window is not None:
+                outside = np.ones_like(full, bool)
+                outside[window[0] : window[2], window[1] : window[3]] = False
+                expected[outside] = 0
+            np.testing.assert_array_equal(got != 0, expected != 0)
 
 
 def test_rle_counts_decodes_pycocotools_strings():
