@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from refvps.dataset.format import EXPRESSIONS_FILE, FRAMES_DIR, MASKS_DIR, Dataset
-from refvps.errors import ConfigError, DatasetInvalidError, PredictionError, RefvpsError, UsageError
+from refvps.errors import ConfigError, PredictionError, RefvpsError, UsageError
 from refvps.fileio import atomic_write_json, atomic_write_text, read_json
 from refvps.predictions import PredictionWriter
 from refvps.predictions.writer import DONE_DIR
@@ -303,26 +303,13 @@ def open_for_prediction(root: Path, clips: Sequence[str] | None, *, need_masks: 
     Ground-truth masks are checked only when ``need_masks`` (the oracle): a test split without
     masks can be predicted.
     """
-    from refvps.dataset.validate import validate_dataset
+    from refvps.dataset.validate import require_valid
 
     root = Path(root)
     clips = list(dict.fromkeys(clips)) if clips else None  # a clip named twice is predicted once
     if clips:
         _check_clips_exist(root, clips)
-    report = validate_dataset(root, clips=clips, check_masks=need_masks)
-    errors = [
-        p for p in report.errors
-        if need_masks or not (p.rule.startswith("missing_mask") or p.rule.startswith("extra_mask") or p.rule.startswith("mask_"))
-    ]
-    if errors:
-        first = errors[0]
-        more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
-        raise DatasetInvalidError(
-            f"dataset {root} does not validate: {first.path}: {first.message}{more}",
-            errors,
-            hint=f"run 'refvps validate {root}' to see every problem and how to fix it",
-            path=first.path,
-        )
+    require_valid(root, clips=clips, check_masks=need_masks, require_masks=need_masks)
     dataset = Dataset(root)
     selected = clips or dataset.clip_ids
     if not selected:

@@ -188,11 +188,24 @@ def validate_dataset(
     return report
 
 
-def require_valid(root: str | Path, *, refvps_rules: bool = False, check_masks: bool = True) -> ValidationReport:
-    """Validate and raise :class:`DatasetInvalidError` listing the errors if the dataset is not valid."""
-    report = validate_dataset(root, refvps_rules=refvps_rules, check_masks=check_masks)
-    if not report.ok:
-        errors = report.errors
+MASK_RULES = ("missing_mask", "extra_mask", "mask_unreadable", "mask_not_palette", "mask_size", "mask_values")
+
+
+def require_valid(
+    root: str | Path,
+    *,
+    refvps_rules: bool = False,
+    check_masks: bool = True,
+    clips: Iterable[str] | None = None,
+    require_masks: bool = True,
+) -> ValidationReport:
+    """Validate and raise :class:`DatasetInvalidError` listing the errors if the dataset is not valid.
+
+    ``require_masks=False`` accepts clips without ground truth (a method can predict unlabelled clips).
+    """
+    report = validate_dataset(root, refvps_rules=refvps_rules, check_masks=check_masks, clips=clips)
+    errors = [p for p in report.errors if require_masks or p.rule not in MASK_RULES]
+    if errors:
         first = errors[0]
         more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
         raise DatasetInvalidError(

@@ -146,3 +146,17 @@ def test_cli_exit_codes_and_messages(tmp_path):
     _exps(root).write_text("{broken")
     broken = _cli("validate", root)
     assert broken.returncode == 1 and "meta_expressions.json" in broken.stdout
+
+
+def test_require_valid_can_accept_clips_without_masks(tmp_path):
+    import shutil
+
+    root = write_small_dataset(tmp_path / "ds")
+    shutil.rmtree(root / "Annotations" / "clip_b")
+    with pytest.raises(DatasetInvalidError):
+        require_valid(root)
+    report = require_valid(root, require_masks=False)
+    assert [p.rule for p in report.errors] == ["missing_mask"]  # reported, but not fatal
+    _frame(root, clip="clip_b").unlink()
+    with pytest.raises(DatasetInvalidError, match="missing"):
+        require_valid(root, require_masks=False)  # everything else still counts
