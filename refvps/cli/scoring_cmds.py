@@ -44,8 +44,13 @@ def evaluate(predictions: Path, dataset_root: Path, output: Path | None, csv_pat
     of one, or a COCO-RLE .json list. Any nonzero pixel is foreground; Ignore (255) pixels of the
     ground truth are left out. Missing frames count as empty masks (warned; --strict fails instead).
     """
+    from refvps.errors import UsageError
     from refvps.scoring.evaluate import evaluate as run_evaluate, missing_message, unknown_message
 
+    for option, path, example in (("--output", output, "results.json"), ("--csv", csv_path, "per_expression.csv")):
+        if path is not None and path.is_dir():  # said now, not after the scoring
+            raise UsageError(f"{option} names a folder, not a file: {path}",
+                             hint=f"pass a file name, e.g. {option} {path / example}", path=path)
     with progress_bar(transient=True, disable=as_json) as bar:
         task = bar.add_task("scoring", total=None)
         results = run_evaluate(
@@ -117,18 +122,32 @@ def _print_summary(results, *, per_concept: bool) -> None:
 @click.option("--no-reference", is_flag=True, help="Leave out the published rows of leaderboard/reference/.")
 @click.option("--reference", "reference_dir", type=click.Path(path_type=Path),
               help="Folder of reported entries to include (default: the repository's leaderboard/reference/).")
+@click.option("--benchmark", default=None,
+              help="Benchmark of the bare results.json files among RESULTS (default: their dataset's folder name; "
+                   "entry files name their own). Rows of different benchmarks are ranked in separate tables.")
 def leaderboard(results: tuple[Path, ...], out: Path, title: str | None, no_reference: bool,
-                reference_dir: Path | None) -> None:
+                reference_dir: Path | None, benchmark: str | None) -> None:
     """Build the leaderboard from RESULTS (results.json or entry files, or folders of them) and the
     published rows of leaderboard/reference/ (unless --no-reference).
 
     Writes OUT/README.md (Markdown table sorted by J), OUT/leaderboard.csv and OUT/index.html, a
-    self-contained page with a sortable table, J per concept and J vs TempCon plots.
+    self-contained page with a sortable table, J per concept and J vs TempCon plots. Each benchmark
+    gets its own table: the published rows are on the real Ref-VPS test set, so results on the
+    synthetic benchmark are never ranked against them.
     """
     from refvps.leaderboard import DEFAULT_TITLE, build_leaderboard, load_entries, reference_entries
+    from refvps.leaderboard.render import benchmark_groups, leaderboard_rows
 
-    entries = load_entries(results)
+    entries = load_entries(results, benchmark=benchmark)
     if not no_reference:
         entries += reference_entries(reference_dir)
+    groups = benchmark_groups(leaderboard_rows(entries))
+    if len(groups) > 1:
+        listed = ", ".join(f"{name} ({len(rows)} row{'s' if len(rows) > 1 else ''})" for name, rows in groups)
+        err_console.print(
+            f"[yellow]Warning:[/] the entries come from {len(groups)} benchmarks: {escape(listed)}; each is "
+            "ranked in its own table. If some are the same benchmark, name it with --benchmark "
+            "(--no-reference leaves out the published Ref-VPS rows).", soft_wrap=True
+        )
     written = build_leaderboard(entries, out, title=title or DEFAULT_TITLE)
     console.print(escape(f"{len(entries)} entries -> " + ", ".join(str(p) for p in written.values())), soft_wrap=True)

@@ -94,7 +94,8 @@ class Entry:
         return document
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any], path: Path | None = None) -> "Entry":
+    def from_json(cls, data: Mapping[str, Any], path: Path | None = None, *, benchmark: str | None = None) -> "Entry":
+        """``benchmark`` names the benchmark of a bare results document (default: its dataset's folder name)."""
         info = data.get(ENTRY_KEY)
         results = {k: v for k, v in data.items() if k != ENTRY_KEY}
         if isinstance(info, Mapping) and info.get("name"):
@@ -102,7 +103,7 @@ class Entry:
         # A bare results.json: name it after --method, else after the file.
         meta = results.get("meta") or {}
         name = meta.get("method") or (path.stem if path is not None else "unnamed")
-        return cls(MethodInfo(name=name, benchmark=_benchmark_of(results)), results, path)
+        return cls(MethodInfo(name=name, benchmark=benchmark or _benchmark_of(results)), results, path)
 
 
 def _benchmark_of(results: Mapping[str, Any]) -> str | None:
@@ -207,8 +208,9 @@ def write_entry(entry: Entry, path: str | Path) -> Path:
     return path
 
 
-def read_entry(path: str | Path) -> Entry:
-    """Read an entry file, or a bare ``results.json`` (named after its ``--method`` or its file)."""
+def read_entry(path: str | Path, *, benchmark: str | None = None) -> Entry:
+    """Read an entry file, or a bare ``results.json`` (named after its ``--method`` or its file, and
+    given ``benchmark``, by default its dataset's folder name)."""
     path = Path(path)
     if not path.exists():
         raise UsageError(f"results file not found: {path}", hint="pass results.json files or entry files", path=path)
@@ -226,11 +228,12 @@ def read_entry(path: str | Path) -> Entry:
             hint="pass a results.json written by 'refvps evaluate --output' or an entry file",
             path=path,
         )
-    return Entry.from_json(data, path)
+    return Entry.from_json(data, path, benchmark=benchmark)
 
 
-def load_entries(paths: Iterable[str | Path]) -> list[Entry]:
-    """Read entries from files and folders (every ``*.json`` directly in a folder)."""
+def load_entries(paths: Iterable[str | Path], *, benchmark: str | None = None) -> list[Entry]:
+    """Read entries from files and folders (every ``*.json`` directly in a folder); ``benchmark``
+    names the benchmark of bare results files (entry files name their own)."""
     entries: list[Entry] = []
     for item in paths:
         item = Path(item)
@@ -238,7 +241,7 @@ def load_entries(paths: Iterable[str | Path]) -> list[Entry]:
             files = sorted(p for p in item.glob("*.json") if not p.name.startswith("."))
             if not files:
                 raise UsageError(f"no .json entries in folder {item}", hint="pass results.json files or entry files", path=item)
-            entries.extend(read_entry(p) for p in files)
+            entries.extend(read_entry(p, benchmark=benchmark) for p in files)
         else:
-            entries.append(read_entry(item))
+            entries.append(read_entry(item, benchmark=benchmark))
     return entries

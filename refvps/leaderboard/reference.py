@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from refvps.errors import UsageError
 from refvps.leaderboard.entries import Entry, read_entry, reported_entry, write_entry
 
 PAPER = "ReferEverything: Towards Segmenting Everything We Can Speak of in Videos"
@@ -68,13 +69,22 @@ def repository_reference_dir() -> Path:
 
 
 def reference_entries(folder: str | Path | None = None) -> list[Entry]:
-    """The published rows: from ``folder`` (default: the checkout's ``leaderboard/reference``), or
-    the built-in table when that folder is not there (an installed wheel)."""
-    folder = Path(folder) if folder is not None else repository_reference_dir()
+    """The published rows: from ``folder``, or by default from the checkout's ``leaderboard/reference``,
+    or the built-in table when that is not there (an installed wheel). A ``folder`` that is given
+    must hold entries: a mistyped path never silently falls back to the built-in table."""
+    if folder is None:
+        default = repository_reference_dir()
+        files = sorted(default.glob("*.json")) if default.is_dir() else []
+        return [read_entry(p) for p in files] if files else list(builtin_reference_entries().values())
+    folder = Path(folder)
     files = sorted(folder.glob("*.json")) if folder.is_dir() else []
-    if files:
-        return [read_entry(p) for p in files]
-    return list(builtin_reference_entries().values())
+    if not files:
+        raise UsageError(
+            f"no reported entries (*.json) in {folder}",
+            hint="pass the folder of reported entries (like leaderboard/reference/), or leave out --reference",
+            path=folder,
+        )
+    return [read_entry(p) for p in files]
 
 
 def write_reference_entries(folder: str | Path) -> list[Path]:

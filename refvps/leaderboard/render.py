@@ -1,8 +1,10 @@
 """Leaderboard pages: ``README.md``, ``leaderboard.csv`` and a self-contained ``index.html``.
 
 Rows are sorted by J (the Ref-VPS headline metric). TempCon is shown next to it and plotted against
-it, because a constant (e.g. empty) prediction is steady without being right. The HTML page loads
-nothing from the network: its styles and sorting script are inline and its plots are base64 PNGs.
+it, because a constant (e.g. empty) prediction is steady without being right. Rows of different
+benchmarks (say, the synthetic one and the published Ref-VPS numbers) are never ranked against each
+other: each benchmark gets its own table, ranked from 1. The HTML page loads nothing from the
+network: its styles and sorting script are inline and its plots are base64 PNGs.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import datetime as _dt
 import html
 import io
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -50,6 +53,15 @@ class Row:
     def reported(self) -> bool:
         return bool(self.entry.info.reported)
 
+    @property
+    def benchmark(self) -> str:
+        return self.entry.info.benchmark or "?"
+
+
+def benchmark_key(name: str | None) -> str:
+    """What makes two benchmark names the same: letters and digits, case-insensitive ("Ref-VPS" = "refvps")."""
+    return "".join(ch for ch in (name or "?").lower() if ch.isalnum()) or "?"
+
 
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or value is None:
@@ -61,18 +73,25 @@ def _number(value: Any) -> float | None:
     return None if math.isnan(number) else number
 
 
+def _interval(value: Any) -> list[float] | None:
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        return None
+    low, high = _number(value[0]), _number(value[1])
+    return None if low is None or high is None else [low, high]
+
+
 def leaderboard_rows(entries: Sequence[Entry]) -> list[Row]:
-    """Rows sorted by J (highest first; entries without J last), ranked 1, 2, ..."""
+    """Rows grouped by benchmark (see :func:`benchmark_groups`), each group sorted by J (highest
+    first; entries without J last) and ranked 1, 2, ... within its benchmark."""
     rows = []
     for entry in entries:
         summary = entry.summary
-        ci = summary.get("J_ci95")
         rows.append(
             Row(
                 rank=0,
                 entry=entry,
                 J=_number(summary.get("J")),
-                J_ci95=[float(ci[0]), float(ci[1])] if isinstance(ci, (list, tuple)) and len(ci) == 2 else None,
+                J_ci95=_interval(summary.get("J_ci95")),
                 TempCon=_number(summary.get("TempCon")),
                 JF=_number(summary.get("JF")),
                 F=_number(summary.get("F")),
@@ -83,9 +102,30 @@ def leaderboard_rows(entries: Sequence[Entry]) -> list[Row]:
             )
         )
     rows.sort(key=lambda r: (r.J is None, -(r.J or 0.0), r.name))
-    for rank, row in enumerate(rows, 1):
-        row.rank = rank
-    return rows
+    ordered = []
+    for _, members in benchmark_groups(rows):
+        for rank, row in enumerate(members, 1):
+            row.rank = rank
+        ordered.extend(members)
+    return ordered
+
+
+def benchmark_groups(rows: Sequence[Row]) -> list[tuple[str, list[Row]]]:
+    """(benchmark name, its rows in their order) for each benchmark of ``rows``.
+
+    Benchmarks with rows scored by refvps come first, then those with only reported rows, each set
+    by name. Names that differ only in case and punctuation are one benchmark; it is shown under
+    the spelling most of its rows use.
+    """
+    groups: dict[str, list[Row]] = {}
+    for row in rows:
+        groups.setdefault(benchmark_key(row.benchmark), []).append(row)
+    named = []
+    for members in groups.values():
+        spellings = Counter(r.benchmark for r in members)
+        named.append((spellings.most_common(1)[0][0], members))
+    named.sort(key=lambda group: (all(r.reported for r in group[1]), group[0].lower()))
+    return named
 
 
 def _category_names() -> dict[str, str]:
@@ -126,12 +166,52 @@ def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def render_markdown(rows: Sequence[Row], *, title: str = DEFAULT_TITLE, plots: Sequence[str] = ()) -> str:
-    categories = _category_order(rows)
+_SCORE_HEADERS = ["J ↑", "J 95% CI", "TempCon ↓", "J&F ↑", "J concept-balanced ↑"]
+
+
+def _score_headers(categories: Sequence[str]) -> list[str]:
     names = _category_names()
-    header = ["#", "Method", "J ↑", "J 95% CI", "TempCon ↓", "J&F ↑", "J concept-balanced ↑"]
-    header += [f"J {names.get(c, c)}" for c in categories]
-    header += ["Benchmark"]
+    return _SCORE_HEADERS + [f"J {names.get(c, c)}" for c in categories]
+
+
+def _score_cells(row: Row, categories: Sequence[str]) -> list[tuple[str, float | None]]:
+    """(text, value to sort by) of the score columns, as :func:`_score_headers` names them."""
+    cells = [
+        (_fmt(row.J), row.J),
+        (_fmt_ci(row.J_ci95), row.J_ci95[0] if row.J_ci95 else None),
+        (_fmt(row.TempCon), row.TempCon),
+        (_fmt(row.JF), row.JF),
+        (_fmt(row.J_concept_balanced), row.J_concept_balanced),
+    ]
+    return cells + [(_fmt(row.categories.get(c)), row.categories.get(c)) for c in categories]
+
+
+def _benchmarks_note(groups: Sequence[tuple[str, list[Row]]]) -> str | None:
+    if len(groups) < 2:
+        return None
+    names = ", ".join(name for name, _ in groups)
+    return (f"The rows come from {len(groups)} benchmarks ({names}), each ranked in its own table: "
+            "compare only rows of the same benchmark.")
+
+
+def _markdown_table(rows: Sequence[Row]) -> list[str]:
+    categories = _category_order(rows)
+    header = ["#", "Method", *_score_headers(categories), "Benchmark"]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---:"] + [":---"] + ["---:"] * (len(header) - 3) + [":---"]) + "|",
+    ]
+    for row in rows:
+        method = _md_cell(_display_name(row))
+        if row.entry.info.url:
+            method = f"[{method}]({row.entry.info.url})"
+        cells = [str(row.rank), method, *(text for text, _ in _score_cells(row, categories)), _md_cell(row.benchmark)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def render_markdown(rows: Sequence[Row], *, title: str = DEFAULT_TITLE, plots: Sequence[str] = ()) -> str:
+    groups = benchmark_groups(rows)
     lines = [
         f"# {title}",
         "",
@@ -140,30 +220,14 @@ def render_markdown(rows: Sequence[Row], *, title: str = DEFAULT_TITLE, plots: S
         "target is visible throughout, so read it next to J). "
         "J&F adds the DAVIS boundary measure. Per-category columns are J averaged over the clips of each category. "
         f"{REPORTED_MARK} = numbers reported in a publication, not scored by refvps (sources below).",
-        "",
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join(["---:"] + [":---"] + ["---:"] * (len(header) - 3) + [":---"]) + "|",
     ]
-    for row in rows:
-        method = _md_cell(_display_name(row))
-        if row.entry.info.url:
-            method = f"[{method}]({row.entry.info.url})"
-        cells = [
-            str(row.rank),
-            method,
-            _fmt(row.J),
-            _fmt_ci(row.J_ci95),
-            _fmt(row.TempCon),
-            _fmt(row.JF),
-            _fmt(row.J_concept_balanced),
-        ]
-        cells += [_fmt(row.categories.get(c)) for c in categories]
-        cells += [_md_cell(row.entry.info.benchmark or "—")]
-        lines.append("| " + " | ".join(cells) + " |")
-    benchmarks = sorted({r.entry.info.benchmark or "?" for r in rows})
-    if len(benchmarks) > 1:
-        lines += ["", f"Rows come from {len(benchmarks)} benchmarks ({', '.join(_md_cell(b) for b in benchmarks)}): "
-                  "compare only rows of the same benchmark."]
+    note = _benchmarks_note(groups)
+    if note:
+        lines += ["", _md_cell(note)]
+    for name, members in groups:
+        if note:
+            lines += ["", f"## {_md_cell(name)}"]
+        lines += ["", *_markdown_table(members)]
     reported = [r for r in rows if r.reported]
     if reported:
         lines += ["", "Sources of reported rows:", ""]
@@ -285,17 +349,24 @@ def plot_concepts(rows: Sequence[Row]) -> bytes | None:
 
 
 def plot_scatter(rows: Sequence[Row]) -> bytes | None:
-    """J against TempCon for every row that has both; reported rows hollow."""
+    """J against TempCon for every row that has both; reported rows hollow, one colour per benchmark."""
     points = [r for r in rows if r.J is not None and r.TempCon is not None]
     if not points:
         return None
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.0, 5.0), dpi=100)
-    for row in points:
-        style = {"facecolors": "none", "edgecolors": "tab:gray"} if row.reported else {"color": "tab:blue"}
-        ax.scatter([row.TempCon], [row.J], s=50, **style)
-        offset = (5, -11) if row.J > 92 else (5, 4)  # keep labels of top rows inside the axes
-        ax.annotate(_display_name(row), (row.TempCon, row.J), textcoords="offset points", xytext=offset, fontsize=8)
+    groups = benchmark_groups(points)
+    for index, (benchmark, members) in enumerate(groups):
+        colour = f"C{index}"
+        for row in members:
+            style = {"facecolors": "none", "edgecolors": colour} if row.reported else {"color": colour}
+            ax.scatter([row.TempCon], [row.J], s=50, **style)
+            offset = (5, -11) if row.J > 92 else (5, 4)  # keep labels of top rows inside the axes
+            ax.annotate(_display_name(row), (row.TempCon, row.J), textcoords="offset points", xytext=offset, fontsize=8)
+        if len(groups) > 1:
+            ax.scatter([], [], color=colour, label=benchmark)
+    if len(groups) > 1:
+        ax.legend(title="benchmark (compare within one)", fontsize=8, title_fontsize=8, loc="lower right")
     ax.set_xlabel("TempCon (lower = steadier; a constant prediction is steady without being right)")
     ax.set_ylabel("J (higher is better)")
     ax.set_title("Accuracy vs temporal consistency")
@@ -322,7 +393,8 @@ _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2em auto;max-width:1400px;padding:0 1em;color:#222}
 table{border-collapse:collapse;font-size:14px}th,td{padding:4px 8px;border-bottom:1px solid #ddd;text-align:right}
 th{cursor:pointer;background:#f4f4f4;position:sticky;top:0;user-select:none}th.sorted-asc::after{content:" ▲"}th.sorted-desc::after{content:" ▼"}
-td.text,th.text{text-align:left}tr.reported td{color:#666;font-style:italic}.note{color:#555;font-size:13px;max-width:900px}
+td.text,th.text{text-align:left}td{white-space:nowrap}td.name,td.wide{min-width:14em;white-space:normal}td.detail{min-width:24em;white-space:normal}
+tr.reported td{color:#666;font-style:italic}.note{color:#555;font-size:13px;max-width:900px}
 img{max-width:100%;border:1px solid #eee;margin:1em 0}.wrap{overflow-x:auto}
 """
 
@@ -355,23 +427,13 @@ def _td(text: str, sort_value: Any, *, cls: str = "", raw: bool = False) -> str:
     return f'<td{klass} data-sort="{sort_text}">{content}</td>'
 
 
-def _benchmark_note_html(rows: Sequence[Row]) -> str:
-    benchmarks = sorted({r.entry.info.benchmark or "?" for r in rows})
-    if len(benchmarks) < 2:
-        return ""
-    listed = html.escape(", ".join(benchmarks))
-    return f'<p class="note"><b>Rows come from {len(benchmarks)} benchmarks ({listed}): compare only rows of the same benchmark.</b></p>\n'
-
-
-def render_html(rows: Sequence[Row], *, title: str = DEFAULT_TITLE, plots: dict[str, bytes] | None = None) -> str:
-    plots = plots or {}
+def _html_table(rows: Sequence[Row]) -> str:
     categories = _category_order(rows)
-    names = _category_names()
-    headers = ["#", "Method", "J ↑", "J 95% CI", "TempCon ↓", "J&F ↑", "J concept-balanced ↑"]
-    headers += [f"J {names.get(c, c)}" for c in categories] + ["Benchmark", "Backbone", "Source / command"]
+    headers = ["#", "Method", *_score_headers(categories), "Benchmark", "Backbone", "Source / command"]
     text_columns = {1, len(headers) - 3, len(headers) - 2, len(headers) - 1}
     head = "".join(
-        f'<th class="text">{html.escape(h)}</th>' if i in text_columns else f"<th>{html.escape(h)}</th>"
+        f'<th class="{"text name" if i == 1 else "text"}">{html.escape(h)}</th>' if i in text_columns
+        else f"<th>{html.escape(h)}</th>"
         for i, h in enumerate(headers)
     )
     body = []
@@ -381,23 +443,28 @@ def render_html(rows: Sequence[Row], *, title: str = DEFAULT_TITLE, plots: dict[
         if info.url and info.url.startswith(("http://", "https://")):
             name = f'<a href="{html.escape(info.url, quote=True)}">{name}</a>'
         detail = info.source if row.reported else (info.command or info.checkpoint or "")
-        cells = [
-            _td(str(row.rank), row.rank),
-            _td(name, info.name, cls="text", raw=True),
-            _td(_fmt(row.J), row.J),
-            _td(_fmt_ci(row.J_ci95), row.J_ci95[0] if row.J_ci95 else None),
-            _td(_fmt(row.TempCon), row.TempCon),
-            _td(_fmt(row.JF), row.JF),
-            _td(_fmt(row.J_concept_balanced), row.J_concept_balanced),
-        ]
-        cells += [_td(_fmt(row.categories.get(c)), row.categories.get(c)) for c in categories]
+        cells = [_td(str(row.rank), row.rank), _td(name, info.name, cls="text name", raw=True)]
+        cells += [_td(text, value) for text, value in _score_cells(row, categories)]
         cells += [
-            _td(info.benchmark or "—", info.benchmark or "", cls="text"),
-            _td(info.backbone or "—", info.backbone or "", cls="text"),
-            _td(detail or "—", detail or "", cls="text"),
+            _td(row.benchmark, row.benchmark, cls="text"),
+            _td(info.backbone or "—", info.backbone or "", cls="text wide"),
+            _td(detail or "—", detail or "", cls="text detail"),
         ]
         klass = ' class="reported"' if row.reported else ""
         body.append(f"<tr{klass}>" + "".join(cells) + "</tr>")
+    return (f'<div class="wrap"><table class="sortable">\n<thead><tr>{head}</tr></thead>\n<tbody>\n'
+            + "\n".join(body) + "\n</tbody>\n</table></div>\n")
+
+
+def render_html(rows: Sequence[Row], *, title: str = DEFAULT_TITLE, plots: dict[str, bytes] | None = None) -> str:
+    plots = plots or {}
+    groups = benchmark_groups(rows)
+    note = _benchmarks_note(groups)
+    tables = f'<p class="note"><b>{html.escape(note)}</b></p>\n' if note else ""
+    for name, members in groups:
+        if note:
+            tables += f"<h2>{html.escape(name)}</h2>\n"
+        tables += _html_table(members)
     figures = []
     for key, caption in (
         (PLOT_CONCEPTS, "J per concept for each scored method (reported rows have no per-concept numbers)."),
@@ -425,13 +492,7 @@ TempCon is the mean change of the per-frame IoU between consecutive frames: lowe
 always-empty prediction scores about 0 when the target is visible throughout, so read it next to J.
 J&amp;F adds the DAVIS boundary measure. Rows marked {REPORTED_MARK} (in grey) are numbers reported in a
 publication, not scored by refvps.</p>
-{_benchmark_note_html(rows)}<div class="wrap"><table class="sortable">
-<thead><tr>{head}</tr></thead>
-<tbody>
-{chr(10).join(body)}
-</tbody>
-</table></div>
-{chr(10).join(figures)}
+{tables}{chr(10).join(figures)}
 <p class="note">{html.escape(_generated_line())}</p>
 <script>{_JS}</script>
 </body>

@@ -196,15 +196,22 @@ def _frame_shape(task: ClipTask) -> tuple[int, int] | None:
 
 def _read_labels(task: ClipTask, names: list[str], shape: tuple[int, int] | None) -> np.ndarray:
     """Decode the label maps of ``names`` into one (T, H, W) array; each must have ``shape``."""
+    paths = [os.path.join(task.masks_dir, f"{name}.png") for name in names]
+    return _stack_labels(((path, read_label(path)) for path in paths), len(paths), shape)
+
+
+def _stack_labels(labels, count: int, shape: tuple[int, int] | None) -> np.ndarray:
+    """``count`` decoded label maps, given as (path, array), in one reused (count, H, W) buffer.
+
+    Each must have ``shape`` (None: the first one's); a map of another size is an error naming it.
+    """
     stack: np.ndarray | None = None
-    for row, name in enumerate(names):
-        path = os.path.join(task.masks_dir, f"{name}.png")
-        label = read_label(path)
+    for row, (path, label) in enumerate(labels):
         if shape is None:
             shape = label.shape
         _check_label_shape(label.shape, shape, path)
         if stack is None:
-            stack = _buffer("labels", (len(names), *shape), np.uint8)
+            stack = _buffer("labels", (count, *shape), np.uint8)
         stack[row] = label
     return stack
 
@@ -216,9 +223,6 @@ def _check_label_shape(found: tuple[int, int], shape: tuple[int, int], path: str
             hint="a mask has the exact size of its frame; re-export it (run: refvps validate ROOT)",
             path=path,
         )
-
-
-_box = nonzero_box
 
 
 def _overlap(a: np.ndarray, b: np.ndarray, box: tuple[int, int, int, int] | None, scratch: np.ndarray) -> int:
@@ -258,7 +262,7 @@ class _GroundTruthChunk:
         self.shape = labels.shape[1:]
         self.radius = radius
         self.void = _equal_bytes(labels, IGNORE_INDEX, "void")
-        self.void_boxes = [_box(frame) for frame in self.void]
+        self.void_boxes = [nonzero_box(frame) for frame in self.void]
         self.keep = np.bitwise_not(self.void, out=_buffer("keep", labels.shape, np.uint8)) if boundary else None
         self.targets: dict[int, np.ndarray] = {}
         self.target_boxes: dict[int, list] = {}
@@ -267,7 +271,7 @@ class _GroundTruthChunk:
         for obj_id in obj_ids:
             masks = _equal_bytes(labels, obj_id, f"target{obj_id}")
             self.targets[obj_id] = masks
-            self.target_boxes[obj_id] = [_box(frame) for frame in masks]
+            self.target_boxes[obj_id] = [nonzero_box(frame) for frame in masks]
             self.target_counts[obj_id] = np.array(
                 [cv2.countNonZero(frame) if box else 0 for frame, box in zip(masks, self.target_boxes[obj_id])], np.int64
             )
@@ -299,7 +303,7 @@ def _score_mask(gt: _GroundTruthChunk, obj_id: int, index: int, raw: np.ndarray 
         if void_box is not None:
             area -= _overlap(raw, gt.void[index], void_box, scratch)
         return inter, area, None
-    box = _box(raw)
+    box = nonzero_box(raw)
     if box is None:
         return 0, 0, gt.boundary(obj_id, index).f(None)
     # DAVIS removes void pixels before taking boundaries: the prediction without Ignore, over its
@@ -423,15 +427,9 @@ def _ground_truth_runs(task: ClipTask, values: list[int]) -> tuple[tuple[int, in
         _check_label_shape(found_shape, shape, path)
     for start in range(0, len(todo), task.chunk):
         part = todo[start : start + task.chunk]
-        stack = None
-        for row, (index, path, data, _) in enumerate(part):
-            label = decode_label_bytes(data, path) if data else read_label(path)
-            if shape is None:
-                shape = label.shape
-            _check_label_shape(label.shape, shape, path)
-            if stack is None:
-                stack = _buffer("labels", (len(part), *shape), np.uint8)
-            stack[row] = label
+        decoded = ((path, decode_label_bytes(data, path) if data else read_label(path)) for _, path, data, _ in part)
+        stack = _stack_labels(decoded, len(part), shape)
+        shape = stack.shape[1:]
         for (index, _, _, digest), counts in zip(part, _label_runs(stack, values)):
             runs[index] = counts
             if cache is not None:

@@ -9,9 +9,11 @@ set, so it takes a shorter road where the file allows it, and PIL's road everywh
   writes for palette images, e.g. the dataset's label maps): one ``zlib.decompress`` of the joined
   IDAT chunks, and the samples are the bytes after each row's filter byte. For a palette PNG these
   are the palette *indices*, exactly what PIL returns;
-* a greyscale, grey+alpha, RGB or RGBA PNG of 8-bit samples (e.g. a 0/255 mask with adaptive
-  filters): OpenCV's libpng decoder (``cv2.imdecode``, ``IMREAD_UNCHANGED``), which returns the
-  stored samples (no palette is involved, so OpenCV's palette-to-colour conversion cannot bite).
+* a greyscale, grey+alpha, RGB or RGBA PNG of 8- or 16-bit samples (e.g. a 0/255 mask with
+  adaptive filters): OpenCV's libpng decoder (``cv2.imdecode``, ``IMREAD_UNCHANGED``), which returns
+  the stored samples (no palette is involved, so OpenCV's palette-to-colour conversion cannot bite).
+  16-bit colour files must go this way: PIL reads them as 8-bit, keeping only the high byte of
+  each sample, so a mask stored as 0/1 in 16 bits would read as empty.
 
 Nothing here guesses. A file is taken on the fast road only when it is a complete PNG (signature,
 IHDR first, IEND last, every chunk's CRC right), with the expected size and sample layout (and, on
@@ -115,22 +117,22 @@ def decode_mask(data: bytes, shape: tuple[int, int], header: PngHeader | None = 
 
     ``shape`` is the frame's (H, W); a file of another size returns ``None``, so that the PIL road
     raises its size error. Palette PNGs give their indices (index 0 is background, whatever its
-    colour), colour PNGs the bitwise OR of their colour channels (alpha is not a colour).
+    colour), colour PNGs the bitwise OR of their colour channels (alpha is not a colour); 16-bit
+    files give 0/1 (1 where a colour sample is nonzero).
     """
     header = header or read_header(data)
-    if header is None or (header.height, header.width) != tuple(shape) or header.bit_depth != 8:
+    if header is None or (header.height, header.width) != tuple(shape) or header.bit_depth not in (8, 16):
         return None
     if header.colour_type == PALETTE:
-        return None if header.interlaced else _unfiltered_samples(data, header)
+        return None if header.interlaced or header.bit_depth != 8 else _unfiltered_samples(data, header)
     if header.colour_type not in (GREY, RGB, GREY_ALPHA, RGBA):
         return None
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if image is None or image.dtype != np.uint8 or image.shape[:2] != tuple(shape):
+    dtype = np.uint8 if header.bit_depth == 8 else np.uint16
+    if image is None or image.dtype != dtype or image.shape[:2] != tuple(shape):
         return None
-    if image.ndim == 2:
-        return image
-    channels = image.shape[2]
-    colour = image[:, :, :3] if channels == 4 else image[:, :, :1] if channels == 2 else image
-    if colour.shape[2] == 1:
-        return np.ascontiguousarray(colour[:, :, 0])
-    return np.bitwise_or.reduce(colour, axis=2)
+    if image.ndim == 3:
+        channels = image.shape[2]
+        colour = image[:, :, :3] if channels == 4 else image[:, :, :1] if channels == 2 else image
+        image = np.ascontiguousarray(colour[:, :, 0]) if colour.shape[2] == 1 else np.bitwise_or.reduce(colour, axis=2)
+    return image if dtype == np.uint8 else np.not_equal(image, 0).view(np.uint8)

@@ -94,6 +94,13 @@ def decode_mask_png_raw(source: str | Path | bytes, shape: tuple[int, int], name
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise _corrupt(name, exc) from None
     with handle as image:
+        if image.format != "PNG":
+            # A JPEG's compression noise turns background pixels nonzero: never score one as a mask.
+            raise PredictionError(
+                f"predicted mask is a {image.format or 'non-PNG'} file, not a PNG: {name}",
+                hint="save masks as PNG (lossless); refvps reads predicted masks only from PNG files",
+                path=name,
+            )
         width, height = image.size
         if (height, width) != tuple(shape):
             raise PredictionError(
@@ -102,6 +109,8 @@ def decode_mask_png_raw(source: str | Path | bytes, shape: tuple[int, int], name
                 "because resizing changes the score",
                 path=name,
             )
+        if _is_16_bit_colour(data):  # PIL would keep only each sample's high byte; OpenCV declined it
+            raise _corrupt(name, ValueError("16-bit colour PNG that OpenCV cannot decode"))
         try:
             image.load()
             mode = image.mode
@@ -115,6 +124,11 @@ def decode_mask_png_raw(source: str | Path | bytes, shape: tuple[int, int], name
     if colour.dtype == np.uint8:
         return colour[:, :, 0] if channels == 1 else np.bitwise_or.reduce(colour, axis=2)
     return colour.any(axis=2)
+
+
+def _is_16_bit_colour(data: bytes) -> bool:
+    """Whether PNG bytes declare 16-bit RGB, RGBA or grey+alpha samples (IHDR bit depth and colour type)."""
+    return data[12:16] == b"IHDR" and data[24:25] == b"\x10" and data[25:26] in (b"\x02", b"\x04", b"\x06")
 
 
 def _corrupt(name: str, exc: BaseException) -> PredictionError:
@@ -174,7 +188,7 @@ def check_rle(segmentation: Any, shape: tuple[int, int], name: str) -> dict:
     if not isinstance(segmentation, dict) or "size" not in segmentation or "counts" not in segmentation:
         raise _invalid_rle(name, 'segmentation must be an object {"size": [h, w], "counts": ...}')
     size = segmentation["size"]
-    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(v, int) and v >= 0 for v in size)):
+    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(_is_count(v) for v in size)):
         raise _invalid_rle(name, f"size must be [height, width], got {size!r}")
     height, width = size
     if (height, width) != tuple(shape):
@@ -185,7 +199,7 @@ def check_rle(segmentation: Any, shape: tuple[int, int], name: str) -> dict:
         )
     counts = segmentation["counts"]
     if isinstance(counts, list):
-        if not all(isinstance(v, int) and v >= 0 for v in counts):
+        if not all(_is_count(v) for v in counts):
             raise _invalid_rle(name, "uncompressed counts must be non-negative integers")
         runs = np.asarray(counts, dtype=np.int64)
         compressed = None
@@ -207,6 +221,11 @@ def check_rle(segmentation: Any, shape: tuple[int, int], name: str) -> dict:
 
         compressed = mask_utils.frPyObjects({"size": [height, width], "counts": list(counts)}, height, width)["counts"]
     return {"size": [height, width], "counts": compressed}
+
+
+def _is_count(value: Any) -> bool:
+    """A non-negative JSON integer (``true`` is not a count, although Python's bool is an int)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def decode_rle(rle: dict) -> np.ndarray:
@@ -257,17 +276,6 @@ class ClipPredictions:
             return f"{self.location}:{self.locators[exp_id][frame]}"
         number = self.entry_numbers.get(exp_id, {}).get(frame, "?")
         return f"{self.location}: entry {number} (video {self.clip_id!r}, exp_id {exp_id!r}, frame {frame!r})"
-
-    def read_masks(self, exp_id: str, frames: list[str], shape: tuple[int, int], zip_cache: dict) -> tuple[np.ndarray, int]:
-        """A (T, H, W) boolean stack for ``frames``; missing frames are empty. Returns (stack, n_missing)."""
-        stack = np.zeros((len(frames), *shape), dtype=bool)
-        missing = 0
-        for row, frame in enumerate(frames):
-            if not self.has(exp_id, frame):
-                missing += 1
-                continue
-            stack[row] = self.read_raw(exp_id, frame, shape, zip_cache) != 0
-        return stack, missing
 
     def read_raw(self, exp_id: str, frame: str, shape: tuple[int, int], zip_cache: dict) -> np.ndarray:
         """One mask as an (H, W) uint8/bool array whose nonzero pixels are foreground."""
@@ -484,6 +492,9 @@ def _open_rle_json(path: Path) -> PredictionSource:
         absent = [k for k in ("video", "exp_id", "frame", "segmentation") if k not in entry]
         if absent:
             raise _invalid_entry(where, f"missing key(s) {', '.join(absent)}", path)
+        for key in ("video", "exp_id", "frame"):
+            if not isinstance(entry[key], (str, int)) or isinstance(entry[key], bool):
+                raise _invalid_entry(where, f"{key} must be a string or an integer, got {entry[key]!r}", path)
         clip_id, exp_id, frame = str(entry["video"]), str(entry["exp_id"]), _frame_key(entry["frame"])
         frames = index.setdefault(clip_id, {}).setdefault(exp_id, {})
         if frame in frames:

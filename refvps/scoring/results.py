@@ -28,9 +28,6 @@ import numpy as np
 
 from refvps.fileio import atomic_write_json, atomic_write_text
 
-NO_CONCEPT = None
-
-
 @dataclass
 class ExpressionResult:
     """Scores of one (clip, expression): J, F, TempCon, J-recall on the 0-100 scale."""
@@ -222,73 +219,58 @@ def _mean_or_none(values: Sequence[float | None]) -> float | None:
     return _mean(values)  # type: ignore[arg-type]
 
 
-def _group_of_clips(key, clips: list[GroupResult], **extra) -> GroupResult:
+def _group(key, members: Sequence[ExpressionResult] | Sequence[GroupResult], *, n_clips: int, n_expressions: int, **extra) -> GroupResult:
+    """The mean scores of ``members`` (expressions of a clip, or clips of a group), and their counts."""
     return GroupResult(
         key=key,
-        J=_mean([c.J for c in clips]),
-        F=_mean_or_none([c.F for c in clips]),
-        TempCon=_mean([c.TempCon for c in clips]),
-        J_recall=_mean([c.J_recall for c in clips]),
-        n_clips=len(clips),
-        n_expressions=sum(c.n_expressions for c in clips),
-        n_frames=sum(c.n_frames for c in clips),
-        n_missing=sum(c.n_missing for c in clips),
+        J=_mean([m.J for m in members]),
+        F=_mean_or_none([m.F for m in members]),
+        TempCon=_mean([m.TempCon for m in members]),
+        J_recall=_mean([m.J_recall for m in members]),
+        n_clips=n_clips,
+        n_expressions=n_expressions,
+        n_frames=sum(m.n_frames for m in members),
+        n_missing=sum(m.n_missing for m in members),
         **extra,
     )
 
 
+def _by(items, attribute: str) -> list[tuple[Any, list]]:
+    """``items`` grouped by an attribute, groups sorted by its value (None last)."""
+    groups: dict[Any, list] = defaultdict(list)
+    for item in items:
+        groups[getattr(item, attribute)].append(item)
+    return [(key, groups[key]) for key in sorted(groups, key=lambda k: (k is None, k or ""))]
+
+
 def aggregate_clips(expressions: Sequence[ExpressionResult]) -> list[GroupResult]:
     """Per clip: the mean over its expressions; ``n_frames`` counts scored masks (frames x expressions)."""
-    by_clip: dict[str, list[ExpressionResult]] = defaultdict(list)
-    for row in expressions:
-        by_clip[row.video].append(row)
-    clips = []
-    for clip_id in sorted(by_clip):
-        rows = by_clip[clip_id]
-        clips.append(
-            GroupResult(
-                key=clip_id,
-                J=_mean([r.J for r in rows]),
-                F=_mean_or_none([r.F for r in rows]),
-                TempCon=_mean([r.TempCon for r in rows]),
-                J_recall=_mean([r.J_recall for r in rows]),
-                n_clips=1,
-                n_expressions=len(rows),
-                n_frames=sum(r.n_frames for r in rows),
-                n_missing=sum(r.n_missing for r in rows),
-                concept=rows[0].concept,
-                category=rows[0].category,
-            )
-        )
-    return clips
+    return [
+        _group(clip_id, rows, n_clips=1, n_expressions=len(rows), concept=rows[0].concept, category=rows[0].category)
+        for clip_id, rows in _by(expressions, "video")
+    ]
+
+
+def _of_clips(key, clips: list[GroupResult], **extra) -> GroupResult:
+    return _group(key, clips, n_clips=len(clips), n_expressions=sum(c.n_expressions for c in clips), **extra)
 
 
 def aggregate_concepts(clips: Sequence[GroupResult]) -> list[GroupResult]:
     """Per concept: the mean over its clips (a concept's category is its clips' most common one)."""
-    by_concept: dict[str | None, list[GroupResult]] = defaultdict(list)
-    for clip in clips:
-        by_concept[clip.concept].append(clip)
     groups = []
-    for concept in sorted(by_concept, key=lambda c: (c is None, c or "")):
-        members = by_concept[concept]
+    for concept, members in _by(clips, "concept"):
         categories = Counter(c.category for c in members)
         category = sorted(categories.items(), key=lambda kv: (-kv[1], kv[0] is None, kv[0] or ""))[0][0]
-        groups.append(_group_of_clips(concept, members, category=category))
+        groups.append(_of_clips(concept, members, category=category))
     return groups
 
 
 def aggregate_categories(clips: Sequence[GroupResult]) -> list[GroupResult]:
     """Per category: the mean over the clips in it."""
-    by_category: dict[str | None, list[GroupResult]] = defaultdict(list)
-    for clip in clips:
-        by_category[clip.category].append(clip)
-    groups = []
-    for category in sorted(by_category, key=lambda c: (c is None, c or "")):
-        members = by_category[category]
-        groups.append(
-            _group_of_clips(category, members, n_concepts=len({c.concept for c in members}))
-        )
-    return groups
+    return [
+        _of_clips(category, members, n_concepts=len({c.concept for c in members}))
+        for category, members in _by(clips, "category")
+    ]
 
 
 def bootstrap_estimates(per_clip_values: Sequence[Sequence[float]], n_resamples: int, seed: int) -> np.ndarray:
@@ -338,10 +320,7 @@ def summarise(
 ) -> Summary:
     J = _mean([e.J for e in expressions])
     F = _mean_or_none([e.F for e in expressions])
-    by_clip: dict[str, list[ExpressionResult]] = defaultdict(list)
-    for e in expressions:
-        by_clip[e.video].append(e)
-    ordered = [by_clip[c.key] for c in clips]
+    ordered = [rows for _, rows in _by(expressions, "video")]  # the expressions of each clip
     J_ci = bootstrap_ci([[e.J for e in rows] for rows in ordered], bootstrap, seed)
     JF_ci = None
     if F is not None:

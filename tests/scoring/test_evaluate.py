@@ -13,7 +13,7 @@ from refvps.errors import PredictionError
 from refvps.scoring import evaluate, open_predictions
 from refvps.scoring.results import bootstrap_ci, bootstrap_estimates
 
-from .conftest import CLIPS, write_png_tree, write_rle_json
+from .conftest import CLIPS, encode_png, write_png_tree, write_rle_json, write_zip
 from .test_metrics import naive_f, naive_iou, naive_tempcon
 
 
@@ -128,14 +128,99 @@ def test_oracle_scores_perfectly(scored_case, tmp_path):
         assert s.J_ci95 == [100.0, 100.0]
 
 
-def test_empty_predictions_have_perfect_tempcon_but_low_j(scored_case, tmp_path):
+def test_empty_predictions_score_by_hand(scored_case, tmp_path):
+    """Every clip's target is visible in all frames but the last: an empty prediction has IoU
+    0, ..., 0, 1, so J = 100 / T and TempCon = 100 / (T - 1) (one jump over T - 1 pairs)."""
     empty = {(c, e): [np.zeros_like(m) for m in masks] for (c, e), masks in scored_case["predictions"].items()}
-    s = evaluate(write_rle_json(tmp_path / "empty.json", empty), scored_case["dataset"], boundary=False).summary
-    # Only the frames where the target is absent score 1: the last frame of each clip.
+    results = evaluate(write_rle_json(tmp_path / "empty.json", empty), scored_case["dataset"], boundary=False)
+    for row in results.per_expression:
+        frames = CLIPS[row.video][0]
+        assert row.J == pytest.approx(100 / frames) and row.TempCon == pytest.approx(100 / (frames - 1))
+        assert row.J_recall == pytest.approx(100 / frames)
+    s = results.summary
     assert s.J == pytest.approx(100 * np.mean([1 / frames for frames, _, _ in CLIPS.values()]))
-    assert s.TempCon > 0  # IoU jumps from 0 to 1 at the last frame
-    no_target_change = evaluate(write_rle_json(tmp_path / "e2.json", empty), scored_case["dataset"], boundary=False)
-    assert no_target_change.summary.F is None and no_target_change.summary.JF is None
+    assert s.TempCon == pytest.approx(100 * np.mean([1 / (frames - 1) for frames, _, _ in CLIPS.values()]))
+    assert s.F is None and s.JF is None  # --no-boundary
+
+
+def _two_object_dataset(root):
+    """Clip "two": objects 1 and 2 side by side with Ignore between them, twelve expressions (ids "0".."11",
+    even ids on object 1, odd ids on object 2); clip "one": a single frame. Returns clip -> label maps."""
+    from refvps.dataset import ClipMeta, DatasetWriter, Expression
+
+    height, width, frames = 24, 40, 6
+    rng = np.random.default_rng(21)
+    labels = []
+    for t in range(frames):
+        label = np.zeros((height, width), np.uint8)
+        label[4:16, 2 + t : 14 + t] = 1
+        label[6:20, 22 : 30 + t] = 2
+        label[:, 18:21] = 255  # an Ignore band between the two
+        label[rng.random((height, width)) < 0.03] = 255  # and Ignore specks, some inside the objects
+        labels.append(label)
+    writer = DatasetWriter(root)
+    black = np.zeros((height, width, 3), np.uint8)
+    expressions = [Expression(str(i), f"object {1 + i % 2}, phrasing {i}", 1 + i % 2) for i in range(12)]
+    writer.write_clip("two", [black] * frames, labels, expressions, ClipMeta("two", concept="c2", category="k", width=width, height=height))
+    single = np.zeros((height, width), np.uint8)
+    single[5:15, 5:25] = 1
+    writer.write_clip("one", [black], [single], [Expression("0", "the only frame", 1)],
+                      ClipMeta("one", concept="c1", category="k", width=width, height=height))
+    return {"two": labels, "one": [single]}
+
+
+def test_second_object_single_frame_and_many_expression_ids(tmp_path):
+    """obj_id 2 beside object 1 (which is background for it), a one-frame clip (TempCon 0), exp ids past
+    "9" (kept in the dataset's order, not sorted as text), predictions with 255 and with other objects
+    in them, in every input format, with and without F: each equals the naive reference."""
+    truth = _two_object_dataset(tmp_path / "dataset")
+    rng = np.random.default_rng(22)
+    predictions = {}
+    for i in range(12):
+        obj = 1 + i % 2
+        masks = []
+        for t, label in enumerate(truth["two"]):
+            if i in (0, 1):
+                mask = label == obj  # exact outside Ignore
+            elif i in (2, 3):
+                mask = label == 3 - obj  # the other object: IoU 0 where the target is visible
+            elif i in (4, 5):
+                mask = (label == obj) | (label == 255)  # spilling into Ignore only: still exact
+            else:
+                mask = np.roll(label == obj, int(rng.integers(-2, 3)), axis=1) ^ (rng.random(label.shape) < 0.05)
+            masks.append(mask)
+        predictions[("two", str(i))] = masks
+    predictions[("one", "0")] = [np.roll(truth["one"][0] == 1, 3, axis=0)]
+    expected = {}
+    for (clip_id, exp_id), masks in predictions.items():
+        obj = 1 + int(exp_id) % 2 if clip_id == "two" else 1
+        ious = [naive_iou(label == obj, mask, label == 255) for label, mask in zip(truth[clip_id], masks)]
+        fs = [naive_f(label == obj, mask, label == 255) for label, mask in zip(truth[clip_id], masks)]
+        expected[(clip_id, exp_id)] = (100 * np.mean(ious), 100 * np.mean(fs), naive_tempcon(ious))
+    for key in (("two", "0"), ("two", "1"), ("two", "4"), ("two", "5")):
+        assert expected[key] == (100.0, 100.0, 0.0)
+    assert expected[("two", "2")][0] == 0.0 and expected[("one", "0")][2] == 0.0
+
+    tree = tmp_path / "pred"
+    for (clip_id, exp_id), masks in predictions.items():
+        for t, mask in enumerate(masks):
+            path = tree / clip_id / exp_id / f"{frame_name(t)}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(encode_png(mask, "L255"))
+    rle = write_rle_json(tmp_path / "pred.json", predictions)
+    zipped = write_zip(tmp_path / "pred.zip", tree, prefix="outer/inner/")
+    for source in (tree, zipped, rle):
+        for boundary in (True, False):
+            results = evaluate(source, tmp_path / "dataset", boundary=boundary, bootstrap=0)
+            assert [(r.video, r.exp_id) for r in results.per_expression] == [("one", "0")] + [("two", str(i)) for i in range(12)]
+            for row in results.per_expression:
+                j, f, tempcon = expected[(row.video, row.exp_id)]
+                assert row.J == pytest.approx(j, abs=1e-9) and row.TempCon == pytest.approx(tempcon, abs=1e-9)
+                assert row.F == (pytest.approx(f, abs=1e-9) if boundary else None)
+                assert row.obj_id == (1 + int(row.exp_id) % 2 if row.video == "two" else 1)
+            clip_two = np.mean([expected[("two", str(i))][0] for i in range(12)])
+            assert results.summary.J == pytest.approx(np.mean([v[0] for v in expected.values()]))  # every expression once
+            assert results.summary.J_concept_balanced == pytest.approx((clip_two + expected[("one", "0")][0]) / 2)
 
 
 def test_missing_frames_are_scored_empty_and_counted(scored_case, tmp_path):

@@ -113,12 +113,18 @@ def test_pages_with_reference_rows(two_results, tmp_path):
     header = next(line for line in readme.splitlines() if line.startswith("| #"))
     assert "J 95% CI" in header and "TempCon" in header and "J&F" in header and "concept-balanced" in header
     assert "J Motion patterns" in header and "J Temporal object changes" in header  # one column per category
-    rows = _markdown_rows(readme)
-    assert len(rows) == 10
-    js = [float(r[2]) for r in rows]
-    assert js == sorted(js, reverse=True)
-    assert rows[0][1] == "better" and float(rows[0][2]) == pytest.approx(better.summary.J, abs=0.005)
-    assert "Sources of reported rows" in readme and "†" in readme and "compare only rows of the same benchmark" in readme
+    # Two benchmarks (the scored one, named after its dataset folder, and the published Ref-VPS rows):
+    # one table each, the scored one first, each sorted by J and ranked from 1.
+    assert [line for line in readme.splitlines() if line.startswith("## ")] == ["## dataset", "## Ref-VPS"]
+    scored_part, reported_part = readme.split("## Ref-VPS")
+    scored, reported = _markdown_rows(scored_part), _markdown_rows(reported_part)
+    assert [r[1] for r in scored] == ["better", "perturbed"] and [r[0] for r in scored] == ["1", "2"]
+    assert float(scored[0][2]) == pytest.approx(better.summary.J, abs=0.005)
+    assert float(scored[1][2]) == pytest.approx(perturbed.summary.J, abs=0.005)
+    assert [r[0] for r in reported] == [str(i) for i in range(1, 9)] and all("†" in r[1] for r in reported)
+    reported_js = [float(r[2]) for r in reported]
+    assert reported_js == sorted(reported_js, reverse=True) and reported_js[0] == 50.0 and reported_js[-1] == 24.07
+    assert "Sources of reported rows" in readme and "compare only rows of the same benchmark" in readme
 
     with open(tmp_path / "site" / "leaderboard.csv", newline="") as handle:
         table = list(csv.DictReader(handle))
@@ -127,7 +133,9 @@ def test_pages_with_reference_rows(two_results, tmp_path):
     assert [r["method"] for r in table][:2] == ["better", "perturbed"]
     assert float(table[1]["J"]) == pytest.approx(perturbed.summary.J)
     assert float(table[1]["J_ci95_low"]) == pytest.approx(perturbed.summary.J_ci95[0])
-    assert sum(r["reported"] == "yes" for r in table) == 8
+    assert [r["reported"] for r in table] == ["no"] * 2 + ["yes"] * 8
+    assert [int(r["rank"]) for r in table] == [1, 2] + list(range(1, 9))  # ranked within each benchmark
+    assert {r["benchmark"] for r in table[2:]} == {"Ref-VPS"}
 
 
 def test_html_is_self_contained(two_results, tmp_path):
@@ -140,7 +148,8 @@ def test_html_is_self_contained(two_results, tmp_path):
     assert "<link" not in page.lower() and "@import" not in page and "url(" not in page
     assert page.count("data:image/png;base64,") == 2
     assert "<script>" in page and "sortable" in page
-    assert page.count("<tr") == 1 + len(entries)
+    assert page.count("<table") == 2  # the scored benchmark and the published Ref-VPS rows
+    assert page.count("<tr") == 2 + len(entries)
 
 
 def test_cli_leaderboard(two_results, tmp_path):
@@ -159,6 +168,35 @@ def test_cli_leaderboard(two_results, tmp_path):
         capture_output=True, text=True,
     )
     assert missing.returncode == 2 and missing.stderr.startswith("Error:") and "Traceback" not in missing.stderr
+    assert "Warning" not in result.stderr  # one benchmark: nothing to warn about
+
+
+def _run_leaderboard(*args):
+    return subprocess.run([sys.executable, "-m", "refvps", "leaderboard", *map(str, args)], capture_output=True, text=True)
+
+
+def test_cli_warns_when_benchmarks_mix_and_benchmark_names_them(two_results, tmp_path):
+    folder, _, _ = two_results
+    mixed = _run_leaderboard(folder / "perturbed.json", "--out", tmp_path / "mixed")
+    assert mixed.returncode == 0, mixed.stderr
+    flat = " ".join(mixed.stderr.split())
+    assert flat.startswith("Warning:") and "2 benchmarks" in flat and "dataset (1 row)" in flat and "Ref-VPS (8 rows)" in flat
+    # Named as the published rows' benchmark (spelt differently), the results join their table.
+    joined = _run_leaderboard(folder / "perturbed.json", folder / "better_results.json", "--benchmark", "ref_vps",
+                              "--out", tmp_path / "joined")
+    assert joined.returncode == 0, joined.stderr
+    assert "Warning" not in joined.stderr
+    readme = (tmp_path / "joined" / "README.md").read_text()
+    rows = _markdown_rows(readme)
+    assert "## " not in readme and len(rows) == 10 and [r[0] for r in rows] == [str(i) for i in range(1, 11)]
+    js = [float(r[2]) for r in rows]
+    assert js == sorted(js, reverse=True)
+    # A --reference folder that holds nothing is an error, not a silent fall-back to the built-in rows.
+    empty = tmp_path / "no_reference_here"
+    empty.mkdir()
+    wrong = _run_leaderboard(folder / "perturbed.json", "--reference", empty, "--out", tmp_path / "x")
+    assert wrong.returncode != 0 and wrong.stderr.startswith("Error:") and "no reported entries" in wrong.stderr
+    assert "Traceback" not in wrong.stderr
 
 
 @pytest.mark.browser
@@ -172,18 +210,30 @@ def test_html_table_sorts_in_a_browser(two_results, tmp_path):
     folder, _, _ = two_results
     build_leaderboard(load_entries([folder]) + reference_entries(), tmp_path / "site")
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable)
+        browser = playwright.chromium.launch(
+            executable_path=executable,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
+        )
         page = browser.new_page()
         requests = []
         page.on("request", lambda request: requests.append(request.url))
         page.goto((tmp_path / "site" / "index.html").as_uri())
-        column = "tbody tr td:nth-child(5)"  # TempCon
-        page.click("th:nth-child(5)")
-        ascending = page.eval_on_selector_all(column, "cells => cells.map(c => c.getAttribute('data-sort'))")
-        page.click("th:nth-child(5)")
-        descending = page.eval_on_selector_all(column, "cells => cells.map(c => c.getAttribute('data-sort'))")
+        scored, published = page.locator("table.sortable").nth(0), page.locator("table.sortable").nth(1)
+
+        def column(table, index):
+            return table.locator(f"tbody tr td:nth-child({index})").evaluate_all(
+                "cells => cells.map(c => c.getAttribute('data-sort'))")
+
+        before = column(published, 2)
+        scored.locator("th:nth-child(3)").click()  # J, ascending: the worse method first
+        assert [name for name in column(scored, 2)] == ["perturbed", "better"]
+        assert column(published, 2) == before  # each table sorts on its own
+        published.locator("th:nth-child(5)").click()  # TempCon, where some reported rows have none
+        ascending = column(published, 5)
+        published.locator("th:nth-child(5)").click()
+        descending = column(published, 5)
         browser.close()
     values = [float(v) for v in ascending if v]
-    assert values == sorted(values) and ascending[-1] == ""  # rows without TempCon go last
+    assert values == [2.8, 2.9, 4.7, 5.2] and ascending[-1] == ""  # rows without TempCon go last
     assert [float(v) for v in descending if v] == sorted(values, reverse=True)
     assert all(url.startswith(("file:", "data:")) for url in requests)

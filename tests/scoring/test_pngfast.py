@@ -93,8 +93,42 @@ def _variants(rng):
         "P 8-bit, white index 0": (_pil_bytes(palette), True),
         "P 1-bit": (_pil_bytes(palette, bits=1), False),
         "1-bit": (_pil_bytes(Image.fromarray(mask)), False),
-        "16-bit": (_pil_bytes(Image.fromarray(values.astype(np.uint16) * 257)), False),
+        "16-bit": (_pil_bytes(Image.fromarray(values.astype(np.uint16) * 257)), True),
     }
+
+
+def _png16(samples: np.ndarray, colour_type: int) -> bytes:
+    """A 16-bit PNG of (H, W, C) samples, big-endian, filter 0 (PIL cannot write 16-bit colour)."""
+    height, width = samples.shape[:2]
+    rows = b"".join(b"\x00" + samples[y].astype(">u2").tobytes() for y in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)
+    chunks = _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(rows)) + _chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + chunks
+
+
+@pytest.mark.parametrize("colour_type, channels", [(0, 1), (2, 3), (4, 2), (6, 4)])
+def test_16_bit_masks_with_small_values_are_foreground(colour_type, channels):
+    """A mask stored as 0/1 in 16-bit samples: PIL keeps only the high byte of 16-bit colour (all 0),
+    so these must be read with every bit; the alpha channel is still not a colour."""
+    mask = _masks(np.random.default_rng(8))
+    samples = np.zeros((H, W, channels), np.uint16)
+    samples[mask, channels - 1 if colour_type in (0, 2) else 0] = 1  # the last colour channel, or grey
+    if colour_type in (4, 6):
+        samples[:, :, -1] = 65535  # opaque everywhere: alpha must not count
+    data = _png16(samples, colour_type)
+    got = decode_mask(data, (H, W))
+    assert got is not None
+    np.testing.assert_array_equal(got != 0, mask)
+    np.testing.assert_array_equal(decode_mask_png_raw(data, (H, W), "mask.png") != 0, mask)
+
+
+def test_a_file_that_is_not_a_png_is_an_error():
+    """A JPEG named .png: its compression noise would turn background pixels into foreground."""
+    mask = _masks(np.random.default_rng(9))
+    buffer = io.BytesIO()
+    Image.fromarray(np.where(mask, 255, 0).astype(np.uint8)).save(buffer, format="JPEG")
+    with pytest.raises(PredictionError, match="is a JPEG file, not a PNG: mask.png"):
+        decode_mask_png_raw(buffer.getvalue(), (H, W), "mask.png")
 
 
 @pytest.mark.parametrize("seed", range(3))
