@@ -39,11 +39,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from refvps.dataset.format import EXPRESSIONS_FILE, FRAMES_DIR, MASKS_DIR, Dataset
+from refvps.dataset.format import Dataset
+from refvps.dataset.validate import open_valid_dataset
 from refvps.errors import ConfigError, PredictionError, RefvpsError, UsageError
 from refvps.fileio import atomic_write_json, atomic_write_text, read_json
-from refvps.predictions import PredictionWriter
-from refvps.predictions.writer import DONE_DIR
+from refvps.predictions import PredictionWriter, check_prediction_folder, done_clips
 
 from baselines.convert import describe_missing, harvest
 from baselines.export import ExportNames, reset_folder
@@ -296,66 +296,6 @@ class Reporter:
         pass
 
 
-# -- helpers shared with the reference baselines --------------------------------------------------
-def open_for_prediction(root: Path, clips: Sequence[str] | None, *, need_masks: bool) -> tuple[Dataset, list[str]]:
-    """Open a dataset, check the clips to predict, and return it with the selected clip ids.
-
-    Ground-truth masks are checked only when ``need_masks`` (the oracle): a test split without
-    masks can be predicted.
-    """
-    from refvps.dataset.validate import require_valid
-
-    root = Path(root)
-    clips = list(dict.fromkeys(clips)) if clips else None  # a clip named twice is predicted once
-    if clips:
-        _check_clips_exist(root, clips)
-    require_valid(root, clips=clips, check_masks=need_masks, require_masks=need_masks)
-    dataset = Dataset(root)
-    selected = clips or dataset.clip_ids
-    if not selected:
-        raise UsageError(f"dataset {root} has no clips", hint="check meta_expressions.json", path=root)
-    return dataset, selected
-
-
-def _check_clips_exist(root: Path, clips: Sequence[str]) -> None:
-    """A --clip that is not in the dataset is a usage error, not a problem of the dataset."""
-    try:
-        videos = json.loads((root / EXPRESSIONS_FILE).read_text(encoding="utf-8")).get("videos")
-    except (OSError, ValueError, AttributeError):
-        return  # validation reports an unreadable index, naming the file
-    if not isinstance(videos, dict):
-        return
-    unknown = [c for c in clips if c not in videos]
-    if unknown:
-        examples = ", ".join(sorted(videos)[:3]) or "none"
-        raise UsageError(
-            f"--clip {', '.join(unknown)}: not a clip of {root} ({len(videos)} clips, e.g. {examples})",
-            hint=f"clip ids are the keys of {root / EXPRESSIONS_FILE}; leave out --clip to predict every clip",
-            path=root / EXPRESSIONS_FILE,
-        )
-
-
-def check_prediction_folder(out: Path, dataset_root: Path) -> None:
-    """Refuse an --out that is a file, or that would mix predictions into the dataset's own folders."""
-    out, dataset_root = Path(out), Path(dataset_root)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is a file, not a folder", hint="pass a new folder for the predictions", path=out)
-    resolved, root = out.resolve(), dataset_root.resolve()
-    if resolved == root or any(resolved.is_relative_to(root / part) for part in (FRAMES_DIR, MASKS_DIR)):
-        raise UsageError(
-            f"--out {out} is the dataset {dataset_root} or one of its frame or mask folders; the predictions "
-            "would be written among its files",
-            hint="write predictions to a folder of their own, e.g. --out predictions/NAME",
-            path=out,
-        )
-
-
-def done_clips(out: Path) -> set[str]:
-    """Clips already finished in a prediction folder (without creating the folder)."""
-    folder = Path(out) / DONE_DIR
-    return {p.stem for p in folder.glob("*.json")} if folder.is_dir() else set()
-
-
 def default_workdir(out: Path) -> Path:
     return out.parent / f"{out.name}.work"
 
@@ -514,7 +454,7 @@ def run_external(adapter: ExternalAdapter, options: ExternalOptions, reporter: R
     reporter = reporter or Reporter()
     out = Path(options.out)
     check_prediction_folder(out, options.dataset)
-    dataset, selected = open_for_prediction(options.dataset, options.clips, need_masks=False)
+    dataset, selected = open_valid_dataset(options.dataset, options.clips, check_masks=False, require_masks=False)
     repo = Path(options.repo).resolve()
     adapter.check_repo(repo)
     python = resolve_python(options.python)

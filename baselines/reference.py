@@ -31,11 +31,12 @@ import cv2
 import numpy as np
 
 from refvps.dataset.format import Clip, image_size
+from refvps.dataset.validate import open_valid_dataset
 from refvps.errors import UsageError
-from refvps.predictions import PredictionWriter
-
-from baselines.external import RunSummary, check_prediction_folder, open_for_prediction
+from refvps.predictions import PredictionWriter, check_prediction_folder
 from refvps.predictions.record import check_same_run, now_iso, read_run, write_run
+
+from baselines.external import RunSummary
 
 REFERENCE_BASELINES = ("empty", "full", "motion", "oracle")
 
@@ -196,7 +197,8 @@ def run_reference(
         raise UsageError(f"{name!r} is not a reference baseline", hint=f"choose one of {', '.join(REFERENCE_BASELINES)}")
     out = Path(out)
     check_prediction_folder(out, dataset_root)
-    dataset, selected = open_for_prediction(Path(dataset_root), clips, need_masks=name == "oracle")
+    oracle = name == "oracle"  # the only one that reads the ground truth
+    dataset, selected = open_valid_dataset(dataset_root, clips, check_masks=oracle, require_masks=oracle)
     writer = PredictionWriter(out)
     settings = asdict(motion) if name == "motion" else {}
     fingerprint = {"method": name, "settings": settings}

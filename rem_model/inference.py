@@ -25,8 +25,9 @@ import numpy as np
 import torch
 
 from refvps.dataset.format import Clip, Dataset
+from refvps.dataset.validate import check_clip_names, open_valid_dataset
 from refvps.errors import UsageError
-from refvps.predictions import PredictionWriter
+from refvps.predictions import PredictionWriter, check_prediction_folder
 from refvps.predictions.record import check_same_run, checkpoint_record, now_iso, read_run, write_run
 
 from rem_model.data.transforms import ASPECTS, Geometry, frames_tensor, probs_to_frame
@@ -180,16 +181,20 @@ def predict_dataset(
     """Predict every frame of every expression of every clip (of ``clip_ids``) into ``out``.
 
     Finished clips (``.done`` markers) are skipped, so calling it again resumes. Under a multi-process
-    launch each process takes its share of the remaining clips.
+    launch each process takes its share of the remaining clips. A dataset given as a path is validated
+    first (:func:`refvps.dataset.validate.open_valid_dataset`, ground truth not needed): a broken one is
+    refused before any work is done; a :class:`Dataset` is used as the caller opened it.
     """
     options.check(model)
-    data = dataset if isinstance(dataset, Dataset) else Dataset(dataset)
+    if isinstance(dataset, Dataset):  # opened, and validated, by the caller
+        data = dataset
+        wanted = list(dict.fromkeys(clip_ids)) if clip_ids else data.clip_ids
+        check_clip_names(data.root, data.clip_ids, wanted)
+    else:
+        data, wanted = open_valid_dataset(dataset, clip_ids, check_masks=False, require_masks=False)
+    check_prediction_folder(out, data.root)
     writer = PredictionWriter(out)
     state = process_state()
-    wanted = list(clip_ids) if clip_ids is not None else data.clip_ids
-    unknown = [c for c in wanted if c not in data]
-    if unknown:
-        raise UsageError(f"clips not in {data.root}: {', '.join(unknown[:5])}", hint="list them with: refvps stats ROOT")
     done = writer.done_clips()
     fingerprint = run_fingerprint(model, options, run_info)
     previous = read_run(Path(out))

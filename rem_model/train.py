@@ -762,26 +762,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-steps", type=int, help="overrides max_steps")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config key")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     args = parser.parse_args(argv)
     overrides = command_line_overrides(
         args.set, output_dir=args.output_dir, resume=args.resume_from_checkpoint, max_steps=args.max_steps
     )
     from rich.markup import escape
 
-    from refvps.cli.common import err_console
+    from refvps.cli.common import err_console, report_error
 
     try:
         config = load_train_config(args.config, overrides)
         result = run(config, progress=not args.no_progress, console=err_console)
-    except RefvpsError as exc:
-        err_console.print(f"[bold red]Error:[/] {escape(str(exc))}")
-        if exc.hint:
-            err_console.print(f"[bold]Hint:[/] {escape(exc.hint)}")
-        return exc.exit_code
-    except OSError as exc:  # an output folder that cannot be written, a full disk
-        err_console.print(f"[bold red]Error:[/] cannot use {escape(str(exc.filename or ''))}: {escape(exc.strerror or str(exc))}")
-        err_console.print("[bold]Hint:[/] check that output_dir is writable and the disk is not full")
-        return 1
+    except SystemExit:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - this is a command line: errors become messages
+        return report_error(exc, debug=args.debug)
     if result.final_dir is not None:
         err_console.print(f"trained {result.global_step} steps; weights in {escape(str(result.final_dir))}")
     return 0

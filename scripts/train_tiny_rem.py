@@ -61,6 +61,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from refvps.dataset.format import Dataset  # noqa: E402
 from refvps.dataset.palette import IGNORE_INDEX  # noqa: E402
 from refvps.fileio import atomic_write_json, read_json  # noqa: E402
+from refvps.scoring.metrics import jaccard  # noqa: E402
 from rem_model.data.transforms import Geometry, frame_to_model, mask_to_model  # noqa: E402
 
 TRAIN_SEED = 1000
@@ -125,12 +126,8 @@ def load_vae_data(root: Path, resolution: tuple[int, int]) -> tuple[np.ndarray, 
 
 # ------------------------------------------------------------------------------------------ VAE
 def _ious(pred: np.ndarray, truth: np.ndarray, valid: np.ndarray | None = None) -> list[float]:
-    """Per-frame IoU over the last two axes (Ignore pixels left out where ``valid``), 1 where both are empty."""
-    if valid is not None:
-        pred, truth = pred & valid, truth & valid
-    inter = (pred & truth).sum(axis=(-2, -1))
-    union = (pred | truth).sum(axis=(-2, -1))
-    return np.where(union > 0, inter / np.maximum(union, 1), 1.0).tolist()
+    """Per-frame IoU (the scorer's J; Ignore pixels left out where not ``valid``), 1 where both are empty."""
+    return np.atleast_1d(jaccard(truth, pred, None if valid is None else ~valid)).tolist()
 
 
 def _crops(images: np.ndarray, index: np.ndarray, crop: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
@@ -279,22 +276,6 @@ def command_line(argv) -> str:
 
 
 # ------------------------------------------------------------------------------------------ eval
-def trivial_predictions(eval_root: Path, out: Path, fill: bool) -> Path:
-    from refvps.predictions import PredictionWriter
-
-    writer = PredictionWriter(out)
-    for clip in Dataset(eval_root):
-        if writer.is_done(clip.id):
-            continue
-        shape = clip.read_label(clip.frame_names[0]).shape
-        mask = np.full(shape, fill, bool)
-        for expression in clip.expressions:
-            for name in clip.frame_names:
-                writer.write(clip.id, expression.exp_id, name, mask)
-        writer.mark_done(clip.id)
-    return out
-
-
 @torch.no_grad()
 def codec_round_trip_iou(model, eval_root: Path) -> tuple[float, float]:
     """Mean per-frame IoU of every target mask of the benchmark through the codec: frame mask -> model
@@ -319,6 +300,7 @@ def codec_round_trip_iou(model, eval_root: Path) -> tuple[float, float]:
 def evaluate_all(weights: Path, eval_root: Path, work: Path) -> dict:
     """Score the model (J, F, TempCon, bootstrap CI, as `refvps evaluate --bootstrap 1000 --seed 0`)
     and the trivial predictions (J only) on the held-out benchmark."""
+    from baselines.reference import run_reference
     from refvps.scoring import evaluate
     from rem_model.builder import build_rem
     from rem_model.inference import predict_dataset
@@ -335,8 +317,9 @@ def evaluate_all(weights: Path, eval_root: Path, work: Path) -> dict:
     scores.write_json(work / "eval" / "rem-tiny.results.json")
     results["rem-tiny"] = {"J": scores.summary.J, "TempCon": scores.summary.TempCon, "JF": scores.summary.JF,
                            "J_ci95": scores.summary.J_ci95}
-    for name, fill in (("all-empty", False), ("full-frame", True)):
-        folder = trivial_predictions(eval_root, work / "eval" / name, fill)
+    for name, baseline in (("all-empty", "empty"), ("full-frame", "full")):
+        folder = work / "eval" / name
+        run_reference(baseline, eval_root, folder)  # refvps run-baseline empty / full
         s = evaluate(folder, eval_root, boundary=False, bootstrap=0, method=name).summary
         results[name] = {"J": s.J, "TempCon": s.TempCon}
     results["margin_over_trivial"] = results["rem-tiny"]["J"] - max(results["all-empty"]["J"], results["full-frame"]["J"])

@@ -11,11 +11,10 @@ import importlib
 import sys
 
 import click
-from rich.markup import escape
 
 from refvps import __version__
 from refvps.cli.common import err_console
-from refvps.errors import RefvpsError
+from refvps.cli.common import report_error as _report  # the one place errors become messages
 
 # name -> (module, attribute, one-line help). One module per area of the toolkit.
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -71,39 +70,6 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
-
-
-def _report(exc: BaseException, debug: bool) -> int:
-    if debug:
-        import traceback
-
-        traceback.print_exception(exc)
-    if isinstance(exc, RefvpsError):
-        err_console.print(f"[bold red]Error:[/] {escape(str(exc))}", markup=True, soft_wrap=True)
-        if exc.hint:
-            err_console.print(f"[bold]Hint:[/] {escape(exc.hint)}", soft_wrap=True)
-        return exc.exit_code
-    if isinstance(exc, KeyboardInterrupt):
-        err_console.print("[bold red]Error:[/] interrupted")
-        err_console.print("[bold]Hint:[/] run the same command again: finished work is kept and it resumes")
-        return 130
-    if isinstance(exc, OSError) and (exc.filename is not None or exc.strerror):
-        where = f"{exc.filename}: " if exc.filename is not None else ""
-        err_console.print(f"[bold red]Error:[/] cannot use {escape(str(where))}{escape(exc.strerror or str(exc))}",
-                          soft_wrap=True)
-        err_console.print("[bold]Hint:[/] check that the path exists, is the right kind (file or folder), "
-                          "is writable, and that the disk is not full")
-        return 1
-    if isinstance(exc, MemoryError):
-        err_console.print("[bold red]Error:[/] out of memory")
-        err_console.print("[bold]Hint:[/] use fewer workers or a smaller window/batch")
-        return 1
-    err_console.print(f"[bold red]Error:[/] unexpected {type(exc).__name__}: {escape(str(exc))}", soft_wrap=True)
-    err_console.print(
-        "[bold]Hint:[/] this is a bug in refvps or an unusual input; rerun with 'refvps --debug ...' "
-        "and report the traceback"
-    )
-    return 1
 
 
 def main(argv: list[str] | None = None) -> None:

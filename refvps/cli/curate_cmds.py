@@ -60,13 +60,7 @@ def queries(taxonomy, templates, per_concept, llm_dir, seed, only, out, as_json)
     taxonomy_path = q.find_taxonomy(taxonomy)
     concepts = q.load_taxonomy(taxonomy_path)
     if only:
-        index = q.concept_index(concepts)
-        found = {c: q.lookup_concept(index, c) for c in only}
-        unknown = [c for c, concept in found.items() if concept is None]
-        if unknown:
-            raise UsageError(f"unknown concept(s): {', '.join(unknown)}", hint=f"use ids from {taxonomy_path}")
-        wanted = {concept.id for concept in found.values()}
-        concepts = [c for c in concepts if c.id in wanted]
+        concepts = q.select_concepts(concepts, only, path=taxonomy_path)
     rows = q.generate_queries(concepts, q.load_templates(q.find_templates(templates)), per_concept)
     llm_count = 0
     # What the model wrote for each concept, kept until the CSV is written: an interrupted run resumes.

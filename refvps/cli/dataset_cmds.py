@@ -9,6 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from refvps.cli.common import console, err_console, print_json, progress_bar
+from refvps.errors import UsageError
 
 
 @click.command()
@@ -35,8 +36,10 @@ def validate(ctx, root: Path, refvps_rules: bool, clips, no_masks: bool, as_json
             table.add_row(rule, text)
         console.print(table)
         return
-    if not root.exists():
-        raise click.BadParameter(f"{root} does not exist", param_hint="ROOT")
+    if not root.exists():  # a wrong argument: exit status 2, as documented above
+        raise UsageError(f"dataset folder does not exist: {root}",
+                         hint="pass the dataset's root folder (the one holding JPEGImages/ and meta_expressions.json)",
+                         path=root)
 
     with progress_bar(transient=True, disable=as_json) as bar:
         task = bar.add_task("validating", total=None)

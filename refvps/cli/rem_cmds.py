@@ -51,9 +51,10 @@ def train_rem(config, output_dir, resume, max_steps, overrides, as_json):
 
 # -- run-baseline rem -----------------------------------------------------------------------------
 @click.command("rem")
-@click.option("--dataset", "dataset_root", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True,
-              help="Ref-VPS-format dataset to predict.")
-@click.option("--out", type=PATH, required=True, help="Prediction folder (<out>/<clip>/<exp_id>/<frame>.png); resumes if it exists.")
+@click.option("--dataset", "-d", "dataset_root", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True,
+              help="Root of the Ref-VPS-format dataset (the folder with meta_expressions.json).")
+@click.option("--out", "-o", type=PATH, required=True,
+              help="Prediction folder (<out>/<clip>/<exp_id>/<frame>.png); an interrupted run resumes.")
 @click.option("--config", "config_name", default=None,
               help="rem-ms, rem-wan-1.3b, rem-wan-14b, rem-tiny, rem-wan-tiny (default: the checkpoint's, else rem-ms).")
 @click.option("--pretrained", default=None, help="Backbone: a local diffusers folder or a hub id (default: the config's hub id).")
@@ -81,9 +82,14 @@ def run_rem(dataset_root, out, config_name, pretrained, checkpoint, window, aspe
     """
     import torch
 
+    from refvps.dataset.validate import open_valid_dataset
+    from refvps.predictions import check_prediction_folder
     from rem_model.builder import build_rem
     from rem_model.inference import InferenceOptions, predict_dataset, process_state
 
+    # Dataset and output folder first: a wrong path should not wait for the weights to load.
+    check_prediction_folder(out, dataset_root)
+    dataset, selected = open_valid_dataset(dataset_root, clips, check_masks=False, require_masks=False)
     if config_name is None and checkpoint is None:
         config_name = "rem-ms"  # with a checkpoint of ours, the config comes from the checkpoint
     state = process_state()
@@ -101,7 +107,6 @@ def run_rem(dataset_root, out, config_name, pretrained, checkpoint, window, aspe
         trust_checkpoint=trust_checkpoint,
     )
     options = InferenceOptions(window=window, aspect=aspect, expression_batch=expression_batch, seed=seed)
-    options.check(model)
     run_info = {
         "pretrained": str(pretrained) if pretrained else model.config.hub_id,
         "checkpoint": str(Path(checkpoint).resolve()) if checkpoint else None,
@@ -109,9 +114,7 @@ def run_rem(dataset_root, out, config_name, pretrained, checkpoint, window, aspe
         "dtype": dtype,
         "random_init": random_init,
     }
-    summary = predict_dataset(
-        model, dataset_root, out, options, clip_ids=list(clips) or None, progress=not as_json, run_info=run_info
-    )
+    summary = predict_dataset(model, dataset, out, options, clip_ids=selected, progress=not as_json, run_info=run_info)
     result = {
         "out": str(out),
         "config": model.config.name,
@@ -122,14 +125,15 @@ def run_rem(dataset_root, out, config_name, pretrained, checkpoint, window, aspe
         "seconds": round(summary.seconds, 2),
         "frame_expressions_per_s": round(summary.frame_expressions_per_s, 2),
     }
+    if not state.is_main_process:
+        return  # under 'accelerate launch', one summary (the main process's), not one per process
     if as_json:
         print_json(result)
         return
-    if state.is_main_process:
-        console.print(
-            f"REM ({model.config.name}): {len(summary.clips_predicted)} clips predicted, "
-            f"{len(summary.clips_skipped)} already done, {summary.frame_expressions} frame-expressions "
-            f"in {summary.seconds:.1f} s -> {escape(str(out))}"
-        )
-        console.print(f"score them with: refvps evaluate {escape(str(out))} --dataset {escape(str(dataset_root))}")
+    console.print(
+        f"REM ({model.config.name}): {len(summary.clips_predicted)} clips predicted, "
+        f"{len(summary.clips_skipped)} already done, {summary.frame_expressions} frame-expressions "
+        f"in {summary.seconds:.1f} s -> {escape(str(out))}"
+    )
+    console.print(f"score them with: refvps evaluate {escape(str(out))} --dataset {escape(str(dataset_root))}")
 

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from refvps.errors import ConfigError, DatasetError, UsageError
 from refvps.fileio import atomic_write_json, atomic_write_text, read_json
+from refvps.resources import annotations_dir
 
 QUERY_COLUMNS = ("category", "concept", "query", "source")
 TAXONOMY_RELATIVE = Path("annotations") / "taxonomy.json"
@@ -63,13 +64,10 @@ def _annotation_candidates(relative: Path) -> list[Path]:
     cwd = Path.cwd().resolve()
     for folder in (cwd, *cwd.parents):
         candidates.append(folder / relative)
-    try:
-        from refvps.resources import annotations_dir
-
+    try:  # the shipped folder (refvps.resources finds it in a wheel and in a source checkout)
         candidates.append(annotations_dir() / relative.relative_to("annotations"))
-    except (ImportError, ConfigError):
+    except ConfigError:
         pass
-    candidates.append(Path(__file__).resolve().parents[2] / relative)  # source tree, editable install
     return candidates
 
 
@@ -172,6 +170,19 @@ def require_concept(index: dict[str, Concept], value: str, *, where: str = "", p
             path=path,
         )
     return concept
+
+
+def select_concepts(concepts: Sequence[Concept], wanted: Iterable[str], *, path: Path | None = None) -> list[Concept]:
+    """The concepts named in ``wanted`` (ids or names), in taxonomy order; unknown names are one
+    usage error listing them all (``path``: the taxonomy they were looked up in)."""
+    index = concept_index(concepts)
+    found = {value: lookup_concept(index, value) for value in wanted}
+    unknown = [value for value, concept in found.items() if concept is None]
+    if unknown:
+        raise UsageError(f"unknown concept(s): {', '.join(unknown)}",
+                         hint=f"use ids from {path or 'the taxonomy'}")
+    ids = {concept.id for concept in found.values()}
+    return [c for c in concepts if c.id in ids]
 
 
 def optional_concept_index(taxonomy: str | Path | None = None) -> dict[str, Concept] | None:

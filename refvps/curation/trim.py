@@ -48,6 +48,7 @@ from refvps.dataset.format import (
     Source,
     Trim,
     frame_name,
+    read_index,
 )
 from refvps.errors import DatasetError, UsageError
 from refvps.fileio import read_json
@@ -222,14 +223,7 @@ class _DatasetState:
 
     @staticmethod
     def _read(path: Path, key: str) -> dict[str, Any]:
-        if not path.exists():
-            return {}
-        data = read_json(path)
-        if not isinstance(data, dict) or not isinstance(data.get(key), dict):
-            raise DatasetError(
-                f"{path} has no {key!r} mapping", hint="fix the file or export into a new dataset folder", path=path
-            )
-        return data[key]
+        return read_index(path, key, hint="fix the file or export into a new dataset folder")[key]
 
     def frame_files(self, clip_id: str) -> list[Path]:
         return sorted((self.root / FRAMES_DIR / clip_id).glob(f"*{FRAME_EXT}"))

@@ -16,6 +16,7 @@ from refvps.dataset.format import (
     frame_name,
     ignore_mask,
     image_size,
+    read_index,
     read_rgb,
     target_mask,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "frame_name",
     "ignore_mask",
     "image_size",
+    "read_index",
     "read_label_png",
     "read_rgb",
     "target_mask",

@@ -313,28 +313,40 @@ class Dataset:
         return self._clips_meta
 
 
-def _read_videos(path: Path) -> dict[str, Any]:
-    data = read_json(path, what="expressions file (meta_expressions.json)")
-    if not isinstance(data, dict) or not isinstance(data.get("videos"), dict):
+_INDEX_FILES = {"videos": EXPRESSIONS_FILE, "clips": CLIPS_FILE}
+_INDEX_WHAT = {"videos": "expressions file (meta_expressions.json)", "clips": "clip metadata file (clips.json)"}
+_INDEX_HINTS = {
+    "videos": 'write {"videos": {"<clip_id>": {"expressions": {...}, "frames": [...]}}} (Ref-YouTube-VOS layout)',
+    "clips": 'write {"clips": {"<clip_id>": {"concept": ..., "category": ..., "fps": 24, ...}}}',
+}
+
+
+def read_index(path: str | Path, key: str, *, required: bool = False, hint: str | None = None) -> dict[str, Any]:
+    """The whole JSON document of an index file, checked to hold a ``key`` mapping: ``"videos"`` for
+    ``meta_expressions.json``, ``"clips"`` for ``clips.json``.
+
+    A missing file is ``{key: {}}`` unless ``required``; a file that does not parse or lacks the
+    mapping is a :class:`DatasetError` naming it (``hint`` replaces the default advice).
+    """
+    path = Path(path)
+    if not required and not path.exists():
+        return {key: {}}
+    data = read_json(path, what=_INDEX_WHAT.get(key, path.name))
+    if not isinstance(data, dict) or not isinstance(data.get(key), dict):
         raise DatasetError(
-            f"{path} must hold an object with a 'videos' mapping (Ref-YouTube-VOS layout)",
-            hint='write {"videos": {"<clip_id>": {"expressions": {...}, "frames": [...]}}}',
+            f"{path} has no {key!r} mapping (it must hold an object with one)",
+            hint=hint or _INDEX_HINTS.get(key, f"write {{{key!r}: {{...}}}}"),
             path=path,
         )
-    return data["videos"]
+    return data
+
+
+def _read_videos(path: Path) -> dict[str, Any]:
+    return read_index(path, "videos", required=True)["videos"]
 
 
 def _read_clips_meta(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        return {}
-    data = read_json(path, what="clip metadata file (clips.json)")
-    if not isinstance(data, dict) or not isinstance(data.get("clips"), dict):
-        raise DatasetError(
-            f"{path} must hold an object with a 'clips' mapping",
-            hint='write {"clips": {"<clip_id>": {"concept": ..., "category": ..., "fps": 24, ...}}}',
-            path=path,
-        )
-    return data["clips"]
+    return read_index(path, "clips")["clips"]
 
 
 def _frames_of(video: Any) -> list[str]:
@@ -422,11 +434,11 @@ class DatasetWriter:
         """Replace one clip's entry in ``meta_expressions.json``, leaving every other clip untouched."""
         path = self.root / EXPRESSIONS_FILE
         with file_lock(path):
-            data = read_json(path, what="expressions file") if path.exists() else {"videos": {}}
-            videos = data.setdefault("videos", {})
+            data = read_index(path, "videos")
+            videos = data["videos"]
             entry = videos.get(clip_id, {})
             if frames is None:
-                frames = entry.get("frames", [])
+                frames = entry.get("frames", []) if isinstance(entry, Mapping) else []
             videos[clip_id] = {
                 "expressions": {e.exp_id: e.to_json() for e in expressions},
                 "frames": list(frames),
@@ -438,20 +450,21 @@ class DatasetWriter:
         """Replace one clip's entry in ``clips.json``, leaving every other clip untouched."""
         path = self.root / CLIPS_FILE
         with file_lock(path):
-            data = read_json(path, what="clip metadata file") if path.exists() else {"clips": {}}
-            clips = data.setdefault("clips", {})
+            data = read_index(path, "clips")
+            clips = data["clips"]
             clips[meta.clip_id] = meta.to_json()
             data["clips"] = dict(sorted(clips.items()))
             atomic_write_json(path, data)
 
     def remove_clip_entries(self, clip_id: str) -> None:
         """Drop a clip from both JSON index files (its frames and masks stay on disk)."""
-        for path, key in ((self.root / EXPRESSIONS_FILE, "videos"), (self.root / CLIPS_FILE, "clips")):
+        for key, name in _INDEX_FILES.items():
+            path = self.root / name
             if not path.exists():
                 continue
             with file_lock(path):
-                data = read_json(path)
-                if data.get(key, {}).pop(clip_id, None) is not None:
+                data = read_index(path, key)
+                if data[key].pop(clip_id, None) is not None:
                     atomic_write_json(path, data)
 
 

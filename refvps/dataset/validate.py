@@ -17,7 +17,7 @@ import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -30,9 +30,10 @@ from refvps.dataset.format import (
     MASK_EXT,
     MASKS_DIR,
     REFVPS_FPS,
+    Dataset,
 )
 from refvps.dataset.palette import IGNORE_INDEX
-from refvps.errors import DatasetError, DatasetInvalidError
+from refvps.errors import DatasetError, DatasetInvalidError, RefvpsError, UsageError
 from refvps.fileio import read_json
 
 ERROR = "error"
@@ -217,6 +218,56 @@ def require_valid(
     return report
 
 
+def open_valid_dataset(
+    root: str | Path,
+    clips: Sequence[str] | None = None,
+    *,
+    check_masks: bool = True,
+    require_masks: bool = True,
+) -> tuple[Dataset, list[str]]:
+    """Validate a dataset (only ``clips``, when given) and open it: how every command that reads one starts.
+
+    Returns the :class:`Dataset` and the clip ids to work on (``clips`` without repeats, else every
+    clip). A name in ``clips`` that the dataset lacks is a :class:`UsageError` (a wrong ``--clip``),
+    not a problem of the dataset; an invalid dataset raises :class:`DatasetInvalidError`.
+    ``require_masks=False`` accepts clips without ground truth (a method can predict a test split).
+    """
+    root = Path(root)
+    clips = list(dict.fromkeys(clips)) if clips else None  # a clip named twice is used once
+    if clips:
+        _check_clips_exist(root, clips)
+    require_valid(root, clips=clips, check_masks=check_masks, require_masks=require_masks)
+    dataset = Dataset(root)
+    selected = clips or dataset.clip_ids
+    if not selected:
+        raise UsageError(f"dataset {root} has no clips", hint=f"check {EXPRESSIONS_FILE}", path=root)
+    return dataset, selected
+
+
+def _check_clips_exist(root: Path, clips: Sequence[str]) -> None:
+    """A --clip that is not in the dataset is a usage error, not a problem of the dataset."""
+    try:
+        videos = read_json(root / EXPRESSIONS_FILE).get("videos")
+    except (DatasetError, OSError, AttributeError):
+        return  # validation reports an unreadable index, naming the file
+    if isinstance(videos, dict):
+        check_clip_names(root, videos, clips)
+
+
+def check_clip_names(root: str | Path, known: Iterable[str], clips: Sequence[str]) -> None:
+    """Raise a :class:`UsageError` naming every clip of ``clips`` that is not among the ``known`` clip
+    ids of the dataset at ``root`` (a wrong ``--clip``)."""
+    root, known = Path(root), set(known)
+    unknown = [c for c in clips if c not in known]
+    if unknown:
+        examples = ", ".join(sorted(known)[:3]) or "none"
+        raise UsageError(
+            f"--clip {', '.join(unknown)}: not a clip of {root} ({len(known)} clips, e.g. {examples})",
+            hint=f"clip ids are the keys of {root / EXPRESSIONS_FILE}; leave out --clip to use every clip",
+            path=root / EXPRESSIONS_FILE,
+        )
+
+
 def _load_index(path: Path, key: str, out: _Collector, *, required: bool) -> dict | None:
     if not path.exists():
         if required:
@@ -254,7 +305,9 @@ def _taxonomy_ids() -> tuple[set[str], set[str]] | None:
         from refvps.resources import load_taxonomy
 
         taxonomy = load_taxonomy()
-    except Exception:  # noqa: BLE001 - the taxonomy check is advisory
+    except RefvpsError:  # missing or unreadable: the taxonomy check is advisory (a warning rule)
+        return None
+    if not isinstance(taxonomy, dict):
         return None
     categories = {c["id"] for c in taxonomy.get("categories", [])}
     concepts = {k["id"] for c in taxonomy.get("categories", []) for k in c.get("concepts", [])}

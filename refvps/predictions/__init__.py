@@ -4,11 +4,11 @@ The readers live in :mod:`refvps.scoring.readers` and are re-exported here lazil
 writer does not import the scorer).
 """
 
-from refvps.predictions.writer import PredictionWriter, encode_binary_png
+from refvps.predictions.writer import PredictionWriter, check_prediction_folder, done_clips, encode_binary_png
 
 _READERS = ("PredictionSource", "ClipPredictions", "open_predictions", "decode_mask_png", "check_rle", "rle_counts")
 
-__all__ = ["PredictionWriter", "encode_binary_png", *_READERS]
+__all__ = ["PredictionWriter", "check_prediction_folder", "done_clips", "encode_binary_png", *_READERS]
 
 
 def __getattr__(name: str):

@@ -13,9 +13,32 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from refvps.dataset.format import FRAMES_DIR, MASKS_DIR
+from refvps.errors import UsageError
 from refvps.fileio import atomic_write_bytes, atomic_write_json
 
 DONE_DIR = ".done"
+
+
+def done_clips(out: str | Path) -> set[str]:
+    """Clips already finished in a prediction folder (read without creating the folder)."""
+    folder = Path(out) / DONE_DIR
+    return {p.stem for p in folder.glob("*.json")} if folder.is_dir() else set()
+
+
+def check_prediction_folder(out: str | Path, dataset_root: str | Path) -> None:
+    """Refuse an ``--out`` that is a file, or that would mix predictions into the dataset's own folders."""
+    out, dataset_root = Path(out), Path(dataset_root)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder", hint="pass a new folder for the predictions", path=out)
+    resolved, root = out.resolve(), dataset_root.resolve()
+    if resolved == root or any(resolved.is_relative_to(root / part) for part in (FRAMES_DIR, MASKS_DIR)):
+        raise UsageError(
+            f"--out {out} is the dataset {dataset_root} or one of its frame or mask folders; the predictions "
+            "would be written among its files",
+            hint="write predictions to a folder of their own, e.g. --out predictions/NAME",
+            path=out,
+        )
 
 
 def encode_binary_png(mask: np.ndarray) -> bytes:
@@ -65,5 +88,4 @@ class PredictionWriter:
         atomic_write_json(self._done_path(clip_id), info or {})
 
     def done_clips(self) -> set[str]:
-        folder = self.out / DONE_DIR
-        return {p.stem for p in folder.glob("*.json")} if folder.is_dir() else set()
+        return done_clips(self.out)

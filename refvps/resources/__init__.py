@@ -6,12 +6,12 @@ source checkout, an editable install and a built wheel all find the same files.
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from refvps.errors import ConfigError
+from refvps.errors import ConfigError, DatasetError
+from refvps.fileio import read_json
 
 
 def annotations_dir() -> Path:
@@ -30,16 +30,16 @@ def annotations_dir() -> Path:
 def load_resource_json(relative: str) -> Any:
     """Read a JSON file from the annotations folder, e.g. ``schemas/clips.schema.json``."""
     path = annotations_dir() / relative
+    if not path.is_file():
+        raise ConfigError(f"resource file missing: {path}", hint="reinstall refvps", path=path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"resource file missing: {path}", hint="reinstall refvps", path=path) from None
+        return read_json(path, what="refvps resource file")
+    except DatasetError as exc:  # a shipped file, not the user's data: the installation is broken
+        raise ConfigError(exc.message, hint="restore the file or reinstall refvps", path=path) from None
 
 
 def load_taxonomy(path: str | Path | None = None) -> dict[str, Any]:
     """The concept taxonomy (categories -> concepts); ``path`` overrides the shipped file."""
     if path is None:
         return load_resource_json("taxonomy.json")
-    from refvps.fileio import read_json
-
     return read_json(path, what="taxonomy file")

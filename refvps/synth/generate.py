@@ -28,9 +28,9 @@ from refvps.dataset.format import (
     MASKS_DIR,
     DatasetWriter,
     frame_name,
+    read_index,
 )
-from refvps.errors import DatasetError, UsageError
-from refvps.fileio import read_json
+from refvps.errors import UsageError
 from refvps.synth.plan import ClipSpec, plan_clip
 from refvps.synth.render import ClipRenderer
 
@@ -193,17 +193,7 @@ def _existing_entries(out: Path) -> tuple[dict, dict]:
 
 
 def _index(path: Path, key: str) -> dict:
-    if not path.exists():
-        return {}
-    data = read_json(path, what=path.name)
-    entries = data.get(key, {}) if isinstance(data, dict) else None
-    if not isinstance(entries, dict):
-        raise DatasetError(
-            f"{path} is not a {path.name} of a synthetic benchmark (no {key!r} mapping)",
-            hint="generate into a new folder, or delete this one and run the same command again",
-            path=path,
-        )
-    return entries
+    return read_index(path, key, hint="generate into a new folder, or delete this one and run the same command again")[key]
 
 
 def check_destination(out: Path, specs: list[ClipSpec]) -> None:

@@ -77,7 +77,7 @@ def test_train_rem_runs_a_config(tmp_path, toy_dataset, capsys):
         (["--config", "rem-wan-tiny", "--random-init", "--window", "8"], "takes windows of 4k+1 frames"),
         (["--config", "rem-tiny", "--window", "0"], "--window must be at least 1"),
         (["--config", "rem-tiny", "--expression-batch", "0"], "--expression-batch must be at least 1"),
-        (["--config", "rem-tiny", "--out", "{tmp}/junk.pth"], "cannot use"),  # the output is a file
+        (["--config", "rem-tiny", "--out", "{tmp}/junk.pth"], "is a file, not a folder"),
     ],
 )
 def test_run_rem_bad_input_is_an_error_with_a_hint(tmp_path, toy_dataset, capsys, args, message):
