@@ -368,29 +368,45 @@ def _score_chunk_masks(task, names, labels, ious, fs, missing, rows) -> None:
         ious[exp_id][rows] = iou_from_counts(inter, union)
 
 
-def _equal_bytes(labels: np.ndarray, value: int, name: str, true: int = 255) -> np.ndarray:
-    """(labels == value) as 0/``true`` uint8, in a reused buffer."""
+def _equal_bytes(labels: np.ndarray, value: int, name: str) -> np.ndarray:
+    """(labels == value) as 0/255 uint8, in a reused buffer."""
     out = _buffer(name, labels.shape, np.uint8)
     np.equal(labels, value, out=out.view(bool))
-    if true == 255:
-        np.negative(out, out=out)  # 1 -> 255 (uint8 wraps)
+    np.negative(out, out=out)  # 1 -> 255 (uint8 wraps)
     return out
 
 
 def _label_runs(labels: np.ndarray, values: list[int]) -> list[dict[int, bytes]]:
-    """COCO-RLE counts of ``labels == value`` for each value, per frame of a (T, H, W) stack."""
+    """COCO-RLE counts of ``labels == value`` for each value, per frame of a (T, H, W) stack.
+
+    One pass per frame finds the runs of equal labels down the columns (pycocotools' order); the
+    runs of each value's mask are those runs merged where membership does not change, so no
+    per-value mask is built or scanned. pycocotools compresses the counts (``frPyObjects``), so
+    the strings are the ones its ``encode`` makes (``tests/scoring/test_metrics.py`` checks).
+    """
     from pycocotools import mask as mask_utils
 
-    # pycocotools runs go down columns: lay the labels out as (T, W, H) with cv2's fast transpose;
-    # its (H, W, T) transpose is then the Fortran-ordered array that pycocotools encodes.
     count, height, width = labels.shape
-    transposed = _buffer("transposed", (count, width, height), np.uint8)
-    for row, label in enumerate(labels):
-        cv2.transpose(label, dst=transposed[row])
+    n_pixels = height * width
+    column_major = _buffer("column_major", (width, height), np.uint8)
     frames: list[dict[int, bytes]] = [{} for _ in range(count)]
-    for value in values:
-        masks = _equal_bytes(transposed, value, f"runs{value}", true=1)
-        for row, rle in enumerate(mask_utils.encode(masks.transpose(2, 1, 0))):
+    for row, label in enumerate(labels):
+        cv2.transpose(label, dst=column_major)  # OpenCV's transpose is the fast one
+        flat = column_major.reshape(-1)
+        starts = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+        starts = np.concatenate(([0], starts))
+        run_values = flat[starts]
+        edges = np.append(starts, n_pixels)
+        for value in values:
+            inside = run_values == value
+            if not inside.any():
+                counts = [n_pixels]
+            else:
+                changes = np.flatnonzero(inside[1:] != inside[:-1]) + 1
+                counts = np.diff(edges[np.concatenate(([0], changes, [len(starts)]))]).tolist()
+                if inside[0]:
+                    counts.insert(0, 0)  # COCO RLE starts with a run of zeros, here an empty one
+            rle = mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)
             frames[row][value] = rle["counts"]
     return frames
 

@@ -8,7 +8,10 @@ set, so it takes a shorter road where the file allows it, and PIL's road everywh
 * a palette or greyscale PNG of 8-bit samples whose rows all use PNG filter 0 ("None"; what PIL
   writes for palette images, e.g. the dataset's label maps): one ``zlib.decompress`` of the joined
   IDAT chunks, and the samples are the bytes after each row's filter byte. For a palette PNG these
-  are the palette *indices*, exactly what PIL returns;
+  are the palette *indices*, exactly what PIL returns. The inflate is ISA-L's (the ``isal``
+  package) where it is installed: the same bytes as zlib's, checksum checked the same way, about
+  5x faster on label maps (~0.25 ms instead of ~1.3 ms at 1024x576), which is most of the cost of
+  scoring RLE predictions without F; plain ``zlib`` otherwise;
 * a greyscale, grey+alpha, RGB or RGBA PNG of 8- or 16-bit samples (e.g. a 0/255 mask with
   adaptive filters): OpenCV's libpng decoder (``cv2.imdecode``, ``IMREAD_UNCHANGED``), which returns
   the stored samples (no palette is involved, so OpenCV's palette-to-colour conversion cannot bite).
@@ -29,6 +32,17 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+try:  # zlib's inflate is the floor of J from RLE predictions; ISA-L's gives the same bytes ~5x faster
+    from isal import isal_zlib as _inflate_lib
+
+    _INFLATE_ERRORS: tuple[type[BaseException], ...] = (zlib.error, _inflate_lib.error)
+except ImportError:  # pragma: no cover - isal is a dependency on the platforms it has wheels for
+    _inflate_lib = zlib
+    _INFLATE_ERRORS = (zlib.error,)
+
+INFLATER = "isal" if _inflate_lib is not zlib else "zlib"
+"""Which library inflates label maps on the fast road (recorded by the benchmark)."""
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -89,8 +103,8 @@ def _unfiltered_samples(data: bytes, header: PngHeader) -> np.ndarray | None:
     stream = b"".join(data[start:end] for start, end in header.idat)
     row = header.width + 1
     try:
-        raw = zlib.decompress(stream, bufsize=row * header.height)
-    except zlib.error:
+        raw = _inflate_lib.decompress(stream, bufsize=row * header.height)
+    except _INFLATE_ERRORS:
         return None
     if len(raw) != row * header.height:
         return None

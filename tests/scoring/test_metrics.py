@@ -336,3 +336,22 @@ def test_rle_counts_decodes_pycocotools_strings():
         rle_counts("0!0")  # "!" is below the alphabet (48 + 0..63)
     with pytest.raises(ValueError):
         rle_counts("`")  # a continuation character with nothing after it
+
+
+def test_ground_truth_runs_are_what_pycocotools_encodes():
+    """The scorer's RLE of each label value (one run scan per frame) equals pycocotools' ``encode``
+    of the boolean mask, byte for byte: labels starting or ending with the value, absent values,
+    a frame that is all one value, one-pixel frames."""
+    from refvps.scoring.engine import _label_runs
+
+    rng = np.random.default_rng(12)
+    stacks = [rng.choice(np.array([0, 1, 2, 255], np.uint8), size=(4, *rng.integers(1, 30, 2)),
+                         p=rng.dirichlet([1, 1, 1, 1])) for _ in range(40)]
+    stacks += [np.full((2, 5, 7), 1, np.uint8), np.zeros((1, 1, 1), np.uint8), np.full((1, 1, 1), 255, np.uint8)]
+    for labels in stacks:
+        values = [1, 2, 255, 9]  # 9 never occurs
+        got = _label_runs(labels, values)
+        for frame, label in zip(got, labels):
+            for value in values:
+                expected = mask_utils.encode(np.asfortranarray((label == value).astype(np.uint8)))["counts"]
+                assert frame[value] == expected, (label, value)

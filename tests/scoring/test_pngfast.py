@@ -212,3 +212,37 @@ def test_damaged_ground_truth_is_an_error_or_declined(tmp_path):
         damaged[position] ^= 1 << int(rng.integers(0, 8))
         got = decode_label(bytes(damaged))
         assert got is None or np.array_equal(got, label)
+
+
+def _inflaters() -> list[str]:
+    found = ["zlib"]
+    try:
+        import isal.isal_zlib  # noqa: F401
+
+        found.append("isal")
+    except ImportError:
+        pass
+    return found
+
+
+@pytest.mark.parametrize("inflater", _inflaters())
+def test_label_maps_inflate_the_same_with_either_library(monkeypatch, inflater):
+    """ISA-L's inflate (when installed) and zlib's give PIL's indices; a stream whose own checksum is
+    wrong (chunk CRCs right) is declined by both, so PIL names the damage."""
+    import refvps.scoring.pngfast as pngfast
+
+    if inflater == "zlib":
+        monkeypatch.setattr(pngfast, "_inflate_lib", zlib)
+        monkeypatch.setattr(pngfast, "_INFLATE_ERRORS", (zlib.error,))
+    rng = np.random.default_rng(7)
+    label = rng.choice(np.array([0, 1, 2, 255], np.uint8), size=(H, W), p=[0.6, 0.2, 0.1, 0.1])
+    data = encode_label_png(label)
+    with Image.open(io.BytesIO(data)) as image:
+        np.testing.assert_array_equal(pngfast.decode_label(data), np.asarray(image))
+    rows = b"".join(b"\x00" + label[y].tobytes() for y in range(H))
+    stream = bytearray(zlib.compress(rows))
+    stream[-1] ^= 0xFF  # the Adler-32 of the image data, not a chunk CRC
+    header = struct.pack(">IIBBBBB", W, H, 8, 0, 0, 0, 0)
+    damaged = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", bytes(stream)) + _chunk(b"IEND", b"")
+    assert read_header(damaged) is not None  # every chunk is intact: only the inflate can tell
+    assert pngfast.decode_label(damaged) is None
