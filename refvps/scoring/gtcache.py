@@ -1,9 +1,10 @@
 """A persistent cache of the ground truth as COCO RLE, for scoring RLE predictions again and again.
 
 Scoring COCO-RLE predictions needs, per annotated frame, the target and Ignore masks as RLE. Making
-them means inflating the label PNG (~1 ms at 1024x576, bound by zlib) and encoding it; everything
-else takes about a third of that. A leaderboard scores many methods on one dataset, so the
-encoded ground truth is kept, one JSON file per clip, and each later evaluation reads it instead.
+them means inflating the label PNG (~0.25 ms at 1024x576 with ISA-L, ~1.1 ms with zlib) and
+encoding it (~0.4 ms); that is most of the cost of such a run. A leaderboard scores many methods on
+one dataset, so the encoded ground truth is kept, one JSON file per clip, and each later
+evaluation reads it instead.
 
 It can never give a wrong number:
 
