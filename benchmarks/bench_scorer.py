@@ -226,8 +226,10 @@ def _f_measure(foreground_mask, gt_mask, void_pixels, bound_th=0.008):
     return 0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
 
 
-def davis_style(root: Path, clip_ids: list[str], frames: int, boundary: bool) -> dict[tuple[str, str], tuple[float, float | None]]:
-    """Score clip by clip, expression by expression, frame by frame, re-reading every file."""
+def davis_style(root: Path, clip_ids: list[str], frames: int, boundary: bool) -> dict[tuple[str, str], tuple[float, float | None, float]]:
+    """Score clip by clip, expression by expression, frame by frame, re-reading every file.
+
+    Returns (J, F or None, TempCon) per expression, all on the 0-1 scale."""
     scores = {}
     for clip_id in clip_ids:
         for exp in range(4):
@@ -241,8 +243,8 @@ def davis_style(root: Path, clip_ids: list[str], frames: int, boundary: bool) ->
                 if boundary:
                     fs.append(_f_measure(pred, gt, void))
             ious_arr = np.asarray(ious, dtype=np.float64)
-            _tempcon = 100.0 * np.mean(np.abs(np.diff(ious_arr)))
-            scores[(clip_id, str(exp))] = (float(np.mean(ious_arr)), float(np.mean(fs)) if boundary else None)
+            tempcon = float(np.mean(np.abs(np.diff(ious_arr)))) if len(ious_arr) > 1 else 0.0
+            scores[(clip_id, str(exp))] = (float(np.mean(ious_arr)), float(np.mean(fs)) if boundary else None, tempcon)
     return scores
 
 
@@ -403,8 +405,8 @@ def main(argv: list[str] | None = None) -> int:
             reference = ref_f if boundary else ref_j
             for row in results.per_expression:
                 if (row.video, row.exp_id) in reference:
-                    j_ref, f_ref = reference[(row.video, row.exp_id)]
-                    agreement = max(agreement, abs(row.J / 100 - j_ref))
+                    j_ref, f_ref, tempcon_ref = reference[(row.video, row.exp_id)]
+                    agreement = max(agreement, abs(row.J / 100 - j_ref), abs(row.TempCon / 100 - tempcon_ref))
                     if boundary:
                         agreement = max(agreement, abs(row.F / 100 - f_ref))
 
@@ -466,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Pillow {Image.__version__}, label maps inflated with {INFLATER}",
         f"- case: {args.clips} clips x {args.frames} frames x 4 expressions = {n_masks} masks at {width}x{height}, "
         "Ignore regions; ground truth as DAVIS-palette PNGs, predictions as 0/255 PNGs and as one COCO-RLE JSON",
-        f"- agreement of refvps with the DAVIS-style scorer (b) on its clips: max |difference| of J and F per "
+        f"- agreement of refvps with the DAVIS-style scorer (b) on its clips: max |difference| of J, F and TempCon per "
         f"expression = {agreement:.1e}",
         "",
         "| run | wall (s) | CPU (s) | wall ms per mask | note |",
