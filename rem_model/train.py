@@ -514,7 +514,8 @@ def setup_run(config: TrainConfig) -> TrainingRun:
         )
     optimizer = build_optimizer(model, config, model.config)
     batches_per_epoch = math.ceil(len(loader) / accelerator.num_processes)
-    steps_per_epoch = max(1, batches_per_epoch // config.gradient_accumulation_steps)
+    # accelerate also steps at the end of each epoch's batches (as diffusers' examples count, ceil)
+    steps_per_epoch = max(1, math.ceil(batches_per_epoch / config.gradient_accumulation_steps))
     total_steps = config.max_steps or steps_per_epoch * config.epochs
     lr_scheduler = build_lr_scheduler(optimizer, config, total_steps)
     denoiser, optimizer, loader, lr_scheduler = accelerator.prepare(model.denoiser, optimizer, loader, lr_scheduler)

@@ -178,6 +178,15 @@ def test_save_then_resume_gives_the_same_next_loss(tmp_path, toy_dataset):
     build_rem(None, checkpoint=final)  # the final weights load as a model
 
 
+def test_epochs_count_the_optimizer_step_at_the_end_of_each_epoch(tmp_path, toy_dataset):
+    """8 samples (2 clips x 4 expressions) in batches of 1 with gradient accumulation 3: accelerate
+    steps after batches 3, 6 and 8 (the end of the data), so an epoch is ceil(8 / 3) = 3 steps and 2
+    epochs are 6 steps (rounding down gave 4 and stopped inside the second epoch)."""
+    result = run(_config(toy_dataset, tmp_path / "e", batch_size=1, gradient_accumulation_steps=3, epochs=2),
+                 progress=False)
+    assert result.global_step == 6 and len(result.losses) == 6
+
+
 def test_resume_latest_picks_the_newest_checkpoint(tmp_path, toy_dataset):
     out = tmp_path / "b"
     run(_config(toy_dataset, out, max_steps=3, checkpointing_steps=1, checkpoints_total_limit=2), progress=False)
