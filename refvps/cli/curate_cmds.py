@@ -31,8 +31,6 @@ def _shot_options(func):
 def _shot_params(detector: str, threshold: float | None):
     from refvps.curation.shots import ShotParams
 
-    if threshold is None:
-        threshold = 27.0 if detector == "content" else 3.0
     return ShotParams(detector=detector, threshold=threshold)
 
 

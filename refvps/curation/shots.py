@@ -17,6 +17,7 @@ from refvps.errors import DatasetError, UsageError, require
 from refvps.fileio import atomic_write_json, read_json
 
 DETECTORS = ("content", "adaptive")
+DEFAULT_THRESHOLDS = {"content": 27.0, "adaptive": 3.0}
 SHOTS_CACHE_VERSION = 1
 
 
@@ -25,7 +26,8 @@ class ShotParams:
     """How shots are detected; part of the cache key, so changing one recomputes the shots."""
 
     detector: str = "content"
-    threshold: float = 27.0  # ContentDetector threshold, or AdaptiveDetector adaptive_threshold
+    # ContentDetector threshold, or AdaptiveDetector adaptive_threshold; None: the detector's default
+    threshold: float | None = None
     min_shot_s: float = 0.25  # a cut closer than this to the previous one is ignored
 
     def __post_init__(self) -> None:
@@ -33,6 +35,8 @@ class ShotParams:
             raise UsageError(
                 f"unknown shot detector {self.detector!r}", hint=f"use one of: {', '.join(DETECTORS)}"
             )
+        if self.threshold is None:  # the two detectors' scales differ: 27 would hide every adaptive cut
+            object.__setattr__(self, "threshold", DEFAULT_THRESHOLDS[self.detector])
 
 
 @dataclass(frozen=True)

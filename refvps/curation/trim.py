@@ -300,8 +300,9 @@ def export_clip(
             path=probe.path,
         )
     # Frames left from an earlier, longer plan of this clip are not part of it any more.
+    keep = set(names)
     for stale in (writer.root / FRAMES_DIR / plan.clip_id).glob(f"*{FRAME_EXT}"):
-        if stale.stem not in set(names):
+        if stale.stem not in keep:
             stale.unlink()
     meta = ClipMeta(
         clip_id=plan.clip_id,

@@ -100,3 +100,12 @@ def test_crop_rules_on_arrays():
 def test_apply_crop_shape():
     frame = np.zeros((10, 20, 3), np.uint8)
     assert apply_crop(frame, (2, 3, 5, 4)).shape == (4, 5, 3)
+
+
+def test_each_detector_gets_its_own_default_threshold():
+    """The library, not only the CLI, gives the adaptive detector its scale (3, not content's 27)."""
+    from refvps.curation.shots import ShotParams
+
+    assert ShotParams().threshold == 27.0
+    assert ShotParams(detector="adaptive").threshold == 3.0
+    assert ShotParams(detector="adaptive", threshold=5.0).threshold == 5.0
