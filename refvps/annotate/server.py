@@ -11,7 +11,6 @@ dataset before they come near a path.
 # No "from __future__ import annotations": FastAPI reads the route annotations at run time.
 
 import json
-import re
 import secrets
 import threading
 import time
@@ -29,6 +28,7 @@ from refvps.annotate.session import (
     SessionBusyError,
     UnlabelledFramesError,
     clip_fingerprint,
+    is_safe_id,
     read_session_summary,
     read_validation_status,
     session_dir,
@@ -43,16 +43,10 @@ CLIENT_HEADER = "x-refvps-client"
 TOKEN_COOKIE = "refvps_token"
 MAX_BODY_BYTES = 2 * 1024 * 1024
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
-_SAFE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}$")
 
 
 def new_token() -> str:
     return secrets.token_urlsafe(24)
-
-
-def is_safe_id(value: str) -> bool:
-    """A clip id or frame name that can be used as one path component (no separators, not '..')."""
-    return bool(_SAFE_ID.match(value)) and value not in (".", "..")
 
 
 def _ago(when: float) -> str:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import threading
 import time
@@ -41,7 +42,7 @@ from refvps.annotate import layers as L
 from refvps.annotate.frames import FrameSource
 from refvps.annotate.lock import ClipLock
 from refvps.annotate.segmenters.base import Segmenter, SegmenterSession, check_points
-from refvps.dataset.format import FRAMES_DIR, MASKS_DIR, Clip, Dataset, DatasetWriter, Expression
+from refvps.dataset.format import EXPRESSIONS_FILE, FRAMES_DIR, MASKS_DIR, Clip, Dataset, DatasetWriter, Expression
 from refvps.dataset.palette import IGNORE_INDEX, read_label_png
 from refvps.errors import DatasetError, RefvpsError, UsageError
 from refvps.fileio import atomic_write_bytes, atomic_write_json, read_json
@@ -172,6 +173,14 @@ class SaveResult:
 # ----------------------------------------------------------------------------------------------
 
 
+_SAFE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}$")
+
+
+def is_safe_id(value: str) -> bool:
+    """A clip id or frame name that can be used as one path component (no separators, not '..')."""
+    return bool(_SAFE_ID.match(value)) and value not in (".", "..")
+
+
 class ClipSession:
     """An open clip. Thread-safe: the server calls it from several request threads and one job."""
 
@@ -197,6 +206,15 @@ class ClipSession:
         self.frame_names: list[str] = list(clip.frame_names)
         if not self.frame_names:
             raise DatasetError(f"clip {clip.id} lists no frames", hint="fill its 'frames' list in meta_expressions.json")
+        # Frame names become the file names of layers and saved masks: '../x' would write elsewhere.
+        unsafe = [name for name in self.frame_names if not is_safe_id(name)]
+        if unsafe or not is_safe_id(clip.id):
+            raise DatasetError(
+                f"clip {clip.id!r} has a clip id or frame names that are not plain file names: "
+                f"{', '.join(map(repr, unsafe[:3])) or repr(clip.id)}",
+                hint="clip ids and frame names in meta_expressions.json are like clip_0001 and 00012 (no '/', no '..')",
+                path=self.root / EXPRESSIONS_FILE,
+            )
         self.frames = FrameSource([clip.frame_path(n) for n in self.frame_names], cache_size=frame_cache)
         self.shape = self.frames.shape
         self.dir = session_dir(self.root, clip.id)
@@ -324,10 +342,12 @@ class ClipSession:
                 imported += 1
         if imported:
             self.notes.append(f"loaded {imported} saved masks from {MASKS_DIR}/{self.clip_id}/")
-        # A fresh session equals what is on disk, so it is not dirty.
-        self._write_session(force=True)
+        # Layers first, then the session file that refers to them: a crash in between must not
+        # leave a session that restores imported frames as blank (and would save them blank).
         for index in range(self.num_frames):
             self._write_layer(index)
+        # A fresh session equals what is on disk, so it is not dirty.
+        self._write_session(force=True)
 
     def _import_mask(self, name: str) -> tuple[bool, bytes | None]:
         """(whether frame ``name`` has a saved mask, its working layers compressed; None when blank)."""

@@ -356,3 +356,37 @@ def test_classic_propagation_from_an_unlabelled_frame_starts_at_the_keyframe_beh
     session.wait(30)
     assert failed.state == "failed" and "no clicked or hand-fixed frame before" in failed.error
     assert session.status[0] == EMPTY and session.status[1] == EMPTY
+
+
+def test_a_fresh_open_that_fails_half_way_reimports_the_saved_masks(dataset, monkeypatch):
+    """Opening a clip with saved masks writes their layers, then the session file: a crash after the
+    third layer leaves no session, so the next open imports the masks again instead of restoring
+    blank frames (which a save would then write over the masks)."""
+    calls = {"n": 0}
+    real_write_layer = ClipSession._write_layer
+
+    def failing_write_layer(self, index):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError("disk full (simulated)")
+        return real_write_layer(self, index)
+
+    monkeypatch.setattr(ClipSession, "_write_layer", failing_write_layer)
+    with pytest.raises(OSError, match="simulated"):
+        open_session(dataset, clip="clip_b")
+    monkeypatch.setattr(ClipSession, "_write_layer", real_write_layer)
+    session = open_session(dataset, clip="clip_b")
+    assert session.status == [PROPAGATED] * T
+    assert all(np.array_equal(session.target(i), GT[i] == 1) for i in range(T))
+
+
+def test_frame_names_that_are_paths_are_refused_before_anything_is_written(dataset):
+    meta_path = dataset / "meta_expressions.json"
+    meta = json.loads(meta_path.read_text())
+    meta["videos"]["clip_a"]["frames"][1] = "../../escaped"
+    meta_path.write_text(json.dumps(meta))
+    before = files_snapshot(dataset)
+    with pytest.raises(DatasetError, match="not plain file names") as refused:
+        open_session(dataset)
+    assert refused.value.path == meta_path and "'../../escaped'" in str(refused.value)
+    assert files_snapshot(dataset) == before and not (dataset.parent / "escaped.png").exists()
