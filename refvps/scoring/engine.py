@@ -258,8 +258,6 @@ class _GroundTruthChunk:
     """
 
     def __init__(self, labels: np.ndarray, obj_ids: list[int], radius: float, boundary: bool):
-        self.labels = labels
-        self.shape = labels.shape[1:]
         self.radius = radius
         self.void = _equal_bytes(labels, IGNORE_INDEX, "void")
         self.void_boxes = [nonzero_box(frame) for frame in self.void]

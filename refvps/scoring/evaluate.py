@@ -13,7 +13,6 @@ frames the dataset does not have are listed in ``coverage`` and not scored.
 
 from __future__ import annotations
 
-import datetime as _dt
 import multiprocessing
 import os
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import numpy as np
 
 from refvps.dataset.format import Dataset
 from refvps.errors import DatasetError, PredictionError, UsageError
+from refvps.predictions.record import now_iso
 from refvps.scoring.engine import (
     DEFAULT_CHUNK,
     ClipOutcome,
@@ -55,12 +55,11 @@ _EXAMPLES = 20  # how many unknown items coverage lists by name
 class ScoringPlan:
     tasks: list[ClipTask]
     coverage: Coverage
-    missing_by_expression: dict[tuple[str, str], int]
     n_masks: int  # frames x expressions to score
 
 
 def open_dataset(root: str | Path, *, validate: bool = True) -> Dataset:
-    """Open a dataset for scoring, validating it first when the validator is available."""
+    """Open a dataset for scoring, validating it first (unless ``validate`` is False)."""
     root = Path(root)
     if not root.exists():
         raise DatasetError(
@@ -69,14 +68,11 @@ def open_dataset(root: str | Path, *, validate: bool = True) -> Dataset:
             path=root,
         )
     if validate:
-        try:
-            from refvps.dataset.validate import require_valid
-        except ImportError:  # the validator is not part of this build yet
-            require_valid = None
-        if require_valid is not None:
-            # Masks are not decoded here: the scorer decodes every one anyway and checks its
-            # size against the frame's, so decoding them twice would double the time.
-            require_valid(root, check_masks=False)
+        from refvps.dataset.validate import require_valid
+
+        # Masks are not decoded here: the scorer decodes every one anyway and checks its
+        # size against the frame's, so decoding them twice would double the time.
+        require_valid(root, check_masks=False)
     return Dataset(root)
 
 
@@ -93,7 +89,6 @@ def plan_scoring(
     coverage = Coverage(ignored_files=source.ignored)
     coverage.unknown_clips = sorted(c for c in source.index if c not in dataset)
     tasks: list[ClipTask] = []
-    missing: dict[tuple[str, str], int] = {}
     unknown_frame_examples: list[dict[str, str]] = []
     n_masks = 0
     matched_any = False
@@ -121,12 +116,13 @@ def plan_scoring(
             if exp_id not in known_exps:
                 coverage.unknown_expressions.append({"video": clip.id, "exp_id": exp_id})
         frame_set = set(clip.frame_names)
+        clip_missing = 0
         for expression in clip.expressions:
             frames = predicted.get(expression.exp_id, {})
             present = sum(1 for f in clip.frame_names if f in frames)
             matched_any = matched_any or present > 0
             n_missing = len(clip.frame_names) - present
-            missing[(clip.id, expression.exp_id)] = n_missing
+            clip_missing += n_missing
             if n_missing == len(clip.frame_names):
                 coverage.missing_expressions.append({"video": clip.id, "exp_id": expression.exp_id})
             for frame in frames:
@@ -134,7 +130,6 @@ def plan_scoring(
                     coverage.unknown_frames += 1
                     if len(unknown_frame_examples) < _EXAMPLES:
                         unknown_frame_examples.append({"video": clip.id, "exp_id": expression.exp_id, "frame": frame})
-        clip_missing = sum(missing[(clip.id, e.exp_id)] for e in clip.expressions)
         if clip_missing:
             coverage.clips_with_missing.append(clip.id)
         coverage.missing_frames += clip_missing
@@ -170,7 +165,7 @@ def plan_scoring(
             "expression ids and frame names (<clip_id>/<exp_id>/<frame>.png)",
             path=source.path,
         )
-    return ScoringPlan(tasks, coverage, missing, n_masks)
+    return ScoringPlan(tasks, coverage, n_masks)
 
 
 def missing_message(coverage: Coverage) -> str:
@@ -258,7 +253,7 @@ def evaluate(
     if on_start is not None:
         on_start(plan.n_masks)
     outcomes = _run(plan.tasks, min(n_workers, len(plan.tasks)), progress)
-    return _assemble(data, source, plan, outcomes, boundary=boundary, bootstrap=bootstrap, seed=seed, options={
+    return _assemble(data, source, plan, outcomes, bootstrap=bootstrap, seed=seed, options={
         "boundary": boundary,
         "bound_th": bound_th,
         "recall_threshold": RECALL_THRESHOLD,
@@ -313,7 +308,6 @@ def _assemble(
     plan: ScoringPlan,
     outcomes: dict[str, ClipOutcome],
     *,
-    boundary: bool,
     bootstrap: int,
     seed: int,
     options: dict,
@@ -364,7 +358,7 @@ def _assemble(
         "format": source.format,
         "method": method,
         "refvps_version": __version__,
-        "date": _dt.datetime.now(_dt.timezone.utc).astimezone().isoformat(timespec="seconds"),
+        "date": now_iso(),
         "options": options,
         "metrics": {
             "J": "mean over frames of IoU outside Ignore (1 when both empty), x100; dataset: mean over (clip, expression)",

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from refvps.dataset.format import frame_name
 from refvps.errors import PredictionError
 from refvps.scoring.pngfast import decode_mask
 
@@ -510,7 +511,7 @@ def _open_rle_json(path: Path) -> PredictionSource:
 def _frame_key(frame: Any) -> str:
     """Frame names as the dataset writes them: ints become ``00007``; an extension is dropped."""
     if isinstance(frame, int) and not isinstance(frame, bool):
-        return f"{frame:05d}"
+        return frame_name(frame)
     text = str(frame)
     for suffix in (".png", ".jpg", ".jpeg"):
         if text.lower().endswith(suffix):
