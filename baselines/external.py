@@ -479,7 +479,8 @@ def _run_locked(adapter, options, reporter, out, dataset, selected, repo, python
                           list(options.method_args))
 
     if options.dry_run:
-        pending = [c for c in selected if c not in done_clips(out)]
+        finished = done_clips(out)
+        pending = [c for c in selected if c not in finished]
         invocations = adapter.prepare(context(pending or selected))
         return RunSummary(adapter.name, out, "dry-run", len(selected), len(selected) - len(pending),
                           workdir=paths.root, commands=[i.to_json() for i in invocations])
@@ -550,7 +551,7 @@ def _run_locked(adapter, options, reporter, out, dataset, selected, repo, python
     write_run(out, record)
 
     videos = [names.video(c) for c in pending]
-    expected = sum(len(dataset.clip(c).expressions) * len(dataset.clip(c).frame_names) for c in pending)
+    expected = sum(len(clip.expressions) * len(clip.frame_names) for clip in map(dataset.clip, pending))
     code = 0
     t0 = time.time() - 1.0
     reporter.stage(f"{adapter.title}: {len(pending)} clips", expected)

@@ -172,10 +172,10 @@ def _write_clip(name: str, clip: Clip, writer: PredictionWriter, config: MotionC
         width, height = image_size(clip.frame_path(clip.frame_names[0]))
         constant = np.full((height, width), name == "full", bool)
         masks = (constant for _ in clip.frame_names)
-    for frame, mask in zip(clip.frame_names, masks):
-        for expression in clip.expressions:
-            writer.write(clip.id, expression.exp_id, frame, mask)
-            written += 1
+    exp_ids = [expression.exp_id for expression in clip.expressions]
+    for frame, mask in zip(clip.frame_names, masks):  # the same mask for every expression
+        writer.write_shared(clip.id, exp_ids, frame, mask)
+        written += len(exp_ids)
     return written
 
 

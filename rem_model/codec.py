@@ -86,10 +86,6 @@ class MaskCodec:
         std = torch.tensor(cfg.latents_std, device=like.device, dtype=torch.float32).view(shape)
         return mean, std
 
-    def latent_frames(self, frames: int) -> int:
-        k = self.config.temporal_compression
-        return frames if k == 1 else (frames - 1) // k + 1
-
     # ------------------------------------------------------------------ encode
     @torch.no_grad()
     def encode(self, video: torch.Tensor) -> torch.Tensor:
@@ -125,9 +121,6 @@ class MaskCodec:
                 self.cache.put(keys[i], latent)
                 found[i] = latent
         return torch.stack([latent.to(flat.device, torch.float32) for latent in found])
-
-    def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
-        return self.encode(frames)
 
     def encode_masks(self, masks: torch.Tensor) -> torch.Tensor:
         """Latents of binary masks ``(B, T, H, W)``: the mask repeated to three channels, as a frame."""

@@ -120,7 +120,7 @@ class REMModel(nn.Module):
     @torch.no_grad()
     def encode_video(self, frames: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """z1 of frames ``(B, T, 3, H, W)`` in [−1, 1]: encoded once, reused for every expression."""
-        return self.to_timestep_zero(self.codec.encode_frames(frames), generator)
+        return self.to_timestep_zero(self.codec.encode(frames), generator)
 
     # ------------------------------------------------------------------ denoiser
     def denoise(self, z1: torch.Tensor, text: torch.Tensor, denoiser: nn.Module | None = None) -> torch.Tensor:

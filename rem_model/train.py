@@ -322,6 +322,14 @@ def build_lr_scheduler(optimizer, config: TrainConfig, total_steps: int):
     )
 
 
+def numbered_checkpoints(output_dir: Path) -> list[Path]:
+    """The ``checkpoint-N`` folders of ``output_dir``, oldest (lowest N) first."""
+    return sorted(
+        (p for p in output_dir.glob(f"{CHECKPOINT_PREFIX}*") if p.is_dir() and p.name[len(CHECKPOINT_PREFIX) :].isdigit()),
+        key=lambda p: int(p.name[len(CHECKPOINT_PREFIX) :]),
+    )
+
+
 def find_checkpoint(output_dir: Path, which: str) -> Path | None:
     """``latest`` → the highest ``checkpoint-N`` in ``output_dir`` (None if there is none); else a path."""
     if which != "latest":
@@ -329,10 +337,7 @@ def find_checkpoint(output_dir: Path, which: str) -> Path | None:
         if not path.is_dir():
             raise ConfigError(f"checkpoint to resume from not found: {path}", hint="pass 'latest' or a checkpoint-N folder", path=path)
         return path
-    found = sorted(
-        (p for p in output_dir.glob(f"{CHECKPOINT_PREFIX}*") if p.is_dir() and p.name[len(CHECKPOINT_PREFIX) :].isdigit()),
-        key=lambda p: int(p.name[len(CHECKPOINT_PREFIX) :]),
-    )
+    found = numbered_checkpoints(output_dir)
     return found[-1] if found else None
 
 
@@ -340,10 +345,7 @@ def prune_checkpoints(output_dir: Path, keep: int | None) -> None:
     """Delete the oldest checkpoints so that ``keep`` − 1 remain before the next one is saved."""
     if keep is None:
         return
-    found = sorted(
-        (p for p in output_dir.glob(f"{CHECKPOINT_PREFIX}*") if p.name[len(CHECKPOINT_PREFIX) :].isdigit()),
-        key=lambda p: int(p.name[len(CHECKPOINT_PREFIX) :]),
-    )
+    found = numbered_checkpoints(output_dir)
     for path in found[: max(0, len(found) - keep + 1)]:
         shutil.rmtree(path, ignore_errors=True)
 

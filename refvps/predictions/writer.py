@@ -71,6 +71,12 @@ class PredictionWriter:
     def write(self, clip_id: str, exp_id: str, frame: str, mask: np.ndarray) -> Path:
         return atomic_write_bytes(self.mask_path(clip_id, exp_id, frame), encode_binary_png(mask))
 
+    def write_shared(self, clip_id: str, exp_ids: list[str], frame: str, mask: np.ndarray) -> None:
+        """Write one mask as the prediction of several expressions (encoded once)."""
+        data = encode_binary_png(mask)
+        for exp_id in exp_ids:
+            atomic_write_bytes(self.mask_path(clip_id, exp_id, frame), data)
+
     def write_many(self, clip_id: str, exp_id: str, frames: list[str], masks: np.ndarray) -> None:
         """Write a (T, H, W) stack of masks for the frames named in ``frames``."""
         if len(frames) != len(masks):
