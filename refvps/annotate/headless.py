@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from refvps.annotate import layers as L
 from refvps.annotate.lock import ClipLock
 from refvps.annotate.segmenters.base import Segmenter
 from refvps.annotate.session import OBJ_ID, ClipSession, read_session_summary, session_dir
@@ -179,8 +180,11 @@ def run_headless(
             raise RefvpsError(f"propagation {job.state}: {job.error or ''}".strip(),
                               hint="rerun with --debug; try --segmenter classic to rule out the model")
         result = session.save(allow_unlabelled=False)
-        targets = sum(bool(session.target(i).any()) for i in range(session.num_frames))
-        ignores = sum(bool(session.ignore(i).any()) for i in range(session.num_frames))
+        targets = ignores = 0
+        for index in range(session.num_frames):  # each frame's layers decoded once for both counts
+            code = session.code(index)
+            targets += bool((code & L.TARGET_BIT).any())
+            ignores += bool((code & L.IGNORE_BIT).any())
         return HeadlessResult(
             clip=clip_id, segmenter=segmenter.info().name, frames=session.num_frames,
             clicked_frames=sorted({e.frame for e in entries}), target_frames=targets, ignore_frames=ignores,

@@ -104,6 +104,7 @@ class Verdicts:
         self.refvps_rules = refvps_rules
         self._known: dict[str, dict] = {}
         self._queue: list[str] = []
+        self._checking: str | None = None  # the clip the thread validates now: not queued again meanwhile
         self._wake = threading.Condition()
         self._stopped = False
         self._thread = threading.Thread(target=self._run, name="clip-validation", daemon=True)
@@ -119,15 +120,10 @@ class Verdicts:
             if stored is not None and stored.get("fingerprint") == fingerprint:
                 self._known[clip_id] = stored
                 return stored
-            if clip_id not in self._queue:
+            if clip_id not in self._queue and clip_id != self._checking:
                 self._queue.append(clip_id)
                 self._wake.notify()
             return None
-
-    def put(self, clip_id: str, verdict: dict | None) -> None:
-        if verdict is not None:
-            with self._wake:
-                self._known[clip_id] = verdict
 
     def _run(self) -> None:
         while True:
@@ -136,10 +132,11 @@ class Verdicts:
                     self._wake.wait()
                 if self._stopped:
                     return
-                clip_id = self._queue.pop(0)
+                clip_id = self._checking = self._queue.pop(0)
             try:
                 fingerprint = clip_fingerprint(Dataset(self.root), clip_id)
             except RefvpsError:  # the index files do not read: the clip list itself says so
+                self.put(clip_id, None)
                 continue
             try:
                 verdict = verdict_of(validate_clip(self.root, clip_id, refvps_rules=self.refvps_rules), fingerprint)
@@ -147,6 +144,13 @@ class Verdicts:
                 verdict = {**verdict_of([], fingerprint), "ok": False, "errors": 1,
                            "error": f"validation failed: {type(exc).__name__}: {exc}"}
             self.put(clip_id, verdict)
+
+    def put(self, clip_id: str, verdict: dict | None) -> None:
+        with self._wake:
+            if verdict is not None:
+                self._known[clip_id] = verdict
+            if self._checking == clip_id:
+                self._checking = None
 
     def stop(self) -> None:
         with self._wake:

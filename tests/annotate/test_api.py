@@ -471,3 +471,41 @@ def test_a_clip_whose_validation_breaks_is_not_left_pending(dataset, monkeypatch
     for clip in clips.values():
         assert clip["validation"]["ok"] is False and "validator crashed" in clip["validation"]["error"]
     workspace_of(app).shutdown()
+
+
+def test_a_clip_is_validated_once_while_the_list_keeps_asking(dataset, monkeypatch):
+    """The page polls the clip list while a verdict is pending; a clip being validated is not
+    queued again, so a slow validation runs once, and its verdict is then served."""
+    import threading
+
+    import refvps.annotate.server as server
+    from refvps.annotate.session import clip_fingerprint
+    from refvps.dataset import Dataset
+
+    calls, release = [], threading.Event()
+    real_validate = server.validate_clip
+
+    def slow_validate(root, clip_id, **kwargs):
+        calls.append(clip_id)
+        release.wait(10)
+        return real_validate(root, clip_id, **kwargs)
+
+    monkeypatch.setattr(server, "validate_clip", slow_validate)
+    verdicts = server.Verdicts(dataset, refvps_rules=True)
+    try:
+        fingerprint = clip_fingerprint(Dataset(dataset), "clip_b")
+        assert verdicts.get("clip_b", fingerprint) is None
+        deadline = time.time() + 10
+        while not calls and time.time() < deadline:
+            time.sleep(0.01)
+        for _ in range(20):  # polls while the first validation is still running
+            assert verdicts.get("clip_b", fingerprint) is None
+        release.set()
+        verdict = None
+        while verdict is None and time.time() < deadline:
+            time.sleep(0.02)
+            verdict = verdicts.get("clip_b", fingerprint)
+        assert verdict is not None and verdict["ok"] and calls == ["clip_b"]
+    finally:
+        release.set()
+        verdicts.stop()
