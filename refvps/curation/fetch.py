@@ -170,24 +170,13 @@ def _resolve_concept(value: str | None, category: str | None, index, path: Path,
 
 # -- yt-dlp plumbing ------------------------------------------------------------------------------
 class _Logger:
-    """Collects yt-dlp's messages instead of letting it print over the progress bars."""
-
-    def __init__(self, on_event: FetchEvent | None):
-        self.on_event = on_event
-        self.warnings: list[str] = []
-        self.errors: list[str] = []
+    """Keeps yt-dlp from printing over the progress bars. Its errors are not lost: yt-dlp raises them
+    too, and each video's failure is reported from the exception."""
 
     def debug(self, message: str) -> None:
         pass
 
-    def info(self, message: str) -> None:
-        pass
-
-    def warning(self, message: str) -> None:
-        self.warnings.append(message)
-
-    def error(self, message: str) -> None:
-        self.errors.append(message)
+    info = warning = error = debug
 
 
 def _chain(exc: BaseException | None):
@@ -392,7 +381,7 @@ def fetch(
     items = list(items)
     searcher = searcher or YtDlpSearcher(options.search_prefix)
     state = _State()
-    logger = _Logger(on_event)
+    logger = _Logger()
     params = _ydl_params(ws, options, logger, _match_filter(options, optout, state))
     report = FetchReport()
     emit = on_event or (lambda kind, message: None)

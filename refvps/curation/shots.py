@@ -92,12 +92,8 @@ def detect_shots(video: str | Path | VideoProbe, params: ShotParams = ShotParams
     # Cut positions as frame indices; the frame times make the seconds exact for VFR video.
     starts = sorted({int(start.frame_num) for start, _ in scenes} | {0})
     starts = [s for s in starts if 0 <= s < probe.frame_count]
-    bounds = starts + [probe.frame_count]
-    shots = []
-    for index, (a, b) in enumerate(zip(bounds, bounds[1:])):
-        if b > a:
-            shots.append(Shot(index, a, b, probe.frame_time(a), probe.frame_time(b)))
-    return [Shot(i, s.start_frame, s.end_frame, s.start_s, s.end_s) for i, s in enumerate(shots)]
+    bounds = starts + [probe.frame_count]  # strictly increasing: every shot has frames
+    return [Shot(i, a, b, probe.frame_time(a), probe.frame_time(b)) for i, (a, b) in enumerate(zip(bounds, bounds[1:]))]
 
 
 def cached_shots(video_path: Path, cache_path: Path, params: ShotParams = ShotParams()) -> list[Shot]:

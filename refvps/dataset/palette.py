@@ -86,9 +86,3 @@ def read_label_png(path: str | Path) -> np.ndarray:
         hint="save masks as 8-bit palette PNGs (refvps.dataset.write_label_png does this)",
         path=path,
     )
-
-
-def png_mode(path: str | Path) -> str:
-    """The PIL mode of an image file, without decoding its pixels."""
-    with Image.open(path) as image:
-        return image.mode
