@@ -35,7 +35,7 @@ from refvps.annotate.session import (
     validate_clip,
     verdict_of,
 )
-from refvps.dataset.format import MASK_EXT, Clip, Dataset
+from refvps.dataset.format import CLIPS_FILE, EXPRESSIONS_FILE, MASK_EXT, Clip, Dataset
 from refvps.errors import DatasetError, RefvpsError, UsageError
 
 TOKEN_HEADER = "x-refvps-token"
@@ -158,6 +158,15 @@ class Verdicts:
             self._wake.notify()
 
 
+def _stat_key(path: Path) -> tuple[int, int, int] | None:
+    """What tells that a file changed: inode, size and modification time (writes replace the file)."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return None
+    return info.st_ino, info.st_size, info.st_mtime_ns
+
+
 class Workspace:
     """The clips this server has open, who (which browser tab) owns each, and their locks."""
 
@@ -170,7 +179,8 @@ class Workspace:
         self._lock = threading.RLock()
         self.open_clips: dict[str, OpenClip] = {}
         self._stop = threading.Event()
-        Dataset(self.root)  # fail now, with a clear error, if the root is not a dataset
+        self._dataset: tuple[tuple, Dataset] | None = None
+        self.dataset()  # fail now, with a clear error, if the root is not a dataset
         self.verdicts = Verdicts(self.root, config.refvps_rules)
         self._heartbeat = threading.Thread(target=self._beat, name="lock-heartbeat", daemon=True)
         self._heartbeat.start()
@@ -178,7 +188,13 @@ class Workspace:
     # -- dataset access with checked ids ---------------------------------------------------------
 
     def dataset(self) -> Dataset:
-        return Dataset(self.root)
+        """The dataset as its index files are now; parsed again only when one of them changed (every
+        frame image and list request asks, and parsing grows with the number of clips)."""
+        key = tuple(_stat_key(self.root / name) for name in (EXPRESSIONS_FILE, CLIPS_FILE))
+        with self._lock:
+            if self._dataset is None or self._dataset[0] != key:
+                self._dataset = (key, Dataset(self.root))
+            return self._dataset[1]
 
     def clip(self, clip_id: str) -> Clip:
         if not is_safe_id(clip_id):

@@ -509,3 +509,16 @@ def test_a_clip_is_validated_once_while_the_list_keeps_asking(dataset, monkeypat
     finally:
         release.set()
         verdicts.stop()
+
+
+def test_the_dataset_is_parsed_again_only_when_an_index_file_changes(server):
+    """Frame requests reuse the parsed index; an edit of meta_expressions.json (as another tool or a
+    save makes it) is seen by the next request."""
+    _, app, root = server
+    workspace = workspace_of(app)
+    first = workspace.dataset()
+    assert workspace.dataset() is first
+    DatasetWriter(root).update_expressions("clip_a", [EXPRESSIONS[0]])
+    second = workspace.dataset()
+    assert second is not first
+    assert [e.text for e in second.clip("clip_a").expressions] == [EXPRESSIONS[0].text]
