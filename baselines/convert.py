@@ -18,11 +18,10 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from baselines.export import ExportNames
 from refvps.dataset.format import Clip, Dataset, image_size
 from refvps.errors import PredictionError
 from refvps.predictions import PredictionWriter
-
-from baselines.export import ExportNames
 
 _LABEL_MODES = {"L", "P", "1", "I", "I;16", "LA", "PA"}
 
@@ -85,7 +84,9 @@ def check_clip(clip: Clip, annotations: Path, names: ExportNames) -> ClipCheck:
     return check
 
 
-def convert_clip(clip: Clip, annotations: Path, names: ExportNames, writer: PredictionWriter, info: dict | None = None) -> int:
+def convert_clip(
+    clip: Clip, annotations: Path, names: ExportNames, writer: PredictionWriter, info: dict | None = None
+) -> int:
     """Convert one complete clip into predictions and mark it done; returns the masks written."""
     size = image_size(clip.frame_path(clip.frame_names[0])) if clip.frame_names else (0, 0)
     video_dir = annotations / names.video(clip.id)
@@ -129,9 +130,14 @@ def harvest(
     result = Harvest()
     for clip_id in clip_ids:
         clip = dataset.clip(clip_id)
-        check = check_clip(clip, annotations, names) if annotations.is_dir() else ClipCheck(
-            clip_id, len(clip.expressions) * len(clip.frame_names),
-            [(e.exp_id, f) for e in clip.expressions for f in clip.frame_names],
+        check = (
+            check_clip(clip, annotations, names)
+            if annotations.is_dir()
+            else ClipCheck(
+                clip_id,
+                len(clip.expressions) * len(clip.frame_names),
+                [(e.exp_id, f) for e in clip.expressions for f in clip.frame_names],
+            )
         )
         if not check.complete:
             result.incomplete.append(check)
@@ -167,6 +173,4 @@ def describe_missing(checks: Iterable[ClipCheck], *, limit: int = 8) -> str:
             items.append(f"expression {exp_id} frames {shown}")
         parts.append(f"{check.clip_id}: " + "; ".join(items))
     more = f"; and {len(checks) - limit} more clips" if len(checks) > limit else ""
-    return (
-        f"{total_missing} of {total} masks missing in {len(checks)} clip(s): " + " | ".join(parts) + more
-    )
+    return f"{total_missing} of {total} masks missing in {len(checks)} clip(s): " + " | ".join(parts) + more

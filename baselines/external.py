@@ -39,14 +39,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from baselines.convert import describe_missing, harvest
+from baselines.export import ExportNames, reset_folder
 from refvps.dataset.format import Dataset
 from refvps.dataset.validate import open_valid_dataset
 from refvps.errors import ConfigError, PredictionError, RefvpsError, UsageError
 from refvps.fileio import atomic_write_json, atomic_write_text, read_json
 from refvps.predictions import PredictionWriter, check_prediction_folder, done_clips
-
-from baselines.convert import describe_missing, harvest
-from baselines.export import ExportNames, reset_folder
 from refvps.predictions.record import (
     check_same_run,
     checkpoint_record,
@@ -475,15 +474,23 @@ def _run_locked(adapter, options, reporter, out, dataset, selected, repo, python
     names = ExportNames.for_clips(selected)
 
     def context(clip_ids: list[str]) -> RunContext:
-        return RunContext(dataset, clip_ids, names, paths, repo, python, checkpoint, options.gpus,
-                          list(options.method_args))
+        return RunContext(
+            dataset, clip_ids, names, paths, repo, python, checkpoint, options.gpus, list(options.method_args)
+        )
 
     if options.dry_run:
         finished = done_clips(out)
         pending = [c for c in selected if c not in finished]
         invocations = adapter.prepare(context(pending or selected))
-        return RunSummary(adapter.name, out, "dry-run", len(selected), len(selected) - len(pending),
-                          workdir=paths.root, commands=[i.to_json() for i in invocations])
+        return RunSummary(
+            adapter.name,
+            out,
+            "dry-run",
+            len(selected),
+            len(selected) - len(pending),
+            workdir=paths.root,
+            commands=[i.to_json() for i in invocations],
+        )
 
     writer = PredictionWriter(out)
     previous = read_run(out)
@@ -515,7 +522,9 @@ def _run_locked(adapter, options, reporter, out, dataset, selected, repo, python
         "gpus": options.gpus,
         "fingerprint": fingerprint,
         "workdir": str(paths.root),
-        "attempts": list((previous or {}).get("attempts", [])) if previous and previous.get("fingerprint") == fingerprint else [],
+        "attempts": list((previous or {}).get("attempts", []))
+        if previous and previous.get("fingerprint") == fingerprint
+        else [],
     }
     if git["commit"] and git["commit"] != adapter.upstream_commit:
         record["warning"] = (
@@ -533,21 +542,38 @@ def _run_locked(adapter, options, reporter, out, dataset, selected, repo, python
         pending = [c for c in pending if c not in before.converted]
 
     if not pending:
-        record.update(status="complete", commands=(previous or {}).get("commands", []),
-                      started=(previous or {}).get("started") or now_iso(), finished=now_iso(),
-                      exit_status=(previous or {}).get("exit_status", 0))
+        record.update(
+            status="complete",
+            commands=(previous or {}).get("commands", []),
+            started=(previous or {}).get("started") or now_iso(),
+            finished=now_iso(),
+            exit_status=(previous or {}).get("exit_status", 0),
+        )
         write_run(out, record)
         _cleanup(paths, options.keep_workdir)
-        return RunSummary(adapter.name, out, "complete", len(selected), len(done), converted_total,
-                          workdir=paths.root if options.keep_workdir else None)
+        return RunSummary(
+            adapter.name,
+            out,
+            "complete",
+            len(selected),
+            len(done),
+            converted_total,
+            workdir=paths.root if options.keep_workdir else None,
+        )
 
     ctx = context(pending)
     invocations = adapter.prepare(ctx)
     attempt_no = len(record["attempts"]) + 1
     log_path = out / LOGS_DIR / f"{adapter.name}-attempt-{attempt_no:03d}-{time.strftime('%Y%m%d-%H%M%S')}.log"
     started = now_iso()
-    record.update(status="running", commands=[i.to_json() for i in invocations], started=started,
-                  finished=None, exit_status=None, log=str(log_path))
+    record.update(
+        status="running",
+        commands=[i.to_json() for i in invocations],
+        started=started,
+        finished=None,
+        exit_status=None,
+        log=str(log_path),
+    )
     write_run(out, record)
 
     videos = [names.video(c) for c in pending]
@@ -558,7 +584,8 @@ def _run_locked(adapter, options, reporter, out, dataset, selected, repo, python
     try:
         for invocation in invocations:
             code = run_logged(
-                invocation, log_path,
+                invocation,
+                log_path,
                 on_poll=lambda: reporter.update(_count_new_masks(annotations, videos, t0), _last_line(log_path)),
             )
             if code != 0:
@@ -573,8 +600,9 @@ def _run_locked(adapter, options, reporter, out, dataset, selected, repo, python
     reporter.end()
 
     reporter.stage("converting", len(pending))
-    result = harvest(dataset, pending, annotations, names, writer, info=info,
-                     progress=lambda clip_id, n: reporter.advance(1))
+    result = harvest(
+        dataset, pending, annotations, names, writer, info=info, progress=lambda clip_id, n: reporter.advance(1)
+    )
     reporter.end()
     converted_total += len(result.converted)
     still = result.pending
@@ -606,18 +634,42 @@ def _run_locked(adapter, options, reporter, out, dataset, selected, repo, python
             path=log_path,
         )
     _cleanup(paths, options.keep_workdir)
-    return RunSummary(adapter.name, out, "complete", len(selected), len(done), converted_total,
-                      workdir=paths.root if options.keep_workdir else None, log=log_path,
-                      commands=[i.to_json() for i in invocations])
+    return RunSummary(
+        adapter.name,
+        out,
+        "complete",
+        len(selected),
+        len(done),
+        converted_total,
+        workdir=paths.root if options.keep_workdir else None,
+        log=log_path,
+        commands=[i.to_json() for i in invocations],
+    )
 
 
-def _record_attempt(out: Path, record: dict, started: str, code: int | None, log: Path, clips: list[str],
-                    converted: list[str], *, status: str) -> None:
+def _record_attempt(
+    out: Path,
+    record: dict,
+    started: str,
+    code: int | None,
+    log: Path,
+    clips: list[str],
+    converted: list[str],
+    *,
+    status: str,
+) -> None:
     finished = now_iso()
-    record["attempts"].append({
-        "started": started, "finished": finished, "exit_status": code, "status": status,
-        "log": str(log), "clips": len(clips), "converted": len(converted),
-    })
+    record["attempts"].append(
+        {
+            "started": started,
+            "finished": finished,
+            "exit_status": code,
+            "status": status,
+            "log": str(log),
+            "clips": len(clips),
+            "converted": len(converted),
+        }
+    )
     record.update(status=status, finished=finished, exit_status=code)
     write_run(out, record)
 

@@ -24,8 +24,15 @@ from baselines.registry import get_baseline
 BENCHMARK = "synthetic"
 
 
-def make_entries(out: Path, *, dataset: Path | None = None, work: Path | None = None,
-                 names=REFERENCE_BASELINES, bootstrap: int = 1000, seed: int = 0) -> dict[str, dict]:
+def make_entries(
+    out: Path,
+    *,
+    dataset: Path | None = None,
+    work: Path | None = None,
+    names=REFERENCE_BASELINES,
+    bootstrap: int = 1000,
+    seed: int = 0,
+) -> dict[str, dict]:
     """Run, score and write one entry per reference baseline; returns {name: summary}."""
     from refvps.leaderboard import make_entry, write_entry
     from refvps.scoring import evaluate
@@ -76,14 +83,19 @@ def target_absent_clips(dataset: Path) -> set[str]:
 def _check_empty(document: dict, dataset: Path) -> str:
     """Check the scorer on the empty baseline; returns a sentence for the entry's notes."""
     absent = target_absent_clips(dataset)
-    wrong = [(row["video"], row["exp_id"], row["TempCon"]) for row in document["per_expression"]
-             if row["video"] not in absent and row["TempCon"] != 0]
+    wrong = [
+        (row["video"], row["exp_id"], row["TempCon"])
+        for row in document["per_expression"]
+        if row["video"] not in absent and row["TempCon"] != 0
+    ]
     if wrong:
         raise AssertionError(f"empty predictions must have TempCon 0 where the target is always present: {wrong[:5]}")
     if not absent:
         return "TempCon is 0 on every expression."
-    return (f"TempCon is 0 on every expression whose target is in every frame; {len(absent)} clips have frames "
-            "without the target (an empty mask is right there, IoU 1), which makes the mean nonzero.")
+    return (
+        f"TempCon is 0 on every expression whose target is in every frame; {len(absent)} clips have frames "
+        "without the target (an empty mask is right there, IoU 1), which makes the mean nonzero."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,8 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     summaries = make_entries(args.out, dataset=args.dataset, work=args.work, bootstrap=args.bootstrap, seed=args.seed)
     for name, summary in summaries.items():
-        print(f"{name:8s} J {summary['J']:6.2f}  J&F {summary['JF']:6.2f}  TempCon {summary['TempCon']:5.2f}  "
-              f"-> {args.out / (name + '.json')}")
+        print(
+            f"{name:8s} J {summary['J']:6.2f}  J&F {summary['JF']:6.2f}  TempCon {summary['TempCon']:5.2f}  "
+            f"-> {args.out / (name + '.json')}"
+        )
     oracle = summaries.get("oracle")
     if oracle is not None and abs(oracle["J"] - 100.0) > 1e-9:
         print(f"oracle J is {oracle['J']}, not 100: the scorer or the baseline is wrong", file=sys.stderr)

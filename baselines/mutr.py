@@ -42,10 +42,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from refvps.errors import UsageError
-
 from baselines.export import export_refytvos, reset_folder, symlink, write_palette_png
 from baselines.external import ExternalAdapter, Invocation, RunContext, WorkPaths, driver_invocation
+from refvps.errors import UsageError
 
 UPSTREAM = "OpenGVLab/MUTR"
 UPSTREAM_COMMIT = "c5f5044f3742193946ac398e8186c38b454b7a92"
@@ -104,12 +103,20 @@ class MutrAdapter(ExternalAdapter):
         return paths.export / "ref-davis"
 
     def command_args(self, ctx: RunContext) -> list[str]:
-        return FIXED_FLAGS + [
-            "--ngpu", str(ctx.n_gpus),
-            "--backbone", self.backbone,
-            "--ytvos_path", str(self.data_root(ctx.paths)),
-            "--davis_path", str(self.davis_root(ctx.paths)),
-        ] + list(ctx.method_args)
+        return (
+            FIXED_FLAGS
+            + [
+                "--ngpu",
+                str(ctx.n_gpus),
+                "--backbone",
+                self.backbone,
+                "--ytvos_path",
+                str(self.data_root(ctx.paths)),
+                "--davis_path",
+                str(self.davis_root(ctx.paths)),
+            ]
+            + list(ctx.method_args)
+        )
 
     def prepare(self, ctx: RunContext) -> list[Invocation]:
         reset_folder(ctx.paths.export)

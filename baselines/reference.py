@@ -30,13 +30,12 @@ from typing import Callable, Iterable, Iterator, Sequence
 import cv2
 import numpy as np
 
+from baselines.external import RunSummary
 from refvps.dataset.format import Clip, image_size
 from refvps.dataset.validate import open_valid_dataset
 from refvps.errors import UsageError
 from refvps.predictions import PredictionWriter, check_prediction_folder
 from refvps.predictions.record import check_same_run, now_iso, read_run, write_run
-
-from baselines.external import RunSummary
 
 REFERENCE_BASELINES = ("empty", "full", "motion", "oracle")
 
@@ -123,8 +122,10 @@ def iter_motion_masks(frames: Iterable[np.ndarray], config: MotionConfig = Motio
             size = frame.shape[:2]
             scale = min(1.0, config.max_side / max(size))
         elif frame.shape[:2] != size:
-            raise UsageError(f"frames of one clip differ in size: {frame.shape[:2]} and {size}",
-                             hint="check the clip with: refvps validate ROOT")
+            raise UsageError(
+                f"frames of one clip differ in size: {frame.shape[:2]} and {size}",
+                hint="check the clip with: refvps validate ROOT",
+            )
         greys.append(_to_grey(frame, scale, config.blur_sigma))
     if size is None:
         return
@@ -135,10 +136,14 @@ def iter_motion_masks(frames: Iterable[np.ndarray], config: MotionConfig = Motio
         return
     # Three-frame logic: frame t moves where it differs from both neighbours (a plain difference
     # would also light up where the object was and where it is going).
-    per_frame = np.stack([
-        np.minimum.reduce([_directional_score(greys[t], greys[n], config) for n in (t - 1, t + 1) if 0 <= n < count])
-        for t in range(count)
-    ])
+    per_frame = np.stack(
+        [
+            np.minimum.reduce(
+                [_directional_score(greys[t], greys[n], config) for n in (t - 1, t + 1) if 0 <= n < count]
+            )
+            for t in range(count)
+        ]
+    )
     r = config.temporal_radius
     if r > 0:
         cumulative = np.concatenate([np.zeros((1, *per_frame.shape[1:]), np.float64), np.cumsum(per_frame, axis=0)])
@@ -194,7 +199,9 @@ def run_reference(
     ``progress(clip_id, masks)`` is called after each clip, ``on_start(n_clips)`` once at the start.
     """
     if name not in REFERENCE_BASELINES:
-        raise UsageError(f"{name!r} is not a reference baseline", hint=f"choose one of {', '.join(REFERENCE_BASELINES)}")
+        raise UsageError(
+            f"{name!r} is not a reference baseline", hint=f"choose one of {', '.join(REFERENCE_BASELINES)}"
+        )
     out = Path(out)
     check_prediction_folder(out, dataset_root)
     oracle = name == "oracle"  # the only one that reads the ground truth

@@ -64,8 +64,13 @@ class BaselineSpec:
 
 
 _EXTERNAL_OPTIONS = (
-    "--repo DIR", "--python EXE", "--checkpoint FILE", "--gpus IDS", "--workdir DIR",
-    "--dry-run", "--keep-workdir",
+    "--repo DIR",
+    "--python EXE",
+    "--checkpoint FILE",
+    "--gpus IDS",
+    "--workdir DIR",
+    "--dry-run",
+    "--keep-workdir",
 )
 
 BASELINES: dict[str, BaselineSpec] = {
@@ -88,8 +93,14 @@ BASELINES: dict[str, BaselineSpec] = {
             paper="ReferEverything: Towards Segmenting Everything We Can Speak of in Videos (arXiv:2410.23287)",
             url="https://github.com/miccooper9/ReferEverything",
             extra="rem",
-            options=("--config NAME", "--pretrained DIR|HUB_ID", "--checkpoint FILE", "--window N",
-                     "--device DEV", "--dtype bf16|fp16|fp32"),
+            options=(
+                "--config NAME",
+                "--pretrained DIR|HUB_ID",
+                "--checkpoint FILE",
+                "--window N",
+                "--device DEV",
+                "--dtype bf16|fp16|fp32",
+            ),
         ),
         BaselineSpec(
             name="uninext",
@@ -123,8 +134,7 @@ BASELINES: dict[str, BaselineSpec] = {
                 "transformers, diffusers, compiled Deformable-DETR ops",
                 "ModelScope T2V weights (damo-vilab/text-to-video-ms-1.7b, diffusers layout) in "
                 "Text-To-Video-Finetuning/mymodels/model_scope_diffusers of the checkout, or --t2v-weights DIR",
-                "roberta-base and laion/CLIP-ViT-H-14-laion2B-s32B-b79K in the Hugging Face cache "
-                "(loaded by hub id)",
+                "roberta-base and laion/CLIP-ViT-H-14-laion2B-s32B-b79K in the Hugging Face cache (loaded by hub id)",
                 "the VD-IT checkpoint (--checkpoint, from huggingface.co/buxiangzhiren/VD-IT)",
                 "one or more CUDA GPUs (--gpus)",
             ),

@@ -49,12 +49,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+from baselines.export import export_refytvos, reset_folder, symlink, write_palette_png
+from baselines.external import ExternalAdapter, Invocation, RunContext, WorkPaths
 from refvps.dataset.format import image_size
 from refvps.errors import ConfigError, UsageError
 from refvps.fileio import atomic_write_json
-
-from baselines.export import export_refytvos, reset_folder, symlink, write_palette_png
-from baselines.external import ExternalAdapter, Invocation, RunContext, WorkPaths
 
 UPSTREAM = "MasterBin-IIAU/UNINEXT"
 UPSTREAM_COMMIT = "5ab03865d05d61c23799ae0bd3305b160ceb3f34"
@@ -85,16 +84,18 @@ def ytvis_valid_json(meta: dict, frames_root: Path) -> dict:
         width, height = image_size(frames_root / frames[0])
         for exp_id, expression in entry["expressions"].items():
             inst_idx += 1
-            videos.append({
-                "height": height,
-                "width": width,
-                "length": len(frames),
-                "file_names": frames,
-                "id": inst_idx,
-                "expressions": [expression["exp"]],
-                "video": video,
-                "exp_id": exp_id,
-            })
+            videos.append(
+                {
+                    "height": height,
+                    "width": width,
+                    "length": len(frames),
+                    "file_names": frames,
+                    "id": inst_idx,
+                    "expressions": [expression["exp"]],
+                    "video": video,
+                    "exp_id": exp_id,
+                }
+            )
     return {"videos": videos, "categories": CATEGORIES}
 
 
@@ -107,7 +108,9 @@ class UninextAdapter(ExternalAdapter):
 
     def __init__(self, variant: str = DEFAULT_VARIANT, config_file: Path | None = None, bert: Path | None = None):
         if variant not in VARIANTS:
-            raise UsageError(f"--variant {variant!r} is not a UNINEXT model", hint=f"choose one of {', '.join(VARIANTS)}")
+            raise UsageError(
+                f"--variant {variant!r} is not a UNINEXT model", hint=f"choose one of {', '.join(VARIANTS)}"
+            )
         self.variant = variant
         self.config_file = Path(config_file) if config_file else None
         self.bert = Path(bert).resolve() if bert else None
@@ -131,8 +134,11 @@ class UninextAdapter(ExternalAdapter):
         super().check_repo(repo)
         config = self.config_path(repo)
         if not config.is_file():
-            raise ConfigError(f"UNINEXT config not found: {config}",
-                              hint=f"pass --variant ({', '.join(VARIANTS)}) or an existing --config-file", path=config)
+            raise ConfigError(
+                f"UNINEXT config not found: {config}",
+                hint=f"pass --variant ({', '.join(VARIANTS)}) or an existing --config-file",
+                path=config,
+            )
         bert = self.bert_path(repo)
         missing = [f for f in BERT_FILES if not (bert / f).is_file()]
         if missing:
@@ -151,15 +157,22 @@ class UninextAdapter(ExternalAdapter):
 
     def command(self, ctx: RunContext) -> list[str]:
         return [
-            ctx.python, str(ctx.repo / ENTRY_SCRIPT),
-            "--num-gpus", str(ctx.n_gpus),
+            ctx.python,
+            str(ctx.repo / ENTRY_SCRIPT),
+            "--num-gpus",
+            str(ctx.n_gpus),
             "--eval-only",
-            "--uni", "1",
-            "--config-file", str(self.config_path(ctx.repo)),
+            "--uni",
+            "1",
+            "--config-file",
+            str(self.config_path(ctx.repo)),
             # detectron2 config overrides (KEY VALUE pairs; --method-arg adds more)
-            "OUTPUT_DIR", str(ctx.paths.raw),
-            "MODEL.WEIGHTS", str(ctx.checkpoint),
-            "DATASETS.TEST", f"('{DATASET_NAME}',)",
+            "OUTPUT_DIR",
+            str(ctx.paths.raw),
+            "MODEL.WEIGHTS",
+            str(ctx.checkpoint),
+            "DATASETS.TEST",
+            f"('{DATASET_NAME}',)",
         ] + list(ctx.method_args)
 
     def prepare(self, ctx: RunContext) -> list[Invocation]:

@@ -43,10 +43,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from refvps.errors import ConfigError
-
 from baselines.export import export_refytvos, overlay, reset_folder, symlink
 from baselines.external import ExternalAdapter, Invocation, RunContext, WorkPaths, driver_invocation
+from refvps.errors import ConfigError
 
 UPSTREAM = "buxiangzhiren/VD-IT"
 UPSTREAM_COMMIT = "e44bd79618ade028f1f83fcd0e4f300264f42dbb"
@@ -87,8 +86,11 @@ class VditAdapter(ExternalAdapter):
         self.amp = amp
 
     def settings(self) -> dict[str, Any]:
-        return {"backbone": BACKBONE, "t2v_weights": str(self.t2v_weights) if self.t2v_weights else None,
-                "amp": self.amp}
+        return {
+            "backbone": BACKBONE,
+            "t2v_weights": str(self.t2v_weights) if self.t2v_weights else None,
+            "amp": self.amp,
+        }
 
     def check_repo(self, repo: Path) -> None:
         super().check_repo(repo)
@@ -115,11 +117,16 @@ class VditAdapter(ExternalAdapter):
 
     def command_args(self, ctx: RunContext) -> list[str]:
         args = FIXED_FLAGS + [
-            "--ngpu", str(ctx.n_gpus),
-            "--output_dir", str(ctx.paths.raw),
-            "--resume", str(ctx.checkpoint),
-            "--backbone", BACKBONE,
-            "--ytvos_path", str(self.data_root(ctx.paths)),
+            "--ngpu",
+            str(ctx.n_gpus),
+            "--output_dir",
+            str(ctx.paths.raw),
+            "--resume",
+            str(ctx.checkpoint),
+            "--backbone",
+            BACKBONE,
+            "--ytvos_path",
+            str(self.data_root(ctx.paths)),
         ]
         if self.amp:
             args.append("--amp")

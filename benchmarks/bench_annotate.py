@@ -61,8 +61,9 @@ def make_clip(root: Path, frames: int, width: int, height: int) -> None:
         writer.write_frame("long", f"{t:05d}", frame)
     names = [f"{t:05d}" for t in range(frames)]
     writer.update_expressions("long", [], frames=names)
-    writer.update_meta(ClipMeta("long", concept="ice_cream_melting", category="temporal_object_changes",
-                                width=width, height=height))
+    writer.update_meta(
+        ClipMeta("long", concept="ice_cream_melting", category="temporal_object_changes", width=width, height=height)
+    )
 
 
 def child_session(root: str) -> dict:
@@ -98,10 +99,20 @@ def child_session(root: str) -> dict:
     start = time.perf_counter()
     ClipSession(root, Dataset(root).clip("long"), ClassicSegmenter()).close()
     reopen_s = time.perf_counter() - start
-    return {"open_s": opened, "rss_open_mb": rss_open, "click_s": click, "propagate_s": seconds,
-            "frames": session.num_frames, "frames_per_s": job.done / seconds, "rss_peak_mb": peak_rss_mb(),
-            "layers_held_mb": held / 2**20, "layers_raw_mb": session.num_frames * h * w / 2**20,
-            "save_s": save_s, "validate_s": validate_s, "reopen_s": reopen_s}
+    return {
+        "open_s": opened,
+        "rss_open_mb": rss_open,
+        "click_s": click,
+        "propagate_s": seconds,
+        "frames": session.num_frames,
+        "frames_per_s": job.done / seconds,
+        "rss_peak_mb": peak_rss_mb(),
+        "layers_held_mb": held / 2**20,
+        "layers_raw_mb": session.num_frames * h * w / 2**20,
+        "save_s": save_s,
+        "validate_s": validate_s,
+        "reopen_s": reopen_s,
+    }
 
 
 def child_sam2(root: str, lazy: bool) -> dict:
@@ -126,14 +137,16 @@ def child_sam2(root: str, lazy: bool) -> dict:
     rss_init = peak_rss_mb()
     mid = len(clip.frame_names) // 2
     h, w = state["video_height"], state["video_width"]
-    segmenter.predictor.add_new_points_or_box(state, mid, 1, points=np.array([[w / 2, h / 2]], np.float32),
-                                              labels=np.array([1], np.int32))
+    segmenter.predictor.add_new_points_or_box(
+        state, mid, 1, points=np.array([[w / 2, h / 2]], np.float32), labels=np.array([1], np.int32)
+    )
     return {"init_s": init_s, "rss_before_mb": base, "rss_init_mb": rss_init, "rss_click_mb": peak_rss_mb()}
 
 
 def run_child(kind: str, root: Path, *extra: str) -> dict:
-    result = subprocess.run([sys.executable, __file__, "--child", kind, str(root), *extra],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, __file__, "--child", kind, str(root), *extra], capture_output=True, text=True, check=False
+    )
     if result.returncode != 0:
         raise RuntimeError(f"{kind} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])

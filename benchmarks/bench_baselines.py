@@ -33,14 +33,13 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from refvps.dataset import ClipMeta, Dataset, DatasetWriter, Expression  # noqa: E402
-from refvps.predictions import PredictionWriter  # noqa: E402
-
 from baselines.convert import harvest  # noqa: E402
 from baselines.export import ExportNames  # noqa: E402
 from baselines.external import RunContext, WorkPaths  # noqa: E402
 from baselines.reference import run_reference  # noqa: E402
 from baselines.uninext import UninextAdapter  # noqa: E402
+from refvps.dataset import ClipMeta, Dataset, DatasetWriter, Expression  # noqa: E402
+from refvps.predictions import PredictionWriter  # noqa: E402
 
 
 def make_dataset(root: Path, clips: int, frames: int, width: int, height: int) -> Path:
@@ -53,14 +52,16 @@ def make_dataset(root: Path, clips: int, frames: int, width: int, height: int) -
         rgbs, labels = [], []
         for t in range(frames):
             x = (40 + 6 * t) % (width - blob.shape[1])
-            rgb = background[:height, 3 * t % 16: 3 * t % 16 + width].copy()
-            rgb[200:200 + blob.shape[0], x:x + blob.shape[1]] = blob
+            rgb = background[:height, 3 * t % 16 : 3 * t % 16 + width].copy()
+            rgb[200 : 200 + blob.shape[0], x : x + blob.shape[1]] = blob
             label = np.zeros((height, width), np.uint8)
-            label[200:200 + blob.shape[0], x:x + blob.shape[1]] = 1
+            label[200 : 200 + blob.shape[0], x : x + blob.shape[1]] = 1
             rgbs.append(rgb)
             labels.append(label)
         expressions = [Expression(str(e), f"expression {e}", 1, "ab"[e // 2]) for e in range(4)]
-        writer.write_clip(f"clip_{c:03d}", rgbs, labels, expressions, ClipMeta(f"clip_{c:03d}", width=width, height=height))
+        writer.write_clip(
+            f"clip_{c:03d}", rgbs, labels, expressions, ClipMeta(f"clip_{c:03d}", width=width, height=height)
+        )
     return root
 
 
@@ -87,14 +88,26 @@ def main(argv=None) -> int:
         start = time.perf_counter()
         run_reference("motion", root, scratch / "motion")
         seconds = time.perf_counter() - start
-        rows.append(("motion baseline (flow at 320 px, 4 expressions written)", f"{n_frames / seconds:.1f} frames/s",
-                     f"{seconds:.1f} s", f"{peak_rss_mb():.0f} MB"))
+        rows.append(
+            (
+                "motion baseline (flow at 320 px, 4 expressions written)",
+                f"{n_frames / seconds:.1f} frames/s",
+                f"{seconds:.1f} s",
+                f"{peak_rss_mb():.0f} MB",
+            )
+        )
 
         start = time.perf_counter()
         run_reference("oracle", root, scratch / "oracle")
         seconds = time.perf_counter() - start
-        rows.append(("oracle baseline (labels -> prediction PNGs)", f"{n_masks / seconds:.0f} masks/s",
-                     f"{seconds:.1f} s", f"{peak_rss_mb():.0f} MB"))
+        rows.append(
+            (
+                "oracle baseline (labels -> prediction PNGs)",
+                f"{n_masks / seconds:.0f} masks/s",
+                f"{seconds:.1f} s",
+                f"{peak_rss_mb():.0f} MB",
+            )
+        )
 
         names = ExportNames.for_clips(dataset.clip_ids)
         paths = WorkPaths(scratch / "work")
@@ -104,8 +117,14 @@ def main(argv=None) -> int:
         start = time.perf_counter()
         adapter.prepare(ctx)
         seconds = time.perf_counter() - start
-        rows.append(("export for UNINEXT (symlinks + 2 JSON files)", f"{args.clips / seconds:.0f} clips/s",
-                     f"{seconds:.2f} s", f"{peak_rss_mb():.0f} MB"))
+        rows.append(
+            (
+                "export for UNINEXT (symlinks + 2 JSON files)",
+                f"{args.clips / seconds:.0f} clips/s",
+                f"{seconds:.2f} s",
+                f"{peak_rss_mb():.0f} MB",
+            )
+        )
 
         annotations = scratch / "method" / "Annotations"
         for clip in dataset:
@@ -119,13 +138,21 @@ def main(argv=None) -> int:
         result = harvest(dataset, dataset.clip_ids, annotations, names, PredictionWriter(scratch / "converted"))
         seconds = time.perf_counter() - start
         assert len(result.converted) == args.clips
-        rows.append(("conversion of a method's output tree", f"{n_masks / seconds:.0f} masks/s",
-                     f"{seconds:.1f} s", f"{peak_rss_mb():.0f} MB"))
+        rows.append(
+            (
+                "conversion of a method's output tree",
+                f"{n_masks / seconds:.0f} masks/s",
+                f"{seconds:.1f} s",
+                f"{peak_rss_mb():.0f} MB",
+            )
+        )
 
     command = "python benchmarks/bench_baselines.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    header = (f"`{command.strip()}` on {platform.node() or 'this machine'} ({platform.machine()}, {os.cpu_count()} CPUs, "
-              f"Python {platform.python_version()}), {dt.date.today().isoformat()}; {args.clips} clips x "
-              f"{args.frames} frames at {width} x {height}, 4 expressions each, one process.")
+    header = (
+        f"`{command.strip()}` on {platform.node() or 'this machine'} ({platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}), {dt.date.today().isoformat()}; {args.clips} clips x "
+        f"{args.frames} frames at {width} x {height}, 4 expressions each, one process."
+    )
     table = ["| step | throughput | time | peak RSS |", "|---|---|---|---|"]
     table += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
     text = header + "\n\n" + "\n".join(table) + "\n"

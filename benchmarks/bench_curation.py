@@ -62,10 +62,10 @@ def make_source(path: Path, width: int, height: int, fps: int, seconds: float) -
             wave = (40 * np.sin((xx + 6 * i) / 23.0 + yy / 31.0))[..., None]
             content = np.clip(np.asarray(colour, np.float32) + wave + texture, 0, 255).astype(np.uint8)
             frame[:] = 0
-            frame[bar:bar + content_h] = content
+            frame[bar : bar + content_h] = content
             emit(frame)
     card = np.full((height, width, 3), 10, np.uint8)
-    card[height // 2 - 40: height // 2 + 40, width // 2 - 120: width // 2 + 120] = 240
+    card[height // 2 - 40 : height // 2 + 40, width // 2 - 120 : width // 2 + 120] = 240
     for _ in range(card_frames):
         emit(card)
     for packet in stream.encode():
@@ -84,8 +84,22 @@ def ffmpeg_export(video: Path, clips: dict, out: Path) -> float:
         s, e = meta["trim"]["start_s"], meta["trim"]["end_s"]
         x, y, w, h = meta["crop"]
         subprocess.run(
-            [ffmpeg, "-v", "error", "-ss", f"{s:.6f}", "-i", str(video), "-t", f"{e - s:.6f}",
-             "-vf", f"fps=24,crop={w}:{h}:{x}:{y}", "-q:v", "2", str(folder / "%05d.jpg")],
+            [
+                ffmpeg,
+                "-v",
+                "error",
+                "-ss",
+                f"{s:.6f}",
+                "-i",
+                str(video),
+                "-t",
+                f"{e - s:.6f}",
+                "-vf",
+                f"fps=24,crop={w}:{h}:{x}:{y}",
+                "-q:v",
+                "2",
+                str(folder / "%05d.jpg"),
+            ],
             check=True,
         )
     return time.perf_counter() - start
@@ -142,18 +156,32 @@ def main() -> None:
     clips = {c: {"crop": m["crop"]} for c, m in clips.items()}
 
     rows = [
-        ("source", f"{width}x{height} @ {args.fps} fps, {probe.duration_s:.1f} s, {probe.frame_count} frames, "
-                   f"{len(shots)} shots (generated in {generate_s:.1f} s)"),
+        (
+            "source",
+            f"{width}x{height} @ {args.fps} fps, {probe.duration_s:.1f} s, {probe.frame_count} frames, "
+            f"{len(shots)} shots (generated in {generate_s:.1f} s)",
+        ),
         ("probe (packet times, no decode)", f"{probe_s:.2f} s"),
-        ("shot detection (ContentDetector, PyAV)", f"{shots_s:.2f} s = {probe.frame_count / shots_s:.0f} source frames/s"),
-        ("trim_video total (shots + crop + export)", f"{trim_s:.2f} s for {len(summary.exported)} clips, {frames} frames "
-                                                      f"= {frames / trim_s:.1f} exported frames/s"),
+        (
+            "shot detection (ContentDetector, PyAV)",
+            f"{shots_s:.2f} s = {probe.frame_count / shots_s:.0f} source frames/s",
+        ),
+        (
+            "trim_video total (shots + crop + export)",
+            f"{trim_s:.2f} s for {len(summary.exported)} clips, {frames} frames "
+            f"= {frames / trim_s:.1f} exported frames/s",
+        ),
         ("per clip (crop detection + export)", ", ".join(f"{c}: {s:.2f} s" for c, s in events)),
-        ("crop found (true content box)", f"{next(iter(clips.values()))['crop']} ({[0, height // 8, width, height - 2 * (height // 8)]})"),
+        (
+            "crop found (true content box)",
+            f"{next(iter(clips.values()))['crop']} ({[0, height // 8, width, height - 2 * (height // 8)]})",
+        ),
         ("end card", "; ".join(summary.dropped) or "-"),
         ("peak resident memory (whole process)", f"{peak_mb:.0f} MB"),
-        ("ffmpeg binary, export only (same spans and crops)", f"{ffmpeg_s:.2f} s, {ffmpeg_frames} frames "
-                                                               f"= {ffmpeg_frames / ffmpeg_s:.1f} frames/s"),
+        (
+            "ffmpeg binary, export only (same spans and crops)",
+            f"{ffmpeg_s:.2f} s, {ffmpeg_frames} frames = {ffmpeg_frames / ffmpeg_s:.1f} frames/s",
+        ),
     ]
     command = "python benchmarks/bench_curation.py " + " ".join(sys.argv[1:])
     lines = [

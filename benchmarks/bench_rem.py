@@ -202,7 +202,9 @@ def main(argv=None) -> int:
             if dtype != torch.float32:
                 cast(train_model.vae, None, dtype)
                 cast(train_model.text_encoder, None, dtype)
-            step = time_training_step(train_model, args.train_frames, dtype, max(1, args.repeats - 1), args.gradient_checkpointing)
+            step = time_training_step(
+                train_model, args.train_frames, dtype, max(1, args.repeats - 1), args.gradient_checkpointing
+            )
             row.update({f"train_{k}": v for k, v in step.items()})
             del train_model
         if device.type == "cuda":
@@ -238,9 +240,12 @@ def append_markdown(path: Path, rows: list[dict], args, argv) -> None:
         )
     if any("e2e_seconds" in r for r in rows):
         lines.append("")
-        lines.append("End to end (predict_dataset, JPEG decode + PNG writing): " + ", ".join(
-            f"{r['dtype']} {r['e2e_frame_expressions_per_s']:.1f} frame-expr/s" for r in rows if "e2e_seconds" in r
-        ))
+        lines.append(
+            "End to end (predict_dataset, JPEG decode + PNG writing): "
+            + ", ".join(
+                f"{r['dtype']} {r['e2e_frame_expressions_per_s']:.1f} frame-expr/s" for r in rows if "e2e_seconds" in r
+            )
+        )
     with open(path, "a", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
 

@@ -68,7 +68,9 @@ def _clip_frames(seed: int, n_frames: int, height: int, width: int):
     labels, preds = [], [[] for _ in range(4)]
     for t in range(n_frames):
         phase = 0.04 * t
-        noise = cv2.resize(np.cos(phase) * noise_a + np.sin(phase) * noise_b, (width, height), interpolation=cv2.INTER_LINEAR)
+        noise = cv2.resize(
+            np.cos(phase) * noise_a + np.sin(phase) * noise_b, (width, height), interpolation=cv2.INTER_LINEAR
+        )
         scale = base * (1.0 + growth * t / max(n_frames - 1, 1))
         ry, rx = scale, scale * 1.6
         field = ((yy - (cy + vy * t)) / ry) ** 2 + ((xx - (cx + vx * t)) / rx) ** 2 + 0.45 * noise
@@ -108,8 +110,14 @@ def _write_clip(job):
         for t, mask in enumerate(preds[exp]):
             (exp_dir / f"{frame_name(t)}.png").write_bytes(encode_binary_png(mask))
             rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-            rles.append({"video": clip_id, "exp_id": str(exp), "frame": frame_name(t),
-                         "segmentation": {"size": [height, width], "counts": rle["counts"].decode("ascii")}})
+            rles.append(
+                {
+                    "video": clip_id,
+                    "exp_id": str(exp),
+                    "frame": frame_name(t),
+                    "segmentation": {"size": [height, width], "counts": rle["counts"].decode("ascii")},
+                }
+            )
     return clip_id, rles
 
 
@@ -226,7 +234,9 @@ def _f_measure(foreground_mask, gt_mask, void_pixels, bound_th=0.008):
     return 0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
 
 
-def davis_style(root: Path, clip_ids: list[str], frames: int, boundary: bool) -> dict[tuple[str, str], tuple[float, float | None, float]]:
+def davis_style(
+    root: Path, clip_ids: list[str], frames: int, boundary: bool
+) -> dict[tuple[str, str], tuple[float, float | None, float]]:
     """Score clip by clip, expression by expression, frame by frame, re-reading every file.
 
     Returns (J, F or None, TempCon) per expression, all on the 0-1 scale."""
@@ -255,9 +265,15 @@ def davis_style(root: Path, clip_ids: list[str], frames: int, boundary: bool) ->
 
 def _png_paths(root: Path) -> tuple[list[str], list[str]]:
     """(label PNGs, predicted PNGs) of the case."""
+
     def walk(base):
-        return sorted(os.path.join(folder, name) for folder, _, files in os.walk(root / base)
-                      for name in files if name.endswith(".png"))
+        return sorted(
+            os.path.join(folder, name)
+            for folder, _, files in os.walk(root / base)
+            for name in files
+            if name.endswith(".png")
+        )
+
     return walk("dataset/Annotations"), walk("pred")
 
 
@@ -320,14 +336,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips", type=int, default=111)
     parser.add_argument("--frames", type=int, default=130)
     parser.add_argument("--size", default="1024x576", help="WIDTHxHEIGHT of the frames")
-    parser.add_argument("--reference-clips", type=int, default=8,
-                        help="clips scored by the DAVIS-style reference (b) for J; a quarter of them for J+F")
+    parser.add_argument(
+        "--reference-clips",
+        type=int,
+        default=8,
+        help="clips scored by the DAVIS-style reference (b) for J; a quarter of them for J+F",
+    )
     parser.add_argument("--workdir", type=Path, help="where to generate the case (default: a temporary folder)")
-    parser.add_argument("--keep", action="store_true", help="keep the generated case (with --workdir, reused next time)")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "scorer.md",
-                        help="write the Markdown table here")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="time each refvps run and the floor this many times and keep the fastest (noisy machines)")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the generated case (with --workdir, reused next time)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(__file__).parent / "results" / "scorer.md",
+        help="write the Markdown table here",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="time each refvps run and the floor this many times and keep the fastest (noisy machines)",
+    )
     parser.add_argument("--skip", default="", help="comma-separated runs to skip, e.g. 'rle-f' (for quick checks)")
     args = parser.parse_args(argv)
     if args.small:
@@ -346,7 +376,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def record(label: str, wall: float, cpu: float, note: str = "") -> tuple[float, float]:
         rows.append((label, wall, cpu, note))
-        print(f"{label:58s} {wall:8.2f} s wall {cpu:8.2f} s CPU  {1000 * wall / n_masks:6.3f} ms/mask  {note}", flush=True)
+        print(
+            f"{label:58s} {wall:8.2f} s wall {cpu:8.2f} s CPU  {1000 * wall / n_masks:6.3f} ms/mask  {note}", flush=True
+        )
         return wall, cpu
 
     def fastest(fn, *a, **k):
@@ -360,8 +392,12 @@ def main(argv: list[str] | None = None) -> int:
         floor_wall, floor_cpu, n_png = fastest(decode_floor, workdir)
         floor = record("(c) decode floor: every PNG once, PIL, 1 core", floor_wall, floor_cpu, f"{n_png} PNGs")
         fast_wall, fast_cpu, _ = fastest(decode_floor_refvps, workdir)
-        fast_floor = record("(c') every PNG once with refvps's decoders, 1 core", fast_wall, fast_cpu,
-                            f"{INFLATER} for label maps, OpenCV's libpng for masks")
+        fast_floor = record(
+            "(c') every PNG once with refvps's decoders, 1 core",
+            fast_wall,
+            fast_cpu,
+            f"{INFLATER} for label maps, OpenCV's libpng for masks",
+        )
 
         ref_clips = [f"clip_{i:04d}" for i in range(min(args.reference_clips, args.clips))]
         ref_clips_f = ref_clips[: max(1, len(ref_clips) // 4)]
@@ -381,9 +417,19 @@ def main(argv: list[str] | None = None) -> int:
         cache_dir = workdir / "gt-cache"
         # RLE J + TempCon runs three ways: without the ground-truth cache (what a first run costs),
         # filling an empty cache (the first run with it), and with the cache filled (every later run).
-        plans = [("png", False, 1, None), ("png", False, 2, None), ("png", True, 1, None), ("png", True, 2, None),
-                 ("rle", False, 1, "off"), ("rle", False, 2, "off"), ("rle", False, 1, "fill"),
-                 ("rle", False, 1, "warm"), ("rle", False, 2, "warm"), ("rle", True, 1, None), ("rle", True, 2, None)]
+        plans = [
+            ("png", False, 1, None),
+            ("png", False, 2, None),
+            ("png", True, 1, None),
+            ("png", True, 2, None),
+            ("rle", False, 1, "off"),
+            ("rle", False, 2, "off"),
+            ("rle", False, 1, "fill"),
+            ("rle", False, 1, "warm"),
+            ("rle", False, 2, "warm"),
+            ("rle", True, 1, None),
+            ("rle", True, 2, None),
+        ]
         for fmt, boundary, workers, cache in plans:
             key = f"{fmt}-{'f' if boundary else 'j'}"
             if key in skip or f"{key}-{workers}" in skip or (cache and f"{key}-{cache}" in skip):
@@ -393,15 +439,32 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(max(1, args.repeat)):
                 if cache in ("off", "fill"):
                     shutil.rmtree(cache_dir, ignore_errors=True)
-                runs.append(timer(evaluate, source, workdir / "dataset", boundary=boundary, workers=workers,
-                                  bootstrap=1000, validate=False, gt_cache=False if cache in (None, "off") else cache_dir))
+                runs.append(
+                    timer(
+                        evaluate,
+                        source,
+                        workdir / "dataset",
+                        boundary=boundary,
+                        workers=workers,
+                        bootstrap=1000,
+                        validate=False,
+                        gt_cache=False if cache in (None, "off") else cache_dir,
+                    )
+                )
             wall, cpu, results = min(r[0] for r in runs), min(r[1] for r in runs), runs[-1][2]
             what = "J + F + TempCon" if boundary else "J + TempCon"
-            note = {"off": "no ground-truth cache", "fill": "filling an empty ground-truth cache",
-                    "warm": "ground truth from the cache"}.get(cache, "")
+            note = {
+                "off": "no ground-truth cache",
+                "fill": "filling an empty ground-truth cache",
+                "warm": "ground truth from the cache",
+            }.get(cache, "")
             timings[(fmt, boundary, workers, cache)] = record(
                 f"(a) refvps {what} from {fmt.upper()}, {workers} worker{'s' if workers > 1 else ''}"
-                + (f", cache {cache}" if cache else ""), wall, cpu, note)
+                + (f", cache {cache}" if cache else ""),
+                wall,
+                cpu,
+                note,
+            )
             reference = ref_f if boundary else ref_j
             for row in results.per_expression:
                 if (row.video, row.exp_id) in reference:
@@ -436,21 +499,52 @@ def main(argv: list[str] | None = None) -> int:
         return (label, ratio(against[0], measured[0]), ratio(against[1], measured[1] / workers), target)
 
     goals = [
-        goal("J + TempCon from PNG, 1 worker: time / decode floor (c)", ("png", False, 1, None), "<= 1.3x", floor_run=floor),
-        goal("J + TempCon from PNG, 1 worker: time / refvps's own decoding (c')", ("png", False, 1, None),
-             "(stricter)", floor_run=fast_floor),
+        goal(
+            "J + TempCon from PNG, 1 worker: time / decode floor (c)",
+            ("png", False, 1, None),
+            "<= 1.3x",
+            floor_run=floor,
+        ),
+        goal(
+            "J + TempCon from PNG, 1 worker: time / refvps's own decoding (c')",
+            ("png", False, 1, None),
+            "(stricter)",
+            floor_run=fast_floor,
+        ),
         goal("J + TempCon from PNG, 2 workers: speed-up over (b)", ("png", False, 2, None), ">= 3x", against=ref_j_s),
-        goal("J + F + TempCon from PNG, 2 workers: speed-up over (b)", ("png", True, 2, None), ">= 8x", against=ref_f_s),
-        goal("J + TempCon from RLE, 1 worker, no cache: speed-up over (b) from PNG", ("rle", False, 1, "off"), ">= 10x",
-             against=ref_j_s),
-        goal("J + TempCon from RLE, 2 workers, no cache: speed-up over (b) from PNG", ("rle", False, 2, "off"), ">= 10x",
-             against=ref_j_s),
-        goal("J + TempCon from RLE, 1 worker, filling the cache: speed-up over (b) from PNG", ("rle", False, 1, "fill"),
-             ">= 10x", against=ref_j_s),
-        goal("J + TempCon from RLE, 1 worker, cache filled: speed-up over (b) from PNG", ("rle", False, 1, "warm"),
-             ">= 10x", against=ref_j_s),
-        goal("J + TempCon from RLE, 2 workers, cache filled: speed-up over (b) from PNG", ("rle", False, 2, "warm"),
-             ">= 10x", against=ref_j_s),
+        goal(
+            "J + F + TempCon from PNG, 2 workers: speed-up over (b)", ("png", True, 2, None), ">= 8x", against=ref_f_s
+        ),
+        goal(
+            "J + TempCon from RLE, 1 worker, no cache: speed-up over (b) from PNG",
+            ("rle", False, 1, "off"),
+            ">= 10x",
+            against=ref_j_s,
+        ),
+        goal(
+            "J + TempCon from RLE, 2 workers, no cache: speed-up over (b) from PNG",
+            ("rle", False, 2, "off"),
+            ">= 10x",
+            against=ref_j_s,
+        ),
+        goal(
+            "J + TempCon from RLE, 1 worker, filling the cache: speed-up over (b) from PNG",
+            ("rle", False, 1, "fill"),
+            ">= 10x",
+            against=ref_j_s,
+        ),
+        goal(
+            "J + TempCon from RLE, 1 worker, cache filled: speed-up over (b) from PNG",
+            ("rle", False, 1, "warm"),
+            ">= 10x",
+            against=ref_j_s,
+        ),
+        goal(
+            "J + TempCon from RLE, 2 workers, cache filled: speed-up over (b) from PNG",
+            ("rle", False, 2, "warm"),
+            ">= 10x",
+            against=ref_j_s,
+        ),
     ]
     full = timings.get(("png", False, 2, None))
     whole = "n/a" if full is None else f"{full[0]:.1f} s"

@@ -1,6 +1,7 @@
 """refvps: the toolkit for Ref-VPS, the Referring Video Process Segmentation benchmark."""
 
-from importlib.metadata import PackageNotFoundError, version as _version
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
 
 try:
     __version__ = _version("refvps")

@@ -19,14 +19,19 @@ from typing import Any
 import torch
 
 from refvps.errors import ConfigError, require
-
 from rem_model.checkpoints import TOKENIZER_DIR, CheckpointInfo, inspect_checkpoint, load_into, read_checkpoint
 from rem_model.config import REMConfig, get_config
 from rem_model.model import REMModel, cast
 
 WEIGHTS_ROOT = Path(__file__).parent / "weights"
-DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-          "fp16": torch.float16, "float16": torch.float16}
+DTYPES = {
+    "fp32": torch.float32,
+    "float32": torch.float32,
+    "bf16": torch.bfloat16,
+    "bfloat16": torch.bfloat16,
+    "fp16": torch.float16,
+    "float16": torch.float16,
+}
 
 
 def shipped_weights(name: str) -> Path | None:
@@ -81,7 +86,11 @@ def _looks_like_path(source: str) -> bool:
 def _pretrained_components(config: REMConfig, source: str):
     """Load the backbone from a diffusers folder or a hub id (downloads only for hub ids)."""
     local = Path(source).expanduser()
-    layout = "transformer/ vae/ text_encoder/ tokenizer/" if config.family == "wan" else "unet/ vae/ text_encoder/ tokenizer/"
+    layout = (
+        "transformer/ vae/ text_encoder/ tokenizer/"
+        if config.family == "wan"
+        else "unet/ vae/ text_encoder/ tokenizer/"
+    )
     example = f" (e.g. a download of {config.hub_id})" if config.hub_id else ""
     if not local.exists() and _looks_like_path(source):
         raise ConfigError(
@@ -205,7 +214,9 @@ def build_rem(
 def _resolve_config(config: str | Path | REMConfig | None, info: CheckpointInfo | None) -> REMConfig:
     if config is None:
         if info is None or info.config is None:
-            raise ConfigError("no REM config given", hint="pass --config (e.g. rem-ms) or one of our checkpoint folders")
+            raise ConfigError(
+                "no REM config given", hint="pass --config (e.g. rem-ms) or one of our checkpoint folders"
+            )
         return info.config
     cfg = get_config(config)
     if info is not None and info.config is not None and info.config.name != cfg.name:

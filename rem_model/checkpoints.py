@@ -28,7 +28,6 @@ import torch
 
 from refvps.errors import ConfigError
 from refvps.fileio import atomic_write_json, atomic_write_with, read_json
-
 from rem_model.config import CONFIG_FILE, REMConfig
 
 if TYPE_CHECKING:
@@ -117,7 +116,9 @@ def _torch_load(path: Path, trust: bool) -> Any:
         with torch.serialization.safe_globals([argparse.Namespace, _dt.datetime, Path, type(Path())]):
             return torch.load(path, map_location="cpu", weights_only=True)
     except OSError as exc:
-        raise ConfigError(f"cannot read checkpoint {path}: {exc.strerror or exc}", hint="check that the file is readable", path=path) from None
+        raise ConfigError(
+            f"cannot read checkpoint {path}: {exc.strerror or exc}", hint="check that the file is readable", path=path
+        ) from None
     except pickle.UnpicklingError as exc:
         # torch's weights-only loader refuses classes it does not know ("Unsupported global") and
         # files that are no pickle at all; only the first can be loaded by trusting the file.

@@ -259,13 +259,20 @@ register(
     )
 )
 
+
 def _wan_t2v(name: str, size: str, hub_id: str, *, heads: int, ffn: int, layers: int, note: str = "") -> REMConfig:
     """A full-size Wan 2.1 T2V configuration: the 1.3B and 14B models differ only in the transformer's size."""
     return REMConfig(
         name=name,
         family="wan",
         description=f"Wan 2.1 T2V {size}{note}: WanTransformer3D + Wan VAE + UMT5-XXL",
-        denoiser={**_WAN_TRANSFORMER_BASE, "num_attention_heads": heads, "attention_head_dim": 128, "ffn_dim": ffn, "num_layers": layers},
+        denoiser={
+            **_WAN_TRANSFORMER_BASE,
+            "num_attention_heads": heads,
+            "attention_head_dim": 128,
+            "ffn_dim": ffn,
+            "num_layers": layers,
+        },
         vae=_WAN_VAE,
         text_encoder=_UMT5_XXL,
         resolution=(480, 832),
@@ -280,8 +287,17 @@ def _wan_t2v(name: str, size: str, hub_id: str, *, heads: int, ffn: int, layers:
 
 
 register(_wan_t2v("rem-wan-1.3b", "1.3B", "Wan-AI/Wan2.1-T2V-1.3B-Diffusers", heads=12, ffn=8960, layers=30))
-register(_wan_t2v("rem-wan-14b", "14B", "Wan-AI/Wan2.1-T2V-14B-Diffusers", heads=40, ffn=13824, layers=40,
-                  note=" (the paper's REM-Wan)"))
+register(
+    _wan_t2v(
+        "rem-wan-14b",
+        "14B",
+        "Wan-AI/Wan2.1-T2V-14B-Diffusers",
+        heads=40,
+        ffn=13824,
+        layers=40,
+        note=" (the paper's REM-Wan)",
+    )
+)
 
 register(
     REMConfig(
@@ -421,10 +437,11 @@ def get_config(name_or_path: str | Path | REMConfig) -> REMConfig:
         if isinstance(data, dict) and "config" in data and isinstance(data["config"], dict):
             data = data["config"]  # a checkpoint's rem_config.json wraps the config with metadata
         if not isinstance(data, dict):
-            raise ConfigError(f"{path} does not hold a REM config object", hint="write one with REMConfig.to_json()", path=path)
+            raise ConfigError(
+                f"{path} does not hold a REM config object", hint="write one with REMConfig.to_json()", path=path
+            )
         return REMConfig.from_json(data, source=path)
     raise ConfigError(
         f"unknown REM config {key!r}",
         hint=f"use one of {', '.join(list_configs())}, or a checkpoint folder holding {CONFIG_FILE}",
     )
-

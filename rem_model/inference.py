@@ -29,10 +29,8 @@ from refvps.dataset.validate import check_clip_names, open_valid_dataset
 from refvps.errors import UsageError
 from refvps.predictions import PredictionWriter, check_prediction_folder
 from refvps.predictions.record import check_same_run, checkpoint_record, now_iso, read_run, write_run
-
 from rem_model.data.transforms import ASPECTS, Geometry, frames_tensor, probs_to_frame
 from rem_model.model import REMModel
-
 
 
 @dataclass(frozen=True)
@@ -228,7 +226,11 @@ def predict_dataset(
                         summary.frame_expressions += len(indices) * len(masks)
                     writer.mark_done(
                         clip.id,
-                        {"frames": len(clip.frame_names), "expressions": [e.exp_id for e in clip.expressions], "config": model.config.name},
+                        {
+                            "frames": len(clip.frame_names),
+                            "expressions": [e.exp_id for e in clip.expressions],
+                            "config": model.config.name,
+                        },
                     )
                     summary.clips_predicted.append(clip.id)
             finally:
@@ -269,7 +271,10 @@ def _run_record(model, data, options, run_info, fingerprint, previous, n_clips) 
         "clips": n_clips,
         "pretrained": info.get("pretrained"),
         "checkpoint": weights or ({"path": str(checkpoint)} if checkpoint else None),
-        "settings": {"options": dataclasses.asdict(options), **{k: info.get(k) for k in ("device", "dtype", "random_init")}},
+        "settings": {
+            "options": dataclasses.asdict(options),
+            **{k: info.get(k) for k in ("device", "dtype", "random_init")},
+        },
         "fingerprint": fingerprint,
         "started": previous.get("started") if resumed and previous.get("started") else now_iso(),
         "status": "running",

@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from refvps.errors import ConfigError
 from rem_model.codec import MaskCodec
 from rem_model.config import REMConfig
-from refvps.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -91,9 +91,7 @@ class REMModel(nn.Module):
         """Text embeddings ``(B, L, D)`` of ``texts`` from the frozen text encoder."""
         texts = [clean_prompt(t) for t in texts]
         length = self.config.max_text_tokens
-        tokens = self.tokenizer(
-            texts, padding="max_length", max_length=length, truncation=True, return_tensors="pt"
-        )
+        tokens = self.tokenizer(texts, padding="max_length", max_length=length, truncation=True, return_tensors="pt")
         device = next(self.text_encoder.parameters()).device
         ids = tokens["input_ids"].to(device)
         if self.family == "wan":
@@ -259,7 +257,12 @@ class REMModel(nn.Module):
             self.denoiser.enable_gradient_checkpointing()
             return
         # diffusers' UNet3DConditionModel has no checkpointing of its own: wrap each block.
-        blocks = [self.denoiser.transformer_in, *self.denoiser.down_blocks, self.denoiser.mid_block, *self.denoiser.up_blocks]
+        blocks = [
+            self.denoiser.transformer_in,
+            *self.denoiser.down_blocks,
+            self.denoiser.mid_block,
+            *self.denoiser.up_blocks,
+        ]
         for block in blocks:
             if block is not None and not getattr(block, "_rem_checkpointed", False):
                 block.forward = _checkpointed(block.forward)

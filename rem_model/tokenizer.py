@@ -40,7 +40,9 @@ def _words_of(text: str) -> list[str]:
     return re.findall(r"\w+|[^\w\s]", text.lower())
 
 
-def vocabulary(texts: Iterable[str] = (), *, base: Iterable[str] = BASE_WORDS, max_size: int | None = None) -> list[str]:
+def vocabulary(
+    texts: Iterable[str] = (), *, base: Iterable[str] = BASE_WORDS, max_size: int | None = None
+) -> list[str]:
     """Special tokens, then the base words, then words of ``texts`` by frequency (ties alphabetical)."""
     counts: dict[str, int] = {}
     for text in texts:

@@ -45,7 +45,6 @@ from torch.utils.data import DataLoader, Sampler
 
 from refvps.errors import ConfigError, RefvpsError, UsageError
 from refvps.fileio import read_json
-
 from rem_model.config import REMConfig, reject_unknown_keys
 from rem_model.data import DataSource, build_training_dataset, collate
 from rem_model.model import LoraSettings, REMModel, cast
@@ -106,7 +105,9 @@ class TrainConfig:
         sources = values.get("data") or []
         if not isinstance(sources, list) or not all(isinstance(s, (dict, DataSource)) for s in sources):
             raise ConfigError(
-                "training config: 'data' must be a list of sources", hint="e.g. data: [{kind: refvps, root: data/synthetic}]", path=source
+                "training config: 'data' must be a list of sources",
+                hint="e.g. data: [{kind: refvps, root: data/synthetic}]",
+                path=source,
             )
         values["data"] = [s if isinstance(s, DataSource) else DataSource.from_json(s) for s in sources]
         if isinstance(values.get("lora"), dict):
@@ -131,7 +132,10 @@ class TrainConfig:
     def check(self) -> None:
         hint = "fix the training config, or override the key: --set KEY=VALUE"
         if self.stage not in ("1", "2", "all"):
-            raise ConfigError(f"stage must be 1, 2 or all, got {self.stage!r}", hint="1: spatial weights on images; 2 / all: every weight")
+            raise ConfigError(
+                f"stage must be 1, 2 or all, got {self.stage!r}",
+                hint="1: spatial weights on images; 2 / all: every weight",
+            )
         if self.mixed_precision not in ("no", "bf16", "fp16"):
             raise ConfigError(f"mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}", hint=hint)
         if self.batch_size < 1 or self.gradient_accumulation_steps < 1:
@@ -176,11 +180,15 @@ def load_train_config(path: str | Path | None, overrides: Sequence[str] = ()) ->
             try:
                 data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
             except yaml.YAMLError as exc:
-                raise ConfigError(f"{path} is not valid YAML: {exc}", hint="rem_model/configs/*.yaml are examples", path=path) from None
+                raise ConfigError(
+                    f"{path} is not valid YAML: {exc}", hint="rem_model/configs/*.yaml are examples", path=path
+                ) from None
         else:
             data = read_json(path, what="training config")
         if not isinstance(data, dict):
-            raise ConfigError(f"{path} must hold a mapping of settings", hint="rem_model/configs/*.yaml are examples", path=path)
+            raise ConfigError(
+                f"{path} must hold a mapping of settings", hint="rem_model/configs/*.yaml are examples", path=path
+            )
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key:
@@ -282,7 +290,7 @@ def build_model(config: TrainConfig, texts: Callable[[], list[str]] | None = Non
     if config.tokenizer_texts_from_data and texts is not None:
         from rem_model.tokenizer import offline_tokenizer
 
-        vocab_size = getattr(model.text_encoder.config, "vocab_size")
+        vocab_size = model.text_encoder.config.vocab_size
         model.tokenizer = offline_tokenizer(vocab_size, model.config.max_text_tokens, texts())
     return model
 
@@ -306,7 +314,9 @@ def build_optimizer(model: REMModel, config: TrainConfig, rem_config: REMConfig)
     weight_decay = config.weight_decay if config.weight_decay is not None else rem_config.weight_decay
     groups = parameter_groups(model, weight_decay)
     if not groups:
-        raise ConfigError("nothing to train: every denoiser parameter is frozen", hint="check stage and lora in the training config")
+        raise ConfigError(
+            "nothing to train: every denoiser parameter is frozen", hint="check stage and lora in the training config"
+        )
     return torch.optim.AdamW(groups, lr=lr, betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_epsilon)
 
 
@@ -325,7 +335,11 @@ def build_lr_scheduler(optimizer, config: TrainConfig, total_steps: int):
 def numbered_checkpoints(output_dir: Path) -> list[Path]:
     """The ``checkpoint-N`` folders of ``output_dir``, oldest (lowest N) first."""
     return sorted(
-        (p for p in output_dir.glob(f"{CHECKPOINT_PREFIX}*") if p.is_dir() and p.name[len(CHECKPOINT_PREFIX) :].isdigit()),
+        (
+            p
+            for p in output_dir.glob(f"{CHECKPOINT_PREFIX}*")
+            if p.is_dir() and p.name[len(CHECKPOINT_PREFIX) :].isdigit()
+        ),
         key=lambda p: int(p.name[len(CHECKPOINT_PREFIX) :]),
     )
 
@@ -335,7 +349,9 @@ def find_checkpoint(output_dir: Path, which: str) -> Path | None:
     if which != "latest":
         path = Path(which)
         if not path.is_dir():
-            raise ConfigError(f"checkpoint to resume from not found: {path}", hint="pass 'latest' or a checkpoint-N folder", path=path)
+            raise ConfigError(
+                f"checkpoint to resume from not found: {path}", hint="pass 'latest' or a checkpoint-N folder", path=path
+            )
         return path
     found = numbered_checkpoints(output_dir)
     return found[-1] if found else None
@@ -458,8 +474,16 @@ def run(config: TrainConfig, *, progress: bool = True, console=None) -> TrainRes
     log = RunLog(training.accelerator, training.output_dir, config.log_every, training.total_steps, console)
     losses: list[float] = []
     bar = _progress(progress and training.accelerator.is_main_process)
-    task = bar.add_task(f"REM stage {config.stage}", total=training.total_steps, completed=training.state.global_step) if bar else None
-    on_step = (lambda loss: bar.update(task, advance=1, description=f"REM stage {config.stage} loss {loss:.4f}")) if bar else None
+    task = (
+        bar.add_task(f"REM stage {config.stage}", total=training.total_steps, completed=training.state.global_step)
+        if bar
+        else None
+    )
+    on_step = (
+        (lambda loss: bar.update(task, advance=1, description=f"REM stage {config.stage} loss {loss:.4f}"))
+        if bar
+        else None
+    )
     try:
         if bar:
             bar.start()
@@ -472,10 +496,14 @@ def run(config: TrainConfig, *, progress: bool = True, console=None) -> TrainRes
             bar.stop()
     log.maybe_write(training.state.global_step, training.lr_scheduler.get_last_lr()[0], force=True)
     training.accelerator.wait_for_everyone()
-    final_dir = save_final(training.accelerator, training.model, training.denoiser, training.output_dir, config, training.state)
+    final_dir = save_final(
+        training.accelerator, training.model, training.denoiser, training.output_dir, config, training.state
+    )
     training.accelerator.end_training()
     state = training.state
-    return TrainResult(state.global_step, final_dir, losses[-1] if losses else None, losses, time.perf_counter() - started)
+    return TrainResult(
+        state.global_step, final_dir, losses[-1] if losses else None, losses, time.perf_counter() - started
+    )
 
 
 def setup_run(config: TrainConfig) -> TrainingRun:
@@ -527,8 +555,19 @@ def setup_run(config: TrainConfig) -> TrainingRun:
         accelerator.init_trackers("rem", config=_flat(config.to_json()))
         _write_run_file(output_dir, config, model.config, summary, num_frames, len(dataset))
     return TrainingRun(
-        config, accelerator, model, denoiser, optimizer, lr_scheduler, loader, sampler, dataset, state,
-        total_steps, math.ceil(total_steps / steps_per_epoch), output_dir,
+        config,
+        accelerator,
+        model,
+        denoiser,
+        optimizer,
+        lr_scheduler,
+        loader,
+        sampler,
+        dataset,
+        state,
+        total_steps,
+        math.ceil(total_steps / steps_per_epoch),
+        output_dir,
     )
 
 
@@ -540,8 +579,10 @@ def prepare_model(model: REMModel, config: TrainConfig, device) -> Any:
         model.enable_gradient_checkpointing()
     if config.latent_cache:
         if model.config.family == "wan":
-            raise ConfigError("latent_cache works with per-frame VAEs (ModelScope family), not Wan's video VAE",
-                              hint="set latent_cache: 0")
+            raise ConfigError(
+                "latent_cache works with per-frame VAEs (ModelScope family), not Wan's video VAE",
+                hint="set latent_cache: 0",
+            )
         model.codec.enable_cache(config.latent_cache)
     for frozen in (model.vae, model.text_encoder):
         cast(frozen, device, weight_dtype(config.mixed_precision))
@@ -557,7 +598,9 @@ def resume(training: TrainingRun, console=None) -> None:
         return
     path = find_checkpoint(training.output_dir, which)
     if path is None:
-        _say(console, training.accelerator, f"no checkpoint in {training.output_dir} to resume from: starting a new run")
+        _say(
+            console, training.accelerator, f"no checkpoint in {training.output_dir} to resume from: starting a new run"
+        )
         return
     training.accelerator.load_state(str(path))
     _say(console, training.accelerator, f"resumed from {path} at step {training.state.global_step}")
@@ -567,12 +610,16 @@ def finished(training: TrainingRun) -> bool:
     return training.state.global_step >= training.total_steps or training.state.epoch >= training.epochs
 
 
-def train_epoch(training: TrainingRun, log: "RunLog", losses: list[float], on_step: Callable[[float], None] | None = None) -> None:
+def train_epoch(
+    training: TrainingRun, log: "RunLog", losses: list[float], on_step: Callable[[float], None] | None = None
+) -> None:
     """The rest of the current epoch (a resumed run skips the batches it already consumed)."""
     state, accelerator = training.state, training.accelerator
     training.sampler.use_epoch(state.epoch)
     training.dataset.use_epoch(state.epoch)
-    loader = accelerator.skip_first_batches(training.loader, state.step_in_epoch) if state.step_in_epoch else training.loader
+    loader = (
+        accelerator.skip_first_batches(training.loader, state.step_in_epoch) if state.step_in_epoch else training.loader
+    )
     for batch in loader:
         loss = micro_step(training, batch, log)
         if not accelerator.sync_gradients:
@@ -651,7 +698,9 @@ def save_training_state(accelerator, output_dir: Path, state: TrainState, config
     return path
 
 
-def save_final(accelerator, model: REMModel, denoiser, output_dir: Path, config: TrainConfig, state: TrainState) -> Path | None:
+def save_final(
+    accelerator, model: REMModel, denoiser, output_dir: Path, config: TrainConfig, state: TrainState
+) -> Path | None:
     """The trained weights in our checkpoint format (LoRA merged), written by the main process."""
     from rem_model.checkpoints import save_checkpoint
 
@@ -713,7 +762,9 @@ def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _write_run_file(output_dir: Path, config: TrainConfig, rem_config: REMConfig, summary, num_frames: int, samples: int) -> None:
+def _write_run_file(
+    output_dir: Path, config: TrainConfig, rem_config: REMConfig, summary, num_frames: int, samples: int
+) -> None:
     from refvps.fileio import atomic_write_json
 
     atomic_write_json(

@@ -98,7 +98,9 @@ def generate(out: Path, clips: int, seed: int, frames: int) -> Path:
 
 def frame_hashes(root: Path) -> set[str]:
     dataset = Dataset(root)
-    return {hashlib.sha256(clip.frame_path(name).read_bytes()).hexdigest() for clip in dataset for name in clip.frame_names}
+    return {
+        hashlib.sha256(clip.frame_path(name).read_bytes()).hexdigest() for clip in dataset for name in clip.frame_names
+    }
 
 
 def check_disjoint(train: Path, evaluation: Path) -> None:
@@ -138,8 +140,18 @@ def _crops(images: np.ndarray, index: np.ndarray, crop: tuple[int, int], rng: np
     return np.stack([images[i, t : t + ch, l : l + cw] for i, t, l in zip(index, tops, lefts)])
 
 
-def train_vae(vae, frames: np.ndarray, masks: np.ndarray, *, steps: int, batch: int, lr: float, seed: int,
-              crop: tuple[int, int] = (40, 64), kl_weight: float = 1e-6):
+def train_vae(
+    vae,
+    frames: np.ndarray,
+    masks: np.ndarray,
+    *,
+    steps: int,
+    batch: int,
+    lr: float,
+    seed: int,
+    crop: tuple[int, int] = (40, 64),
+    kl_weight: float = 1e-6,
+):
     """Reconstruct frames (L1 + MSE) and masks (MSE on the 3 channels); KL keeps the latent tame.
 
     The VAE is fully convolutional, so it trains on random crops (a quarter of the pixels per image)."""
@@ -148,7 +160,9 @@ def train_vae(vae, frames: np.ndarray, masks: np.ndarray, *, steps: int, batch: 
     vae.requires_grad_(True)  # (built inside a REM model, which freezes it)
     vae.train()
     optimizer = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * s / steps)))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * s / steps))
+    )
     # REM uses the decoder for masks only (frames are only encoded), so two thirds of a batch are masks;
     # masks are mostly background, so most mask samples come from frames where the target is present.
     half = max(1, batch // 3)
@@ -178,8 +192,10 @@ def train_vae(vae, frames: np.ndarray, masks: np.ndarray, *, steps: int, batch: 
                 decoded = recon[half:].mean(1) > 0.5
                 truth = targets[:, 0] > 0.5
                 iou = float(np.mean(_ious(decoded.numpy(), truth.numpy())))
-            log(f"vae step {step}/{steps} frame {frame_loss.item():.4f} mask {mask_loss.item():.4f} kl {kl.item():.1f} "
-                f"mask IoU {iou:.3f} ({time.perf_counter() - started:.0f} s)")
+            log(
+                f"vae step {step}/{steps} frame {frame_loss.item():.4f} mask {mask_loss.item():.4f} kl {kl.item():.1f} "
+                f"mask IoU {iou:.3f} ({time.perf_counter() - started:.0f} s)"
+            )
     vae.eval()
     return vae
 
@@ -211,7 +227,9 @@ def make_init_checkpoint(vae, train_root: Path, out: Path, seed: int) -> Path:
     return save_checkpoint(model, out, metadata={"note": "rem-tiny before REM training: trained VAE, random denoiser"})
 
 
-def rem_stage(stage: str, init: Path, train_root: Path, out: Path, *, steps: int, batch: int, frames: int, lr: float, seed: int) -> Path:
+def rem_stage(
+    stage: str, init: Path, train_root: Path, out: Path, *, steps: int, batch: int, frames: int, lr: float, seed: int
+) -> Path:
     from rem_model.train import TrainConfig, run
 
     config = TrainConfig.from_dict(
@@ -238,7 +256,9 @@ def rem_stage(stage: str, init: Path, train_root: Path, out: Path, *, steps: int
         }
     )
     final = out / "final"
-    if (final / "model.safetensors").is_file() and read_json(out / "run.json").get("train_config", {}).get("max_steps") == steps:
+    if (final / "model.safetensors").is_file() and read_json(out / "run.json").get("train_config", {}).get(
+        "max_steps"
+    ) == steps:
         log(f"stage {stage} already trained: {final}")
         return final
     from refvps.cli.common import err_console
@@ -260,11 +280,28 @@ def export(final: Path, out: Path, args, argv) -> Path:
     meta["training"] = {
         "script": "scripts/train_tiny_rem.py",
         "command": command_line(argv),
-        "data": {"generator": "refvps.synth.generate_benchmark", "clips": args.train_clips, "seed": args.train_seed,
-                 "frames": args.frames, "size": [256, 144]},
+        "data": {
+            "generator": "refvps.synth.generate_benchmark",
+            "clips": args.train_clips,
+            "seed": args.train_seed,
+            "frames": args.frames,
+            "size": [256, 144],
+        },
         "vae": {"steps": args.vae_steps, "batch": args.vae_batch, "lr": 1e-3},
-        "stage1": {"steps": args.stage1_steps, "batch": args.stage1_batch, "frames": 1, "lr": args.lr, "trains": "spatial weights"},
-        "stage2": {"steps": args.stage2_steps, "batch": args.stage2_batch, "frames": 8, "lr": args.stage2_lr, "trains": "all weights"},
+        "stage1": {
+            "steps": args.stage1_steps,
+            "batch": args.stage1_batch,
+            "frames": 1,
+            "lr": args.lr,
+            "trains": "spatial weights",
+        },
+        "stage2": {
+            "steps": args.stage2_steps,
+            "batch": args.stage2_batch,
+            "frames": 8,
+            "lr": args.stage2_lr,
+            "trains": "all weights",
+        },
         "held_out": "refvps synth (seed 0), never seen in training",
     }
     atomic_write_json(out / "rem_config.json", meta)
@@ -315,21 +352,29 @@ def evaluate_all(weights: Path, eval_root: Path, work: Path) -> dict:
     results["inference_frame_expressions_per_s"] = summary.frame_expressions_per_s
     scores = evaluate(pred, eval_root, bootstrap=1000, seed=0, method="REM (rem-tiny, synthetic)")
     scores.write_json(work / "eval" / "rem-tiny.results.json")
-    results["rem-tiny"] = {"J": scores.summary.J, "TempCon": scores.summary.TempCon, "JF": scores.summary.JF,
-                           "J_ci95": scores.summary.J_ci95}
+    results["rem-tiny"] = {
+        "J": scores.summary.J,
+        "TempCon": scores.summary.TempCon,
+        "JF": scores.summary.JF,
+        "J_ci95": scores.summary.J_ci95,
+    }
     for name, baseline in (("all-empty", "empty"), ("full-frame", "full")):
         folder = work / "eval" / name
         run_reference(baseline, eval_root, folder)  # refvps run-baseline empty / full
         s = evaluate(folder, eval_root, boundary=False, bootstrap=0, method=name).summary
         results[name] = {"J": s.J, "TempCon": s.TempCon}
-    results["margin_over_trivial"] = results["rem-tiny"]["J"] - max(results["all-empty"]["J"], results["full-frame"]["J"])
+    results["margin_over_trivial"] = results["rem-tiny"]["J"] - max(
+        results["all-empty"]["J"], results["full-frame"]["J"]
+    )
     return results
 
 
 # ------------------------------------------------------------------------------------------ main
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--work", type=Path, default=Path("runs/rem-tiny"), help="working folder (data, checkpoints, logs)")
+    parser.add_argument(
+        "--work", type=Path, default=Path("runs/rem-tiny"), help="working folder (data, checkpoints, logs)"
+    )
     parser.add_argument("--out", type=Path, default=Path("rem_model/weights/rem-tiny"), help="where the weights go")
     parser.add_argument("--train-clips", type=int, default=240)
     parser.add_argument("--train-seed", type=int, default=TRAIN_SEED)
@@ -346,8 +391,12 @@ def main(argv=None) -> int:
     parser.add_argument("--train-data", type=Path, help="use this Ref-VPS-format dataset instead of generating one")
     parser.add_argument("--eval-data", type=Path, help="use this held-out dataset instead of generating seed 0")
     parser.add_argument("--skip-eval", action="store_true")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (1 is fastest on a machine whose cores are shared with other jobs)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (1 is fastest on a machine whose cores are shared with other jobs)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     work = args.work
@@ -383,11 +432,33 @@ def main(argv=None) -> int:
     if not (init / "model.safetensors").is_file():
         make_init_checkpoint(vae, train_root, init, args.seed)
 
-    stage1 = rem_stage("1", init, train_root, work / "stage1", steps=args.stage1_steps, batch=args.stage1_batch, frames=1, lr=args.lr, seed=args.seed)
-    stage2 = rem_stage("2", stage1, train_root, work / "stage2", steps=args.stage2_steps, batch=args.stage2_batch, frames=8, lr=args.stage2_lr, seed=args.seed)
+    stage1 = rem_stage(
+        "1",
+        init,
+        train_root,
+        work / "stage1",
+        steps=args.stage1_steps,
+        batch=args.stage1_batch,
+        frames=1,
+        lr=args.lr,
+        seed=args.seed,
+    )
+    stage2 = rem_stage(
+        "2",
+        stage1,
+        train_root,
+        work / "stage2",
+        steps=args.stage2_steps,
+        batch=args.stage2_batch,
+        frames=8,
+        lr=args.stage2_lr,
+        seed=args.seed,
+    )
 
     export(stage2, args.out, args, argv)
-    log(f"weights written to {args.out} ({sum(p.stat().st_size for p in args.out.rglob('*') if p.is_file()) / 1e6:.1f} MB)")
+    log(
+        f"weights written to {args.out} ({sum(p.stat().st_size for p in args.out.rglob('*') if p.is_file()) / 1e6:.1f} MB)"
+    )
 
     if not args.skip_eval:
         results = evaluate_all(args.out, eval_root, work)

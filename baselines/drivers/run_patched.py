@@ -42,8 +42,10 @@ def apply_patches(source, patches):
         matches = list(pattern.finditer(source))
         if not matches:
             if patch.get("required"):
-                log("patch '%s' did not match the script: the upstream code changed; "
-                    "update the refvps adapter (%s)" % (patch["name"], patch.get("why", "")))
+                log(
+                    "patch '%s' did not match the script: the upstream code changed; "
+                    "update the refvps adapter (%s)" % (patch["name"], patch.get("why", ""))
+                )
                 sys.exit(3)
             log("patch '%s': nothing to patch (not in this version of the script)" % patch["name"])
             continue
@@ -54,8 +56,10 @@ def apply_patches(source, patches):
                 sys.exit(3)
         lines = [source.count("\n", 0, m.start()) + 1 for m in matches]
         source = pattern.sub(replacement, source)
-        log("patch '%s' applied at line %s: %s" % (
-            patch["name"], ", ".join(str(n) for n in lines), patch.get("why", "")))
+        log(
+            "patch '%s' applied at line %s: %s"
+            % (patch["name"], ", ".join(str(n) for n in lines), patch.get("why", ""))
+        )
     return source
 
 

@@ -93,4 +93,3 @@ class FrameSource:
         if not 0 <= index < len(self.paths):
             raise IndexError(f"frame index {index} outside 0..{len(self.paths) - 1}")
         return self._cache[index]
-

@@ -68,8 +68,11 @@ def load_clicks(path: str | Path, clip: Clip, shape: tuple[int, int] | None = No
         try:
             width, height = image_size(first)
         except OSError as exc:
-            raise DatasetError(f"cannot read the first frame of clip {clip.id}: {exc}",
-                               hint="restore the frame or re-export the clip", path=first) from None
+            raise DatasetError(
+                f"cannot read the first frame of clip {clip.id}: {exc}",
+                hint="restore the frame or re-export the clip",
+                path=first,
+            ) from None
         shape = (height, width)
     height, width = shape
     try:
@@ -77,11 +80,13 @@ def load_clicks(path: str | Path, clip: Clip, shape: tuple[int, int] | None = No
     except FileNotFoundError:
         raise UsageError(f"clicks file not found: {path}", hint="check the path given to --clicks", path=path) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"clicks file does not parse: {path}: {exc}", hint=f"write a JSON list like {_EXAMPLE}",
-                         path=path) from None
+        raise UsageError(
+            f"clicks file does not parse: {path}: {exc}", hint=f"write a JSON list like {_EXAMPLE}", path=path
+        ) from None
     except OSError as exc:  # a folder, no permission
-        raise UsageError(f"cannot read the clicks file {path}: {exc.strerror or exc}",
-                         hint="--clicks takes a JSON file", path=path) from None
+        raise UsageError(
+            f"cannot read the clicks file {path}: {exc.strerror or exc}", hint="--clicks takes a JSON file", path=path
+        ) from None
     if not isinstance(data, list) or not data:
         raise UsageError(f"{path} must hold a non-empty JSON list of click entries", hint=_EXAMPLE, path=path)
     entries = []
@@ -91,38 +96,60 @@ def load_clicks(path: str | Path, clip: Clip, shape: tuple[int, int] | None = No
             raise UsageError(f"{where} is not an object", hint=f"each entry looks like {_EXAMPLE[1:-1]}", path=path)
         unknown = set(item) - {"frame", "points", "labels", "obj_id"}
         if unknown:
-            raise UsageError(f"{where} has unknown keys {sorted(unknown)}",
-                             hint="keys are frame, points, labels, obj_id", path=path)
+            raise UsageError(
+                f"{where} has unknown keys {sorted(unknown)}", hint="keys are frame, points, labels, obj_id", path=path
+            )
         frame = item.get("frame")
         if isinstance(frame, int) and not isinstance(frame, bool):
             frame = frame_name(frame)
         if not isinstance(frame, str) or frame not in clip.frame_names:
-            raise UsageError(f"{where}: clip {clip.id} has no frame {item.get('frame')!r}",
-                             hint=f"frame names run from {clip.frame_names[0]} to {clip.frame_names[-1]}", path=path)
+            raise UsageError(
+                f"{where}: clip {clip.id} has no frame {item.get('frame')!r}",
+                hint=f"frame names run from {clip.frame_names[0]} to {clip.frame_names[-1]}",
+                path=path,
+            )
         points, labels = item.get("points"), item.get("labels")
-        if not isinstance(points, list) or not points or not all(
-            isinstance(p, list) and len(p) == 2 and all(_is_number(v) for v in p) for p in points
+        if (
+            not isinstance(points, list)
+            or not points
+            or not all(isinstance(p, list) and len(p) == 2 and all(_is_number(v) for v in p) for p in points)
         ):
-            raise UsageError(f"{where}: points must be a non-empty list of [x, y] pixel coordinates (finite numbers)",
-                             hint='e.g. "points": [[412, 230], [440, 260]]', path=path)
-        if not isinstance(labels, list) or len(labels) != len(points) or any(
-            isinstance(v, bool) or v not in (0, 1) for v in labels
+            raise UsageError(
+                f"{where}: points must be a non-empty list of [x, y] pixel coordinates (finite numbers)",
+                hint='e.g. "points": [[412, 230], [440, 260]]',
+                path=path,
+            )
+        if (
+            not isinstance(labels, list)
+            or len(labels) != len(points)
+            or any(isinstance(v, bool) or v not in (0, 1) for v in labels)
         ):
-            raise UsageError(f"{where}: labels must list 1 (positive) or 0 (negative) for each of the {len(points)} points",
-                             hint='e.g. "labels": [1, 0] for one positive and one negative point', path=path)
+            raise UsageError(
+                f"{where}: labels must list 1 (positive) or 0 (negative) for each of the {len(points)} points",
+                hint='e.g. "labels": [1, 0] for one positive and one negative point',
+                path=path,
+            )
         obj_id = item.get("obj_id", OBJ_ID)
         if obj_id != OBJ_ID or isinstance(obj_id, bool):
-            raise UsageError(f"{where}: obj_id {obj_id!r} - refvps annotate labels one target per clip (obj_id 1)",
-                             hint="Ref-VPS clips have one target; label other objects with another tool", path=path)
+            raise UsageError(
+                f"{where}: obj_id {obj_id!r} - refvps annotate labels one target per clip (obj_id 1)",
+                hint="Ref-VPS clips have one target; label other objects with another tool",
+                path=path,
+            )
         for x, y in points:
             if not (0 <= x <= width and 0 <= y <= height):
-                raise UsageError(f"{where}: point ({x}, {y}) lies outside the {width}x{height} frame",
-                                 hint="points are pixel coordinates: x from 0 to the width, y from 0 to the height",
-                                 path=path)
+                raise UsageError(
+                    f"{where}: point ({x}, {y}) lies outside the {width}x{height} frame",
+                    hint="points are pixel coordinates: x from 0 to the width, y from 0 to the height",
+                    path=path,
+                )
         entries.append(ClickEntry(frame, [[float(x), float(y)] for x, y in points], [int(v) for v in labels], OBJ_ID))
     if not any(1 in entry.labels for entry in entries):
-        raise UsageError(f"{path.name} has no positive click (label 1): there would be no target to propagate",
-                         hint="add at least one point on the target with label 1", path=path)
+        raise UsageError(
+            f"{path.name} has no positive click (label 1): there would be no target to propagate",
+            hint="add at least one point on the target with label 1",
+            path=path,
+        )
     return entries
 
 
@@ -163,7 +190,8 @@ def run_headless(
         if saved and not overwrite:
             raise UsageError(
                 f"clip {clip_id} already has {len(saved)} saved masks in {clip.masks_dir}",
-                hint="pass --overwrite to replace them with this run's masks", path=clip.masks_dir,
+                hint="pass --overwrite to replace them with this run's masks",
+                path=clip.masks_dir,
             )
         session = ClipSession(root, clip, segmenter, lock=lock, refvps_rules=refvps_rules, restore=False)
         for entry in entries:
@@ -177,8 +205,10 @@ def run_headless(
         if progress is not None:
             progress(job.done, job.total)
         if job.state != "done":
-            raise RefvpsError(f"propagation {job.state}: {job.error or ''}".strip(),
-                              hint="rerun with --debug; try --segmenter classic to rule out the model")
+            raise RefvpsError(
+                f"propagation {job.state}: {job.error or ''}".strip(),
+                hint="rerun with --debug; try --segmenter classic to rule out the model",
+            )
         result = session.save(allow_unlabelled=False)
         targets = ignores = 0
         for index in range(session.num_frames):  # each frame's layers decoded once for both counts
@@ -186,9 +216,16 @@ def run_headless(
             targets += bool((code & L.TARGET_BIT).any())
             ignores += bool((code & L.IGNORE_BIT).any())
         return HeadlessResult(
-            clip=clip_id, segmenter=segmenter.info().name, frames=session.num_frames,
-            clicked_frames=sorted({e.frame for e in entries}), target_frames=targets, ignore_frames=ignores,
-            written=result.written, valid=result.ok, problems=result.problems, seconds=round(time.time() - started, 2),
+            clip=clip_id,
+            segmenter=segmenter.info().name,
+            frames=session.num_frames,
+            clicked_frames=sorted({e.frame for e in entries}),
+            target_frames=targets,
+            ignore_frames=ignores,
+            written=result.written,
+            valid=result.ok,
+            problems=result.problems,
+            seconds=round(time.time() - started, 2),
         )
     finally:
         if session is not None:

@@ -137,11 +137,18 @@ def stroke_mask(shape: tuple[int, int], points: Sequence[Sequence[float]], radiu
     r = max(0.5, float(radius))
     thickness = max(1, int(round(2 * r)))
     radius_fixed = int(round(r * scale))
-    for (x, y) in pts:
+    for x, y in pts:
         cv2.circle(mask, (int(x), int(y)), radius_fixed, 1, thickness=-1, lineType=cv2.LINE_8, shift=shift)
     if len(pts) > 1:
-        cv2.polylines(mask, [pts.reshape(-1, 1, 2).astype(np.int32)], False, 1, thickness=thickness,
-                      lineType=cv2.LINE_8, shift=shift)
+        cv2.polylines(
+            mask,
+            [pts.reshape(-1, 1, 2).astype(np.int32)],
+            False,
+            1,
+            thickness=thickness,
+            lineType=cv2.LINE_8,
+            shift=shift,
+        )
     return mask.astype(bool)
 
 
@@ -158,4 +165,3 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     flood = np.zeros((h + 4, w + 4), np.uint8)
     cv2.floodFill(padded, flood, (0, 0), 2, flags=4)
     return padded[1:-1, 1:-1] != 2
-

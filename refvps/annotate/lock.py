@@ -65,11 +65,15 @@ class ClipLockedError(RefvpsError):
         if same_process:
             hint = "take it over here if that tab is not in use (nothing is lost: it is told, and can take it back)"
         elif stale:
-            hint = ("that session looks dead (no heartbeat); take the lock over explicitly "
-                    "(the page's 'Take over' button, or --take-over-lock)")
+            hint = (
+                "that session looks dead (no heartbeat); take the lock over explicitly "
+                "(the page's 'Take over' button, or --take-over-lock)"
+            )
         else:
-            hint = ("close the clip in the other session first; if that process is gone, its lock turns stale "
-                    f"after {int(STALE_AFTER_S)} s without a heartbeat and can then be taken over")
+            hint = (
+                "close the clip in the other session first; if that process is gone, its lock turns stale "
+                f"after {int(STALE_AFTER_S)} s without a heartbeat and can then be taken over"
+            )
         super().__init__(message, hint=hint, path=path)
         self.clip_id = clip_id
         self.holder = holder
@@ -162,7 +166,9 @@ class ClipLock:
                     atomic_write_json(self.path, self._info().to_json())
                     self.held = True
                     return
-                raise ClipLockedError(self.clip_id, info, stale=stale, same_process=same_process, path=self.path)
+                raise ClipLockedError(
+                    self.clip_id, info, stale=stale, same_process=same_process, path=self.path
+                ) from None
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 json.dump(self._info().to_json(), handle)
                 handle.flush()

@@ -141,8 +141,12 @@ class Verdicts:
             try:
                 verdict = verdict_of(validate_clip(self.root, clip_id, refvps_rules=self.refvps_rules), fingerprint)
             except Exception as exc:  # noqa: BLE001 - shown in the list; the thread must live on
-                verdict = {**verdict_of([], fingerprint), "ok": False, "errors": 1,
-                           "error": f"validation failed: {type(exc).__name__}: {exc}"}
+                verdict = {
+                    **verdict_of([], fingerprint),
+                    "ok": False,
+                    "errors": 1,
+                    "error": f"validation failed: {type(exc).__name__}: {exc}",
+                }
             self.put(clip_id, verdict)
 
     def put(self, clip_id: str, verdict: dict | None) -> None:
@@ -242,24 +246,26 @@ class Workspace:
                 holder = lock.read()
                 if holder is not None:
                     lock_info = {"holder": holder.describe(), "stale": lock.is_stale(holder)}
-            rows.append({
-                "id": clip_id,
-                "openable": safe,
-                "concept": clip.meta.concept,
-                "concept_name": names.get(clip.meta.concept or "", clip.meta.concept),
-                "category": clip.meta.category,
-                "category_name": names.get(clip.meta.category or "", clip.meta.category),
-                "frames": len(clip.frame_names),
-                "masks_saved": masks,
-                "labelled": summary["labelled"] if summary else masks,
-                "unsaved": bool(summary and summary["dirty"]),
-                "expressions": sum(bool(e.text.strip()) for e in clip.expressions),
-                "validation": validation,
-                "validation_pending": safe and validation is None,
-                "open_here": bool(open_clip and open_clip.client == client),
-                "open_elsewhere": bool(open_clip and open_clip.client != client and not open_clip.released),
-                "locked": lock_info,
-            })
+            rows.append(
+                {
+                    "id": clip_id,
+                    "openable": safe,
+                    "concept": clip.meta.concept,
+                    "concept_name": names.get(clip.meta.concept or "", clip.meta.concept),
+                    "category": clip.meta.category,
+                    "category_name": names.get(clip.meta.category or "", clip.meta.category),
+                    "frames": len(clip.frame_names),
+                    "masks_saved": masks,
+                    "labelled": summary["labelled"] if summary else masks,
+                    "unsaved": bool(summary and summary["dirty"]),
+                    "expressions": sum(bool(e.text.strip()) for e in clip.expressions),
+                    "validation": validation,
+                    "validation_pending": safe and validation is None,
+                    "open_here": bool(open_clip and open_clip.client == client),
+                    "open_elsewhere": bool(open_clip and open_clip.client != client and not open_clip.released),
+                    "locked": lock_info,
+                }
+            )
         return rows
 
     # -- opening and owning clips -------------------------------------------------------------------
@@ -274,8 +280,10 @@ class Workspace:
                 if current.client != client and not current.released and not take_over:
                     holder = current.session.lock.read() if current.session.lock else None
                     error = ClipLockedError(clip_id, holder, stale=False, same_process=True, path=None)
-                    error.message = (f"clip {clip_id} is open in another tab or window of this page "
-                                     f"(last active {_ago(current.seen)})")
+                    error.message = (
+                        f"clip {clip_id} is open in another tab or window of this page "
+                        f"(last active {_ago(current.seen)})"
+                    )
                     raise error
                 self._close_others(client, clip_id)
                 current.client, current.released, current.seen = client, False, time.time()
@@ -284,8 +292,14 @@ class Workspace:
             lock = ClipLock(session_dir(self.root, clip_id) / "lock.json", clip_id, self.server_id)
             lock.acquire(take_over=take_over)
             try:
-                session = ClipSession(self.root, clip, self.segmenter, lock=lock, model_lock=self.model_lock,
-                                      refvps_rules=self.config.refvps_rules)
+                session = ClipSession(
+                    self.root,
+                    clip,
+                    self.segmenter,
+                    lock=lock,
+                    model_lock=self.model_lock,
+                    refvps_rules=self.config.refvps_rules,
+                )
             except BaseException:
                 lock.release()
                 raise
@@ -307,8 +321,10 @@ class Workspace:
                 hint="reopen it here (and take it over) to continue; nothing was lost",
             )
         if current.session.lock is not None and not current.session.lock.held:
-            raise LockLostError(f"another session took clip {clip_id}'s lock over",
-                                hint="reopen the clip; your edits are in its session files")
+            raise LockLostError(
+                f"another session took clip {clip_id}'s lock over",
+                hint="reopen the clip; your edits are in its session files",
+            )
         return current.session
 
     def peek(self, clip_id: str) -> ClipSession:
@@ -390,15 +406,23 @@ class Guard:
             host = headers.get("host", "")
             hostname = host.rsplit(":", 1)[0] if not host.startswith("[") else host.split("]")[0] + "]"
             if hostname not in self.config.allowed_hosts:
-                return await _send_json(send, 403, {"error": f"host {host!r} is not served here",
-                                                     "hint": "open the URL printed by refvps annotate"})
+                return await _send_json(
+                    send,
+                    403,
+                    {"error": f"host {host!r} is not served here", "hint": "open the URL printed by refvps annotate"},
+                )
         if path != "/favicon.ico":  # everything else needs the token, the page's own files too
             if not self._authorised(scope, headers, path, method):
                 if path.startswith("/api/"):
-                    return await _send_json(send, 403, {
-                        "error": "missing or wrong access token",
-                        "hint": "open the URL printed by refvps annotate (it ends with ?token=...)",
-                        "code": "token"})
+                    return await _send_json(
+                        send,
+                        403,
+                        {
+                            "error": "missing or wrong access token",
+                            "hint": "open the URL printed by refvps annotate (it ends with ?token=...)",
+                            "code": "token",
+                        },
+                    )
                 return await _send_html(send, 403, _FORBIDDEN_PAGE)
         length = headers.get("content-length")
         limit = self.config.max_body_bytes
@@ -408,8 +432,14 @@ class Guard:
             except ValueError:
                 too_big = True
             if too_big:
-                return await _send_json(send, 413, {"error": f"request body larger than {limit} bytes",
-                                                     "hint": "send shorter strokes (the page splits long ones)"})
+                return await _send_json(
+                    send,
+                    413,
+                    {
+                        "error": f"request body larger than {limit} bytes",
+                        "hint": "send shorter strokes (the page splits long ones)",
+                    },
+                )
         # Read the body here (bounded), then hand it on: the app never sees more than the limit,
         # whether or not the client announced a length.
         chunks, received = [], 0
@@ -421,8 +451,14 @@ class Guard:
             body = message.get("body", b"")
             received += len(body)
             if received > limit:
-                return await _send_json(send, 413, {"error": f"request body larger than {limit} bytes",
-                                                     "hint": "send shorter strokes (the page splits long ones)"})
+                return await _send_json(
+                    send,
+                    413,
+                    {
+                        "error": f"request body larger than {limit} bytes",
+                        "hint": "send shorter strokes (the page splits long ones)",
+                    },
+                )
             chunks.append(body)
             more = message.get("more_body", False)
         replayed = False
@@ -461,15 +497,25 @@ def _cookie(headers: dict, name: str) -> str | None:
 
 async def _send_json(send, status: int, body: dict) -> None:
     data = json.dumps(body).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": data})
 
 
 async def _send_html(send, status: int, html: str) -> None:
     data = html.encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"text/html; charset=utf-8"), (b"content-length", str(len(data)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"text/html; charset=utf-8"), (b"content-length", str(len(data)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": data})
 
 
@@ -572,9 +618,14 @@ def create_app(config: ServerConfig, segmenter: Segmenter, *, workspace: Workspa
     async def _validation_error(request: Request, exc: RequestValidationError):
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", []) if p != "body")
-        return JSONResponse({"error": f"bad request field {where or '?'}: {first.get('msg', 'invalid')}",
-                             "hint": "this is a bug in the page or a hand-made request", "code": "invalid"},
-                            status_code=422)
+        return JSONResponse(
+            {
+                "error": f"bad request field {where or '?'}: {first.get('msg', 'invalid')}",
+                "hint": "this is a bug in the page or a hand-made request",
+                "code": "invalid",
+            },
+            status_code=422,
+        )
 
     def client_of(request: Request) -> str:
         client = request.headers.get(CLIENT_HEADER, "")
@@ -594,11 +645,16 @@ def create_app(config: ServerConfig, segmenter: Segmenter, *, workspace: Workspa
     def page(request: Request):
         html = (static_dir / "index.html").read_text(encoding="utf-8")
         html = html.replace("__REFVPS_TOKEN__", config.token)
-        response = HTMLResponse(html, headers={
-            "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; "
-                                       "script-src 'self'; connect-src 'self'; frame-ancestors 'none'",
-            "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
-        })
+        response = HTMLResponse(
+            html,
+            headers={
+                "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; "
+                "script-src 'self'; connect-src 'self'; frame-ancestors 'none'",
+                "Cache-Control": "no-store",
+                "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer",
+            },
+        )
         response.set_cookie(TOKEN_COOKIE, config.token, httponly=True, samesite="strict", path="/")
         return response
 
@@ -611,16 +667,24 @@ def create_app(config: ServerConfig, segmenter: Segmenter, *, workspace: Workspa
         if name not in ("app.js", "app.css"):
             return JSONResponse({"error": "not found"}, status_code=404)
         media = "text/javascript" if name.endswith(".js") else "text/css"
-        return Response((static_dir / name).read_bytes(), media_type=media,
-                        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
+        return Response(
+            (static_dir / name).read_bytes(),
+            media_type=media,
+            headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+        )
 
     # -- API: reading -------------------------------------------------------------------------------
 
     @app.get("/api/info")
     def info():
-        return {"version": __version__, "root": str(workspace.root), "segmenter": segmenter.info().to_json(),
-                "refvps_rules": config.refvps_rules, "initial_clip": config.initial_clip,
-                "server": workspace.server_id}
+        return {
+            "version": __version__,
+            "root": str(workspace.root),
+            "segmenter": segmenter.info().to_json(),
+            "refvps_rules": config.refvps_rules,
+            "initial_clip": config.initial_clip,
+            "server": workspace.server_id,
+        }
 
     @app.get("/api/clips")
     def clips(request: Request):
@@ -633,8 +697,11 @@ def create_app(config: ServerConfig, segmenter: Segmenter, *, workspace: Workspa
         name = Workspace.frame_of(clip, frame)
         path = clip.frame_path(name)
         if not path.is_file():
-            raise DatasetError(f"frame file missing: {path.relative_to(workspace.root)}",
-                               hint="restore the frame or re-export the clip", path=path)
+            raise DatasetError(
+                f"frame file missing: {path.relative_to(workspace.root)}",
+                hint="restore the frame or re-export the clip",
+                path=path,
+            )
         return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=600"})
 
     @app.get("/api/clips/{clip_id}/overlay/{frame}.png")
@@ -660,8 +727,13 @@ def create_app(config: ServerConfig, segmenter: Segmenter, *, workspace: Workspa
     def open_clip(request: Request, clip_id: str, body: OpenBody | None = None):
         session = workspace.open(clip_id, client_of(request), take_over=bool(body and body.take_over))
         meta = session.clip.meta
-        return {"state": session.state_json(), "concept": meta.concept, "category": meta.category,
-                "notes": session.notes, "fps": meta.fps}
+        return {
+            "state": session.state_json(),
+            "concept": meta.concept,
+            "category": meta.category,
+            "notes": session.notes,
+            "fps": meta.fps,
+        }
 
     @app.post("/api/clips/{clip_id}/release")
     def release_clip(request: Request, clip_id: str):

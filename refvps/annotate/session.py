@@ -153,9 +153,17 @@ class PropagationJob:
 
     def to_json(self) -> dict:
         return {
-            "id": self.id, "start": self.start, "directions": list(self.directions), "total": self.total,
-            "done": self.done, "written": self.written, "kept": self.kept, "state": self.state,
-            "error": self.error, "started": self.started, "finished": self.finished,
+            "id": self.id,
+            "start": self.start,
+            "directions": list(self.directions),
+            "total": self.total,
+            "done": self.done,
+            "written": self.written,
+            "kept": self.kept,
+            "state": self.state,
+            "error": self.error,
+            "started": self.started,
+            "finished": self.finished,
         }
 
 
@@ -205,7 +213,9 @@ class ClipSession:
         self.refvps_rules = refvps_rules
         self.frame_names: list[str] = list(clip.frame_names)
         if not self.frame_names:
-            raise DatasetError(f"clip {clip.id} lists no frames", hint="fill its 'frames' list in meta_expressions.json")
+            raise DatasetError(
+                f"clip {clip.id} lists no frames", hint="fill its 'frames' list in meta_expressions.json"
+            )
         # Frame names become the file names of layers and saved masks: '../x' would write elsewhere.
         unsafe = [name for name in self.frame_names if not is_safe_id(name)]
         if unsafe or not is_safe_id(clip.id):
@@ -322,7 +332,9 @@ class ClipSession:
                 L.decode_code(blob, self.shape)  # fail loudly on a corrupt layer file
                 self.blobs[index] = blob
         self.restored = True
-        self.notes.append(f"restored the autosaved session of {time.strftime('%Y-%m-%d %H:%M', time.localtime(data.get('updated', 0)))}")
+        self.notes.append(
+            f"restored the autosaved session of {time.strftime('%Y-%m-%d %H:%M', time.localtime(data.get('updated', 0)))}"
+        )
 
     def _start_fresh(self) -> None:
         existing = {e.exp_id: e for e in self.clip.expressions}
@@ -358,14 +370,16 @@ class ClipSession:
         if label.shape != self.shape:
             raise DatasetError(
                 f"mask {path} is {label.shape[1]}x{label.shape[0]} but the frame is {self.shape[1]}x{self.shape[0]}",
-                hint="fix or delete the mask, then open the clip again", path=path,
+                hint="fix or delete the mask, then open the clip again",
+                path=path,
             )
         foreign = (label != 0) & (label != OBJ_ID) & (label != IGNORE_INDEX)
         if foreign.any():
             raise DatasetError(
                 f"mask {path} holds labels {sorted(set(np.unique(label[foreign]).tolist()))}; this tool edits one "
                 "target (label 1) and Ignore (255)",
-                hint="label other objects with another tool, or remap them to 0/1/255", path=path,
+                hint="label other objects with another tool, or remap them to 0/1/255",
+                path=path,
             )
         code = L.label_to_code(label, OBJ_ID)
         return True, (L.encode_code(code) if code.any() else None)
@@ -488,8 +502,11 @@ class ClipSession:
 
     def _snapshot(self, index: int) -> Snapshot:
         prompt = self.prompts.get(index)
-        return Snapshot(self.blobs[index], self.status[index],
-                        FramePrompt(list(prompt.points), list(prompt.labels)) if prompt else None)
+        return Snapshot(
+            self.blobs[index],
+            self.status[index],
+            FramePrompt(list(prompt.points), list(prompt.labels)) if prompt else None,
+        )
 
     def _apply_snapshot(self, index: int, snap: Snapshot) -> None:
         self.blobs[index] = snap.blob
@@ -594,8 +611,12 @@ class ClipSession:
                     self._set_code(index, L.with_target(code, mask))
                     self.status[index] = CLICKED
 
-            self._edit("clicks on " + self.frame_names[index], [index], change,
-                       log={"op": "clicks", "points": points, "labels": labels})
+            self._edit(
+                "clicks on " + self.frame_names[index],
+                [index],
+                change,
+                log={"op": "clicks", "points": points, "labels": labels},
+            )
 
     def add_points(self, index: int, points: Sequence[Sequence[float]], labels: Sequence[int]) -> None:
         """Add clicks to those already on frame ``index`` (what the headless mode does per entry)."""
@@ -617,6 +638,7 @@ class ClipSession:
             raise UsageError(f"brush radius {radius} outside (0, 1000]")
         stroke = L.stroke_mask(self.shape, points, radius)
         with self._lock:
+
             def change() -> None:
                 code = self.code(index)
                 current = (code & bit_layer).astype(bool)
@@ -627,9 +649,18 @@ class ClipSession:
                 if layer == "target":
                     self.status[index] = MANUAL
 
-            self._edit(f"{'brush' if mode == 'paint' else 'eraser'} ({layer}) on {self.frame_names[index]}", [index],
-                       change, log={"op": "stroke", "layer": layer, "mode": mode, "radius": float(radius),
-                                    "points": [[round(float(x), 2), round(float(y), 2)] for x, y in points]})
+            self._edit(
+                f"{'brush' if mode == 'paint' else 'eraser'} ({layer}) on {self.frame_names[index]}",
+                [index],
+                change,
+                log={
+                    "op": "stroke",
+                    "layer": layer,
+                    "mode": mode,
+                    "radius": float(radius),
+                    "points": [[round(float(x), 2), round(float(y), 2)] for x, y in points],
+                },
+            )
 
     def fill_holes(self, index: int | None, layer: str = "target") -> int:
         """Fill enclosed holes on one frame (a hand fix), or on every frame (``index=None``, statuses kept)."""
@@ -640,6 +671,7 @@ class ClipSession:
         frames = range(self.num_frames) if index is None else [self._check_index(index)]
         filled = 0
         with self._lock:
+
             def change() -> None:
                 nonlocal filled
                 for i in frames:
@@ -662,6 +694,7 @@ class ClipSession:
         if layer not in ("target", "ignore", "all"):
             raise UsageError(f"unknown layer {layer!r}", hint="use target, ignore or all")
         with self._lock:
+
             def change() -> None:
                 code = self.code(index)
                 if layer in ("target", "all"):
@@ -672,7 +705,9 @@ class ClipSession:
                     code = L.with_layer(code, "ignore", np.zeros(self.shape, bool))
                 self._set_code(index, code)
 
-            self._edit(f"clear {layer} on {self.frame_names[index]}", [index], change, log={"op": "clear", "layer": layer})
+            self._edit(
+                f"clear {layer} on {self.frame_names[index]}", [index], change, log={"op": "clear", "layer": layer}
+            )
 
     def copy_ignore(self, source: int, targets: Sequence[int]) -> None:
         """Copy the Ignore layer of ``source`` onto ``targets`` (for ambiguous regions that stay put)."""
@@ -687,8 +722,12 @@ class ClipSession:
                     if not np.array_equal(L.ignore_of(code), ignore):
                         self._set_code(i, L.with_layer(code, "ignore", ignore))
 
-            self._edit(f"copy Ignore from {self.frame_names[source]} to {len(targets)} frames", targets, change,
-                       log={"op": "copy_ignore", "source": self.frame_names[source]})
+            self._edit(
+                f"copy Ignore from {self.frame_names[source]} to {len(targets)} frames",
+                targets,
+                change,
+                log={"op": "copy_ignore", "source": self.frame_names[source]},
+            )
 
     # -- undo / redo ----------------------------------------------------------------------------
 
@@ -740,7 +779,9 @@ class ClipSession:
             job = PropagationJob(uuid.uuid4().hex[:8], start, directions, total)
             self.job = job
             self._job_step = UndoStep(f"propagate {direction} from {self.frame_names[start]}")
-            job.thread = threading.Thread(target=self._run_job, args=(job,), name=f"propagate-{self.clip_id}", daemon=True)
+            job.thread = threading.Thread(
+                target=self._run_job, args=(job,), name=f"propagate-{self.clip_id}", daemon=True
+            )
             job.thread.start()
             return job
 
@@ -793,8 +834,15 @@ class ClipSession:
                 job.finished = time.time()
                 try:
                     self._write_session()
-                    self._log("propagate", start=self.frame_names[job.start], directions=list(job.directions),
-                              state=job.state, written=job.written, kept=job.kept, error=job.error)
+                    self._log(
+                        "propagate",
+                        start=self.frame_names[job.start],
+                        directions=list(job.directions),
+                        state=job.state,
+                        written=job.written,
+                        kept=job.kept,
+                        error=job.error,
+                    )
                 except RefvpsError:
                     pass
 
@@ -891,7 +939,9 @@ class ClipSession:
             blobs = list(self.blobs)
 
             def write(index: int) -> None:  # on worker threads: reads nothing but ``blobs``
-                code = np.zeros(self.shape, np.uint8) if blobs[index] is None else L.decode_code(blobs[index], self.shape)
+                code = (
+                    np.zeros(self.shape, np.uint8) if blobs[index] is None else L.decode_code(blobs[index], self.shape)
+                )
                 writer.write_label(self.clip_id, self.frame_names[index], L.code_to_label(code, OBJ_ID))
 
             try:
@@ -900,7 +950,7 @@ class ClipSession:
                 raise DatasetError(
                     f"saving clip {self.clip_id} stopped: {exc}",
                     hint="every mask file is whole (the previous or the new one) and the work is in the session; "
-                         "fix the cause (disk space, permissions) and save again",
+                    "fix the cause (disk space, permissions) and save again",
                     path=self.clip.masks_dir,
                 ) from exc
             # Merge: the four slots come from the page, any other expression ids of this clip stay.
@@ -967,8 +1017,13 @@ def validate_clip(root: Path, clip_id: str, *, refvps_rules: bool = True) -> lis
 def verdict_of(problems: list[dict], fingerprint: str) -> dict:
     """The summary of a clip's validation that the clip list shows, tied to the files it was computed on."""
     errors = sum(p["severity"] == "error" for p in problems)
-    return {"ok": errors == 0, "errors": errors, "warnings": len(problems) - errors, "at": time.time(),
-            "fingerprint": fingerprint}
+    return {
+        "ok": errors == 0,
+        "errors": errors,
+        "warnings": len(problems) - errors,
+        "at": time.time(),
+        "fingerprint": fingerprint,
+    }
 
 
 def clip_fingerprint(dataset: Dataset, clip_id: str) -> str:

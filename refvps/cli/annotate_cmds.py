@@ -21,31 +21,69 @@ DEFAULT_PORT = 8765
 @click.command()
 @click.argument("root", type=click.Path(path_type=Path))
 @click.option("--clip", "clip_id", help="Open this clip first (required with --no-ui).")
-@click.option("--segmenter", type=click.Choice(["classic", "sam2", "hf-sam2"]), default=None,
-              help="Which segmenter runs. Default: sam2 for a .pt checkpoint, hf-sam2 for a folder, classic without one.")
+@click.option(
+    "--segmenter",
+    type=click.Choice(["classic", "sam2", "hf-sam2"]),
+    default=None,
+    help="Which segmenter runs. Default: sam2 for a .pt checkpoint, hf-sam2 for a folder, classic without one.",
+)
 @click.option("--checkpoint", help="SAM2 .pt file (sam2) or Hugging Face folder / hub id (hf-sam2).")
-@click.option("--sam2-config", help="Hydra config name for --segmenter sam2, e.g. configs/sam2.1/sam2.1_hiera_l.yaml "
-                                    "(default: read off the checkpoint's file name).")
-@click.option("--sam2-override", "sam2_overrides", multiple=True, metavar="KEY=VALUE",
-              help="Extra Hydra override for the sam2 model (advanced, repeatable), e.g. ++model.fill_hole_area=0.")
+@click.option(
+    "--sam2-config",
+    help="Hydra config name for --segmenter sam2, e.g. configs/sam2.1/sam2.1_hiera_l.yaml "
+    "(default: read off the checkpoint's file name).",
+)
+@click.option(
+    "--sam2-override",
+    "sam2_overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Extra Hydra override for the sam2 model (advanced, repeatable), e.g. ++model.fill_hole_area=0.",
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, mps.")
 @click.option("--clicks", type=click.Path(path_type=Path), help="Clicks file for headless labelling (with --no-ui).")
 @click.option("--no-ui", is_flag=True, help="Do not serve the page: apply --clicks, propagate both ways, save.")
 @click.option("--overwrite", is_flag=True, help="Headless: replace the clip's existing saved masks.")
-@click.option("--discard-session", is_flag=True, help="Headless: move an unsaved annotation session aside and start fresh.")
+@click.option(
+    "--discard-session", is_flag=True, help="Headless: move an unsaved annotation session aside and start fresh."
+)
 @click.option("--take-over-lock", is_flag=True, help="Take over a stale lock left by a session that died.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=int, help="Port (0: any free port).")
-@click.option("--allow-remote", is_flag=True, help="Allow --host other than 127.0.0.1 (anyone who can reach it and "
-                                                   "has the token can edit the dataset).")
+@click.option(
+    "--allow-remote",
+    is_flag=True,
+    help="Allow --host other than 127.0.0.1 (anyone who can reach it and has the token can edit the dataset).",
+)
 @click.option("--token", envvar="REFVPS_ANNOTATE_TOKEN", help="Access token (default: a new random one).")
 @click.option("--open/--no-open", "open_browser", default=True, help="Open the page in a browser.")
-@click.option("--basic-rules", is_flag=True, help="Validate with the basic format rules only (not Ref-VPS's "
-                                                  "4 expressions by 2 annotators, 24 fps).")
+@click.option(
+    "--basic-rules",
+    is_flag=True,
+    help="Validate with the basic format rules only (not Ref-VPS's 4 expressions by 2 annotators, 24 fps).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Headless: print the result as JSON.")
-def annotate(root: Path, clip_id, segmenter, checkpoint, sam2_config, sam2_overrides, device, clicks, no_ui, overwrite,
-             discard_session, take_over_lock, host, port, allow_remote, token, open_browser, basic_rules,
-             as_json) -> None:
+def annotate(
+    root: Path,
+    clip_id,
+    segmenter,
+    checkpoint,
+    sam2_config,
+    sam2_overrides,
+    device,
+    clicks,
+    no_ui,
+    overwrite,
+    discard_session,
+    take_over_lock,
+    host,
+    port,
+    allow_remote,
+    token,
+    open_browser,
+    basic_rules,
+    as_json,
+) -> None:
     """Label masks, Ignore regions and expressions of the dataset at ROOT.
 
     Opens a local page: click on the target in the middle frame (left = positive, right =
@@ -58,21 +96,25 @@ def annotate(root: Path, clip_id, segmenter, checkpoint, sam2_config, sam2_overr
     from refvps.dataset.format import Dataset
 
     if no_ui and (clicks is None or clip_id is None):
-        raise UsageError("--no-ui needs --clip and --clicks",
-                         hint="refvps annotate ROOT --clip ID --clicks clicks.json --no-ui")
+        raise UsageError(
+            "--no-ui needs --clip and --clicks", hint="refvps annotate ROOT --clip ID --clicks clicks.json --no-ui"
+        )
     if clicks is not None and not no_ui:
         raise UsageError("--clicks is for headless labelling", hint="add --no-ui, or drop --clicks to open the page")
     if not no_ui and (overwrite or discard_session):
-        raise UsageError("--overwrite and --discard-session apply to --no-ui only",
-                         hint="in the page, saving replaces the clip's masks after you press Save")
+        raise UsageError(
+            "--overwrite and --discard-session apply to --no-ui only",
+            hint="in the page, saving replaces the clip's masks after you press Save",
+        )
     if not is_loopback(host) and not allow_remote:
-        raise UsageError(f"refusing to listen on {host} without --allow-remote",
-                         hint="keep 127.0.0.1 and use an SSH tunnel (ssh -L 8765:127.0.0.1:8765 HOST), "
-                              "or add --allow-remote if you trust the network")
+        raise UsageError(
+            f"refusing to listen on {host} without --allow-remote",
+            hint="keep 127.0.0.1 and use an SSH tunnel (ssh -L 8765:127.0.0.1:8765 HOST), "
+            "or add --allow-remote if you trust the network",
+        )
     dataset = Dataset(root)  # a clear error now if ROOT is not a dataset
     if clip_id is not None and clip_id not in dataset:
-        raise UsageError(f"clip {clip_id!r} is not in {root}",
-                         hint="list the clips with: refvps stats ROOT --per-clip")
+        raise UsageError(f"clip {clip_id!r} is not in {root}", hint="list the clips with: refvps stats ROOT --per-clip")
 
     entries = None
     if no_ui:  # check the clicks file before spending time on loading a model
@@ -90,8 +132,10 @@ def annotate(root: Path, clip_id, segmenter, checkpoint, sam2_config, sam2_overr
     with err_console.status("loading the segmenter…"):
         seg = build_segmenter(segmenter, checkpoint, config=sam2_config, device=device, **options)
     info = seg.info()
-    err_console.print(f"segmenter: [bold]{info.name}[/] ({escape(info.description)}) on {info.device}"
-                      + (f", checkpoint {escape(info.checkpoint)}" if info.checkpoint else ""))
+    err_console.print(
+        f"segmenter: [bold]{info.name}[/] ({escape(info.description)}) on {info.device}"
+        + (f", checkpoint {escape(info.checkpoint)}" if info.checkpoint else "")
+    )
 
     if no_ui:
         _headless(root, clip_id, entries, seg, overwrite, discard_session, take_over_lock, not basic_rules, as_json)
@@ -111,14 +155,25 @@ def _headless(root, clip_id, entries, seg, overwrite, discard_session, take_over
                 shown["task"] = shown["bar"].add_task(f"propagating {clip_id}", total=total)
             shown["bar"].update(shown["task"], completed=done, total=total)
 
-        result = run_headless(root, clip_id, entries, seg, overwrite=overwrite, discard_session=discard_session,
-                              take_over_lock=take_over_lock, refvps_rules=refvps_rules, progress=progress)
+        result = run_headless(
+            root,
+            clip_id,
+            entries,
+            seg,
+            overwrite=overwrite,
+            discard_session=discard_session,
+            take_over_lock=take_over_lock,
+            refvps_rules=refvps_rules,
+            progress=progress,
+        )
     if as_json:
         print_json(result.to_json())
         return
-    console.print(f"saved {result.written} masks of clip [bold]{escape(result.clip)}[/] "
-                  f"(target in {result.target_frames} frames, Ignore in {result.ignore_frames}; "
-                  f"clicks on {', '.join(result.clicked_frames)}; {result.seconds} s)")
+    console.print(
+        f"saved {result.written} masks of clip [bold]{escape(result.clip)}[/] "
+        f"(target in {result.target_frames} frames, Ignore in {result.ignore_frames}; "
+        f"clicks on {', '.join(result.clicked_frames)}; {result.seconds} s)"
+    )
     for p in result.problems:
         colour = "red" if p["severity"] == "error" else "yellow"
         console.print(f"  [{colour}]{p['severity']}[/] {p['rule']}: {escape(p['message'])}", soft_wrap=True)
@@ -126,8 +181,10 @@ def _headless(root, clip_id, entries, seg, overwrite, discard_session, take_over
     if result.valid:
         console.print("[green]valid[/]")
     else:
-        console.print(f"[red]the clip does not validate yet[/] ({errors} errors above; open it in the page to "
-                      "fix them, e.g. refvps annotate ROOT --clip ID)")
+        console.print(
+            f"[red]the clip does not validate yet[/] ({errors} errors above; open it in the page to "
+            "fix them, e.g. refvps annotate ROOT --clip ID)"
+        )
 
 
 def _has_display() -> bool:
@@ -175,8 +232,13 @@ def _serve(root, seg, clip_id, host, port, allow_remote, token, open_browser, ta
     if port and bound_port != port:
         err_console.print(f"port {port} is in use (another refvps annotate?); using {bound_port}")
     allowed = None if allow_remote else LOOPBACK_HOSTS
-    config = ServerConfig(root=Path(root), token=token or new_token(), refvps_rules=refvps_rules,
-                          allowed_hosts=allowed, initial_clip=clip_id)
+    config = ServerConfig(
+        root=Path(root),
+        token=token or new_token(),
+        refvps_rules=refvps_rules,
+        allowed_hosts=allowed,
+        initial_clip=clip_id,
+    )
     app = create_app(config, seg)
     workspace = workspace_of(app)
     if clip_id is not None and take_over_lock:
@@ -188,9 +250,11 @@ def _serve(root, seg, clip_id, host, port, allow_remote, token, open_browser, ta
     if clip_id:
         url += f"#clip={clip_id}"
     if allow_remote and host not in LOOPBACK_HOSTS:
-        err_console.print(f"[bold yellow]Warning:[/] listening on {host}: anyone who can reach port {bound_port} "
-                          "and knows the token can read frames and change this dataset; traffic is not encrypted. "
-                          "An SSH tunnel to 127.0.0.1 is safer.")
+        err_console.print(
+            f"[bold yellow]Warning:[/] listening on {host}: anyone who can reach port {bound_port} "
+            "and knows the token can read frames and change this dataset; traffic is not encrypted. "
+            "An SSH tunnel to 127.0.0.1 is safer."
+        )
     console.print(f"Annotating [bold]{escape(str(root))}[/]. Open this address (it holds the access token):")
     console.print(f"    {url}", soft_wrap=True, highlight=False, markup=False)
     console.print("Press Ctrl+C to stop; every edit is autosaved and the next start restores it.")

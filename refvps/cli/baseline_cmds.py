@@ -45,8 +45,12 @@ class BaselineGroup(click.Group):
             formatter.write_dl([(spec.name, f"[{spec.kind}] {spec.title}") for spec in BASELINES.values()])
 
 
-@click.group("run-baseline", cls=BaselineGroup, invoke_without_command=True,
-             context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    "run-baseline",
+    cls=BaselineGroup,
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.option("--list", "list_", is_flag=True, help="List the baselines and what each needs, then exit.")
 @click.option("--json", "as_json", is_flag=True, help="With --list: print the registry as JSON.")
 @click.pass_context
@@ -87,7 +91,9 @@ def _missing_rem_packages() -> list[str]:
     """The REM extra's packages that are not installed (found without importing them)."""
     import importlib.util
 
-    return sorted(p for p in ("torch", "diffusers", "transformers", "accelerate") if importlib.util.find_spec(p) is None)
+    return sorted(
+        p for p in ("torch", "diffusers", "transformers", "accelerate") if importlib.util.find_spec(p) is None
+    )
 
 
 # -- progress -------------------------------------------------------------------------------------
@@ -127,30 +133,62 @@ class _BarReporter:
 def _dataset_options(command):
     command = click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")(command)
     command = click.option("--clip", "clips", multiple=True, help="Only these clips (repeatable).")(command)
-    command = click.option("--out", "-o", type=PATH, required=True,
-                           help="Prediction folder (<out>/<clip>/<exp_id>/<frame>.png); an interrupted run resumes.")(command)
-    command = click.option("--dataset", "-d", "dataset_root", required=True,
-                           type=click.Path(path_type=Path, exists=True, file_okay=False),
-                           help="Root of the Ref-VPS-format dataset (the folder with meta_expressions.json).")(command)
+    command = click.option(
+        "--out",
+        "-o",
+        type=PATH,
+        required=True,
+        help="Prediction folder (<out>/<clip>/<exp_id>/<frame>.png); an interrupted run resumes.",
+    )(command)
+    command = click.option(
+        "--dataset",
+        "-d",
+        "dataset_root",
+        required=True,
+        type=click.Path(path_type=Path, exists=True, file_okay=False),
+        help="Root of the Ref-VPS-format dataset (the folder with meta_expressions.json).",
+    )(command)
     return command
 
 
 def _external_options(command):
     options = [
-        click.option("--method-arg", "method_args", multiple=True, metavar="ARG",
-                     help="Extra argument appended to the method's command (repeatable)."),
+        click.option(
+            "--method-arg",
+            "method_args",
+            multiple=True,
+            metavar="ARG",
+            help="Extra argument appended to the method's command (repeatable).",
+        ),
         click.option("--keep-workdir", is_flag=True, help="Keep the work folder after a complete run."),
         click.option("--dry-run", is_flag=True, help="Write the exported input and print every command, run nothing."),
-        click.option("--workdir", type=PATH, default=None,
-                     help="Work folder for the export, the method's outputs (default: <out>.work)."),
-        click.option("--gpus", default=None, metavar="IDS",
-                     help="CUDA device ids, e.g. 0 or 0,1,2,3 (sets CUDA_VISIBLE_DEVICES; one worker per GPU). "
-                     "Default: one GPU, CUDA_VISIBLE_DEVICES as inherited."),
+        click.option(
+            "--workdir",
+            type=PATH,
+            default=None,
+            help="Work folder for the export, the method's outputs (default: <out>.work).",
+        ),
+        click.option(
+            "--gpus",
+            default=None,
+            metavar="IDS",
+            help="CUDA device ids, e.g. 0 or 0,1,2,3 (sets CUDA_VISIBLE_DEVICES; one worker per GPU). "
+            "Default: one GPU, CUDA_VISIBLE_DEVICES as inherited.",
+        ),
         click.option("--checkpoint", type=PATH, required=True, help="The method's weights file."),
-        click.option("--python", "python_exe", required=True, metavar="EXE",
-                     help="Python interpreter of the method's own environment."),
-        click.option("--repo", type=click.Path(path_type=Path, file_okay=False), required=True,
-                     help="The method's checkout (git clone of its repository)."),
+        click.option(
+            "--python",
+            "python_exe",
+            required=True,
+            metavar="EXE",
+            help="Python interpreter of the method's own environment.",
+        ),
+        click.option(
+            "--repo",
+            type=click.Path(path_type=Path, file_okay=False),
+            required=True,
+            help="The method's checkout (git clone of its repository).",
+        ),
     ]
     for option in options:
         command = option(command)
@@ -158,13 +196,19 @@ def _external_options(command):
 
 
 # -- reference baselines --------------------------------------------------------------------------
-def _run_reference(name: str, dataset_root: Path, out: Path, clips: tuple[str, ...], as_json: bool, motion=None) -> None:
+def _run_reference(
+    name: str, dataset_root: Path, out: Path, clips: tuple[str, ...], as_json: bool, motion=None
+) -> None:
     from baselines.reference import MotionConfig, run_reference
 
     with progress_bar(transient=True, disable=as_json) as bar:
         task = bar.add_task(f"{name}", total=None)
         summary = run_reference(
-            name, dataset_root, out, clips=list(clips) or None, motion=motion or MotionConfig(),
+            name,
+            dataset_root,
+            out,
+            clips=list(clips) or None,
+            motion=motion or MotionConfig(),
             on_start=lambda total: bar.update(task, total=total),
             progress=lambda clip_id, n: bar.update(task, advance=1, description=f"{name} {escape(clip_id)}"),
         )
@@ -183,9 +227,16 @@ def _reference_command(name: str, help_text: str) -> click.Command:
 @click.command("motion")
 @_dataset_options
 @click.option("--no-flow", is_flag=True, help="Frame differencing only (no optical flow): faster, weaker.")
-@click.option("--max-side", type=click.IntRange(min=16), default=320, show_default=True,
-              help="Analyse frames at this size (longer side), then resize the masks back.")
-def motion_cmd(dataset_root: Path, out: Path, clips: tuple[str, ...], as_json: bool, no_flow: bool, max_side: int) -> None:
+@click.option(
+    "--max-side",
+    type=click.IntRange(min=16),
+    default=320,
+    show_default=True,
+    help="Analyse frames at this size (longer side), then resize the masks back.",
+)
+def motion_cmd(
+    dataset_root: Path, out: Path, clips: tuple[str, ...], as_json: bool, no_flow: bool, max_side: int
+) -> None:
     """Moving-region masks (OpenCV optical flow + frame differencing, camera motion removed).
 
     The same mask for every expression of a clip: a floor that any learned model should beat on
@@ -197,22 +248,47 @@ def motion_cmd(dataset_root: Path, out: Path, clips: tuple[str, ...], as_json: b
 
 
 # -- external methods -----------------------------------------------------------------------------
-def _run_external(adapter, *, dataset_root, out, repo, python_exe, checkpoint, gpus, workdir, dry_run,
-                  keep_workdir, clips, method_args, as_json) -> None:
+def _run_external(
+    adapter,
+    *,
+    dataset_root,
+    out,
+    repo,
+    python_exe,
+    checkpoint,
+    gpus,
+    workdir,
+    dry_run,
+    keep_workdir,
+    clips,
+    method_args,
+    as_json,
+) -> None:
     from baselines.external import ExternalOptions, parse_gpus, run_external
 
     options = ExternalOptions(
-        dataset=dataset_root, out=out, repo=repo, python=python_exe, checkpoint=checkpoint,
-        gpus=parse_gpus(gpus), workdir=workdir, dry_run=dry_run, keep_workdir=keep_workdir,
-        clips=list(clips) or None, method_args=list(method_args),
+        dataset=dataset_root,
+        out=out,
+        repo=repo,
+        python=python_exe,
+        checkpoint=checkpoint,
+        gpus=parse_gpus(gpus),
+        workdir=workdir,
+        dry_run=dry_run,
+        keep_workdir=keep_workdir,
+        clips=list(clips) or None,
+        method_args=list(method_args),
     )
     if dry_run:
         summary = run_external(adapter, options)
         if as_json:
             print_json(summary.to_json())
             return
-        console.print(f"exported {summary.clips - summary.already_done} clip(s) to "
-                      f"{escape(str(summary.workdir))}/export (nothing was run)", soft_wrap=True)
+        console.print(
+            f"exported {summary.clips - summary.already_done} clip(s) to "
+            f"{escape(str(summary.workdir))}/export (nothing was run)",
+            soft_wrap=True,
+        )
         for command in summary.commands:
             console.print(f"\n[bold]command[/] (working directory {escape(command['cwd'])}):")
             console.print(command["shell"], markup=False, soft_wrap=True, highlight=False)
@@ -243,12 +319,23 @@ def _print_summary(summary, as_json: bool) -> None:
 
 @click.command("uninext")
 @_external_options
-@click.option("--variant", type=click.Choice(["r50", "convnext_large", "vit_huge"]), default="vit_huge", show_default=True,
-              help="Which UNINEXT model (the eval-vid/video_joint_<variant>_eval_rvos.yaml config); the paper's is vit_huge.")
-@click.option("--config-file", type=PATH, default=None, help="Another detectron2 config (absolute, or relative to --repo).")
-@click.option("--bert", type=click.Path(path_type=Path, file_okay=False, exists=True), default=None,
-              help="Folder with bert-base-uncased's config.json, vocab.txt, pytorch_model.bin "
-              "(default: the checkout's projects/UNINEXT/bert-base-uncased).")
+@click.option(
+    "--variant",
+    type=click.Choice(["r50", "convnext_large", "vit_huge"]),
+    default="vit_huge",
+    show_default=True,
+    help="Which UNINEXT model (the eval-vid/video_joint_<variant>_eval_rvos.yaml config); the paper's is vit_huge.",
+)
+@click.option(
+    "--config-file", type=PATH, default=None, help="Another detectron2 config (absolute, or relative to --repo)."
+)
+@click.option(
+    "--bert",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=None,
+    help="Folder with bert-base-uncased's config.json, vocab.txt, pytorch_model.bin "
+    "(default: the checkout's projects/UNINEXT/bert-base-uncased).",
+)
 def uninext_cmd(variant, config_file, bert, **kwargs) -> None:
     """UNINEXT (CVPR 2023) from its checkout: detectron2 train_net.py --eval-only on the exported data.
 
@@ -262,9 +349,13 @@ def uninext_cmd(variant, config_file, bert, **kwargs) -> None:
 
 @click.command("vdit")
 @_external_options
-@click.option("--t2v-weights", type=click.Path(path_type=Path, file_okay=False, exists=True), default=None,
-              help="ModelScope text-to-video weights in diffusers layout (default: the checkout's "
-              "Text-To-Video-Finetuning/mymodels/model_scope_diffusers).")
+@click.option(
+    "--t2v-weights",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=None,
+    help="ModelScope text-to-video weights in diffusers layout (default: the checkout's "
+    "Text-To-Video-Finetuning/mymodels/model_scope_diffusers).",
+)
 @click.option("--no-amp", is_flag=True, help="Run without --amp (the upstream test script uses --amp).")
 def vdit_cmd(t2v_weights, no_amp, **kwargs) -> None:
     """VD-IT (ECCV 2024) from its checkout: inference_ytvos.py on the exported data."""
@@ -275,8 +366,12 @@ def vdit_cmd(t2v_weights, no_amp, **kwargs) -> None:
 
 @click.command("mutr")
 @_external_options
-@click.option("--backbone", default="swin_l_p4w7", show_default=True,
-              help="MUTR backbone of the checkpoint (resnet50, resnet101, swin_l_p4w7, video_swin_b_p4w7, ...).")
+@click.option(
+    "--backbone",
+    default="swin_l_p4w7",
+    show_default=True,
+    help="MUTR backbone of the checkpoint (resnet50, resnet101, swin_l_p4w7, video_swin_b_p4w7, ...).",
+)
 def mutr_cmd(backbone, **kwargs) -> None:
     """MUTR (AAAI 2024) from its checkout: inference_ytvos.py on the exported data."""
     from baselines.mutr import MutrAdapter
@@ -340,8 +435,11 @@ _COMMANDS: dict[str, click.Command] = {
     "uninext": uninext_cmd,
     "vdit": vdit_cmd,
     "mutr": mutr_cmd,
-    "empty": _reference_command("empty", "All background: every mask empty (J counts target-absent frames; TempCon 0 "
-                                         "where the target is always present)."),
+    "empty": _reference_command(
+        "empty",
+        "All background: every mask empty (J counts target-absent frames; TempCon 0 "
+        "where the target is always present).",
+    ),
     "full": _reference_command("full", "All foreground: every mask the whole frame."),
     "motion": motion_cmd,
     "oracle": _reference_command("oracle", "The ground truth as predictions: must score J = 100 (checks the scorer)."),

@@ -18,11 +18,16 @@ EXISTING_FILE = click.Path(path_type=Path, exists=True, dir_okay=False)
 
 def _shot_options(func):
     func = click.option(
-        "--detector", type=click.Choice(["content", "adaptive"]), default="content", show_default=True,
+        "--detector",
+        type=click.Choice(["content", "adaptive"]),
+        default="content",
+        show_default=True,
         help="PySceneDetect detector used to find cuts.",
     )(func)
     func = click.option(
-        "--threshold", type=click.FloatRange(min=0, min_open=True), default=None,
+        "--threshold",
+        type=click.FloatRange(min=0, min_open=True),
+        default=None,
         help="Detector threshold (content: 27, adaptive: 3 by default). Lower finds more cuts.",
     )(func)
     return func
@@ -37,13 +42,33 @@ def _shot_params(detector: str, threshold: float | None):
 # -- queries --------------------------------------------------------------------------------------
 @click.command()
 @click.option("--taxonomy", type=PATH, default=None, help="Concept taxonomy (default: annotations/taxonomy.json).")
-@click.option("--templates", type=PATH, default=None, help="Templates and synonyms (default: annotations/query_templates.json).")
-@click.option("--per-concept", "-k", type=click.IntRange(min=1), default=5, show_default=True, help="Queries per concept (and at most as many more from --llm).")
-@click.option("--llm", "llm_dir", type=PATH, default=None, help="Folder of a local transformers text-generation model to propose more queries.")
+@click.option(
+    "--templates", type=PATH, default=None, help="Templates and synonyms (default: annotations/query_templates.json)."
+)
+@click.option(
+    "--per-concept",
+    "-k",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Queries per concept (and at most as many more from --llm).",
+)
+@click.option(
+    "--llm",
+    "llm_dir",
+    type=PATH,
+    default=None,
+    help="Folder of a local transformers text-generation model to propose more queries.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed of --llm.")
 @click.option("--concept", "only", multiple=True, help="Only these concept ids (repeatable).")
-@click.option("--out", "-o", type=click.Path(path_type=Path, dir_okay=False), required=True,
-              help="CSV to write (columns category, concept, query, source).")
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="CSV to write (columns category, concept, query, source).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 def queries(taxonomy, templates, per_concept, llm_dir, seed, only, out, as_json):
     """Write search queries for every concept of the taxonomy.
@@ -67,15 +92,26 @@ def queries(taxonomy, templates, per_concept, llm_dir, seed, only, out, as_json)
         with progress_bar(disable=as_json) as bar:
             task = bar.add_task("asking the model", total=len(concepts))
             extra = q.llm_queries(
-                concepts, llm_dir, per_concept=per_concept, existing=rows, seed=seed,
-                on_concept=lambda c: bar.advance(task), cache=cache,
+                concepts,
+                llm_dir,
+                per_concept=per_concept,
+                existing=rows,
+                seed=seed,
+                on_concept=lambda c: bar.advance(task),
+                cache=cache,
             )
         llm_count = len(extra)
         rows = q.order_rows(rows + extra, concepts)
     q.write_queries_csv(out, rows)
     cache.unlink(missing_ok=True)
-    summary = {"out": str(out), "taxonomy": str(taxonomy_path), "concepts": len(concepts), "queries": len(rows),
-               "template": len(rows) - llm_count, "llm": llm_count}
+    summary = {
+        "out": str(out),
+        "taxonomy": str(taxonomy_path),
+        "concepts": len(concepts),
+        "queries": len(rows),
+        "template": len(rows) - llm_count,
+        "llm": llm_count,
+    }
     if as_json:
         print_json(summary)
     else:
@@ -89,25 +125,75 @@ def queries(taxonomy, templates, per_concept, llm_dir, seed, only, out, as_json)
 @click.command()
 @click.argument("source", type=EXISTING_FILE)
 @click.option("--workspace", "-w", type=PATH, required=True, help="Curation workspace folder (created if needed).")
-@click.option("--per-query", type=click.IntRange(min=1), default=5, show_default=True, help="Search results fetched per query.")
-@click.option("--max-duration", type=click.FloatRange(min=0), default=300.0, show_default=True, help="Skip longer videos (seconds; unknown durations pass). 0: no limit.")
-@click.option("--min-duration", type=click.FloatRange(min=0), default=None, help="Skip shorter videos (seconds; unknown durations pass).")
-@click.option("--search-prefix", default="ytsearch", show_default=True, help="yt-dlp search prefix used for queries (ytsearch, ytsearchdate, ...).")
-@click.option("--format", "format_", default=None, help="yt-dlp format selector (default: video only, mp4 first, <= 1080p).")
-@click.option("--retries", type=click.IntRange(min=0), default=3, show_default=True, help="Retries of a transient failure (timeouts, HTTP 429/5xx).")
-@click.option("--backoff", type=click.FloatRange(min=0), default=2.0, show_default=True, help="Seconds before the first retry; doubles each time.")
-@click.option("--optout", type=EXISTING_FILE, default=None, help="Extra opt-out list (uploaders or ids, one per line); WS/optout.txt is always read.")
+@click.option(
+    "--per-query", type=click.IntRange(min=1), default=5, show_default=True, help="Search results fetched per query."
+)
+@click.option(
+    "--max-duration",
+    type=click.FloatRange(min=0),
+    default=300.0,
+    show_default=True,
+    help="Skip longer videos (seconds; unknown durations pass). 0: no limit.",
+)
+@click.option(
+    "--min-duration",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Skip shorter videos (seconds; unknown durations pass).",
+)
+@click.option(
+    "--search-prefix",
+    default="ytsearch",
+    show_default=True,
+    help="yt-dlp search prefix used for queries (ytsearch, ytsearchdate, ...).",
+)
+@click.option(
+    "--format", "format_", default=None, help="yt-dlp format selector (default: video only, mp4 first, <= 1080p)."
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    help="Retries of a transient failure (timeouts, HTTP 429/5xx).",
+)
+@click.option(
+    "--backoff",
+    type=click.FloatRange(min=0),
+    default=2.0,
+    show_default=True,
+    help="Seconds before the first retry; doubles each time.",
+)
+@click.option(
+    "--optout",
+    type=EXISTING_FILE,
+    default=None,
+    help="Extra opt-out list (uploaders or ids, one per line); WS/optout.txt is always read.",
+)
 @click.option("--taxonomy", type=PATH, default=None, help="Taxonomy the concept column is checked against.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def fetch(source, workspace, per_query, max_duration, min_duration, search_prefix, format_, retries, backoff, optout,
-          taxonomy, as_json):
+def fetch(
+    source,
+    workspace,
+    per_query,
+    max_duration,
+    min_duration,
+    search_prefix,
+    format_,
+    retries,
+    backoff,
+    optout,
+    taxonomy,
+    as_json,
+):
     """Download candidate videos with yt-dlp, with provenance.
 
     SOURCE is a queries CSV (from refvps queries; each query becomes a ytsearchN: search) or a list
     of URLs (one per line, optionally followed by a concept id; or a CSV with a 'url' column).
     Running it again fetches only what is missing (download archive).
     """
-    from refvps.curation.fetch import DEFAULT_FORMAT, FetchOptions, fetch as run_fetch, read_fetch_input
+    from refvps.curation.fetch import DEFAULT_FORMAT, FetchOptions, read_fetch_input
+    from refvps.curation.fetch import fetch as run_fetch
     from refvps.curation.workspace import Workspace
 
     items = read_fetch_input(source, taxonomy)
@@ -144,15 +230,21 @@ def fetch(source, workspace, per_query, max_duration, min_duration, search_prefi
         )
         for skip in report.skipped:
             if skip["reason"] != "already in the download archive":
-                console.print(f"  skipped {skip['key'] or skip['target']}: {skip['reason']}", soft_wrap=True, markup=False)
+                console.print(
+                    f"  skipped {skip['key'] or skip['target']}: {skip['reason']}", soft_wrap=True, markup=False
+                )
         for failure in report.failed:
-            console.print(f"  [red]failed[/] {escape(failure.target)}: {escape(failure.reason)}", markup=True, soft_wrap=True)
+            console.print(
+                f"  [red]failed[/] {escape(failure.target)}: {escape(failure.reason)}", markup=True, soft_wrap=True
+            )
     if report.failed:
         transient = sum(f.transient for f in report.failed)
         permanent = len(report.failed) - transient
         advice = []
         if transient:
-            advice.append(f"rerun the same command to retry the {transient} that failed for a passing reason (timeout, busy server)")
+            advice.append(
+                f"rerun the same command to retry the {transient} that failed for a passing reason (timeout, busy server)"
+            )
         if permanent:
             advice.append(f"fix or remove the {permanent} broken or unsupported one(s) in {source}")
         raise RefvpsError(
@@ -197,19 +289,47 @@ def _concept_id(value: str) -> str:
 @click.option("--grid", default="4x4", show_default=True, help="Contact sheet grid, ROWSxCOLS.")
 @_shot_options
 @click.option("--accept", "accept_key", default=None, help="Record: accept this video (key as in the sheets).")
-@click.option("--span", "spans", multiple=True, help="With --accept: event span START-END in seconds (repeatable; one clip per event). None: every shot.")
+@click.option(
+    "--span",
+    "spans",
+    multiple=True,
+    help="With --accept: event span START-END in seconds (repeatable; one clip per event). None: every shot.",
+)
 @click.option("--reject", "reject_key", default=None, help="Record: reject this video.")
-@click.option("--reason", type=click.Choice(list(REJECT_REASONS)), default=None,
-              help="With --reject: why (the paper's criteria, plus irrelevant).")
+@click.option(
+    "--reason",
+    type=click.Choice(list(REJECT_REASONS)),
+    default=None,
+    help="With --reject: why (the paper's criteria, plus irrelevant).",
+)
 @click.option("--concept", default=None, help="With --accept: the concept id, if not the one its query had.")
-@click.option("--crop", "crop_text", default=None, help="With --accept: fixed crop X,Y,W,H in source pixels, or 'none'.")
+@click.option(
+    "--crop", "crop_text", default=None, help="With --accept: fixed crop X,Y,W,H in source pixels, or 'none'."
+)
 @click.option("--note", default="", help="With --accept/--reject: a free note.")
 @click.option("--reviewer", default=None, help="With --accept/--reject: who decided.")
-@click.option("--import", "import_file", type=EXISTING_FILE, default=None, help="Merge decisions exported from the review page.")
+@click.option(
+    "--import", "import_file", type=EXISTING_FILE, default=None, help="Merge decisions exported from the review page."
+)
 @click.option("--list", "list_only", is_flag=True, help="Only list videos and decisions (no sheets).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def review(workspace, grid, detector, threshold, accept_key, spans, reject_key, reason, concept, crop_text, note,
-           reviewer, import_file, list_only, as_json):
+def review(
+    workspace,
+    grid,
+    detector,
+    threshold,
+    accept_key,
+    spans,
+    reject_key,
+    reason,
+    concept,
+    crop_text,
+    note,
+    reviewer,
+    import_file,
+    list_only,
+    as_json,
+):
     """Make contact sheets and record accept/reject decisions.
 
     Without --accept/--reject/--import: writes a contact sheet per video (WS/review/sheets/), the
@@ -246,10 +366,16 @@ def review(workspace, grid, detector, threshold, accept_key, spans, reject_key, 
         if as_json:
             print_json({"recorded": {decision.key: decision.to_json()}})
         else:
-            console.print(f"Recorded: {decision.key} {decision.decision}"
-                          + (f" ({decision.reason})" if decision.reason else "")
-                          + (f", events {', '.join(f'{e.start_s:g}-{e.end_s:g}' for e in decision.events)}" if decision.events else ""),
-                          markup=False)
+            console.print(
+                f"Recorded: {decision.key} {decision.decision}"
+                + (f" ({decision.reason})" if decision.reason else "")
+                + (
+                    f", events {', '.join(f'{e.start_s:g}-{e.end_s:g}' for e in decision.events)}"
+                    if decision.events
+                    else ""
+                ),
+                markup=False,
+            )
         return
     if import_file is not None:
         imported = rv.import_decisions(ws, import_file)
@@ -260,24 +386,37 @@ def review(workspace, grid, detector, threshold, accept_key, spans, reject_key, 
         return
     if list_only:
         decisions = rv.read_decisions(ws.decisions_path)
-        rows = [{"key": r.key, "concept": r.concept, "title": r.title,
-                 "decision": decisions[r.key].to_json() if r.key in decisions else None} for r in ws.records()]
+        rows = [
+            {
+                "key": r.key,
+                "concept": r.concept,
+                "title": r.title,
+                "decision": decisions[r.key].to_json() if r.key in decisions else None,
+            }
+            for r in ws.records()
+        ]
         if as_json:
             print_json({"videos": rows})
         else:
             for row in rows:
                 d = row["decision"]
                 state = "undecided" if d is None else d["decision"] + (f" ({d['reason']})" if d.get("reason") else "")
-                console.print(f"{row['key']}\t{state}\t{row['concept'] or '?'}\t{(row['title'] or '')[:60]}", markup=False)
+                console.print(
+                    f"{row['key']}\t{state}\t{row['concept'] or '?'}\t{(row['title'] or '')[:60]}", markup=False
+                )
         return
     rows, cols = _parse_grid(grid)
     with progress_bar(disable=as_json) as bar:
         task = bar.add_task("contact sheets", total=None)
 
         def on_progress(key: str, done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total, description=f"contact sheet {key}" if key else "contact sheets")
+            bar.update(
+                task, completed=done, total=total, description=f"contact sheet {key}" if key else "contact sheets"
+            )
 
-        summary = rv.review(ws, rows=rows, cols=cols, shot_params=_shot_params(detector, threshold), on_progress=on_progress)
+        summary = rv.review(
+            ws, rows=rows, cols=cols, shot_params=_shot_params(detector, threshold), on_progress=on_progress
+        )
     if as_json:
         print_json(summary.to_json())
     else:
@@ -302,7 +441,8 @@ def _print_review_summary(summary) -> None:
     if summary.undecided:
         console.print(
             "Record decisions with: refvps review -w WS --accept KEY [--span S-E] | --reject KEY --reason R, "
-            "or export them from the page and --import the file", markup=False,
+            "or export them from the page and --import the file",
+            markup=False,
         )
 
 
@@ -313,21 +453,56 @@ def _print_review_summary(summary) -> None:
 @click.option("--dataset", "-d", type=PATH, required=True, help="Ref-VPS dataset folder the clips are exported into.")
 @click.option("--start", type=float, default=None, help="One video: start of the event span (seconds).")
 @click.option("--end", type=float, default=None, help="One video: end of the event span (seconds).")
-@click.option("--name", default=None, help="One video: clip id prefix (default: the file name); clips are NAME_00, NAME_01, ...")
+@click.option(
+    "--name", default=None, help="One video: clip id prefix (default: the file name); clips are NAME_00, NAME_01, ..."
+)
 @click.option("--concept", default=None, help="One video: concept id.")
 @click.option("--url", default=None, help="One video: source URL for clips.json.")
 @click.option("--uploader", default=None, help="One video: uploader for clips.json.")
 @click.option("--license", "license_", default=None, help="One video: license for clips.json.")
 @click.option("--crop", "crop_text", default=None, help="One video: fixed crop X,Y,W,H, or 'none'.")
 @_shot_options
-@click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=24.0, show_default=True, help="Export frame rate.")
+@click.option(
+    "--fps", type=click.FloatRange(min=0, min_open=True), default=24.0, show_default=True, help="Export frame rate."
+)
 @click.option("--no-crop", is_flag=True, help="Never crop padding.")
-@click.option("--end-card-max", type=click.FloatRange(min=0), default=3.0, show_default=True, help="A final shot this short (seconds) is an end card and dropped.")
-@click.option("--min-clip", type=click.FloatRange(min=0), default=1.0, show_default=True, help="Drop pieces shorter than this (seconds).")
+@click.option(
+    "--end-card-max",
+    type=click.FloatRange(min=0),
+    default=3.0,
+    show_default=True,
+    help="A final shot this short (seconds) is an end card and dropped.",
+)
+@click.option(
+    "--min-clip",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="Drop pieces shorter than this (seconds).",
+)
 @click.option("--taxonomy", type=PATH, default=None, help="Taxonomy used to fill each clip's category.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def trim(video, workspace, dataset, start, end, name, concept, url, uploader, license_, crop_text, detector, threshold,
-         fps, no_crop, end_card_max, min_clip, taxonomy, as_json):
+def trim(
+    video,
+    workspace,
+    dataset,
+    start,
+    end,
+    name,
+    concept,
+    url,
+    uploader,
+    license_,
+    crop_text,
+    detector,
+    threshold,
+    fps,
+    no_crop,
+    end_card_max,
+    min_clip,
+    taxonomy,
+    as_json,
+):
     """Cut accepted videos into clips at 24 fps (shots, crops, end cards).
 
     Either --workspace WS (every accepted video, using decisions.json) or one VIDEO [--start S --end E].
@@ -339,8 +514,13 @@ def trim(video, workspace, dataset, start, end, name, concept, url, uploader, li
     from refvps.dataset.format import Source
 
     if (video is None) == (workspace is None):
-        raise UsageError("give either a VIDEO or --workspace WS", hint="refvps trim --workspace WS --dataset ROOT, or refvps trim VIDEO --start S --end E --dataset ROOT")
-    if workspace is not None and any(v is not None for v in (start, end, name, concept, url, uploader, license_, crop_text)):
+        raise UsageError(
+            "give either a VIDEO or --workspace WS",
+            hint="refvps trim --workspace WS --dataset ROOT, or refvps trim VIDEO --start S --end E --dataset ROOT",
+        )
+    if workspace is not None and any(
+        v is not None for v in (start, end, name, concept, url, uploader, license_, crop_text)
+    ):
         raise UsageError(
             "--start/--end/--name/--concept/--url/--uploader/--license/--crop are for one VIDEO",
             hint="with --workspace, spans, concepts and crops come from decisions.json (refvps review)",
@@ -371,15 +551,25 @@ def trim(video, workspace, dataset, start, end, name, concept, url, uploader, li
             if url or uploader or license_:
                 source = Source(url=url, uploader=uploader, license=license_, video_id=video.stem, title=video.stem)
             summary = trim_video(
-                video, dataset, start_s=start, end_s=end, clip_key=name, concept=concept, source=source,
-                crop=_parse_crop(crop_text), params=params, taxonomy=taxonomy, progress=progress,
+                video,
+                dataset,
+                start_s=start,
+                end_s=end,
+                clip_key=name,
+                concept=concept,
+                source=source,
+                crop=_parse_crop(crop_text),
+                params=params,
+                taxonomy=taxonomy,
+                progress=progress,
             )
     if as_json:
         print_json(summary.to_json())
     else:
         console.print(
             f"{len(summary.exported)} clip(s) exported, {len(summary.skipped)} already complete "
-            f"({summary.videos} video(s)) into {dataset}", markup=False,
+            f"({summary.videos} video(s)) into {dataset}",
+            markup=False,
         )
         for note in summary.dropped:
             console.print(f"  dropped: {note}", markup=False, soft_wrap=True)

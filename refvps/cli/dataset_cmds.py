@@ -14,16 +14,21 @@ from refvps.errors import UsageError
 
 @click.command()
 @click.argument("root", type=click.Path(path_type=Path))
-@click.option("--refvps", "refvps_rules", is_flag=True,
-              help="Also apply the Ref-VPS benchmark rules: 4 expressions per clip (2 annotators x 2), 24 fps, clips.json.")
+@click.option(
+    "--refvps",
+    "refvps_rules",
+    is_flag=True,
+    help="Also apply the Ref-VPS benchmark rules: 4 expressions per clip (2 annotators x 2), 24 fps, clips.json.",
+)
 @click.option("--clip", "clips", multiple=True, help="Check only this clip (repeatable).")
 @click.option("--no-masks", is_flag=True, help="Skip decoding masks (faster; mask sizes and values unchecked).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--all", "show_all", is_flag=True, help="Show every problem, not the first 5 per clip and rule.")
 @click.option("--rules", "list_rules", is_flag=True, help="List the rules that are checked and exit.")
 @click.pass_context
-def validate(ctx, root: Path, refvps_rules: bool, clips, no_masks: bool, as_json: bool, show_all: bool,
-             list_rules: bool) -> None:
+def validate(
+    ctx, root: Path, refvps_rules: bool, clips, no_masks: bool, as_json: bool, show_all: bool, list_rules: bool
+) -> None:
     """Check the dataset at ROOT against every rule of the format.
 
     Exit status: 0 valid (warnings allowed), 1 invalid, 2 usage error.
@@ -37,14 +42,19 @@ def validate(ctx, root: Path, refvps_rules: bool, clips, no_masks: bool, as_json
         console.print(table)
         return
     if not root.exists():  # a wrong argument: exit status 2, as documented above
-        raise UsageError(f"dataset folder does not exist: {root}",
-                         hint="pass the dataset's root folder (the one holding JPEGImages/ and meta_expressions.json)",
-                         path=root)
+        raise UsageError(
+            f"dataset folder does not exist: {root}",
+            hint="pass the dataset's root folder (the one holding JPEGImages/ and meta_expressions.json)",
+            path=root,
+        )
 
     with progress_bar(transient=True, disable=as_json) as bar:
         task = bar.add_task("validating", total=None)
         report = validate_dataset(
-            root, refvps_rules=refvps_rules, clips=list(clips) or None, check_masks=not no_masks,
+            root,
+            refvps_rules=refvps_rules,
+            clips=list(clips) or None,
+            check_masks=not no_masks,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     if as_json:
@@ -111,8 +121,15 @@ def stats(root: Path, as_json: bool, plot: Path | None, no_masks: bool, per_clip
         for row in result.per_clip:
             size = f"{row.width}x{row.height}" if row.width else "?"
             ignore = "" if row.frames_with_ignore is None else str(row.frames_with_ignore)
-            clips.add_row(row.clip_id, row.concept or "", str(row.frames), f"{row.seconds:.2f}", size,
-                          str(row.expressions), ignore)
+            clips.add_row(
+                row.clip_id,
+                row.concept or "",
+                str(row.frames),
+                f"{row.seconds:.2f}",
+                size,
+                str(row.expressions),
+                ignore,
+            )
         console.print(clips)
     if plot is not None:
         console.print(f"clip-length histogram written to {plot}")

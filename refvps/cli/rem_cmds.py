@@ -16,10 +16,14 @@ PATH = click.Path(path_type=Path)
 # -- train-rem ------------------------------------------------------------------------------------
 @click.command("train-rem")
 @click.argument("config", type=PATH)
-@click.option("--output-dir", type=PATH, default=None, help="Where checkpoints and the final weights go (overrides output_dir).")
+@click.option(
+    "--output-dir", type=PATH, default=None, help="Where checkpoints and the final weights go (overrides output_dir)."
+)
 @click.option("--resume-from-checkpoint", "resume", default=None, help="'latest' or a checkpoint-N folder.")
 @click.option("--max-steps", type=int, default=None, help="Stop after this many optimiser steps (overrides max_steps).")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override any key of the config (repeatable).")
+@click.option(
+    "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override any key of the config (repeatable)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary at the end.")
 def train_rem(config, output_dir, resume, max_steps, overrides, as_json):
     """Train the reference REM model from a YAML/JSON config file.
@@ -51,29 +55,82 @@ def train_rem(config, output_dir, resume, max_steps, overrides, as_json):
 
 # -- run-baseline rem -----------------------------------------------------------------------------
 @click.command("rem")
-@click.option("--dataset", "-d", "dataset_root", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True,
-              help="Root of the Ref-VPS-format dataset (the folder with meta_expressions.json).")
-@click.option("--out", "-o", type=PATH, required=True,
-              help="Prediction folder (<out>/<clip>/<exp_id>/<frame>.png); an interrupted run resumes.")
-@click.option("--config", "config_name", default=None,
-              help="rem-ms, rem-wan-1.3b, rem-wan-14b, rem-tiny, rem-wan-tiny (default: the checkpoint's, else rem-ms).")
-@click.option("--pretrained", default=None, help="Backbone: a local diffusers folder or a hub id (default: the config's hub id).")
-@click.option("--checkpoint", type=PATH, default=None,
-              help="REM weights: the authors' .pth (unet / model_state) or our checkpoint folder.")
-@click.option("--window", type=int, default=None, help="Frames per window (default: 72 ModelScope, 81 Wan; Wan needs 4k+1).")
-@click.option("--aspect", type=click.Choice(["squash", "pad"]), default="squash", show_default=True,
-              help="squash: resize to the model size (the authors'); pad: keep the aspect ratio, letterbox.")
+@click.option(
+    "--dataset",
+    "-d",
+    "dataset_root",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    required=True,
+    help="Root of the Ref-VPS-format dataset (the folder with meta_expressions.json).",
+)
+@click.option(
+    "--out",
+    "-o",
+    type=PATH,
+    required=True,
+    help="Prediction folder (<out>/<clip>/<exp_id>/<frame>.png); an interrupted run resumes.",
+)
+@click.option(
+    "--config",
+    "config_name",
+    default=None,
+    help="rem-ms, rem-wan-1.3b, rem-wan-14b, rem-tiny, rem-wan-tiny (default: the checkpoint's, else rem-ms).",
+)
+@click.option(
+    "--pretrained", default=None, help="Backbone: a local diffusers folder or a hub id (default: the config's hub id)."
+)
+@click.option(
+    "--checkpoint",
+    type=PATH,
+    default=None,
+    help="REM weights: the authors' .pth (unet / model_state) or our checkpoint folder.",
+)
+@click.option(
+    "--window", type=int, default=None, help="Frames per window (default: 72 ModelScope, 81 Wan; Wan needs 4k+1)."
+)
+@click.option(
+    "--aspect",
+    type=click.Choice(["squash", "pad"]),
+    default="squash",
+    show_default=True,
+    help="squash: resize to the model size (the authors'); pad: keep the aspect ratio, letterbox.",
+)
 @click.option("--expression-batch", type=int, default=4, show_default=True, help="Expressions per denoiser call.")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1, ... (default: this process's accelerator device).")
-@click.option("--dtype", type=click.Choice(["bf16", "fp16", "fp32"]), default=None,
-              help="Precision (default: bf16 on a GPU, fp32 on a CPU).")
+@click.option(
+    "--dtype",
+    type=click.Choice(["bf16", "fp16", "fp32"]),
+    default=None,
+    help="Precision (default: bf16 on a GPU, fp32 on a CPU).",
+)
 @click.option("--clip", "clips", multiple=True, help="Only these clips (repeatable).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the t = 0 noise.")
-@click.option("--random-init", is_flag=True, help="Random weights from the config (no download; for testing the pipeline).")
-@click.option("--trust-checkpoint", is_flag=True, help="Allow a torch checkpoint that holds pickled objects (only from a source you trust).")
+@click.option(
+    "--random-init", is_flag=True, help="Random weights from the config (no download; for testing the pipeline)."
+)
+@click.option(
+    "--trust-checkpoint",
+    is_flag=True,
+    help="Allow a torch checkpoint that holds pickled objects (only from a source you trust).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
-def run_rem(dataset_root, out, config_name, pretrained, checkpoint, window, aspect, expression_batch, device, dtype,
-            clips, seed, random_init, trust_checkpoint, as_json):
+def run_rem(
+    dataset_root,
+    out,
+    config_name,
+    pretrained,
+    checkpoint,
+    window,
+    aspect,
+    expression_batch,
+    device,
+    dtype,
+    clips,
+    seed,
+    random_init,
+    trust_checkpoint,
+    as_json,
+):
     """Run REM on a Ref-VPS-format dataset and write predictions that 'refvps evaluate' reads.
 
     Every frame of every clip is predicted for every expression. Several GPUs:
@@ -136,4 +193,3 @@ def run_rem(dataset_root, out, config_name, pretrained, checkpoint, window, aspe
         f"in {summary.seconds:.1f} s -> {escape(str(out))}"
     )
     console.print(f"score them with: refvps evaluate {escape(str(out))} --dataset {escape(str(dataset_root))}")
-

@@ -17,27 +17,60 @@ def _fmt(value, digits: int = 2) -> str:
 
 @click.command()
 @click.argument("predictions", type=click.Path(path_type=Path))
-@click.option("--dataset", "-d", "dataset_root", required=True, type=click.Path(path_type=Path),
-              help="Root of the Ref-VPS-format dataset (the folder with meta_expressions.json).")
+@click.option(
+    "--dataset",
+    "-d",
+    "dataset_root",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Root of the Ref-VPS-format dataset (the folder with meta_expressions.json).",
+)
 @click.option("--output", "-o", type=click.Path(path_type=Path), help="Write results.json here.")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="Write one row per (clip, expression) here.")
 @click.option("--strict", is_flag=True, help="Fail on any missing or unknown prediction instead of scoring it empty.")
-@click.option("--workers", "-j", type=click.IntRange(min=0), default=1, show_default=True,
-              help="Processes scoring clips in parallel (0 = one per CPU).")
+@click.option(
+    "--workers",
+    "-j",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Processes scoring clips in parallel (0 = one per CPU).",
+)
 @click.option("--no-boundary", is_flag=True, help="Skip the boundary measure F (and J&F): J and TempCon only, faster.")
 @click.option("--method", help="Name of the method, recorded in results.json (and used by the leaderboard).")
-@click.option("--bootstrap", type=click.IntRange(min=0), default=1000, show_default=True,
-              help="Clip resamples for the 95% confidence intervals (0 = none).")
+@click.option(
+    "--bootstrap",
+    type=click.IntRange(min=0),
+    default=1000,
+    show_default=True,
+    help="Clip resamples for the 95% confidence intervals (0 = none).",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
 @click.option("--json", "as_json", is_flag=True, help="Print results.json on stdout instead of tables.")
 @click.option("--per-concept", is_flag=True, help="Also print the per-concept table.")
-@click.option("--cache-dir", type=click.Path(path_type=Path),
-              help="Where RLE scoring without F keeps the ground truth encoded as RLE between runs "
-                   "(default: $REFVPS_CACHE_DIR or ~/.cache/refvps).")
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path),
+    help="Where RLE scoring without F keeps the ground truth encoded as RLE between runs "
+    "(default: $REFVPS_CACHE_DIR or ~/.cache/refvps).",
+)
 @click.option("--no-cache", is_flag=True, help="Do not read or write the ground-truth cache.")
-def evaluate(predictions: Path, dataset_root: Path, output: Path | None, csv_path: Path | None, strict: bool,
-             workers: int, no_boundary: bool, method: str | None, bootstrap: int, seed: int, as_json: bool,
-             per_concept: bool, cache_dir: Path | None, no_cache: bool) -> None:
+def evaluate(
+    predictions: Path,
+    dataset_root: Path,
+    output: Path | None,
+    csv_path: Path | None,
+    strict: bool,
+    workers: int,
+    no_boundary: bool,
+    method: str | None,
+    bootstrap: int,
+    seed: int,
+    as_json: bool,
+    per_concept: bool,
+    cache_dir: Path | None,
+    no_cache: bool,
+) -> None:
     """Score PREDICTIONS against the dataset: J, F, J&F, TempCon, breakdowns and 95% intervals.
 
     PREDICTIONS is a folder of PNGs (<clip>/<exp_id>/<frame>.png, optionally under Annotations/), a .zip
@@ -45,12 +78,16 @@ def evaluate(predictions: Path, dataset_root: Path, output: Path | None, csv_pat
     ground truth are left out. Missing frames count as empty masks (warned; --strict fails instead).
     """
     from refvps.errors import UsageError
-    from refvps.scoring.evaluate import evaluate as run_evaluate, missing_message, unknown_message
+    from refvps.scoring.evaluate import evaluate as run_evaluate
+    from refvps.scoring.evaluate import missing_message, unknown_message
 
     for option, path, example in (("--output", output, "results.json"), ("--csv", csv_path, "per_expression.csv")):
         if path is not None and path.is_dir():  # said now, not after the scoring
-            raise UsageError(f"{option} names a folder, not a file: {path}",
-                             hint=f"pass a file name, e.g. {option} {path / example}", path=path)
+            raise UsageError(
+                f"{option} names a folder, not a file: {path}",
+                hint=f"pass a file name, e.g. {option} {path / example}",
+                path=path,
+            )
     with progress_bar(transient=True, disable=as_json) as bar:
         task = bar.add_task("scoring", total=None)
         results = run_evaluate(
@@ -70,7 +107,8 @@ def evaluate(predictions: Path, dataset_root: Path, output: Path | None, csv_pat
     if coverage.has_missing:
         err_console.print(
             f"[yellow]Warning:[/] {escape(missing_message(coverage))}; they were scored as empty masks "
-            "(--strict makes this an error)", soft_wrap=True
+            "(--strict makes this an error)",
+            soft_wrap=True,
         )
     if coverage.has_unknown:
         err_console.print(f"[yellow]Warning:[/] {escape(unknown_message(coverage))}", soft_wrap=True)
@@ -120,13 +158,26 @@ def _print_summary(results, *, per_concept: bool) -> None:
 @click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Folder to write the pages into.")
 @click.option("--title", default=None, help="Page title (default: 'Ref-VPS leaderboard').")
 @click.option("--no-reference", is_flag=True, help="Leave out the published rows of leaderboard/reference/.")
-@click.option("--reference", "reference_dir", type=click.Path(path_type=Path),
-              help="Folder of reported entries to include (default: the repository's leaderboard/reference/).")
-@click.option("--benchmark", default=None,
-              help="Benchmark of the bare results.json files among RESULTS (default: their dataset's folder name; "
-                   "entry files name their own). Rows of different benchmarks are ranked in separate tables.")
-def leaderboard(results: tuple[Path, ...], out: Path, title: str | None, no_reference: bool,
-                reference_dir: Path | None, benchmark: str | None) -> None:
+@click.option(
+    "--reference",
+    "reference_dir",
+    type=click.Path(path_type=Path),
+    help="Folder of reported entries to include (default: the repository's leaderboard/reference/).",
+)
+@click.option(
+    "--benchmark",
+    default=None,
+    help="Benchmark of the bare results.json files among RESULTS (default: their dataset's folder name; "
+    "entry files name their own). Rows of different benchmarks are ranked in separate tables.",
+)
+def leaderboard(
+    results: tuple[Path, ...],
+    out: Path,
+    title: str | None,
+    no_reference: bool,
+    reference_dir: Path | None,
+    benchmark: str | None,
+) -> None:
     """Build the leaderboard from RESULTS (results.json or entry files, or folders of them) and the
     published rows of leaderboard/reference/ (unless --no-reference).
 
@@ -147,7 +198,8 @@ def leaderboard(results: tuple[Path, ...], out: Path, title: str | None, no_refe
         err_console.print(
             f"[yellow]Warning:[/] the entries come from {len(groups)} benchmarks: {escape(listed)}; each is "
             "ranked in its own table. If some are the same benchmark, name it with --benchmark "
-            "(--no-reference leaves out the published Ref-VPS rows).", soft_wrap=True
+            "(--no-reference leaves out the published Ref-VPS rows).",
+            soft_wrap=True,
         )
     written = build_leaderboard(entries, out, title=title or DEFAULT_TITLE)
     console.print(escape(f"{len(entries)} entries -> " + ", ".join(str(p) for p in written.values())), soft_wrap=True)

@@ -21,28 +21,68 @@ def _parse(parser, value, param_hint):
     try:
         return parser(value)
     except UsageError as exc:
-        raise click.BadParameter(f"{exc.message} ({exc.hint})" if exc.hint else exc.message,
-                                 param_hint=param_hint) from None
+        raise click.BadParameter(
+            f"{exc.message} ({exc.hint})" if exc.hint else exc.message, param_hint=param_hint
+        ) from None
 
 
 @click.command()
 @click.argument("out", type=click.Path(path_type=Path))
-@click.option("--clips", "-n", type=click.IntRange(min=1), default=None,
-              help=f"Number of clips [default: {DEFAULTS['clips']}; 111 with --preset refvps].")
-@click.option("--seed", "-s", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Seed: the same seed gives byte-identical files.")
-@click.option("--size", default=None, metavar="WxH",
-              help=f"Frame size [default: {DEFAULTS['size']}; 1024x576 with --preset refvps].")
-@click.option("--frames", "-t", default=None, metavar="T|LO-HI",
-              help=f"Frames per clip, or a range drawn per clip, e.g. 60-400 [default: {DEFAULTS['frames']}; "
-                   "72-192 with --preset refvps].")
-@click.option("--preset", type=click.Choice(["small", "refvps"]), default="small", show_default=True,
-              help="refvps: Ref-VPS scale (111 clips, 1024x576, 72-192 frames, ~5.5 s each); explicit options win.")
-@click.option("--workers", "-j", type=click.IntRange(min=0), default=1, show_default=True,
-              help="Processes rendering clips in parallel (0 = one per CPU); output is the same.")
+@click.option(
+    "--clips",
+    "-n",
+    type=click.IntRange(min=1),
+    default=None,
+    help=f"Number of clips [default: {DEFAULTS['clips']}; 111 with --preset refvps].",
+)
+@click.option(
+    "--seed",
+    "-s",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seed: the same seed gives byte-identical files.",
+)
+@click.option(
+    "--size",
+    default=None,
+    metavar="WxH",
+    help=f"Frame size [default: {DEFAULTS['size']}; 1024x576 with --preset refvps].",
+)
+@click.option(
+    "--frames",
+    "-t",
+    default=None,
+    metavar="T|LO-HI",
+    help=f"Frames per clip, or a range drawn per clip, e.g. 60-400 [default: {DEFAULTS['frames']}; "
+    "72-192 with --preset refvps].",
+)
+@click.option(
+    "--preset",
+    type=click.Choice(["small", "refvps"]),
+    default="small",
+    show_default=True,
+    help="refvps: Ref-VPS scale (111 clips, 1024x576, 72-192 frames, ~5.5 s each); explicit options win.",
+)
+@click.option(
+    "--workers",
+    "-j",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Processes rendering clips in parallel (0 = one per CPU); output is the same.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a summary of what was written as JSON.")
-def synth(out: Path, clips: int | None, seed: int, size: str | None, frames: str | None, preset: str,
-          workers: int, as_json: bool) -> None:
+def synth(
+    out: Path,
+    clips: int | None,
+    seed: int,
+    size: str | None,
+    frames: str | None,
+    preset: str,
+    workers: int,
+    as_json: bool,
+) -> None:
     """Generate a synthetic benchmark of dynamic processes in the Ref-VPS format at OUT.
 
     Each clip shows a target process (smoke, ripples, melting, shatter, light, wave or fire) and a
@@ -75,25 +115,28 @@ def synth(out: Path, clips: int | None, seed: int, size: str | None, frames: str
     started = time.perf_counter()
     with progress_bar(disable=as_json) as bar:
         task = bar.add_task(f"rendering {clips} clip{'s' if clips != 1 else ''}", total=total)
-        generate_benchmark(out, clips=clips, seed=seed, size=size_wh, frames=frames_spec, workers=workers,
-                           progress=progress)
+        generate_benchmark(
+            out, clips=clips, seed=seed, size=size_wh, frames=frames_spec, workers=workers, progress=progress
+        )
     elapsed = time.perf_counter() - started
     resumed = already_there[0] if already_there else 0
 
     kinds = Counter(spec.kind for spec in specs)
     absent = sum(spec.timing != "full" for spec in specs)
     if as_json:
-        print_json({
-            "root": str(out),
-            "clips": clips,
-            "frames": total,
-            "seed": seed,
-            "size": list(size_wh),
-            "seconds": round(elapsed, 2),
-            "frames_already_there": resumed,
-            "kinds": dict(sorted(kinds.items())),
-            "clip_ids": [spec.clip_id for spec in specs],
-        })
+        print_json(
+            {
+                "root": str(out),
+                "clips": clips,
+                "frames": total,
+                "seed": seed,
+                "size": list(size_wh),
+                "seconds": round(elapsed, 2),
+                "frames_already_there": resumed,
+                "kinds": dict(sorted(kinds.items())),
+                "clip_ids": [spec.clip_id for spec in specs],
+            }
+        )
         return
     table = Table("kind", "clips", "concepts", box=None)
     for kind in sorted(kinds):

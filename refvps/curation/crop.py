@@ -90,4 +90,4 @@ def apply_crop(rgb: np.ndarray, crop: tuple[int, int, int, int] | None) -> np.nd
     if crop is None:
         return rgb
     x, y, w, h = crop
-    return np.ascontiguousarray(rgb[y:y + h, x:x + w])
+    return np.ascontiguousarray(rgb[y : y + h, x : x + w])

@@ -34,8 +34,17 @@ from refvps.fileio import atomic_write_json
 # mp4/H.264 first because every decoder reads it; at most 1080p keeps the frames a sensible size.
 DEFAULT_FORMAT = "bv*[height<=1080][ext=mp4]/bv*[height<=1080]/b[height<=1080]/bv*/b"
 TRANSIENT_HTTP = {408, 425, 429, 500, 502, 503, 504, 520, 522, 524}
-_TRANSIENT_TEXT = ("timed out", "timeout", "connection reset", "temporary failure", "connection aborted",
-                   "remote end closed", "incompleteread", "broken pipe", "too many requests")
+_TRANSIENT_TEXT = (
+    "timed out",
+    "timeout",
+    "connection reset",
+    "temporary failure",
+    "connection aborted",
+    "remote end closed",
+    "incompleteread",
+    "broken pipe",
+    "too many requests",
+)
 
 
 @dataclass(frozen=True)
@@ -137,7 +146,9 @@ def read_fetch_input(path: str | Path, taxonomy: str | Path | None = None) -> li
                 continue
             parts = line.split(None, 1)  # "URL concept id or name"
             url = _check_url(parts[0], path, number)
-            concept, category = _resolve_concept(parts[1].strip() if len(parts) > 1 else None, None, index, path, number)
+            concept, category = _resolve_concept(
+                parts[1].strip() if len(parts) > 1 else None, None, index, path, number
+            )
             items.append(FetchItem("url", url, concept, category, number))
     if not items:
         raise UsageError(
@@ -241,7 +252,9 @@ class YtDlpSearcher:
                 continue
             url = entry.get("url") or entry.get("webpage_url")
             if url:
-                out.append({"url": url, "id": entry.get("id"), "ie_key": entry.get("ie_key"), "title": entry.get("title")})
+                out.append(
+                    {"url": url, "id": entry.get("id"), "ie_key": entry.get("ie_key"), "title": entry.get("title")}
+                )
         return out
 
 
@@ -314,7 +327,9 @@ def _match_filter(options: FetchOptions, optout: OptOutList, state: _State):
     duration_filter = match_filter_func(expression) if expression else None
 
     def _filter(info: Mapping[str, Any], *, incomplete: bool = False) -> str | None:
-        key = video_key(info.get("extractor_key") or info.get("ie_key"), str(info.get("id"))) if info.get("id") else None
+        key = (
+            video_key(info.get("extractor_key") or info.get("ie_key"), str(info.get("id"))) if info.get("id") else None
+        )
         reason = optout.match({**info, "key": key})
         if reason is None and duration_filter is not None:
             reason = duration_filter(info, incomplete=incomplete)
@@ -333,7 +348,10 @@ def _ydl_params(workspace: Workspace, options: FetchOptions, logger: _Logger, ma
 
     params: dict[str, Any] = {
         "format": options.format,
-        "paths": {"home": str(workspace.videos_dir.resolve()), "temp": str((workspace.root / "fetch" / "partial").resolve())},
+        "paths": {
+            "home": str(workspace.videos_dir.resolve()),
+            "temp": str((workspace.root / "fetch" / "partial").resolve()),
+        },
         "outtmpl": {"default": "%(refvps_key)s.%(ext)s"},
         "restrictfilenames": True,
         "download_archive": str(workspace.archive_path),
@@ -448,7 +466,9 @@ def fetch(
                 f"search {item.target!r}", lambda: searcher(params, item.target, options.per_query)
             )
             if error is not None:
-                failure = FetchFailure(item.target, _clean_message(error), "search", item.query, attempts, is_transient(error))
+                failure = FetchFailure(
+                    item.target, _clean_message(error), "search", item.query, attempts, is_transient(error)
+                )
                 report.failed.append(failure)
                 emit("failed", f"search {item.target!r}: {failure.reason}")
                 return
@@ -463,7 +483,8 @@ def fetch(
     ws.log(
         "fetch",
         items=len(items),
-        options={k: v for k, v in asdict(options).items() if k != "extra_params"} | {"optout_file": str(options.optout_file)},
+        options={k: v for k, v in asdict(options).items() if k != "extra_params"}
+        | {"optout_file": str(options.optout_file)},
         yt_dlp=yt_dlp.version.__version__,
         downloaded=len(report.downloaded),
         skipped=len(report.skipped),

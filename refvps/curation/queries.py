@@ -125,11 +125,15 @@ def load_taxonomy(path: str | Path) -> list[Concept]:
         for ki, concept in enumerate(category["concepts"]):
             if not isinstance(concept, dict) or not concept.get("id"):
                 raise DatasetError(
-                    f"{path}: concept #{ki} of category {category['id']!r} needs an 'id'", hint="fix that entry", path=path
+                    f"{path}: concept #{ki} of category {category['id']!r} needs an 'id'",
+                    hint="fix that entry",
+                    path=path,
                 )
             cid = str(concept["id"])
             if cid in seen:
-                raise DatasetError(f"{path}: concept id {cid!r} appears twice", hint="concept ids must be unique", path=path)
+                raise DatasetError(
+                    f"{path}: concept id {cid!r} appears twice", hint="concept ids must be unique", path=path
+                )
             seen.add(cid)
             synonyms = concept.get("synonyms") or []
             concepts.append(
@@ -179,8 +183,7 @@ def select_concepts(concepts: Sequence[Concept], wanted: Iterable[str], *, path:
     found = {value: lookup_concept(index, value) for value in wanted}
     unknown = [value for value, concept in found.items() if concept is None]
     if unknown:
-        raise UsageError(f"unknown concept(s): {', '.join(unknown)}",
-                         hint=f"use ids from {path or 'the taxonomy'}")
+        raise UsageError(f"unknown concept(s): {', '.join(unknown)}", hint=f"use ids from {path or 'the taxonomy'}")
     ids = {concept.id for concept in found.values()}
     return [c for c in concepts if c.id in ids]
 
@@ -209,7 +212,9 @@ def load_templates(path: str | Path) -> QueryTemplates:
     for template in templates.default_templates + [t for ts in templates.category_templates.values() for t in ts]:
         if "{name}" not in template:
             raise DatasetError(
-                f"{path}: template {template!r} has no {{name}} placeholder", hint="write e.g. '{name} slow motion'", path=path
+                f"{path}: template {template!r} has no {{name}} placeholder",
+                hint="write e.g. '{name} slow motion'",
+                path=path,
             )
     return templates
 
@@ -239,9 +244,7 @@ def template_queries(concept: Concept, templates: QueryTemplates, per_concept: i
     return out
 
 
-def generate_queries(
-    concepts: Sequence[Concept], templates: QueryTemplates, per_concept: int = 5
-) -> list[QueryRow]:
+def generate_queries(concepts: Sequence[Concept], templates: QueryTemplates, per_concept: int = 5) -> list[QueryRow]:
     if per_concept < 1:
         raise UsageError(f"--per-concept must be at least 1, got {per_concept}", hint="use e.g. --per-concept 5")
     rows: list[QueryRow] = []
@@ -358,8 +361,12 @@ def llm_queries(
     rows: list[QueryRow] = []
     for concept in concepts:
         prompt = llm_prompt(concept, per_concept)
-        request = {"model": str(Path(model_dir).resolve()), "prompt": prompt, "seed": concept_seed(seed, concept),
-                   "max_new_tokens": max_new_tokens}
+        request = {
+            "model": str(Path(model_dir).resolve()),
+            "prompt": prompt,
+            "seed": concept_seed(seed, concept),
+            "max_new_tokens": max_new_tokens,
+        }
         entry = saved.get(concept.id)
         if isinstance(entry, dict) and entry.get("request") == request and isinstance(entry.get("text"), str):
             text = entry["text"]
@@ -404,7 +411,7 @@ def _generate(torch, tokenizer, model, prompt: str, seed: int, max_new_tokens: i
             temperature=0.8,
             pad_token_id=pad_id,
         )
-    return tokenizer.decode(output[0, input_ids.shape[1]:], skip_special_tokens=True)
+    return tokenizer.decode(output[0, input_ids.shape[1] :], skip_special_tokens=True)
 
 
 def _read_generation_cache(cache: str | Path | None) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from refvps.curation.shots import ShotParams, Shot, cached_shots
+from refvps.curation.shots import Shot, ShotParams, cached_shots
 from refvps.curation.video import frames_at, probe_video, sample_times
 from refvps.curation.workspace import VideoRecord, Workspace, utc_now
 from refvps.errors import DatasetError, UsageError
@@ -134,9 +134,16 @@ def _decision_from_json(key: str, data: Any, path: Path) -> Decision:
         events.append(span)
     crop = data.get("crop")
     if crop is not None and crop != "none":
-        if not (isinstance(crop, (list, tuple)) and len(crop) == 4 and all(isinstance(v, int) and v >= 0 for v in crop)
-                and crop[2] > 0 and crop[3] > 0):
-            raise bad(f"crop must be [x, y, w, h] (non-negative integers) or \"none\", got {crop!r}", "fix or remove 'crop'")
+        if not (
+            isinstance(crop, (list, tuple))
+            and len(crop) == 4
+            and all(isinstance(v, int) and v >= 0 for v in crop)
+            and crop[2] > 0
+            and crop[3] > 0
+        ):
+            raise bad(
+                f'crop must be [x, y, w, h] (non-negative integers) or "none", got {crop!r}', "fix or remove 'crop'"
+            )
         crop = tuple(crop)
     return Decision(
         key=key,
@@ -160,7 +167,9 @@ def read_decisions(path: str | Path) -> dict[str, Decision]:
     videos = data.get("videos") if isinstance(data, dict) else None
     if not isinstance(videos, dict):
         raise DatasetError(
-            f"{path} must hold an object with a 'videos' mapping", hint='write {"version": 1, "videos": {...}}', path=path
+            f"{path} must hold an object with a 'videos' mapping",
+            hint='write {"version": 1, "videos": {...}}',
+            path=path,
         )
     return {key: _decision_from_json(key, entry, path) for key, entry in videos.items()}
 
@@ -178,12 +187,11 @@ def check_decision(decision: Decision, record: VideoRecord | None, duration_s: f
     """Check a decision against what the workspace knows of the video."""
     if record is None:
         raise UsageError(
-            f"no video {decision.key!r} in the workspace", hint="list the videos with: refvps review --workspace WS --list"
+            f"no video {decision.key!r} in the workspace",
+            hint="list the videos with: refvps review --workspace WS --list",
         )
     if decision.decision == "reject" and decision.reason not in REJECT_REASONS:
-        raise UsageError(
-            f"reject needs a reason, one of: {', '.join(REJECT_REASONS)}", hint="add --reason REASON"
-        )
+        raise UsageError(f"reject needs a reason, one of: {', '.join(REJECT_REASONS)}", hint="add --reason REASON")
     if duration_s:
         for span in decision.events:
             if span.start_s >= duration_s:
@@ -193,7 +201,9 @@ def check_decision(decision: Decision, record: VideoRecord | None, duration_s: f
                 )
 
 
-def record_decisions(workspace: Workspace, new: Sequence[Decision], *, durations: Mapping[str, float] | None = None) -> None:
+def record_decisions(
+    workspace: Workspace, new: Sequence[Decision], *, durations: Mapping[str, float] | None = None
+) -> None:
     """Validate and merge decisions into ``decisions.json`` (under a lock; other entries are kept)."""
     records = {r.key: r for r in workspace.records()}
     for decision in new:

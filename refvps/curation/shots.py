@@ -32,9 +32,7 @@ class ShotParams:
 
     def __post_init__(self) -> None:
         if self.detector not in DETECTORS:
-            raise UsageError(
-                f"unknown shot detector {self.detector!r}", hint=f"use one of: {', '.join(DETECTORS)}"
-            )
+            raise UsageError(f"unknown shot detector {self.detector!r}", hint=f"use one of: {', '.join(DETECTORS)}")
         if self.threshold is None:  # the two detectors' scales differ: 27 would hide every adaptive cut
             object.__setattr__(self, "threshold", DEFAULT_THRESHOLDS[self.detector])
 

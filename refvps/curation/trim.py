@@ -150,9 +150,7 @@ def plan_spans(
     shortest = max(params.min_clip_s, 1.0 / params.fps)  # a clip has at least one frame
     for piece in pieces:
         if piece[1] - piece[0] < shortest:
-            notes.append(
-                f"piece {piece[0]:.3f}-{piece[1]:.3f} s (shot {piece[2]}) shorter than {shortest:g} s dropped"
-            )
+            notes.append(f"piece {piece[0]:.3f}-{piece[1]:.3f} s (shot {piece[2]}) shorter than {shortest:g} s dropped")
         else:
             kept.append(piece)
     return sorted(kept, key=lambda p: p[0]), notes
@@ -194,7 +192,9 @@ def plan_video(
     return plans, [f"{key}: {n}" for n in notes]
 
 
-def card_checker(probe: VideoProbe, *, samples: int = 3, tol: float = 12.0, share: float = 0.5) -> Callable[[Shot], bool]:
+def card_checker(
+    probe: VideoProbe, *, samples: int = 3, tol: float = 12.0, share: float = 0.5
+) -> Callable[[Shot], bool]:
     """A test for "this shot looks like an end card": in its middle frames, at least ``share`` of
     the pixels lie within ``tol`` (luma) of the most common level -- a flat background with a logo."""
 
@@ -206,7 +206,7 @@ def card_checker(probe: VideoProbe, *, samples: int = 3, tol: float = 12.0, shar
             hist = np.bincount(np.clip(luma, 0, 255).astype(np.int64).ravel(), minlength=256)
             peak = int(hist.argmax())
             lo, hi = max(0, int(peak - tol)), min(255, int(peak + tol))
-            shares.append(hist[lo:hi + 1].sum() / luma.size)
+            shares.append(hist[lo : hi + 1].sum() / luma.size)
         return bool(shares) and float(np.median(shares)) >= share
 
     return looks_like_card
@@ -368,8 +368,11 @@ def _categories(index: dict[str, Concept] | None) -> dict[str, str]:
 def _check_dataset_folder(dataset: str | Path) -> None:
     path = Path(dataset)
     if path.exists() and not path.is_dir():
-        raise UsageError(f"--dataset {path} is a file, not a folder",
-                         hint="pass the dataset's root folder (a new one is created)", path=path)
+        raise UsageError(
+            f"--dataset {path} is a file, not a folder",
+            hint="pass the dataset's root folder (a new one is created)",
+            path=path,
+        )
 
 
 # -- the stage ------------------------------------------------------------------------------------
@@ -416,7 +419,13 @@ def trim_workspace(
             summary.problems.append(f"{key}: {exc}" + (f" ({exc.hint})" if exc.hint else ""))
             continue
         plans, notes = plan_video(
-            key, shots, decision, params, concept=record.concept, category=record.category, categories=categories,
+            key,
+            shots,
+            decision,
+            params,
+            concept=record.concept,
+            category=record.category,
+            categories=categories,
             looks_like_card=card_checker(probe),
         )
         summary.dropped += notes
@@ -429,15 +438,20 @@ def trim_workspace(
             summary.stale.append(clip_id)
     if progress:
         progress("plan", "", 0, len(planned))
-    for record, path, probe, plans, notes in work:
+    for record, _path, probe, plans, notes in work:
         video_notes = [n.split(": ", 1)[1] for n in notes]
         _export_plans(writer, state, plans, probe, record.source(), params, summary, video_notes, progress)
     ws.log(
         "trim",
         dataset=str(Path(dataset).resolve()),
-        params={"fps": params.fps, "detector": params.shots.detector, "threshold": params.shots.threshold,
-                "end_card_max_s": params.end_card_max_s, "min_clip_s": params.min_clip_s,
-                "crop": params.crop is not None},
+        params={
+            "fps": params.fps,
+            "detector": params.shots.detector,
+            "threshold": params.shots.threshold,
+            "end_card_max_s": params.end_card_max_s,
+            "min_clip_s": params.min_clip_s,
+            "crop": params.crop is not None,
+        },
         exported=len(summary.exported),
         skipped=len(summary.skipped),
         conflicts=len(summary.conflicts),
@@ -485,7 +499,13 @@ def trim_video(
     decision = Decision(key=key, decision="accept", events=events, concept=concept, crop=crop)
     shots = detect_shots(probe, params.shots)
     plans, notes = plan_video(
-        key, shots, decision, params, concept=concept, category=category, categories=categories,
+        key,
+        shots,
+        decision,
+        params,
+        concept=concept,
+        category=category,
+        categories=categories,
         looks_like_card=card_checker(probe),
     )
     summary = TrimSummary(videos=1, dropped=notes)
@@ -494,7 +514,9 @@ def trim_video(
     writer = DatasetWriter(dataset, jpeg_quality=params.jpeg_quality)
     state = _DatasetState(writer.root)
     if source is None:
-        source = _sidecar_source(path) or Source(url=path.resolve().as_uri(), platform="file", video_id=path.stem, title=path.stem)
+        source = _sidecar_source(path) or Source(
+            url=path.resolve().as_uri(), platform="file", video_id=path.stem, title=path.stem
+        )
     _export_plans(writer, state, plans, probe, source, params, summary, [n.split(": ", 1)[1] for n in notes], progress)
     return summary
 

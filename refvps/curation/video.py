@@ -82,7 +82,9 @@ def probe_video(path: str | Path) -> VideoProbe:
         try:
             pts = [p.pts for p in container.demux(stream) if p.pts is not None and p.size > 0]
         except av.error.FFmpegError as exc:  # type: ignore[attr-defined]
-            raise DatasetError(f"cannot read {path}: {exc}", hint="the file is damaged; fetch it again", path=path) from None
+            raise DatasetError(
+                f"cannot read {path}: {exc}", hint="the file is damaged; fetch it again", path=path
+            ) from None
         width, height = stream.codec_context.width, stream.codec_context.height
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     finally:
@@ -100,8 +102,14 @@ def probe_video(path: str | Path) -> VideoProbe:
     if rotation in (90, 270):
         width, height = height, width
     return VideoProbe(
-        path=path, width=int(width), height=int(height), fps=fps, frame_times=times,
-        time_base=time_base, origin_pts=origin_pts, rotation=rotation,
+        path=path,
+        width=int(width),
+        height=int(height),
+        fps=fps,
+        frame_times=times,
+        time_base=time_base,
+        origin_pts=origin_pts,
+        rotation=rotation,
     )
 
 

@@ -222,8 +222,12 @@ class Workspace:
         if not marker.exists():
             atomic_write_json(
                 marker,
-                {"version": WORKSPACE_VERSION, "kind": "refvps-curation-workspace", "created": utc_now(),
-                 "refvps": __version__},
+                {
+                    "version": WORKSPACE_VERSION,
+                    "kind": "refvps-curation-workspace",
+                    "created": utc_now(),
+                    "refvps": __version__,
+                },
             )
         if not self.optout_path.exists():
             atomic_write_text(

@@ -155,7 +155,9 @@ def read_rgb(path: str | Path) -> np.ndarray:
         with Image.open(path) as image:
             return np.asarray(image.convert("RGB"))
     except FileNotFoundError:
-        raise DatasetError(f"frame not found: {path}", hint="restore the frame or re-export the clip", path=path) from None
+        raise DatasetError(
+            f"frame not found: {path}", hint="restore the frame or re-export the clip", path=path
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DatasetError(
             f"frame cannot be decoded (corrupt or truncated image?): {path}: {exc}",
@@ -366,9 +368,7 @@ def _expressions_of(video: Any) -> list[Expression]:
             obj_id = int(entry.get("obj_id", 1))
         except (TypeError, ValueError):
             obj_id = -1  # validate reports it
-        expressions.append(
-            Expression(str(exp_id), str(entry.get("exp", "")), obj_id, entry.get("annotator"))
-        )
+        expressions.append(Expression(str(exp_id), str(entry.get("exp", "")), obj_id, entry.get("annotator")))
     return sorted(expressions, key=lambda e: (len(e.exp_id), e.exp_id))
 
 

@@ -174,13 +174,28 @@ def validate_dataset(
     if clips is not None:
         for clip_id in clips:
             if clip_id not in videos:
-                out.add("clip_folder", root / EXPRESSIONS_FILE, f"clip {clip_id!r} is not in meta_expressions.json",
-                        "add the clip to meta_expressions.json or check its id", clip_id)
+                out.add(
+                    "clip_folder",
+                    root / EXPRESSIONS_FILE,
+                    f"clip {clip_id!r} is not in meta_expressions.json",
+                    "add the clip to meta_expressions.json or check its id",
+                    clip_id,
+                )
     report.n_clips = len(selected)
     for done, clip_id in enumerate(selected, 1):
         meta = clips_meta.get(clip_id) if isinstance(clips_meta, dict) else None
-        _validate_clip(root, clip_id, videos[clip_id], meta, clips_meta is not None, taxonomy,
-                       refvps_rules, check_masks, report, out)
+        _validate_clip(
+            root,
+            clip_id,
+            videos[clip_id],
+            meta,
+            clips_meta is not None,
+            taxonomy,
+            refvps_rules,
+            check_masks,
+            report,
+            out,
+        )
         if progress is not None:
             progress(done, len(selected))
 
@@ -271,8 +286,12 @@ def check_clip_names(root: str | Path, known: Iterable[str], clips: Sequence[str
 def _load_index(path: Path, key: str, out: _Collector, *, required: bool) -> dict | None:
     if not path.exists():
         if required:
-            out.add("json_parse", path, f"{path.name} is missing",
-                    f"write {path.name} in the dataset root (see annotations/schemas/)")
+            out.add(
+                "json_parse",
+                path,
+                f"{path.name} is missing",
+                f"write {path.name} in the dataset root (see annotations/schemas/)",
+            )
         return None
     try:
         data = read_json(path, what=path.name)
@@ -280,8 +299,12 @@ def _load_index(path: Path, key: str, out: _Collector, *, required: bool) -> dic
         out.add("json_parse", path, exc.message, exc.hint or "fix the JSON")
         return None
     for message, where in _schema_errors(path.name, data):
-        out.add("json_schema", path, f"{path.name}{where}: {message}",
-                f"fix the entry so it follows annotations/schemas/{path.stem}.schema.json")
+        out.add(
+            "json_schema",
+            path,
+            f"{path.name}{where}: {message}",
+            f"fix the entry so it follows annotations/schemas/{path.stem}.schema.json",
+        )
     mapping = data.get(key) if isinstance(data, dict) else None
     return mapping if isinstance(mapping, dict) else None
 
@@ -347,82 +370,148 @@ def _validate_clip(root, clip_id, video, meta, has_clips_file, taxonomy, refvps_
             continue
         text = entry.get("exp")
         if not isinstance(text, str) or not text.strip():
-            out.add("expression_empty", exp_path, f"clip {clip_id}: expression {exp_id} is empty",
-                    "write the referring expression, or remove the entry", clip_id)
+            out.add(
+                "expression_empty",
+                exp_path,
+                f"clip {clip_id}: expression {exp_id} is empty",
+                "write the referring expression, or remove the entry",
+                clip_id,
+            )
         else:
             key = _normalise_text(text)
             if key in seen_text:
-                out.add("expression_duplicate", exp_path,
-                        f"clip {clip_id}: expressions {seen_text[key]} and {exp_id} are the same text: {text!r}",
-                        "rewrite one of them: each expression should describe the target in its own words",
-                        clip_id)
+                out.add(
+                    "expression_duplicate",
+                    exp_path,
+                    f"clip {clip_id}: expressions {seen_text[key]} and {exp_id} are the same text: {text!r}",
+                    "rewrite one of them: each expression should describe the target in its own words",
+                    clip_id,
+                )
             else:
                 seen_text[key] = exp_id
         try:
             obj_ids[exp_id] = int(entry.get("obj_id"))
         except (TypeError, ValueError):
-            out.add("json_schema", exp_path, f"clip {clip_id}: expression {exp_id} has obj_id {entry.get('obj_id')!r}",
-                    'set obj_id to the label index of the target, as a string ("1")', clip_id)
+            out.add(
+                "json_schema",
+                exp_path,
+                f"clip {clip_id}: expression {exp_id} has obj_id {entry.get('obj_id')!r}",
+                'set obj_id to the label index of the target, as a string ("1")',
+                clip_id,
+            )
 
     if refvps_rules:
         if len(expressions) != REFVPS_EXPRESSIONS_PER_CLIP:
-            out.add("expression_count", exp_path,
-                    f"clip {clip_id}: {len(expressions)} expressions, Ref-VPS has exactly {REFVPS_EXPRESSIONS_PER_CLIP}",
-                    "two annotators write two expressions each", clip_id)
-        annotators = Counter(
-            e.get("annotator") for e in expressions.values() if isinstance(e, dict)
-        )
+            out.add(
+                "expression_count",
+                exp_path,
+                f"clip {clip_id}: {len(expressions)} expressions, Ref-VPS has exactly {REFVPS_EXPRESSIONS_PER_CLIP}",
+                "two annotators write two expressions each",
+                clip_id,
+            )
+        annotators = Counter(e.get("annotator") for e in expressions.values() if isinstance(e, dict))
         bad = {a: n for a, n in annotators.items() if n != REFVPS_EXPRESSIONS_PER_ANNOTATOR}
         if None in annotators or len(annotators) != REFVPS_ANNOTATORS or bad:
-            shown = ", ".join(f"{a if a is not None else '(none)'}: {n}" for a, n in sorted(annotators.items(), key=str))
-            out.add("annotator_count", exp_path,
-                    f"clip {clip_id}: expressions per annotator are {{{shown}}}, Ref-VPS needs 2 annotators x 2",
-                    "set 'annotator' on every expression; each of the two annotators writes two", clip_id)
+            shown = ", ".join(
+                f"{a if a is not None else '(none)'}: {n}" for a, n in sorted(annotators.items(), key=str)
+            )
+            out.add(
+                "annotator_count",
+                exp_path,
+                f"clip {clip_id}: expressions per annotator are {{{shown}}}, Ref-VPS needs 2 annotators x 2",
+                "set 'annotator' on every expression; each of the two annotators writes two",
+                clip_id,
+            )
 
     # Clip metadata.
     fps = meta.get("fps") if isinstance(meta, dict) else None
     if meta is None:
         if has_clips_file or refvps_rules:
-            out.add("clip_meta", root / CLIPS_FILE, f"clip {clip_id} has no entry in clips.json",
-                    "add its concept, category, fps, width and height to clips.json", clip_id,
-                    ERROR if refvps_rules else WARNING)
+            out.add(
+                "clip_meta",
+                root / CLIPS_FILE,
+                f"clip {clip_id} has no entry in clips.json",
+                "add its concept, category, fps, width and height to clips.json",
+                clip_id,
+                ERROR if refvps_rules else WARNING,
+            )
     else:
         if isinstance(fps, (int, float)) and fps != REFVPS_FPS:
-            out.add("fps", root / CLIPS_FILE, f"clip {clip_id} is at {fps} fps, Ref-VPS clips are at {REFVPS_FPS}",
-                    f"re-export the frames at {REFVPS_FPS} fps (refvps trim does)", clip_id,
-                    ERROR if refvps_rules else WARNING)
+            out.add(
+                "fps",
+                root / CLIPS_FILE,
+                f"clip {clip_id} is at {fps} fps, Ref-VPS clips are at {REFVPS_FPS}",
+                f"re-export the frames at {REFVPS_FPS} fps (refvps trim does)",
+                clip_id,
+                ERROR if refvps_rules else WARNING,
+            )
         if taxonomy is not None:
             categories, concepts = taxonomy
             if meta.get("category") is not None and meta.get("category") not in categories:
-                out.add("taxonomy", root / CLIPS_FILE, f"clip {clip_id}: category {meta.get('category')!r} is not in the taxonomy",
-                        "use a category id from annotations/taxonomy.json, or add it there", clip_id, WARNING)
+                out.add(
+                    "taxonomy",
+                    root / CLIPS_FILE,
+                    f"clip {clip_id}: category {meta.get('category')!r} is not in the taxonomy",
+                    "use a category id from annotations/taxonomy.json, or add it there",
+                    clip_id,
+                    WARNING,
+                )
             if meta.get("concept") is not None and meta.get("concept") not in concepts:
-                out.add("taxonomy", root / CLIPS_FILE, f"clip {clip_id}: concept {meta.get('concept')!r} is not in the taxonomy",
-                        "use a concept id from annotations/taxonomy.json, or add it there", clip_id, WARNING)
+                out.add(
+                    "taxonomy",
+                    root / CLIPS_FILE,
+                    f"clip {clip_id}: concept {meta.get('concept')!r} is not in the taxonomy",
+                    "use a concept id from annotations/taxonomy.json, or add it there",
+                    clip_id,
+                    WARNING,
+                )
 
     # Frames.
     present = _list_files(frames_dir, FRAME_EXT)
     if present is None:
-        out.add("clip_folder", frames_dir, f"clip {clip_id} has no frame folder",
-                f"export the clip's frames to {FRAMES_DIR}/{clip_id}/ or remove the clip from meta_expressions.json",
-                clip_id)
+        out.add(
+            "clip_folder",
+            frames_dir,
+            f"clip {clip_id} has no frame folder",
+            f"export the clip's frames to {FRAMES_DIR}/{clip_id}/ or remove the clip from meta_expressions.json",
+            clip_id,
+        )
         present = set()
     if not frames:
-        out.add("clip_folder", exp_path, f"clip {clip_id} lists no frames",
-                "list every frame name in the clip's 'frames' array", clip_id)
+        out.add(
+            "clip_folder",
+            exp_path,
+            f"clip {clip_id} lists no frames",
+            "list every frame name in the clip's 'frames' array",
+            clip_id,
+        )
     for name, count in Counter(frames).items():
         if count > 1:
-            out.add("duplicate_frame", exp_path, f"clip {clip_id}: frame {name} is listed {count} times",
-                    "list each frame once", clip_id)
+            out.add(
+                "duplicate_frame",
+                exp_path,
+                f"clip {clip_id}: frame {name} is listed {count} times",
+                "list each frame once",
+                clip_id,
+            )
     listed = set(frames)
     for name in frames:
         if name not in present and frames_dir.is_dir():
-            out.add("missing_frame", frames_dir / f"{name}{FRAME_EXT}", f"clip {clip_id}: frame {name} is missing",
-                    "restore the frame, or remove it from the clip's 'frames' list", clip_id)
+            out.add(
+                "missing_frame",
+                frames_dir / f"{name}{FRAME_EXT}",
+                f"clip {clip_id}: frame {name} is missing",
+                "restore the frame, or remove it from the clip's 'frames' list",
+                clip_id,
+            )
     for name in sorted(present - listed):
-        out.add("extra_frame", frames_dir / f"{name}{FRAME_EXT}",
-                f"clip {clip_id}: frame {name} is not listed in meta_expressions.json",
-                "add it to the clip's 'frames' list, or delete the file", clip_id)
+        out.add(
+            "extra_frame",
+            frames_dir / f"{name}{FRAME_EXT}",
+            f"clip {clip_id}: frame {name} is not listed in meta_expressions.json",
+            "add it to the clip's 'frames' list, or delete the file",
+            clip_id,
+        )
 
     sizes: dict[str, tuple[int, int]] = {}
     for name in frames:
@@ -436,36 +525,64 @@ def _validate_clip(root, clip_id, video, meta, has_clips_file, taxonomy, refvps_
                 raise OSError("the file ends before the JPEG end-of-image marker (truncated)")
             sizes[name] = size
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            out.add("frame_unreadable", path, f"clip {clip_id}: frame {name} cannot be read: {exc}",
-                    "re-export the frame", clip_id)
+            out.add(
+                "frame_unreadable",
+                path,
+                f"clip {clip_id}: frame {name} cannot be read: {exc}",
+                "re-export the frame",
+                clip_id,
+            )
     report.n_frames += len(frames)
     distinct = Counter(sizes.values())
     if len(distinct) > 1:
         common = distinct.most_common(1)[0][0]
         odd = [n for n, s in sizes.items() if s != common]
-        out.add("frame_size", frames_dir / f"{odd[0]}{FRAME_EXT}",
-                f"clip {clip_id}: frames differ in size ({len(odd)} frames are not {common[0]}x{common[1]})",
-                "re-export the clip so every frame has the same size", clip_id)
+        out.add(
+            "frame_size",
+            frames_dir / f"{odd[0]}{FRAME_EXT}",
+            f"clip {clip_id}: frames differ in size ({len(odd)} frames are not {common[0]}x{common[1]})",
+            "re-export the clip so every frame has the same size",
+            clip_id,
+        )
     if distinct and isinstance(meta, dict):
         width, height = distinct.most_common(1)[0][0]
         if meta.get("width") not in (None, width) or meta.get("height") not in (None, height):
-            out.add("frame_size", root / CLIPS_FILE,
-                    f"clip {clip_id}: clips.json says {meta.get('width')}x{meta.get('height')}, frames are {width}x{height}",
-                    "correct width and height in clips.json", clip_id)
+            out.add(
+                "frame_size",
+                root / CLIPS_FILE,
+                f"clip {clip_id}: clips.json says {meta.get('width')}x{meta.get('height')}, frames are {width}x{height}",
+                "correct width and height in clips.json",
+                clip_id,
+            )
 
     # Masks.
     masks = _list_files(masks_dir, MASK_EXT)
     if masks is None:
-        out.add("missing_mask", masks_dir, f"clip {clip_id} has no mask folder",
-                f"annotate the clip (refvps annotate) so that {MASKS_DIR}/{clip_id}/ holds one PNG per frame", clip_id)
+        out.add(
+            "missing_mask",
+            masks_dir,
+            f"clip {clip_id} has no mask folder",
+            f"annotate the clip (refvps annotate) so that {MASKS_DIR}/{clip_id}/ holds one PNG per frame",
+            clip_id,
+        )
         return
     for name in frames:
         if name not in masks:
-            out.add("missing_mask", masks_dir / f"{name}{MASK_EXT}", f"clip {clip_id}: frame {name} has no mask",
-                    "every frame is labelled; write an all-0 mask for frames where the target is absent", clip_id)
+            out.add(
+                "missing_mask",
+                masks_dir / f"{name}{MASK_EXT}",
+                f"clip {clip_id}: frame {name} has no mask",
+                "every frame is labelled; write an all-0 mask for frames where the target is absent",
+                clip_id,
+            )
     for name in sorted(masks - listed):
-        out.add("extra_mask", masks_dir / f"{name}{MASK_EXT}", f"clip {clip_id}: mask {name} has no listed frame",
-                "delete the mask or add its frame", clip_id)
+        out.add(
+            "extra_mask",
+            masks_dir / f"{name}{MASK_EXT}",
+            f"clip {clip_id}: mask {name} has no listed frame",
+            "delete the mask or add its frame",
+            clip_id,
+        )
     if not check_masks:
         return
 
@@ -481,38 +598,65 @@ def _validate_clip(root, clip_id, video, meta, has_clips_file, taxonomy, refvps_
                 mode, size = image.mode, image.size
                 array = np.asarray(image) if mode in ("P", "L") else None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            out.add("mask_unreadable", path, f"clip {clip_id}: mask {name} cannot be decoded: {exc}",
-                    "re-save the mask as an 8-bit palette PNG", clip_id)
+            out.add(
+                "mask_unreadable",
+                path,
+                f"clip {clip_id}: mask {name} cannot be decoded: {exc}",
+                "re-save the mask as an 8-bit palette PNG",
+                clip_id,
+            )
             continue
         report.n_masks += 1
         if mode != "P":
-            out.add("mask_not_palette", path, f"clip {clip_id}: mask {name} is a {mode} image, not 8-bit palette",
-                    "save it as a palette PNG (mode 'P'), e.g. with refvps.dataset.write_label_png", clip_id)
+            out.add(
+                "mask_not_palette",
+                path,
+                f"clip {clip_id}: mask {name} is a {mode} image, not 8-bit palette",
+                "save it as a palette PNG (mode 'P'), e.g. with refvps.dataset.write_label_png",
+                clip_id,
+            )
         if name in sizes and size != sizes[name]:
-            out.add("mask_size", path,
-                    f"clip {clip_id}: mask {name} is {size[0]}x{size[1]}, its frame is {sizes[name][0]}x{sizes[name][1]}",
-                    "masks have the exact size of their frame; re-export the mask", clip_id)
+            out.add(
+                "mask_size",
+                path,
+                f"clip {clip_id}: mask {name} is {size[0]}x{size[1]}, its frame is {sizes[name][0]}x{sizes[name][1]}",
+                "masks have the exact size of their frame; re-export the mask",
+                clip_id,
+            )
         if array is None:
             continue
         values = set(np.flatnonzero(np.bincount(array.ravel(), minlength=256)).tolist())
         wrong = values - allowed
         if wrong:
-            out.add("mask_values", path,
-                    f"clip {clip_id}: mask {name} has values {sorted(wrong)[:8]} outside {{0, {', '.join(map(str, sorted(set(obj_ids.values()))))}, 255}}",
-                    "use 0 for background, the expression's obj_id for the target and 255 for Ignore", clip_id)
+            out.add(
+                "mask_values",
+                path,
+                f"clip {clip_id}: mask {name} has values {sorted(wrong)[:8]} outside {{0, {', '.join(map(str, sorted(set(obj_ids.values()))))}, 255}}",
+                "use 0 for background, the expression's obj_id for the target and 255 for Ignore",
+                clip_id,
+            )
         found_ids |= values - {0, IGNORE_INDEX}
 
     if report.n_masks and frames:
         targets = set(obj_ids.values())
         if targets and not (found_ids & targets):
-            out.add("empty_target", masks_dir, f"clip {clip_id}: the target is empty in every frame",
-                    "label the target in the frames where it appears (refvps annotate)", clip_id)
+            out.add(
+                "empty_target",
+                masks_dir,
+                f"clip {clip_id}: the target is empty in every frame",
+                "label the target in the frames where it appears (refvps annotate)",
+                clip_id,
+            )
         else:
             for exp_id, obj_id in sorted(obj_ids.items()):
                 if obj_id not in found_ids:
-                    out.add("obj_id_absent", exp_path,
-                            f"clip {clip_id}: expression {exp_id} refers to object {obj_id}, which no mask contains",
-                            "fix the expression's obj_id or label that object", clip_id)
+                    out.add(
+                        "obj_id_absent",
+                        exp_path,
+                        f"clip {clip_id}: expression {exp_id} refers to object {obj_id}, which no mask contains",
+                        "fix the expression's obj_id or label that object",
+                        clip_id,
+                    )
 
 
 def _check_orphans(root: Path, videos: dict, clips_meta: dict | None, out: _Collector) -> None:
@@ -520,12 +664,24 @@ def _check_orphans(root: Path, videos: dict, clips_meta: dict | None, out: _Coll
     if frames_root.is_dir():
         for entry in sorted(p.name for p in frames_root.iterdir() if p.is_dir() and not p.name.startswith(".")):
             if entry not in videos:
-                out.add("orphan", frames_root / entry, f"frame folder {entry} is not a clip in meta_expressions.json",
-                        "add the clip to meta_expressions.json or delete the folder", entry, WARNING)
+                out.add(
+                    "orphan",
+                    frames_root / entry,
+                    f"frame folder {entry} is not a clip in meta_expressions.json",
+                    "add the clip to meta_expressions.json or delete the folder",
+                    entry,
+                    WARNING,
+                )
     if isinstance(clips_meta, dict):
         for clip_id in sorted(set(clips_meta) - set(videos)):
-            out.add("orphan", root / CLIPS_FILE, f"clips.json has an entry for {clip_id}, which is not in meta_expressions.json",
-                    "remove the entry or add the clip", clip_id, WARNING)
+            out.add(
+                "orphan",
+                root / CLIPS_FILE,
+                f"clips.json has an entry for {clip_id}, which is not in meta_expressions.json",
+                "remove the entry or add the clip",
+                clip_id,
+                WARNING,
+            )
 
 
 def summarise(problems: list[Problem], per_group: int = 5) -> list[Problem | str]:

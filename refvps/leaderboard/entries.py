@@ -35,8 +35,17 @@ ENTRY_KEY = "entry"
 ENTRY_FORMAT = 1
 
 SUMMARY_KEYS = (
-    "J", "F", "JF", "TempCon", "J_recall", "J_ci95", "J_concept_balanced",
-    "n_clips", "n_expressions", "n_frames", "n_missing_frames",
+    "J",
+    "F",
+    "JF",
+    "TempCon",
+    "J_recall",
+    "J_ci95",
+    "J_concept_balanced",
+    "n_clips",
+    "n_expressions",
+    "n_frames",
+    "n_missing_frames",
 )
 
 
@@ -182,8 +191,15 @@ def reported_entry(
         "meta": {"dataset": benchmark, "method": name, "reported": True},
     }
     return make_entry(
-        document, name=name, paper=paper, url=url, backbone=backbone, reported=True,
-        source=source, benchmark=benchmark, notes=notes,
+        document,
+        name=name,
+        paper=paper,
+        url=url,
+        backbone=backbone,
+        reported=True,
+        source=source,
+        benchmark=benchmark,
+        notes=notes,
     )
 
 
@@ -240,7 +256,9 @@ def load_entries(paths: Iterable[str | Path], *, benchmark: str | None = None) -
         if item.is_dir():
             files = sorted(p for p in item.glob("*.json") if not p.name.startswith("."))
             if not files:
-                raise UsageError(f"no .json entries in folder {item}", hint="pass results.json files or entry files", path=item)
+                raise UsageError(
+                    f"no .json entries in folder {item}", hint="pass results.json files or entry files", path=item
+                )
             entries.extend(read_entry(p, benchmark=benchmark) for p in files)
         else:
             entries.append(read_entry(item, benchmark=benchmark))

@@ -26,9 +26,21 @@ SOURCE_V1 = f"{PAPER}, arXiv:2410.23287v1, Table 3 (J) and Table B (TempCon)"
 SOURCE_LATER = f"{PAPER}, later version (ICCV 2025), out-of-domain table (Ref-VPS J)"
 
 METHODS = {
-    "MUTR": ("https://github.com/OpenGVLab/MUTR", "Referred by Multi-Modality: A Unified Temporal Transformer for Video Object Segmentation", None),
-    "UNINEXT": ("https://github.com/MasterBin-IIAU/UNINEXT", "Universal Instance Perception as Object Discovery and Retrieval", None),
-    "VD-IT": ("https://github.com/buxiangzhiren/VD-IT", "Exploring Pre-trained Text-to-Video Diffusion Models for Referring Video Object Segmentation", "ModelScope T2V (same diffusion backbone as REM, per the paper)"),
+    "MUTR": (
+        "https://github.com/OpenGVLab/MUTR",
+        "Referred by Multi-Modality: A Unified Temporal Transformer for Video Object Segmentation",
+        None,
+    ),
+    "UNINEXT": (
+        "https://github.com/MasterBin-IIAU/UNINEXT",
+        "Universal Instance Perception as Object Discovery and Retrieval",
+        None,
+    ),
+    "VD-IT": (
+        "https://github.com/buxiangzhiren/VD-IT",
+        "Exploring Pre-trained Text-to-Video Diffusion Models for Referring Video Object Segmentation",
+        "ModelScope T2V (same diffusion backbone as REM, per the paper)",
+    ),
     "REM": ("https://github.com/miccooper9/ReferEverything", PAPER, None),
 }
 
@@ -37,11 +49,47 @@ PUBLISHED = [
     ("mutr-paper-v1", "MUTR", "MUTR (reported, paper v1)", None, 24.07, 2.9, SOURCE_V1, PAPER_V1_URL),
     ("uninext-paper-v1", "UNINEXT", "UNINEXT (reported, paper v1)", None, 26.25, 5.2, SOURCE_V1, PAPER_V1_URL),
     ("vd-it-paper-v1", "VD-IT", "VD-IT (reported, paper v1)", None, 35.27, 4.7, SOURCE_V1, PAPER_V1_URL),
-    ("rem-modelscope-paper-v1", "REM", "REM ModelScope (reported, paper v1)", "ModelScope T2V", 48.96, 2.8, SOURCE_V1, PAPER_V1_URL),
-    ("uninext-paper-iccv", "UNINEXT", "UNINEXT (reported, paper ICCV)", None, 28.7, None, SOURCE_LATER, PAPER_LATER_URL),
+    (
+        "rem-modelscope-paper-v1",
+        "REM",
+        "REM ModelScope (reported, paper v1)",
+        "ModelScope T2V",
+        48.96,
+        2.8,
+        SOURCE_V1,
+        PAPER_V1_URL,
+    ),
+    (
+        "uninext-paper-iccv",
+        "UNINEXT",
+        "UNINEXT (reported, paper ICCV)",
+        None,
+        28.7,
+        None,
+        SOURCE_LATER,
+        PAPER_LATER_URL,
+    ),
     ("vd-it-paper-iccv", "VD-IT", "VD-IT (reported, paper ICCV)", None, 37.9, None, SOURCE_LATER, PAPER_LATER_URL),
-    ("rem-modelscope-paper-iccv", "REM", "REM ModelScope (reported, paper ICCV)", "ModelScope T2V (MS-1.4B)", 49.0, None, SOURCE_LATER, PAPER_LATER_URL),
-    ("rem-wan-paper-iccv", "REM", "REM Wan 14B (reported, paper ICCV)", "Wan 2.1 14B", 50.0, None, SOURCE_LATER, PAPER_LATER_URL),
+    (
+        "rem-modelscope-paper-iccv",
+        "REM",
+        "REM ModelScope (reported, paper ICCV)",
+        "ModelScope T2V (MS-1.4B)",
+        49.0,
+        None,
+        SOURCE_LATER,
+        PAPER_LATER_URL,
+    ),
+    (
+        "rem-wan-paper-iccv",
+        "REM",
+        "REM Wan 14B (reported, paper ICCV)",
+        "Wan 2.1 14B",
+        50.0,
+        None,
+        SOURCE_LATER,
+        PAPER_LATER_URL,
+    ),
 ]
 
 

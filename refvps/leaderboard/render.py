@@ -190,8 +190,10 @@ def _benchmarks_note(groups: Sequence[tuple[str, list[Row]]]) -> str | None:
     if len(groups) < 2:
         return None
     names = ", ".join(name for name, _ in groups)
-    return (f"The rows come from {len(groups)} benchmarks ({names}), each ranked in its own table: "
-            "compare only rows of the same benchmark.")
+    return (
+        f"The rows come from {len(groups)} benchmarks ({names}), each ranked in its own table: "
+        "compare only rows of the same benchmark."
+    )
 
 
 def _markdown_table(rows: Sequence[Row]) -> list[str]:
@@ -233,7 +235,9 @@ def render_markdown(rows: Sequence[Row], *, title: str = DEFAULT_TITLE, plots: S
         lines += ["", "Sources of reported rows:", ""]
         for row in reported:
             lines.append(f"- {_md_cell(row.name)}: {_md_cell(row.entry.info.source or 'unknown')}")
-    details = [r for r in rows if not r.reported and (r.entry.info.command or r.entry.info.checkpoint or r.entry.info.backbone)]
+    details = [
+        r for r in rows if not r.reported and (r.entry.info.command or r.entry.info.checkpoint or r.entry.info.backbone)
+    ]
     if details:
         lines += ["", "How each scored row was made:", ""]
         for row in details:
@@ -261,9 +265,26 @@ def _generated_line() -> str:
 
 
 CSV_COLUMNS = (
-    "rank", "method", "reported", "J", "J_ci95_low", "J_ci95_high", "TempCon", "JF", "F", "J_recall",
-    "J_concept_balanced", "benchmark", "backbone", "checkpoint", "url", "paper", "source", "command",
-    "n_clips", "n_expressions",
+    "rank",
+    "method",
+    "reported",
+    "J",
+    "J_ci95_low",
+    "J_ci95_high",
+    "TempCon",
+    "JF",
+    "F",
+    "J_recall",
+    "J_concept_balanced",
+    "benchmark",
+    "backbone",
+    "checkpoint",
+    "url",
+    "paper",
+    "source",
+    "command",
+    "n_clips",
+    "n_expressions",
 )
 
 
@@ -326,7 +347,9 @@ def plot_concepts(rows: Sequence[Row]) -> bytes | None:
     plt = _pyplot()
     import numpy as np
 
-    values = np.array([[r.concepts.get(c) if r.concepts.get(c) is not None else np.nan for c in concepts] for r in scored])
+    values = np.array(
+        [[r.concepts.get(c) if r.concepts.get(c) is not None else np.nan for c in concepts] for r in scored]
+    )
     longest_name = max(len(r.name) for r in scored)
     width = min(max(7.0, 2.5 + 0.07 * longest_name + 0.42 * len(concepts)), 40.0)
     height = 2.2 + 0.45 * len(scored)
@@ -340,8 +363,15 @@ def plot_concepts(rows: Sequence[Row]) -> bytes | None:
         for i in range(len(scored)):
             for j in range(len(concepts)):
                 if not np.isnan(values[i, j]):
-                    ax.text(j, i, f"{values[i, j]:.0f}", ha="center", va="center", fontsize=7,
-                            color="white" if values[i, j] < 55 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        f"{values[i, j]:.0f}",
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="white" if values[i, j] < 55 else "black",
+                    )
     fig.colorbar(image, ax=ax, label="J", fraction=0.025, pad=0.01)
     ax.set_title("J per concept (mean over the concept's clips)")
     fig.tight_layout()
@@ -432,7 +462,8 @@ def _html_table(rows: Sequence[Row]) -> str:
     headers = ["#", "Method", *_score_headers(categories), "Benchmark", "Backbone", "Source / command"]
     text_columns = {1, len(headers) - 3, len(headers) - 2, len(headers) - 1}
     head = "".join(
-        f'<th class="{"text name" if i == 1 else "text"}">{html.escape(h)}</th>' if i in text_columns
+        f'<th class="{"text name" if i == 1 else "text"}">{html.escape(h)}</th>'
+        if i in text_columns
         else f"<th>{html.escape(h)}</th>"
         for i, h in enumerate(headers)
     )
@@ -452,8 +483,11 @@ def _html_table(rows: Sequence[Row]) -> str:
         ]
         klass = ' class="reported"' if row.reported else ""
         body.append(f"<tr{klass}>" + "".join(cells) + "</tr>")
-    return (f'<div class="wrap"><table class="sortable">\n<thead><tr>{head}</tr></thead>\n<tbody>\n'
-            + "\n".join(body) + "\n</tbody>\n</table></div>\n")
+    return (
+        f'<div class="wrap"><table class="sortable">\n<thead><tr>{head}</tr></thead>\n<tbody>\n'
+        + "\n".join(body)
+        + "\n</tbody>\n</table></div>\n"
+    )
 
 
 def render_html(rows: Sequence[Row], *, title: str = DEFAULT_TITLE, plots: dict[str, bytes] | None = None) -> str:
@@ -468,14 +502,17 @@ def render_html(rows: Sequence[Row], *, title: str = DEFAULT_TITLE, plots: dict[
     figures = []
     for key, caption in (
         (PLOT_CONCEPTS, "J per concept for each scored method (reported rows have no per-concept numbers)."),
-        (PLOT_SCATTER, "J against TempCon: a constant (e.g. empty) prediction is steady without being right, "
-         "so a low TempCon only counts with a high J."),
+        (
+            PLOT_SCATTER,
+            "J against TempCon: a constant (e.g. empty) prediction is steady without being right, "
+            "so a low TempCon only counts with a high J.",
+        ),
     ):
         if key in plots:
             data = base64.b64encode(plots[key]).decode("ascii")
             figures.append(
                 f'<figure><img alt="{html.escape(caption, quote=True)}" src="data:image/png;base64,{data}">'
-                f"<figcaption class=\"note\">{html.escape(caption)}</figcaption></figure>"
+                f'<figcaption class="note">{html.escape(caption)}</figcaption></figure>'
             )
     return f"""<!DOCTYPE html>
 <html lang="en">

@@ -31,6 +31,7 @@ from PIL import Image, UnidentifiedImageError
 
 from refvps.dataset.palette import IGNORE_INDEX
 from refvps.errors import DatasetError, RefvpsError
+from refvps.scoring.gtcache import LabelRunsCache, content_digest
 from refvps.scoring.metrics import (
     BOUND_TH,
     TargetBoundary,
@@ -39,7 +40,6 @@ from refvps.scoring.metrics import (
     nonzero_box,
     region_boundary,
 )
-from refvps.scoring.gtcache import LabelRunsCache, content_digest
 from refvps.scoring.pngfast import decode_label
 from refvps.scoring.readers import FORMAT_RLE, ClipPredictions
 
@@ -127,7 +127,9 @@ def score_clip_safe(task: ClipTask) -> ClipOutcome | ErrorOutcome:
     try:
         return score_clip(task)
     except RefvpsError as exc:
-        return ErrorOutcome(task.clip_id, type(exc).__name__, exc.message, exc.hint, str(exc.path) if exc.path else None)
+        return ErrorOutcome(
+            task.clip_id, type(exc).__name__, exc.message, exc.hint, str(exc.path) if exc.path else None
+        )
 
 
 def read_label_bytes(path: str) -> bytes:
@@ -143,7 +145,9 @@ def read_label_bytes(path: str) -> bytes:
         ) from None
     except OSError as exc:
         raise DatasetError(
-            f"ground-truth mask cannot be read: {path}: {exc}", hint="check the file; run: refvps validate ROOT", path=path
+            f"ground-truth mask cannot be read: {path}: {exc}",
+            hint="check the file; run: refvps validate ROOT",
+            path=path,
         ) from None
 
 
@@ -230,7 +234,9 @@ def _overlap(a: np.ndarray, b: np.ndarray, box: tuple[int, int, int, int] | None
     if box is None:
         return 0
     top, left, bottom, right = box
-    both = cv2.bitwise_and(a[top:bottom, left:right], b[top:bottom, left:right], dst=scratch[: bottom - top, : right - left])
+    both = cv2.bitwise_and(
+        a[top:bottom, left:right], b[top:bottom, left:right], dst=scratch[: bottom - top, : right - left]
+    )
     return cv2.countNonZero(both)
 
 
@@ -271,7 +277,8 @@ class _GroundTruthChunk:
             self.targets[obj_id] = masks
             self.target_boxes[obj_id] = [nonzero_box(frame) for frame in masks]
             self.target_counts[obj_id] = np.array(
-                [cv2.countNonZero(frame) if box else 0 for frame, box in zip(masks, self.target_boxes[obj_id])], np.int64
+                [cv2.countNonZero(frame) if box else 0 for frame, box in zip(masks, self.target_boxes[obj_id])],
+                np.int64,
             )
             self._boundaries[obj_id] = [None] * len(labels)
 

@@ -32,8 +32,8 @@ from refvps.scoring.engine import (
     release_buffers,
     score_clip_safe,
 )
-from refvps.scoring.metrics import BOUND_TH, RECALL_THRESHOLD, j_recall, temporal_consistency
 from refvps.scoring.gtcache import resolve_cache_dir
+from refvps.scoring.metrics import BOUND_TH, RECALL_THRESHOLD, j_recall, temporal_consistency
 from refvps.scoring.readers import FORMAT_RLE, PredictionSource, open_predictions
 from refvps.scoring.results import (
     Coverage,
@@ -253,15 +253,24 @@ def evaluate(
     if on_start is not None:
         on_start(plan.n_masks)
     outcomes = _run(plan.tasks, min(n_workers, len(plan.tasks)), progress)
-    return _assemble(data, source, plan, outcomes, bootstrap=bootstrap, seed=seed, options={
-        "boundary": boundary,
-        "bound_th": bound_th,
-        "recall_threshold": RECALL_THRESHOLD,
-        "bootstrap": bootstrap,
-        "seed": seed,
-        "workers": n_workers,
-        "strict": strict,
-    }, method=method)
+    return _assemble(
+        data,
+        source,
+        plan,
+        outcomes,
+        bootstrap=bootstrap,
+        seed=seed,
+        options={
+            "boundary": boundary,
+            "bound_th": bound_th,
+            "recall_threshold": RECALL_THRESHOLD,
+            "bootstrap": bootstrap,
+            "seed": seed,
+            "workers": n_workers,
+            "strict": strict,
+        },
+        method=method,
+    )
 
 
 def _run(tasks: list[ClipTask], workers: int, progress: ProgressCallback | None) -> dict[str, ClipOutcome]:

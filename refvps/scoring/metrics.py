@@ -447,7 +447,9 @@ def boundary_f_frame(
     if void is not None:
         keep = cv2.compare(_as_bytes(void), 0, cv2.CMP_EQ)  # 255 outside void
     radius = bound_pixels(gt.shape, bound_th)
-    target = TargetBoundary(gt if keep is None else cv2.bitwise_and(cv2.compare(gt, 0, cv2.CMP_NE), keep), radius, binary=keep is not None)
+    target = TargetBoundary(
+        gt if keep is None else cv2.bitwise_and(cv2.compare(gt, 0, cv2.CMP_NE), keep), radius, binary=keep is not None
+    )
     return target.f(boundary_map(pred, keep=keep))
 
 

@@ -84,7 +84,9 @@ def decode_mask_png_raw(source: str | Path | bytes, shape: tuple[int, int], name
             with open(source, "rb") as handle:
                 data = handle.read()
         except FileNotFoundError:
-            raise PredictionError(f"predicted mask not found: {name}", hint="check the predictions folder", path=name) from None
+            raise PredictionError(
+                f"predicted mask not found: {name}", hint="check the predictions folder", path=name
+            ) from None
         except OSError as exc:
             raise _corrupt(name, exc) from None
     fast = decode_mask(data, shape)
@@ -418,7 +420,9 @@ def _scandir(folder: str | Path) -> list[os.DirEntry]:
         with os.scandir(folder) as entries:
             return sorted(entries, key=lambda e: e.name)
     except OSError as exc:
-        raise PredictionError(f"cannot list {folder}: {exc}", hint="check the folder's permissions", path=folder) from None
+        raise PredictionError(
+            f"cannot list {folder}: {exc}", hint="check the folder's permissions", path=folder
+        ) from None
 
 
 def _open_zip(path: Path) -> PredictionSource:
@@ -475,7 +479,9 @@ def _open_rle_json(path: Path) -> PredictionSource:
             path=path,
         ) from None
     except (UnicodeDecodeError, OSError) as exc:
-        raise PredictionError(f"predictions JSON cannot be read: {path}: {exc}", hint=_FORMATS_HINT, path=path) from None
+        raise PredictionError(
+            f"predictions JSON cannot be read: {path}: {exc}", hint=_FORMATS_HINT, path=path
+        ) from None
     if isinstance(data, dict):
         raise PredictionError(
             f"{path} holds a JSON object; COCO-RLE predictions are a JSON list of per-frame entries",
@@ -501,7 +507,9 @@ def _open_rle_json(path: Path) -> PredictionSource:
         if frame in frames:
             first = numbers[clip_id][exp_id][frame]
             raise _invalid_entry(
-                where, f"duplicate prediction for video {clip_id!r}, exp_id {exp_id!r}, frame {frame!r} (also entry {first})", path
+                where,
+                f"duplicate prediction for video {clip_id!r}, exp_id {exp_id!r}, frame {frame!r} (also entry {first})",
+                path,
             )
         frames[frame] = entry["segmentation"]
         numbers.setdefault(clip_id, {}).setdefault(exp_id, {})[frame] = number
@@ -521,4 +529,3 @@ def _frame_key(frame: Any) -> str:
 
 def _invalid_entry(where: str, why: str, path: Path) -> PredictionError:
     return PredictionError(f"invalid prediction at {where}: {why}", hint=_FORMATS_HINT, path=path)
-

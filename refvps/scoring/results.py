@@ -28,6 +28,7 @@ import numpy as np
 
 from refvps.fileio import atomic_write_json, atomic_write_text
 
+
 @dataclass
 class ExpressionResult:
     """Scores of one (clip, expression): J, F, TempCon, J-recall on the 0-100 scale."""
@@ -163,7 +164,17 @@ class Results:
 
 
 PER_EXPRESSION_COLUMNS = (
-    "video", "exp_id", "concept", "category", "J", "F", "TempCon", "J_recall", "n_frames", "n_missing", "expression",
+    "video",
+    "exp_id",
+    "concept",
+    "category",
+    "J",
+    "F",
+    "TempCon",
+    "J_recall",
+    "n_frames",
+    "n_missing",
+    "expression",
 )
 
 
@@ -219,7 +230,9 @@ def _mean_or_none(values: Sequence[float | None]) -> float | None:
     return _mean(values)  # type: ignore[arg-type]
 
 
-def _group(key, members: Sequence[ExpressionResult] | Sequence[GroupResult], *, n_clips: int, n_expressions: int, **extra) -> GroupResult:
+def _group(
+    key, members: Sequence[ExpressionResult] | Sequence[GroupResult], *, n_clips: int, n_expressions: int, **extra
+) -> GroupResult:
     """The mean scores of ``members`` (expressions of a clip, or clips of a group), and their counts."""
     return GroupResult(
         key=key,

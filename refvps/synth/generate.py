@@ -69,7 +69,9 @@ def parse_frames(text: str) -> int | tuple[int, int]:
     """``"24"`` -> 24; ``"60-400"`` -> (60, 400), a length drawn per clip from that range."""
     match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", str(text))
     if not match:
-        raise UsageError(f"frames {text!r} is not a number or a range", hint="write e.g. 24, or 60-400 for varied lengths")
+        raise UsageError(
+            f"frames {text!r} is not a number or a range", hint="write e.g. 24, or 60-400 for varied lengths"
+        )
     if match.group(2) is None:
         return check_frames(int(match.group(1)))
     return check_frames((int(match.group(1)), int(match.group(2))))
@@ -91,8 +93,10 @@ def check_frames(frames) -> int | tuple[int, int]:
     if len(values) not in (1, 2) or None in values:
         raise UsageError(f"frames {frames!r} is not an integer or a (low, high) pair", hint="e.g. 24 or (60, 400)")
     if any(not MIN_FRAMES <= v <= MAX_FRAMES for v in values):
-        raise UsageError(f"frames {frames!r}: a clip has {MIN_FRAMES} to {MAX_FRAMES} frames",
-                         hint="e.g. 24 (default), or 72-192 for Ref-VPS-like lengths")
+        raise UsageError(
+            f"frames {frames!r}: a clip has {MIN_FRAMES} to {MAX_FRAMES} frames",
+            hint="e.g. 24 (default), or 72-192 for Ref-VPS-like lengths",
+        )
     if len(values) == 2:
         if values[0] > values[1]:
             raise UsageError(f"frames range {values[0]}-{values[1]} is reversed", hint=f"write {values[1]}-{values[0]}")
@@ -113,8 +117,17 @@ def plan_benchmark(clips: int = 12, seed: int = 0, size=(256, 144), frames=24) -
     return [plan_clip(seed, index, size=size, frames=frames) for index in range(clips)]
 
 
-def generate_benchmark(out: str | Path, clips: int = 12, seed: int = 0, size=(256, 144), frames=24,
-                       progress: Progress | None = None, *, workers: int = 1, jpeg_quality: int = 95) -> Path:
+def generate_benchmark(
+    out: str | Path,
+    clips: int = 12,
+    seed: int = 0,
+    size=(256, 144),
+    frames=24,
+    progress: Progress | None = None,
+    *,
+    workers: int = 1,
+    jpeg_quality: int = 95,
+) -> Path:
     """Write the synthetic benchmark to ``out`` and return its path.
 
     ``size`` is (width, height); ``frames`` a length or a (low, high) range drawn per clip.
@@ -193,7 +206,9 @@ def _existing_entries(out: Path) -> tuple[dict, dict]:
 
 
 def _index(path: Path, key: str) -> dict:
-    return read_index(path, key, hint="generate into a new folder, or delete this one and run the same command again")[key]
+    return read_index(path, key, hint="generate into a new folder, or delete this one and run the same command again")[
+        key
+    ]
 
 
 def check_destination(out: Path, specs: list[ClipSpec]) -> None:

@@ -32,8 +32,15 @@ def smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
     return t * t * (3.0 - 2.0 * t)
 
 
-def value_noise(rng: np.random.Generator, shape: tuple[int, int], *, cells: float = 4.0, octaves: int = 4,
-                persistence: float = 0.5, stretch: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
+def value_noise(
+    rng: np.random.Generator,
+    shape: tuple[int, int],
+    *,
+    cells: float = 4.0,
+    octaves: int = 4,
+    persistence: float = 0.5,
+    stretch: tuple[float, float] = (1.0, 1.0),
+) -> np.ndarray:
     """Fractal value noise in [0, 1], float32, of ``shape`` (H, W).
 
     ``cells`` is the number of random cells across the longer side at the coarsest octave;
@@ -46,16 +53,17 @@ def value_noise(rng: np.random.Generator, shape: tuple[int, int], *, cells: floa
     total = 0.0
     amplitude = 1.0
     for octave in range(octaves):
-        density = cells * (2 ** octave)
+        density = cells * (2**octave)
         grid_h = max(2, int(round(density * height / longer / stretch[0]))) + 2
         grid_w = max(2, int(round(density * width / longer / stretch[1]))) + 2
         grid = rng.random((grid_h, grid_w), dtype=np.float32)
         # Upsample a grid one cell larger than needed and crop, so cell borders do not align with the image edge.
-        big = cv2.resize(grid, (width + width // (grid_w - 1), height + height // (grid_h - 1)),
-                         interpolation=cv2.INTER_CUBIC)
+        big = cv2.resize(
+            grid, (width + width // (grid_w - 1), height + height // (grid_h - 1)), interpolation=cv2.INTER_CUBIC
+        )
         oy = int(rng.integers(0, max(1, big.shape[0] - height + 1)))
         ox = int(rng.integers(0, max(1, big.shape[1] - width + 1)))
-        out += amplitude * big[oy:oy + height, ox:ox + width]
+        out += amplitude * big[oy : oy + height, ox : ox + width]
         total += amplitude
         amplitude *= persistence
     out /= total

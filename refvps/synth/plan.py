@@ -172,8 +172,9 @@ def write_expressions(rng, variant: Variant, side: str) -> tuple[Expression, ...
     return tuple(expressions)
 
 
-def plan_clip(seed: int, index: int, *, size: tuple[int, int] = (256, 144),
-              frames: int | tuple[int, int] = 24) -> ClipSpec:
+def plan_clip(
+    seed: int, index: int, *, size: tuple[int, int] = (256, 144), frames: int | tuple[int, int] = 24
+) -> ClipSpec:
     """The plan of clip ``index`` of the benchmark with ``seed`` (size = (width, height))."""
     width, height = int(size[0]), int(size[1])
     n_frames = frames_for(seed, index, frames)
@@ -184,7 +185,9 @@ def plan_clip(seed: int, index: int, *, size: tuple[int, int] = (256, 144),
     side = SIDES[int(rng.integers(2))]
     other_side = SIDES[1 - SIDES.index(side)]
     distractor_kind = _pick_distractor_kind(rng, target)
-    scene = plan_scene(rng, target.rgb, dark="light" in (kind, distractor_kind) and luminance(target.rgb) >= DARK_TARGET)
+    scene = plan_scene(
+        rng, target.rgb, dark="light" in (kind, distractor_kind) and luminance(target.rgb) >= DARK_TARGET
+    )
     distractor = _pick_distractor(rng, distractor_kind, target, scene.lightness)
     timing, start, end = _timing(rng, index, kind, n_frames)
     expressions = write_expressions(stream(seed, index, ROLE_TEXT), target, side)

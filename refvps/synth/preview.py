@@ -38,12 +38,13 @@ def strip(clip: RenderedClip, *, count: int = 5, gap: int = 2) -> Image.Image:
     sheet = np.full((caption + 2 * H + gap, len(picks) * (W + gap) - gap, 3), 255, np.uint8)
     for column, t in enumerate(picks):
         x = column * (W + gap)
-        sheet[caption:caption + H, x:x + W] = clip.frames[t]
-        sheet[caption + H + gap:caption + 2 * H + gap, x:x + W] = overlay(clip.frames[t], clip.labels[t])
+        sheet[caption : caption + H, x : x + W] = clip.frames[t]
+        sheet[caption + H + gap : caption + 2 * H + gap, x : x + W] = overlay(clip.frames[t], clip.labels[t])
     image = Image.fromarray(sheet)
     text = clip.spec.expressions[0].text
-    ImageDraw.Draw(image).text((2, 1), f"{clip.spec.clip_id}: \"{text}\"  (frames {', '.join(map(str, picks))})",
-                               fill=(0, 0, 0))
+    ImageDraw.Draw(image).text(
+        (2, 1), f'{clip.spec.clip_id}: "{text}"  (frames {", ".join(map(str, picks))})', fill=(0, 0, 0)
+    )
     return image
 
 
@@ -55,8 +56,9 @@ def first_clip_of_kind(kind: str, *, seed: int = 0, size=(256, 144), frames=24) 
     return plan_clip(seed, index, size=size, frames=frames)
 
 
-def write_preview(kind: str, path: str | Path, *, seed: int = 0, size=(256, 144), frames: int = 24,
-                  count: int = 5) -> Path:
+def write_preview(
+    kind: str, path: str | Path, *, seed: int = 0, size=(256, 144), frames: int = 24, count: int = 5
+) -> Path:
     """Render the first clip of ``kind`` and save its preview strip as a PNG."""
     clip = render_clip(first_clip_of_kind(kind, seed=seed, size=size, frames=frames))
     # 256 colours keep the strip small enough to commit (a few hundred kB otherwise, from sensor noise).
@@ -67,4 +69,3 @@ def write_preview(kind: str, path: str | Path, *, seed: int = 0, size=(256, 144)
 def write_previews(folder: str | Path, *, kinds=KINDS, **kwargs) -> list[Path]:
     """One ``<kind>.png`` per kind in ``folder``."""
     return [write_preview(kind, Path(folder) / f"{kind}.png", **kwargs) for kind in kinds]
-

@@ -205,8 +205,9 @@ class _ParticleField:
 
     def upsample(self, field: np.ndarray) -> np.ndarray:
         ch, cw = self.geom.canvas_shape
-        big = cv2.resize(field, (self.grid_shape[1] * self.cell, self.grid_shape[0] * self.cell),
-                         interpolation=cv2.INTER_LINEAR)
+        big = cv2.resize(
+            field, (self.grid_shape[1] * self.cell, self.grid_shape[0] * self.cell), interpolation=cv2.INTER_LINEAR
+        )
         return big[:ch, :cw]
 
 
@@ -217,7 +218,7 @@ def _scrolling_noise(rng, geom: Geometry, travel: float, **kwargs) -> np.ndarray
 
 def _window(noise: np.ndarray, rows: int, shift: float) -> np.ndarray:
     top = int(np.clip(round(shift), 0, noise.shape[0] - rows))
-    return noise[top:top + rows]
+    return noise[top : top + rows]
 
 
 class _Turbulence:
@@ -293,14 +294,14 @@ class Smoke(Process):
             canvas[y0:ch, x0:x1] = brick * 0.9
             for row in range(y0, ch, max(3, H // 40)):  # mortar lines
                 canvas[row, x0:x1] = brick * 1.35
-            canvas[max(0, y0 - 3):y0 + 1, x0 - 2:x1 + 2] = brick * 0.55  # cap
+            canvas[max(0, y0 - 3) : y0 + 1, x0 - 2 : x1 + 2] = brick * 0.55  # cap
         else:
             half = max(2, int(0.02 * W))
             height = max(4, int(0.06 * H))
             x0, x1 = int(self.sx - half), int(self.sx + half)
             y0 = int(self.sy)
-            canvas[y0:y0 + height, x0:x1] = np.array([0.18, 0.2, 0.18], np.float32)
-            canvas[y0:y0 + 2, x0:x1] = np.array([0.5, 0.5, 0.48], np.float32)
+            canvas[y0 : y0 + height, x0:x1] = np.array([0.18, 0.2, 0.18], np.float32)
+            canvas[y0 : y0 + 2, x0:x1] = np.array([0.5, 0.5, 0.48], np.float32)
 
     def density(self, t: float) -> np.ndarray:
         age = t - self.birth
@@ -309,15 +310,25 @@ class Smoke(Process):
             return np.zeros(self.geom.canvas_shape, np.float32)
         a = age[alive]
         f = a / self.life
-        x = (self.sx + self.offset[alive] + self.wind * a * (0.3 + 1.2 * f)
-             + self.sway[alive] * np.sin(2 * np.pi * a / self.sway_period[alive] + self.sway_phase[alive]) * f)
+        x = (
+            self.sx
+            + self.offset[alive]
+            + self.wind * a * (0.3 + 1.2 * f)
+            + self.sway[alive] * np.sin(2 * np.pi * a / self.sway_period[alive] + self.sway_phase[alive]) * f
+        )
         y = self.sy - self.rise * a * (1.0 - 0.25 * f)
-        radius = self.r0[alive] + (self.r1[alive] - self.r0[alive]) * f ** 0.7
+        radius = self.r0[alive] + (self.r1[alive] - self.r0[alive]) * f**0.7
         # Thinning: the puff's peak falls as it grows and ages.
-        weight = (self.strength[alive] * (1.0 - f) ** 1.3 * (self.r0[alive] / radius) ** 0.8
-                  * np.minimum(1.0, (a + 0.5) / 2.0) * 1.1)
-        coarse = self.field.coarse(x.astype(np.float32), y.astype(np.float32), radius.astype(np.float32),
-                                   weight.astype(np.float32))
+        weight = (
+            self.strength[alive]
+            * (1.0 - f) ** 1.3
+            * (self.r0[alive] / radius) ** 0.8
+            * np.minimum(1.0, (a + 0.5) / 2.0)
+            * 1.1
+        )
+        coarse = self.field.coarse(
+            x.astype(np.float32), y.astype(np.float32), radius.astype(np.float32), weight.astype(np.float32)
+        )
         dens = self.field.upsample(coarse)
         shift = 0.8 * self.rise * t
         # Curling grows with height above the source: smooth at the chimney, ragged higher up.
@@ -378,7 +389,9 @@ class Fire(Process):
         self.noise = _scrolling_noise(r, geom, 2.0 * self.rise * T, cells=22, octaves=3, stretch=(3.0, 1.0))
         self.turbulence = _Turbulence(r, geom, 2.0 * self.rise * T, 0.04 * H, cells=20, octaves=2, stretch=(2.0, 1.0))
         self.hot = np.clip(self.colour * 0.4 + 0.6 * np.array([1.0, 0.96, 0.8], np.float32), 0, 1)
-        self.cool = self.colour * np.array([0.85, 0.45, 0.4], np.float32) if spec.colour == "orange" else self.colour * 0.7
+        self.cool = (
+            self.colour * np.array([0.85, 0.45, 0.4], np.float32) if spec.colour == "orange" else self.colour * 0.7
+        )
 
     def draw_scenery(self, canvas):
         H = self.geom.height
@@ -386,11 +399,17 @@ class Fire(Process):
             length, thick = 2.4 * self.half, max(3, int(0.03 * H))
             for angle in (-0.35, 0.35, 0.0):
                 dx, dy = 0.5 * length * math.cos(angle), 0.5 * length * math.sin(angle)
-                cv2.line(canvas, (int(self.cx - dx), int(self.by + 2 - dy)), (int(self.cx + dx), int(self.by + 2 + dy)),
-                         (0.28, 0.17, 0.09), thick, cv2.LINE_AA)
+                cv2.line(
+                    canvas,
+                    (int(self.cx - dx), int(self.by + 2 - dy)),
+                    (int(self.cx + dx), int(self.by + 2 + dy)),
+                    (0.28, 0.17, 0.09),
+                    thick,
+                    cv2.LINE_AA,
+                )
         else:
             x0, x1 = int(self.cx - 1.1 * self.half), int(self.cx + 1.1 * self.half)
-            canvas[int(self.by):int(self.by + max(3, 0.04 * H)), x0:x1] = (0.32, 0.33, 0.35)
+            canvas[int(self.by) : int(self.by + max(3, 0.04 * H)), x0:x1] = (0.32, 0.33, 0.35)
 
     def draw(self, canvas, t):
         if t < self.start or t >= self.end:
@@ -401,23 +420,31 @@ class Fire(Process):
             return self._empty()
         a = age[alive]
         f = a / self.life
-        x = self.cx + self.offset[alive] * (1.0 - 0.6 * f) + self.sway[alive] * np.sin(6.0 * f + self.sway_phase[alive] + 0.7 * t)
+        x = (
+            self.cx
+            + self.offset[alive] * (1.0 - 0.6 * f)
+            + self.sway[alive] * np.sin(6.0 * f + self.sway_phase[alive] + 0.7 * t)
+        )
         y = self.by - self.rise * a
         radius = self.r0[alive] * (1.0 - 0.7 * f) + 1.0
         weight = self.strength[alive] * (1.0 - f) ** 0.7 * 0.65 * self.flicker[t]
         if self.end < self.geom.frames:  # dying down before it goes out
             weight = weight * (1.0 - float(smoothstep(self.end - 0.5 * self.life, self.end - 0.5, t)))
-        coarse = self.field.coarse(x.astype(np.float32), y.astype(np.float32), radius.astype(np.float32),
-                                   weight.astype(np.float32))
+        coarse = self.field.coarse(
+            x.astype(np.float32), y.astype(np.float32), radius.astype(np.float32), weight.astype(np.float32)
+        )
         dens = self.field.upsample(coarse)
         shift = 2.0 * self.rise * t
         height = np.clip((self.by - self.geom.ys) / (0.3 * self.geom.height), 0.1, 1.0)
         dens = self.turbulence.warp(dens, shift, height)
         tongues = _window(self.noise, dens.shape[0], shift)
-        dens = dens * (0.15 + 1.7 * tongues ** 1.3 * (0.5 + height)) * self.lane.weights
+        dens = dens * (0.15 + 1.7 * tongues**1.3 * (0.5 + height)) * self.lane.weights
         d = np.clip(dens, 0.0, 1.5)[..., None]
-        colour = np.where(d > 0.7, self.colour + (self.hot - self.colour) * np.clip((d - 0.7) / 0.6, 0, 1),
-                          self.cool + (self.colour - self.cool) * np.clip(d / 0.7, 0, 1))
+        colour = np.where(
+            d > 0.7,
+            self.colour + (self.hot - self.colour) * np.clip((d - 0.7) / 0.6, 0, 1),
+            self.cool + (self.colour - self.cool) * np.clip(d / 0.7, 0, 1),
+        )
         over(canvas, 0.95 * (1.0 - np.exp(-3.0 * dens)), colour)
         # The glow is smooth: blur the coarse field (cheap) rather than the full-size one.
         glow = self.field.upsample(cv2.GaussianBlur(coarse, (0, 0), 0.04 * self.geom.height / self.field.cell))
@@ -450,15 +477,16 @@ class Ripples(Process):
         times = [first]
         while times[-1] + gap < last_drop:
             times.append(times[-1] + gap)
-        self.drops = [(tt, self.cx + self.ax * r.uniform(-0.3, 0.3), self.cy + self.ay * r.uniform(-0.25, 0.25))
-                      for tt in times]
+        self.drops = [
+            (tt, self.cx + self.ax * r.uniform(-0.3, 0.3), self.cy + self.ay * r.uniform(-0.25, 0.25)) for tt in times
+        ]
         self.wavelength = max(5.0, 0.035 * W)
         # Computed in the pond's bounding box only.
         pad = 3
         self.y0, self.y1 = int(max(0, self.cy - self.ay - pad)), int(min(geom.canvas_shape[0], self.cy + self.ay + pad))
         self.x0, self.x1 = int(max(0, self.cx - self.ax - pad)), int(min(geom.canvas_shape[1], self.cx + self.ax + pad))
-        yy = geom.ys[self.y0:self.y1]
-        xx = geom.xs[:, self.x0:self.x1]
+        yy = geom.ys[self.y0 : self.y1]
+        xx = geom.xs[:, self.x0 : self.x1]
         self.yy, self.xx = yy, xx
         rho = np.sqrt(((xx - self.cx) / self.ax) ** 2 + ((yy - self.cy) / self.ay) ** 2)
         self.pond = (1.0 - smoothstep(1.0 - 2.0 / self.ay, 1.0, rho)).astype(np.float32)
@@ -467,7 +495,7 @@ class Ripples(Process):
         self.squash = self.ax / self.ay
 
     def draw_scenery(self, canvas):
-        sub = canvas[self.y0:self.y1, self.x0:self.x1]
+        sub = canvas[self.y0 : self.y1, self.x0 : self.x1]
         shore = np.clip((self.pond_rho - 0.92) / 0.16, 0, 1) * (self.pond_rho < 1.12)
         over(sub, (shore * 0.6).astype(np.float32), np.array([0.35, 0.3, 0.22], np.float32))
         depth = np.clip(1.0 - self.pond_rho, 0, 1)[..., None]
@@ -500,16 +528,16 @@ class Ripples(Process):
             env = (amp * front * inner).astype(np.float32)
             envelope = np.maximum(envelope, env)
             height += env * np.sin(2 * np.pi * (rho - radius) / self.wavelength)
-        envelope *= self.pond * self.lane.weights[:, self.x0:self.x1]
+        envelope *= self.pond * self.lane.weights[:, self.x0 : self.x1]
         height *= self.pond
         slope = np.gradient(height, axis=0) * (self.wavelength / (2 * np.pi))
-        sub = canvas[self.y0:self.y1, self.x0:self.x1]
+        sub = canvas[self.y0 : self.y1, self.x0 : self.x1]
         sub *= (1.0 + 0.9 * slope + 0.18 * envelope)[..., None]
         glint = np.clip(slope - 0.35, 0, 1) * 1.4
         over(sub, glint.astype(np.float32), np.array([0.95, 0.97, 1.0], np.float32))
         np.clip(sub, 0, 1, out=sub)
         presence = np.zeros(self.geom.canvas_shape, np.float32)
-        presence[self.y0:self.y1, self.x0:self.x1] = np.clip(2.0 * envelope, 0, 1)
+        presence[self.y0 : self.y1, self.x0 : self.x1] = np.clip(2.0 * envelope, 0, 1)
         return presence, np.ones(presence.shape, bool)
 
 
@@ -571,8 +599,7 @@ class Melting(Process):
         profile = np.power(np.clip(1.0 - np.power(np.minimum(u, 1.0), p), 0.0, 1.0), 1.0 / p)
         sag = 1.0 + 0.18 * s * self.sag[None, x0:x1]
         y_top = self.yb - hh * profile * sag
-        body = (np.clip(ys - y_top + 0.5, 0, 1) * np.clip(self.yb - ys + 0.5, 0, 1)
-                * np.clip(inside * hw + 0.5, 0, 1))
+        body = np.clip(ys - y_top + 0.5, 0, 1) * np.clip(self.yb - ys + 0.5, 0, 1) * np.clip(inside * hw + 0.5, 0, 1)
         grow = float(smoothstep(0.0, 0.12, s))
         rx = hw * (1.05 + 1.6 * s) * grow + 1e-3
         ry = max(1.0, 0.045 * H * (0.4 + s)) * grow + 1e-3
@@ -656,8 +683,9 @@ class Shatter(Process):
         self.impact = np.array([self.px0 + self.pw * r.uniform(0.3, 0.7), self.py0 + self.ph * r.uniform(0.3, 0.7)])
         n = int(r.integers(14, 22))
         near = self.impact + r.normal(0, 0.15 * self.pw, (n // 2, 2))
-        far = np.column_stack([r.uniform(self.px0, self.px0 + self.pw, n - n // 2),
-                               r.uniform(self.py0, self.py0 + self.ph, n - n // 2)])
+        far = np.column_stack(
+            [r.uniform(self.px0, self.px0 + self.pw, n - n // 2), r.uniform(self.py0, self.py0 + self.ph, n - n // 2)]
+        )
         seeds = np.vstack([near, far])
         seeds[:, 0] = np.clip(seeds[:, 0], self.px0 + 1, self.px0 + self.pw - 1)
         seeds[:, 1] = np.clip(seeds[:, 1], self.py0 + 1, self.py0 + self.ph - 1)
@@ -719,8 +747,12 @@ class Shatter(Process):
         lane_w = self.lane.weights
         if t < self.impact_t:
             xs, ys = self.geom.xs, self.geom.ys
-            cover = (np.clip(xs - self.px0 + 0.5, 0, 1) * np.clip(self.px0 + self.pw - xs + 0.5, 0, 1)
-                     * np.clip(ys - self.py0 + 0.5, 0, 1) * np.clip(self.py0 + self.ph - ys + 0.5, 0, 1))
+            cover = (
+                np.clip(xs - self.px0 + 0.5, 0, 1)
+                * np.clip(self.px0 + self.pw - xs + 0.5, 0, 1)
+                * np.clip(ys - self.py0 + 0.5, 0, 1)
+                * np.clip(self.py0 + self.ph - ys + 0.5, 0, 1)
+            )
             cover = (cover * lane_w).astype(np.float32)
             self._glass(canvas, cover, np.ones(shape, np.float32))
             growth = (t - (self.impact_t - self.lead)) / self.lead
@@ -729,8 +761,14 @@ class Shatter(Process):
                 for angle in self.cracks:
                     direction = np.array([math.cos(angle), math.sin(angle)])
                     end = self.impact + min(reach, self._exit(direction) - 1.0) * direction
-                    cv2.line(canvas, tuple(int(v) for v in self.impact), tuple(int(v) for v in end),
-                             (0.95, 0.95, 0.95), 1, cv2.LINE_AA)
+                    cv2.line(
+                        canvas,
+                        tuple(int(v) for v in self.impact),
+                        tuple(int(v) for v in end),
+                        (0.95, 0.95, 0.95),
+                        1,
+                        cv2.LINE_AA,
+                    )
             return cover, None
         scale = 8  # fixed-point bits for sub-pixel polygon corners
         cover = np.zeros(shape, np.float32)
@@ -791,12 +829,12 @@ class Light(Process):
         self.period = r.uniform(0.6, 1.1) * geom.time_scale
         self.phase = r.uniform(0, 2 * np.pi)
         on = np.zeros(T + 1, bool)
-        on[self.start:self.end] = True
+        on[self.start : self.end] = True
         t = self.start + 2
         while t < self.end:  # random flicker-offs of 1-3 frames
             if r.random() < 0.09:
                 length_off = int(r.integers(1, 4))
-                on[t:t + length_off] = False
+                on[t : t + length_off] = False
                 t += length_off + 2
             t += 1
         self.on = on
@@ -805,7 +843,9 @@ class Light(Process):
         ys, xs = geom.ys, geom.xs
         self.angle = np.arctan2(xs - self.ax, np.maximum(ys - self.ay, 1e-3)).astype(np.float32)
         self.below = (ys > self.ay).astype(np.float32) * (1.0 - smoothstep(self.floor - 1.0, self.floor + 1.0, ys))
-        self.bulb = (1.0 - smoothstep(0.6, 1.0, np.hypot(xs - self.ax, ys - self.ay) / max(2.0, 0.025 * H))).astype(np.float32)
+        self.bulb = (1.0 - smoothstep(0.6, 1.0, np.hypot(xs - self.ax, ys - self.ay) / max(2.0, 0.025 * H))).astype(
+            np.float32
+        )
 
     def heading(self, t: float) -> float:
         return self.sweep * math.sin(2 * np.pi * t / self.period + self.phase)
@@ -813,8 +853,15 @@ class Light(Process):
     def draw_scenery(self, canvas):
         H = self.geom.height
         w, h = max(3, int(0.03 * H)), max(3, int(0.04 * H))
-        pts = np.array([[self.ax - w, self.ay - h], [self.ax + w, self.ay - h], [self.ax + 1.4 * w, self.ay + 1],
-                        [self.ax - 1.4 * w, self.ay + 1]], np.int32)
+        pts = np.array(
+            [
+                [self.ax - w, self.ay - h],
+                [self.ax + w, self.ay - h],
+                [self.ax + 1.4 * w, self.ay + 1],
+                [self.ax - 1.4 * w, self.ay + 1],
+            ],
+            np.int32,
+        )
         cv2.fillPoly(canvas, [pts], (0.12, 0.12, 0.13), cv2.LINE_AA)
         cv2.line(canvas, (int(self.ax), 0), (int(self.ax), int(self.ay - h)), (0.1, 0.1, 0.1), 1, cv2.LINE_AA)
 
@@ -869,8 +916,9 @@ class Wave(Process):
         self.foam_noise = value_noise(r, geom.canvas_shape, cells=16, octaves=3)
         n = 160
         self.spray_along = r.uniform(-0.5, 1.0, n)  # where on the lip a droplet leaves
-        self.spray_vel = np.column_stack([r.uniform(-0.1, 0.5, n) * lane.width * lane.outward,
-                                          -r.uniform(0.2, 1.0, n) * H])
+        self.spray_vel = np.column_stack(
+            [r.uniform(-0.1, 0.5, n) * lane.width * lane.outward, -r.uniform(0.2, 1.0, n) * H]
+        )
         self.spray_delay = r.uniform(0.0, 0.15, n)
         self.spray_r = r.uniform(0.006, 0.014, n) * H
         self.field = _ParticleField(geom, cell=max(1, int(round(geom.canvas_shape[1] / 256))))
@@ -908,7 +956,7 @@ class Wave(Process):
         drop = (0.15 + 0.85 * k) * (level - top)
         s = np.linspace(0.0, 1.0, 16)
         x = xc + out * reach * s
-        y = top - 0.06 * H * (1.0 - k) * np.sin(np.pi * s) + drop * s ** 2
+        y = top - 0.06 * H * (1.0 - k) * np.sin(np.pi * s) + drop * s**2
         thick = 0.07 * H * (1.0 - 0.5 * k) * (1.0 - 0.75 * s) + 1.0
         upper = np.column_stack([x, y - 0.5 * thick])
         lower = np.column_stack([x, y + 0.5 * thick])[::-1]
@@ -969,14 +1017,13 @@ class Wave(Process):
         y = top + self.spray_vel[alive, 1] * a + 0.5 * 8.0 * self.geom.height * a * a
         weight = 1.4 * (1.0 - a / self.SPRAY_LIFE)
         radius = self.spray_r[alive] * (1.0 + 1.5 * a / self.SPRAY_LIFE)
-        coarse = self.field.coarse(x.astype(np.float32), y.astype(np.float32), radius.astype(np.float32),
-                                   weight.astype(np.float32))
+        coarse = self.field.coarse(
+            x.astype(np.float32), y.astype(np.float32), radius.astype(np.float32), weight.astype(np.float32)
+        )
         return self.field.upsample(coarse)
 
 
-PROCESSES: dict[str, type[Process]] = {
-    cls.kind: cls for cls in (Smoke, Ripples, Melting, Shatter, Light, Wave, Fire)
-}
+PROCESSES: dict[str, type[Process]] = {cls.kind: cls for cls in (Smoke, Ripples, Melting, Shatter, Light, Wave, Fire)}
 
 
 def build_process(spec: ProcessSpec, geom: Geometry) -> Process:

@@ -86,7 +86,9 @@ class ClipRenderer:
         view = self.camera.view
         image = view(canvas, t)
         # Luminance sensor noise (one value per pixel, a third of the cost of colour noise).
-        noise = stream(self.spec.seed, self.spec.index, ROLE_SENSOR, t).standard_normal(image.shape[:2], dtype=np.float32)
+        noise = stream(self.spec.seed, self.spec.index, ROLE_SENSOR, t).standard_normal(
+            image.shape[:2], dtype=np.float32
+        )
         image += (SENSOR_NOISE * noise)[..., None]
         image = np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
         presence_v = np.clip(view(presence, t), 0, 1)
@@ -114,5 +116,3 @@ def render_clip(spec: ClipSpec, *, include_target: bool = True, include_distract
         soft=np.stack([r.soft for r in renders]),
         distractor_presence=np.stack([r.distractor_presence for r in renders]),
     )
-
-

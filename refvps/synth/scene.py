@@ -81,7 +81,7 @@ def render_background(scene: SceneSpec, geom: Geometry, rng: np.random.Generator
         ground = bottom * (0.8 + 0.25 * coarse + 0.2 * fine)[..., None]
         # Planks: bands that get taller towards the camera.
         depth = np.clip((ys - horizon) / max(ch - horizon, 1), 0, 1)
-        seams = np.abs(np.sin(np.pi * (depth ** 0.6) * 9.0))
+        seams = np.abs(np.sin(np.pi * (depth**0.6) * 9.0))
         ground = ground * (0.8 + 0.2 * np.clip(seams * 4.0, 0, 1))[..., None]
     edge = noise_1d(rng, cw, cells=8) * 0.015 * H
     line = horizon + edge[None, :]
@@ -100,14 +100,44 @@ def _clutter(canvas, rng, geom: Geometry, horizon: int, scene: SceneSpec) -> Non
             w, h = W * rng.uniform(0.04, 0.12), H * rng.uniform(0.08, 0.25)
             x = m + W * rng.uniform(0, 1) - w / 2
             y = horizon - h * rng.uniform(0.6, 1.0)
-            cv2.rectangle(canvas, (int(x), int(y)), (int(x + w), int(y + h)), tuple(float(c) for c in colour), -1, cv2.LINE_AA)
-            cv2.rectangle(canvas, (int(x), int(y)), (int(x + w), int(y + h)), tuple(float(c) * 0.7 for c in colour), 1, cv2.LINE_AA)
+            cv2.rectangle(
+                canvas, (int(x), int(y)), (int(x + w), int(y + h)), tuple(float(c) for c in colour), -1, cv2.LINE_AA
+            )
+            cv2.rectangle(
+                canvas,
+                (int(x), int(y)),
+                (int(x + w), int(y + h)),
+                tuple(float(c) * 0.7 for c in colour),
+                1,
+                cv2.LINE_AA,
+            )
         else:
             rx, ry = W * rng.uniform(0.02, 0.06), H * rng.uniform(0.02, 0.05)
             cx, cy = m + W * rng.uniform(0, 1), horizon + (m + H - horizon) * rng.uniform(0.2, 0.95)
-            cv2.ellipse(canvas, (int(cx), int(cy + ry * 0.6)), (int(rx * 1.1), max(1, int(ry * 0.4))), 0, 0, 360,
-                        tuple(float(c) for c in canvas[min(int(cy), canvas.shape[0] - 1), min(int(cx), canvas.shape[1] - 1)] * 0.6), -1, cv2.LINE_AA)
-            cv2.ellipse(canvas, (int(cx), int(cy)), (int(rx), int(ry)), 0, 0, 360, tuple(float(c) for c in colour), -1, cv2.LINE_AA)
+            cv2.ellipse(
+                canvas,
+                (int(cx), int(cy + ry * 0.6)),
+                (int(rx * 1.1), max(1, int(ry * 0.4))),
+                0,
+                0,
+                360,
+                tuple(
+                    float(c) for c in canvas[min(int(cy), canvas.shape[0] - 1), min(int(cx), canvas.shape[1] - 1)] * 0.6
+                ),
+                -1,
+                cv2.LINE_AA,
+            )
+            cv2.ellipse(
+                canvas,
+                (int(cx), int(cy)),
+                (int(rx), int(ry)),
+                0,
+                0,
+                360,
+                tuple(float(c) for c in colour),
+                -1,
+                cv2.LINE_AA,
+            )
 
 
 class Camera:
@@ -130,7 +160,9 @@ class Camera:
             ramp = (t / max(T - 1, 1) - 0.5) * drift
             shifts[:, axis] = np.clip(amp * 0.6 * wave + ramp, -reach, reach)
         self.shifts = shifts
-        self.roll = np.radians(rng.uniform(0.1, 0.45)) * np.sin(2 * np.pi * t / rng.uniform(20, 60) + rng.uniform(0, 6.3))
+        self.roll = np.radians(rng.uniform(0.1, 0.45)) * np.sin(
+            2 * np.pi * t / rng.uniform(20, 60) + rng.uniform(0, 6.3)
+        )
         self.zoom = 1.0 + rng.uniform(0.0, 0.008) * np.sin(2 * np.pi * t / rng.uniform(30, 90) + rng.uniform(0, 6.3))
 
     def matrix(self, t: int) -> np.ndarray:
@@ -144,5 +176,10 @@ class Camera:
 
     def view(self, image: np.ndarray, t: int, *, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
         """The visible frame ``t`` of a canvas-sized image (colour or a single map)."""
-        return cv2.warpAffine(image, self.matrix(t), (self.geom.width, self.geom.height),
-                              flags=interpolation | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+        return cv2.warpAffine(
+            image,
+            self.matrix(t),
+            (self.geom.width, self.geom.height),
+            flags=interpolation | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        )

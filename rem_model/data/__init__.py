@@ -22,9 +22,7 @@ import numpy as np
 from torch.utils.data import Dataset as TorchDataset
 
 from refvps.errors import ConfigError
-
 from rem_model.config import reject_unknown_keys
-
 from rem_model.data.images import AffineRange, ImageExpressionDataset, RefCOCODataset, pseudo_video
 from rem_model.data.transforms import ASPECTS, Geometry
 from rem_model.data.video import (
@@ -115,12 +113,22 @@ def build_source(
             hint="e.g. {kind: refcoco, root: data/refcoco, images: data/coco/train2014}",
         )
     return RefCOCODataset(
-        source.root, source.images, split_by=source.split_by, split=source.split, pseudo_video=source.pseudo_video, **common
+        source.root,
+        source.images,
+        split_by=source.split_by,
+        split=source.split,
+        pseudo_video=source.pseudo_video,
+        **common,
     )
 
 
 def build_training_dataset(
-    sources: Sequence[DataSource], *, resolution: tuple[int, int], num_frames: int, aspect: str = "squash", seed: int = 0
+    sources: Sequence[DataSource],
+    *,
+    resolution: tuple[int, int],
+    num_frames: int,
+    aspect: str = "squash",
+    seed: int = 0,
 ) -> MixedDataset:
     """All sources of a run mixed by their weights."""
     if not sources:

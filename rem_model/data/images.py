@@ -23,7 +23,6 @@ from torch.utils.data import Dataset as TorchDataset
 from refvps.dataset.format import read_rgb
 from refvps.errors import DatasetError
 from refvps.fileio import read_json
-
 from rem_model.data.transforms import Aspect, Geometry, frames_tensor, masks_tensor
 
 
@@ -90,7 +89,9 @@ def pseudo_video(
     for matrix in affine_trajectory((h, w), num_frames, rng, limits):
         # A constant border, as ReferFormer's augmenter: a reflected border would show a second,
         # unlabelled copy of a target near the edge.
-        frames.append(cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0))
+        frames.append(
+            cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        )
         masks.append(cv2.warpAffine(mask.astype(np.float32), matrix, (w, h), flags=cv2.INTER_LINEAR, borderValue=0.0))
     return frames, masks
 
@@ -170,7 +171,9 @@ class RefCOCODataset(ImageExpressionDataset):
             with open(refs_path, "rb") as handle:
                 refs = pickle.load(handle)  # the refer format is a pickle (as the refer API reads it)
         except (pickle.UnpicklingError, EOFError, UnicodeDecodeError) as exc:
-            raise DatasetError(f"cannot read {refs_path}: {exc}", hint="download the refer annotations again", path=refs_path) from None
+            raise DatasetError(
+                f"cannot read {refs_path}: {exc}", hint="download the refer annotations again", path=refs_path
+            ) from None
         instances = read_json(instances_path, what="COCO instances.json")
         self.images = {img["id"]: img for img in instances["images"]}
         self.annotations = {ann["id"]: ann for ann in instances["annotations"]}
@@ -184,7 +187,9 @@ class RefCOCODataset(ImageExpressionDataset):
                 if text.strip():
                     self.items.append(ImageItem(self.images_dir / image["file_name"], text.strip(), ref["ann_id"]))
         if not self.items:
-            raise DatasetError(f"no '{split}' references in {refs_path}", hint="check split and split_by of the source", path=refs_path)
+            raise DatasetError(
+                f"no '{split}' references in {refs_path}", hint="check split and split_by of the source", path=refs_path
+            )
 
     def __len__(self) -> int:
         return len(self.items)

@@ -22,7 +22,6 @@ from refvps.dataset.format import read_rgb
 from refvps.dataset.palette import IGNORE_INDEX, read_label_png
 from refvps.errors import DatasetError
 from refvps.fileio import read_json
-
 from rem_model.data.transforms import Aspect, Geometry, frames_tensor, masks_tensor
 
 
@@ -92,7 +91,9 @@ class VideoExpressionDataset(TorchDataset):
         rng = np.random.default_rng([self.seed, self.epoch, index])
         annotated = [i for i, label in enumerate(item.labels) if label is not None]
         if not annotated:
-            raise DatasetError(f"clip {item.clip_id} has no annotated frame", hint="training needs masks", path=item.frames[0].parent)
+            raise DatasetError(
+                f"clip {item.clip_id} has no annotated frame", hint="training needs masks", path=item.frames[0].parent
+            )
         positions = sample_window(len(annotated), self.num_frames, rng, self.max_stride)
         chosen = [annotated[p] for p in positions]
         frames = [read_rgb(item.frames[i]) for i in chosen]
@@ -127,7 +128,9 @@ class RefVPSVideoDataset(VideoExpressionDataset):
         wanted = set(clips) if clips is not None else None
         unknown = sorted(wanted - set(dataset.clip_ids)) if wanted is not None else []
         if unknown:
-            raise DatasetError(f"clips not in {root}: {', '.join(unknown[:5])}", hint="list them with: refvps stats ROOT", path=root)
+            raise DatasetError(
+                f"clips not in {root}: {', '.join(unknown[:5])}", hint="list them with: refvps stats ROOT", path=root
+            )
         items, unlabelled = [], []
         for clip in dataset:
             if wanted is not None and clip.id not in wanted:
@@ -157,7 +160,9 @@ class RefVPSVideoDataset(VideoExpressionDataset):
                     hint="train on a dataset with masks, e.g. one written by 'refvps synth OUT', or add its Annotations/",
                     path=root,
                 )
-            raise DatasetError(f"no (clip, expression) pairs in {root}", hint="check the dataset with: refvps validate ROOT", path=root)
+            raise DatasetError(
+                f"no (clip, expression) pairs in {root}", hint="check the dataset with: refvps validate ROOT", path=root
+            )
         self.unlabelled_clips = unlabelled
         super().__init__(items, **kwargs)
 

@@ -96,7 +96,11 @@ def overlay_layers(png: bytes) -> tuple[np.ndarray, np.ndarray]:
 
 def files_snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
     """Bytes and modification times of every file below ``folder``."""
-    return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 class OracleSegmenter(Segmenter):

@@ -1,6 +1,6 @@
 """Make docs/annotate.png: the page after labelling a synthetic smoke clip (needs Chromium + Playwright).
 
-    python -m tests.annotate.screenshot docs/annotate.png
+python -m tests.annotate.screenshot docs/annotate.png
 """
 
 from __future__ import annotations
@@ -50,16 +50,22 @@ def main(out: Path) -> None:
             click_image(page, xs[far], ys[far])
             click_image(page, 200, 120, button="right")
             page.click("#propagate-both")
-            page.wait_for_function("window.__refvps.state().job && window.__refvps.state().job.state === 'done'",
-                                   timeout=120000)
+            page.wait_for_function(
+                "window.__refvps.state().job && window.__refvps.state().job.state === 'done'", timeout=120000
+            )
             page.keyboard.press("b")
             page.keyboard.press("i")
             page.fill("#radius", "4")
             page.dispatch_event("#radius", "input")
             drag_image(page, [(float(x), float(y)) for y, x in fringe])
-            for field, text in [("#annotator-0", "ann1"), ("#annotator-1", "ann2"),
-                                ("#exp-0", "the orange smoke on the left"), ("#exp-1", "smoke billowing from the bomb"),
-                                ("#exp-2", "the coloured smoke cloud"), ("#exp-3", "orange smoke spreading upwards")]:
+            for field, text in [
+                ("#annotator-0", "ann1"),
+                ("#annotator-1", "ann2"),
+                ("#exp-0", "the orange smoke on the left"),
+                ("#exp-1", "smoke billowing from the bomb"),
+                ("#exp-2", "the coloured smoke cloud"),
+                ("#exp-3", "orange smoke spreading upwards"),
+            ]:
                 page.fill(field, text)
             page.click("#save")
             page.wait_for_function("document.getElementById('validation-summary') !== null")

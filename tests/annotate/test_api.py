@@ -17,8 +17,8 @@ from refvps.dataset import DatasetWriter
 from refvps.dataset.palette import read_label_png
 from tests.annotate.conftest import (
     EXPRESSIONS,
-    T,
     OracleSegmenter,
+    T,
     blob_center,
     blob_clip,
     distance_to_polyline,
@@ -98,7 +98,11 @@ def test_token_in_header_url_or_cookie(server):
     assert "token" in client.get("/").text
     assert client.get("/?token=wrong").status_code == 403
     page = client.get(f"/?token={TOKEN}")
-    assert page.status_code == 200 and TOKEN in page.text and "script-src 'self'" in page.headers["content-security-policy"]
+    assert (
+        page.status_code == 200
+        and TOKEN in page.text
+        and "script-src 'self'" in page.headers["content-security-policy"]
+    )
     assert client.cookies.get("refvps_token") == TOKEN
     for path in ("/static/app.js", "/static/app.css"):  # the page's own files come with its cookie
         assert client.get(path).status_code == 200
@@ -109,12 +113,15 @@ def test_token_in_header_url_or_cookie(server):
     assert fresh.get("/api/info").status_code == 403
     assert fresh.get("/api/info", headers=headers(token="nope")).json()["code"] == "token"
     assert fresh.get("/api/info", headers=headers()).status_code == 200
-    assert fresh.get(f"/api/info?token={TOKEN}").status_code == 200   # GET with the URL token
+    assert fresh.get(f"/api/info?token={TOKEN}").status_code == 200  # GET with the URL token
     fresh.cookies.set("refvps_token", TOKEN)
-    assert fresh.get("/api/clips").status_code == 200                   # GET with the cookie (images)
+    assert fresh.get("/api/clips").status_code == 200  # GET with the cookie (images)
     # A change needs the token in a header: a cookie alone (what a foreign page could ride on) is refused.
     assert fresh.post("/api/clips/clip_a/open", headers={"X-Refvps-Client": "tab-9"}, json={}).status_code == 403
-    assert fresh.post(f"/api/clips/clip_a/open?token={TOKEN}", headers={"X-Refvps-Client": "tab-9"}, json={}).status_code == 403
+    assert (
+        fresh.post(f"/api/clips/clip_a/open?token={TOKEN}", headers={"X-Refvps-Client": "tab-9"}, json={}).status_code
+        == 403
+    )
 
 
 def test_foreign_host_header_is_refused(server):
@@ -150,8 +157,9 @@ def test_every_editing_endpoint(server):
     frame = client.get(f"/api/clips/clip_a/frames/{name}.jpg", headers=h)
     assert frame.status_code == 200 and frame.headers["content-type"] == "image/jpeg"
 
-    state = client.post("/api/clips/clip_a/points", headers=h,
-                        json={"frame": name, "points": [list(blob_center(mid))], "labels": [1]}).json()
+    state = client.post(
+        "/api/clips/clip_a/points", headers=h, json={"frame": name, "points": [list(blob_center(mid))], "labels": [1]}
+    ).json()
     assert state["status"][mid] == "clicked" and state["prompts"][str(mid)]["labels"] == [1]
 
     def layers(frame):
@@ -164,22 +172,33 @@ def test_every_editing_endpoint(server):
 
     # An Ignore stroke (radius 3 along y = 5), checked against the brush's footprint computed independently.
     stroke = [[5, 5], [20, 5]]
-    state = client.post("/api/clips/clip_a/stroke", headers=h, json={
-        "frame": "00001", "layer": "ignore", "mode": "paint", "radius": 3, "points": stroke}).json()
+    state = client.post(
+        "/api/clips/clip_a/stroke",
+        headers=h,
+        json={"frame": "00001", "layer": "ignore", "mode": "paint", "radius": 3, "points": stroke},
+    ).json()
     assert state["undo"].startswith("brush (ignore)") and state["status"][1] == "empty"  # Ignore is no hand fix
     distance = distance_to_polyline(GT[0].shape, stroke)
     _, ignore = layers("00001")
     assert ignore[distance <= 2].all() and not ignore[distance >= 4].any()
     state = client.post("/api/clips/clip_a/copy_ignore", headers=h, json={"frame": "00001", "to": "next"}).json()
     assert state["undo"].startswith("copy Ignore") and np.array_equal(layers("00002")[1], ignore)
-    client.post("/api/clips/clip_a/stroke", headers=h, json={
-        "frame": "00008", "layer": "ignore", "mode": "paint", "radius": 3, "points": stroke})
-    assert client.post("/api/clips/clip_a/clear", headers=h, json={"frame": "00008", "layer": "ignore"}).status_code == 200
+    client.post(
+        "/api/clips/clip_a/stroke",
+        headers=h,
+        json={"frame": "00008", "layer": "ignore", "mode": "paint", "radius": 3, "points": stroke},
+    )
+    assert (
+        client.post("/api/clips/clip_a/clear", headers=h, json={"frame": "00008", "layer": "ignore"}).status_code == 200
+    )
     assert not layers("00008")[1].any()
     # A ring painted by hand on frame 9, then its hole filled: the ring's centre becomes target.
     ring = [[100 + 10 * np.cos(a), 30 + 10 * np.sin(a)] for a in np.linspace(0, 2 * np.pi, 25)]
-    client.post("/api/clips/clip_a/stroke", headers=h, json={
-        "frame": "00009", "layer": "target", "mode": "paint", "radius": 2, "points": ring})
+    client.post(
+        "/api/clips/clip_a/stroke",
+        headers=h,
+        json={"frame": "00009", "layer": "target", "mode": "paint", "radius": 2, "points": ring},
+    )
     assert not layers("00009")[0][30, 100]
     state = client.post("/api/clips/clip_a/fill_holes", headers=h, json={"frame": "00009", "layer": "target"}).json()
     assert layers("00009")[0][30, 100] and state["status"][9] == "manual"
@@ -195,8 +214,11 @@ def test_every_editing_endpoint(server):
     state = client.post("/api/clips/clip_a/redo", headers=h).json()
     assert state["undo"].startswith("propagate")
 
-    state = client.put("/api/clips/clip_a/expressions", headers=h, json={
-        "annotators": ["ann1", "ann2"], "expressions": [e.text for e in EXPRESSIONS]}).json()
+    state = client.put(
+        "/api/clips/clip_a/expressions",
+        headers=h,
+        json={"annotators": ["ann1", "ann2"], "expressions": [e.text for e in EXPRESSIONS]},
+    ).json()
     assert state["expressions"][3] == EXPRESSIONS[3].text and state["dirty"]
 
     saved = client.post("/api/clips/clip_a/save", headers=h, json={}).json()
@@ -235,13 +257,21 @@ def test_busy_while_propagating(dataset):
     client.post("/api/clips/clip_a/open", headers=h, json={})
     client.post("/api/clips/clip_a/points", headers=h, json={"frame": "00000", "points": [[10, 10]], "labels": [1]})
     client.post("/api/clips/clip_a/propagate", headers=h, json={"frame": "00000", "direction": "forward"})
-    busy = client.post("/api/clips/clip_a/points", headers=h, json={"frame": "00003", "points": [[10, 10]], "labels": [1]})
+    busy = client.post(
+        "/api/clips/clip_a/points", headers=h, json={"frame": "00003", "points": [[10, 10]], "labels": [1]}
+    )
     assert busy.status_code == 409 and busy.json()["code"] == "busy" and "cancel" in busy.json()["hint"]
     assert client.post("/api/clips/clip_a/save", headers=h, json={}).json()["code"] == "busy"
     # Scrubbing and painting still work during the job.
     assert client.get("/api/clips/clip_a/overlay/00005.png", headers=h).status_code == 200
-    assert client.post("/api/clips/clip_a/stroke", headers=h, json={
-        "frame": "00009", "layer": "target", "mode": "paint", "radius": 2, "points": [[3, 3]]}).status_code == 200
+    assert (
+        client.post(
+            "/api/clips/clip_a/stroke",
+            headers=h,
+            json={"frame": "00009", "layer": "target", "mode": "paint", "radius": 2, "points": [[3, 3]]},
+        ).status_code
+        == 200
+    )
     state = client.post("/api/clips/clip_a/cancel", headers=h).json()
     state = wait_job(client)
     assert state["job"]["state"] == "cancelled"
@@ -258,12 +288,18 @@ def test_a_second_tab_needs_an_explicit_takeover(server):
     refused = client.post("/api/clips/clip_a/open", headers=two, json={})
     assert refused.status_code == 409 and refused.json()["code"] == "locked"
     assert refused.json()["lock"]["can_take_over"] is True
-    edit = client.post("/api/clips/clip_a/stroke", headers=two, json={
-        "frame": "00000", "layer": "target", "mode": "paint", "radius": 2, "points": [[3, 3]]})
+    edit = client.post(
+        "/api/clips/clip_a/stroke",
+        headers=two,
+        json={"frame": "00000", "layer": "target", "mode": "paint", "radius": 2, "points": [[3, 3]]},
+    )
     assert edit.status_code == 409 and edit.json()["code"] == "not_owner"
     assert client.post("/api/clips/clip_a/open", headers=two, json={"take_over": True}).status_code == 200
-    lost = client.post("/api/clips/clip_a/stroke", headers=one, json={
-        "frame": "00000", "layer": "target", "mode": "paint", "radius": 2, "points": [[3, 3]]})
+    lost = client.post(
+        "/api/clips/clip_a/stroke",
+        headers=one,
+        json={"frame": "00000", "layer": "target", "mode": "paint", "radius": 2, "points": [[3, 3]]},
+    )
     assert lost.status_code == 409 and lost.json()["code"] == "not_owner"
     # A tab opening another clip releases the one it had.
     client.post("/api/clips/clip_b/open", headers=two, json={})
@@ -313,8 +349,8 @@ def test_clip_list_shows_every_clips_validation(server):
 
     # Neither clip was ever opened here: both are checked in the background.
     clips = listed()
-    assert clips["clip_b"]["validation"]["ok"] is True                            # written complete and valid
-    assert clips["clip_a"]["validation"]["ok"] is False                           # no masks, no expressions
+    assert clips["clip_b"]["validation"]["ok"] is True  # written complete and valid
+    assert clips["clip_a"]["validation"]["ok"] is False  # no masks, no expressions
     assert clips["clip_a"]["validation"]["errors"] >= 2
     # A mask of clip_b disappears behind the tool's back: the list notices.
     (root / "Annotations" / "clip_b" / "00004.png").unlink()
@@ -347,7 +383,9 @@ def test_another_running_session_holds_the_clip(dataset):
         holder.wait()
         refused = second.post("/api/clips/clip_a/open", headers=headers("tab-x"), json={})
         assert refused.status_code == 409 and refused.json()["lock"]["stale"] is True
-        assert second.post("/api/clips/clip_a/open", headers=headers("tab-x"), json={"take_over": True}).status_code == 200
+        assert (
+            second.post("/api/clips/clip_a/open", headers=headers("tab-x"), json={"take_over": True}).status_code == 200
+        )
         workspace_of(app2).shutdown()
     finally:
         holder.kill()
@@ -358,12 +396,19 @@ def test_restore_after_restart(dataset):
     client, app = make_client(dataset)
     h = headers()
     client.post("/api/clips/clip_a/open", headers=h, json={})
-    client.post("/api/clips/clip_a/points", headers=h, json={"frame": "00005", "points": [list(blob_center(5))], "labels": [1]})
+    client.post(
+        "/api/clips/clip_a/points", headers=h, json={"frame": "00005", "points": [list(blob_center(5))], "labels": [1]}
+    )
     client.post("/api/clips/clip_a/propagate", headers=h, json={"frame": "00005", "direction": "both"})
     wait_job(client)
-    client.post("/api/clips/clip_a/stroke", headers=h, json={
-        "frame": "00002", "layer": "ignore", "mode": "paint", "radius": 4, "points": [[40, 40]]})
-    client.put("/api/clips/clip_a/expressions", headers=h, json={"annotators": ["x", "y"], "expressions": ["a b", "", "", ""]})
+    client.post(
+        "/api/clips/clip_a/stroke",
+        headers=h,
+        json={"frame": "00002", "layer": "ignore", "mode": "paint", "radius": 4, "points": [[40, 40]]},
+    )
+    client.put(
+        "/api/clips/clip_a/expressions", headers=h, json={"annotators": ["x", "y"], "expressions": ["a b", "", "", ""]}
+    )
     before = client.get("/api/clips/clip_a/state", headers=h).json()
     overlays = [client.get(f"/api/clips/clip_a/overlay/{n}.png", headers=h).content for n in before["frames"]]
     # The server is killed (no shutdown): its lock stays behind, held by this (live) process.
@@ -397,10 +442,16 @@ def test_clip_ids_and_frame_names_cannot_escape(server):
     assert client.get("/api/clips/nope/frames/00000.jpg", headers=h).json()["code"] == "no_clip"
     assert client.get("/api/clips/clip_a/frames/99999.jpg", headers=h).json()["code"] == "no_frame"
     assert client.get("/api/clips/clip_a/frames/..%2F..%2Fmeta_expressions.jpg", headers=h).status_code == 404
-    bad_frame = client.post("/api/clips/clip_a/points", headers=h, json={"frame": "../00000", "points": [], "labels": []})
+    bad_frame = client.post(
+        "/api/clips/clip_a/points", headers=h, json={"frame": "../00000", "points": [], "labels": []}
+    )
     assert bad_frame.status_code == 404
-    assert client.post("/api/clips/clip_a/open", headers={"X-Refvps-Token": TOKEN, "X-Refvps-Client": "../x"},
-                       json={}).status_code == 400
+    assert (
+        client.post(
+            "/api/clips/clip_a/open", headers={"X-Refvps-Token": TOKEN, "X-Refvps-Client": "../x"}, json={}
+        ).status_code
+        == 400
+    )
 
 
 def test_unsafe_clip_ids_in_the_dataset_are_not_opened(dataset):
@@ -418,27 +469,44 @@ def test_request_bodies_are_bounded_and_checked(server):
     client, _, _ = server
     h = headers()
     client.post("/api/clips/clip_a/open", headers=h, json={})
-    big = client.post("/api/clips/clip_a/stroke", headers={**h, "content-type": "application/json"}, content=b" " * (3 << 20))
+    big = client.post(
+        "/api/clips/clip_a/stroke", headers={**h, "content-type": "application/json"}, content=b" " * (3 << 20)
+    )
     assert big.status_code == 413
 
     def chunks():
         for _ in range(40):
             yield b" " * (100 << 10)
 
-    streamed = client.post("/api/clips/clip_a/stroke", headers={**h, "content-type": "application/json"}, content=chunks())
+    streamed = client.post(
+        "/api/clips/clip_a/stroke", headers={**h, "content-type": "application/json"}, content=chunks()
+    )
     assert streamed.status_code == 413
-    nan = client.post("/api/clips/clip_a/stroke", headers={**h, "content-type": "application/json"},
-                      content=b'{"frame": "00000", "layer": "target", "mode": "paint", "radius": 3, "points": [[NaN, 1]]}')
+    nan = client.post(
+        "/api/clips/clip_a/stroke",
+        headers={**h, "content-type": "application/json"},
+        content=b'{"frame": "00000", "layer": "target", "mode": "paint", "radius": 3, "points": [[NaN, 1]]}',
+    )
     assert nan.status_code == 422 and "finite" in nan.json()["error"]
-    too_many = client.post("/api/clips/clip_a/points", headers=h,
-                           json={"frame": "00000", "points": [[1, 1]] * 201, "labels": [1] * 201})
+    too_many = client.post(
+        "/api/clips/clip_a/points", headers=h, json={"frame": "00000", "points": [[1, 1]] * 201, "labels": [1] * 201}
+    )
     assert too_many.status_code == 422
-    wrong = client.post("/api/clips/clip_a/stroke", headers=h, json={
-        "frame": "00000", "layer": "sky", "mode": "paint", "radius": 3, "points": [[1, 1]]})
+    wrong = client.post(
+        "/api/clips/clip_a/stroke",
+        headers=h,
+        json={"frame": "00000", "layer": "sky", "mode": "paint", "radius": 3, "points": [[1, 1]]},
+    )
     assert wrong.status_code == 422 and "layer" in wrong.json()["error"]
-    outside = client.post("/api/clips/clip_a/points", headers=h, json={"frame": "00000", "points": [[900, 1]], "labels": [1]})
+    outside = client.post(
+        "/api/clips/clip_a/points", headers=h, json={"frame": "00000", "points": [[900, 1]], "labels": [1]}
+    )
     assert outside.status_code == 400 and "outside" in outside.json()["error"]
-    extra = client.put("/api/clips/clip_a/expressions", headers=h, json={"annotators": ["a", "b"], "expressions": ["", "", "", ""], "x": 1})
+    extra = client.put(
+        "/api/clips/clip_a/expressions",
+        headers=h,
+        json={"annotators": ["a", "b"], "expressions": ["", "", "", ""], "x": 1},
+    )
     assert extra.status_code == 422
 
 
@@ -449,7 +517,11 @@ def test_classic_segmenter_behind_the_api(dataset):
     assert info["segmenter"]["name"] == "classic" and "GrabCut" in info["segmenter"]["description"]
     client.post("/api/clips/clip_a/open", headers=h, json={})
     mid = T // 2
-    client.post("/api/clips/clip_a/points", headers=h, json={"frame": f"{mid:05d}", "points": [list(blob_center(mid))], "labels": [1]})
+    client.post(
+        "/api/clips/clip_a/points",
+        headers=h,
+        json={"frame": f"{mid:05d}", "points": [list(blob_center(mid))], "labels": [1]},
+    )
     client.post("/api/clips/clip_a/propagate", headers=h, json={"frame": f"{mid:05d}", "direction": "both"})
     assert wait_job(client)["job"]["state"] == "done"
     workspace_of(app).shutdown()

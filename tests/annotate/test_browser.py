@@ -20,11 +20,17 @@ from tests.annotate.browser import (
 )
 from tests.annotate.conftest import T, distance_inside
 
-pytestmark = [pytest.mark.browser, pytest.mark.skipif(chromium_missing_reason() is not None,
-                                                      reason=chromium_missing_reason() or "")]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(chromium_missing_reason() is not None, reason=chromium_missing_reason() or ""),
+]
 
-EXPRESSIONS = ["the pink ice cream melting on the left", "melting ice cream scoop",
-               "the scoop that slowly turns into a puddle", "pink dessert melting away"]
+EXPRESSIONS = [
+    "the pink ice cream melting on the left",
+    "melting ice cream scoop",
+    "the scoop that slowly turns into a puddle",
+    "pink dessert melting away",
+]
 
 
 def test_label_a_clip_in_the_browser(tmp_path):
@@ -48,8 +54,8 @@ def test_label_a_clip_in_the_browser(tmp_path):
         assert "Ctrl+Z" in shortcuts and "propagate" in shortcuts
         page.click(f'#clips li[data-clip="{clip_id}"]')
         page.wait_for_function("window.__refvps.state() !== null")
-        assert page.evaluate("window.__refvps.frame()") == middle          # opens on the middle frame
-        assert "ice cream melting" in page.inner_text("#concept-name")     # the concept is shown
+        assert page.evaluate("window.__refvps.frame()") == middle  # opens on the middle frame
+        assert "ice cream melting" in page.inner_text("#concept-name")  # the concept is shown
 
         # Positive click, a negative (right) click, then remove the negative by clicking it again.
         click_image(page, x, y)
@@ -62,8 +68,9 @@ def test_label_a_clip_in_the_browser(tmp_path):
 
         # Propagate both ways; the progress bar and cancel button appear, then every frame is labelled.
         page.click("#propagate-both")
-        page.wait_for_function("window.__refvps.state().job && window.__refvps.state().job.state === 'done'",
-                               timeout=60000)
+        page.wait_for_function(
+            "window.__refvps.state().job && window.__refvps.state().job.state === 'done'", timeout=60000
+        )
         statuses = page.evaluate("window.__refvps.state().status")
         assert "empty" not in statuses and statuses[middle] == "clicked"
 
@@ -96,18 +103,20 @@ def test_label_a_clip_in_the_browser(tmp_path):
         assert "4/4" in page.inner_text("#exp-count")
 
         page.click("#save")
-        page.wait_for_function("document.getElementById('validation-summary') !== null && "
-                               "document.getElementById('validation-summary').textContent.startsWith('valid')",
-                               timeout=30000)
+        page.wait_for_function(
+            "document.getElementById('validation-summary') !== null && "
+            "document.getElementById('validation-summary').textContent.startsWith('valid')",
+            timeout=30000,
+        )
         assert not page.errors, page.errors
 
     report = validate_dataset(root, refvps_rules=True, clips=[clip_id])
     assert report.ok, report.errors
     label = read_label_png(root / "Annotations" / clip_id / f"{middle:05d}.png")
-    assert label[y, x] == 1                                   # the clicked target
+    assert label[y, x] == 1  # the clicked target
     saved_target = label == 1
     assert (saved_target & target).sum() / (saved_target | target).sum() > 0.8
-    for px, py in stroke:                                      # the Ignore stroke
+    for px, py in stroke:  # the Ignore stroke
         assert label[int(py), int(px)] == 255
     expressions = Dataset(root).expressions(clip_id)
     assert [e.text for e in expressions] == EXPRESSIONS
@@ -175,11 +184,11 @@ def test_propagation_progress_cancel_and_corrections_in_the_browser(dataset):
         page.keyboard.press("p")
         page.wait_for_function("window.__refvps.state().job && window.__refvps.state().job.state === 'running'")
         assert page.is_visible("#job") and page.is_enabled("#cancel") and page.is_disabled("#propagate-both")
-        page.keyboard.press("ArrowRight")                                  # scrubbing works
+        page.keyboard.press("ArrowRight")  # scrubbing works
         assert page.evaluate("window.__refvps.frame()") == mid + 1
         page.keyboard.press("b")
         page.keyboard.press("i")
-        drag_image(page, [(110.0, 10.0), (120.0, 12.0)])                   # so does painting Ignore
+        drag_image(page, [(110.0, 10.0), (120.0, 12.0)])  # so does painting Ignore
         assert page.evaluate("window.__refvps.state().undo").startswith("brush (ignore)")
         assert page.evaluate("window.__refvps.state().job.state") == "running"
         done_before = page.evaluate("window.__refvps.state().job.done")
@@ -198,7 +207,7 @@ def test_propagation_progress_cancel_and_corrections_in_the_browser(dataset):
         assert page.evaluate("window.__refvps.frame()") == 2
 
         # A hand fix on frame 8, a corrective click on frame 6, R: re-propagates forwards from 6, keeps 8.
-        page.keyboard.press("i")                                           # back to the Target layer
+        page.keyboard.press("i")  # back to the Target layer
         page.keyboard.press("End")
         page.keyboard.press("ArrowLeft")
         drag_image(page, [(10.0, 60.0), (20.0, 60.0)])
@@ -212,8 +221,9 @@ def test_propagation_progress_cancel_and_corrections_in_the_browser(dataset):
         before = page.evaluate("window.__refvps.state().revs")
         page.keyboard.press("r")
         wait_idle(page)
-        page.wait_for_function("window.__refvps.state().job.state === 'done' && "
-                               "window.__refvps.state().job.start === 6", timeout=30000)
+        page.wait_for_function(
+            "window.__refvps.state().job.state === 'done' && window.__refvps.state().job.start === 6", timeout=30000
+        )
         state = page.evaluate("window.__refvps.state()")
         assert state["job"]["directions"] == ["forward"]
         assert state["status"][6] == "clicked" and state["status"][8] == "manual" and state["status"][mid] == "clicked"

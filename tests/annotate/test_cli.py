@@ -43,10 +43,13 @@ def test_headless_clicks_propagate_save(dataset, tmp_path, capsys):
     DatasetWriter(dataset).update_expressions("clip_a", EXPRESSIONS)  # written earlier; must survive
     mid = T // 2
     x, y = blob_center(mid)
-    clicks = write_clicks(tmp_path / "clicks.json", [
-        {"frame": f"{mid:05d}", "points": [[x, y], [x + 6, y]], "labels": [1, 1], "obj_id": 1},
-        {"frame": f"{mid:05d}", "points": [[5, 5]], "labels": [0]},
-    ])
+    clicks = write_clicks(
+        tmp_path / "clicks.json",
+        [
+            {"frame": f"{mid:05d}", "points": [[x, y], [x + 6, y]], "labels": [1, 1], "obj_id": 1},
+            {"frame": f"{mid:05d}", "points": [[5, 5]], "labels": [0]},
+        ],
+    )
     code = run("annotate", str(dataset), "--clip", "clip_a", "--clicks", str(clicks), "--no-ui", "--json")
     out = capsys.readouterr()
     assert code == 0, out.err
@@ -73,26 +76,29 @@ def test_headless_clicks_propagate_save(dataset, tmp_path, capsys):
     assert run("annotate", str(dataset), "--clip", "clip_a", "--clicks", str(clicks), "--no-ui", "--overwrite") == 0
 
 
-@pytest.mark.parametrize("content,message", [
-    ([{"frame": "00099", "points": [[1, 1]], "labels": [1]}], "no frame '00099'"),
-    ([{"frame": 10, "points": [[1, 1]], "labels": [1]}], "no frame 10"),
-    ([{"frame": "5", "points": [[1, 1]], "labels": [1]}], "no frame '5'"),
-    ([{"frame": "00001", "points": [[1, 1], [2, 2]], "labels": [1]}], "labels must list"),
-    ([{"frame": "00001", "points": [[1, 1]], "labels": [True]}], "labels must list"),
-    ([{"frame": "00001", "points": [[1, 1]], "labels": [1], "obj_id": 2}], "one target"),
-    ([{"frame": "00001", "points": [[500, 1]], "labels": [1]}], "outside the 128x72 frame"),
-    ([{"frame": "00001", "points": [[-0.5, 1]], "labels": [1]}], "outside the 128x72 frame"),
-    ([{"frame": "00001", "points": [[1, "2"]], "labels": [1]}], "[x, y] pixel coordinates"),
-    ([{"frame": "00001", "points": [[1, 2, 3]], "labels": [1]}], "[x, y] pixel coordinates"),
-    ('[{"frame": "00001", "points": [[NaN, 2]], "labels": [1]}]', "finite numbers"),
-    ([{"frame": "00001", "points": [[1, 1]], "labels": [0]}], "no positive click"),
-    ([{"frame": "00001", "points": [[1, 1]], "labels": [1], "colour": "red"}], "unknown keys"),
-    ([], "non-empty"),
-    ({"frame": "00001"}, "non-empty JSON list"),
-    ('[{"frame": "00001", "points": [[1, 1]]', "does not parse"),
-    (b"\xff\xfe[", "does not parse"),
-    (None, "cannot read the clicks file"),  # a folder
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        ([{"frame": "00099", "points": [[1, 1]], "labels": [1]}], "no frame '00099'"),
+        ([{"frame": 10, "points": [[1, 1]], "labels": [1]}], "no frame 10"),
+        ([{"frame": "5", "points": [[1, 1]], "labels": [1]}], "no frame '5'"),
+        ([{"frame": "00001", "points": [[1, 1], [2, 2]], "labels": [1]}], "labels must list"),
+        ([{"frame": "00001", "points": [[1, 1]], "labels": [True]}], "labels must list"),
+        ([{"frame": "00001", "points": [[1, 1]], "labels": [1], "obj_id": 2}], "one target"),
+        ([{"frame": "00001", "points": [[500, 1]], "labels": [1]}], "outside the 128x72 frame"),
+        ([{"frame": "00001", "points": [[-0.5, 1]], "labels": [1]}], "outside the 128x72 frame"),
+        ([{"frame": "00001", "points": [[1, "2"]], "labels": [1]}], "[x, y] pixel coordinates"),
+        ([{"frame": "00001", "points": [[1, 2, 3]], "labels": [1]}], "[x, y] pixel coordinates"),
+        ('[{"frame": "00001", "points": [[NaN, 2]], "labels": [1]}]', "finite numbers"),
+        ([{"frame": "00001", "points": [[1, 1]], "labels": [0]}], "no positive click"),
+        ([{"frame": "00001", "points": [[1, 1]], "labels": [1], "colour": "red"}], "unknown keys"),
+        ([], "non-empty"),
+        ({"frame": "00001"}, "non-empty JSON list"),
+        ('[{"frame": "00001", "points": [[1, 1]]', "does not parse"),
+        (b"\xff\xfe[", "does not parse"),
+        (None, "cannot read the clicks file"),  # a folder
+    ],
+)
 def test_bad_clicks_files_are_explained(dataset, tmp_path, capsys, content, message):
     clicks = tmp_path / "clicks.json"
     if content is None:
@@ -110,16 +116,19 @@ def test_bad_clicks_files_are_explained(dataset, tmp_path, capsys, content, mess
     assert not (dataset / ".refvps-annotate" / "clip_a").exists()
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--no-ui", "--clip", "clip_a"], "--no-ui needs"),
-    (["--clicks", "c.json", "--clip", "clip_a"], "--no-ui"),
-    (["--host", "0.0.0.0"], "--allow-remote"),
-    (["--checkpoint", "x.pt", "--segmenter", "classic"], "no checkpoint"),
-    (["--clip", "nope"], "not in"),
-    (["--segmenter", "hf-sam2"], "needs --checkpoint"),
-    (["--segmenter", "sam2", "--checkpoint", "missing.pt"], "not found"),
-    (["--overwrite"], "--no-ui only"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--no-ui", "--clip", "clip_a"], "--no-ui needs"),
+        (["--clicks", "c.json", "--clip", "clip_a"], "--no-ui"),
+        (["--host", "0.0.0.0"], "--allow-remote"),
+        (["--checkpoint", "x.pt", "--segmenter", "classic"], "no checkpoint"),
+        (["--clip", "nope"], "not in"),
+        (["--segmenter", "hf-sam2"], "needs --checkpoint"),
+        (["--segmenter", "sam2", "--checkpoint", "missing.pt"], "not found"),
+        (["--overwrite"], "--no-ui only"),
+    ],
+)
 def test_option_errors(dataset, capsys, args, message):
     code = run("annotate", str(dataset), "--no-open", *args)
     err = capsys.readouterr().err
@@ -137,7 +146,9 @@ def test_unsaved_session_is_not_discarded_silently(dataset, tmp_path, capsys):
     clicks = write_clicks(tmp_path / "c.json", [{"frame": "00005", "points": [list(blob_center(5))], "labels": [1]}])
     assert run("annotate", str(dataset), "--clip", "clip_a", "--clicks", str(clicks), "--no-ui") == 2
     assert "unsaved work" in capsys.readouterr().err
-    assert run("annotate", str(dataset), "--clip", "clip_a", "--clicks", str(clicks), "--no-ui", "--discard-session") == 0
+    assert (
+        run("annotate", str(dataset), "--clip", "clip_a", "--clicks", str(clicks), "--no-ui", "--discard-session") == 0
+    )
     moved = [p for p in (dataset / ".refvps-annotate").iterdir() if p.name.startswith("clip_a.old-")]
     assert len(moved) == 1 and (moved[0] / "layers" / "00000.png").exists()  # moved aside, not deleted
 
@@ -147,7 +158,10 @@ def start_server(dataset):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     process = subprocess.Popen(
         [sys.executable, "-m", "refvps", "annotate", str(dataset), "--port", "0", "--no-open", "--clip", "clip_a"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     url = None
     deadline = time.time() + 60
@@ -170,8 +184,12 @@ def start_server(dataset):
 def call(base, token, method, path, body=None, client="tab-1"):
     """One API request; returns (status, JSON body)."""
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(base + path, data=data, method=method, headers={
-        "X-Refvps-Token": token, "X-Refvps-Client": client, "Content-Type": "application/json"})
+    request = urllib.request.Request(
+        base + path,
+        data=data,
+        method=method,
+        headers={"X-Refvps-Token": token, "X-Refvps-Client": client, "Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=20) as response:
             return response.status, json.loads(response.read())
@@ -202,10 +220,20 @@ def test_work_survives_kill_9_and_sigterm_stops_cleanly(dataset):
     try:
         call(base, token, "POST", "/api/clips/clip_a/open", {})
         call(base, token, "POST", "/api/clips/clip_a/points", {"frame": "00005", "points": [[55, 36]], "labels": [1]})
-        call(base, token, "POST", "/api/clips/clip_a/stroke", {
-            "frame": "00002", "layer": "ignore", "mode": "paint", "radius": 4, "points": [[20, 20], [30, 25]]})
-        call(base, token, "PUT", "/api/clips/clip_a/expressions",
-             {"annotators": ["ann1", "ann2"], "expressions": ["the orange blob", "", "", ""]})
+        call(
+            base,
+            token,
+            "POST",
+            "/api/clips/clip_a/stroke",
+            {"frame": "00002", "layer": "ignore", "mode": "paint", "radius": 4, "points": [[20, 20], [30, 25]]},
+        )
+        call(
+            base,
+            token,
+            "PUT",
+            "/api/clips/clip_a/expressions",
+            {"annotators": ["ann1", "ann2"], "expressions": ["the orange blob", "", "", ""]},
+        )
         _, before = call(base, token, "GET", "/api/clips/clip_a/state")
         overlay = urllib.request.urlopen(f"{base}/api/clips/clip_a/overlay/00002.png?token={token}").read()
     finally:

@@ -9,12 +9,15 @@ from refvps.annotate import layers as L
 from tests.annotate.conftest import distance_to_polyline
 
 
-@pytest.mark.parametrize("points,radius", [
-    ([[20.0, 15.0]], 6.0),
-    ([[5.0, 5.0], [50.0, 30.0]], 3.0),
-    ([[10.5, 40.25], [30.0, 10.0], [60.0, 35.0]], 8.0),
-    ([[2.0, 2.0]], 0.6),
-])
+@pytest.mark.parametrize(
+    "points,radius",
+    [
+        ([[20.0, 15.0]], 6.0),
+        ([[5.0, 5.0], [50.0, 30.0]], 3.0),
+        ([[10.5, 40.25], [30.0, 10.0], [60.0, 35.0]], 8.0),
+        ([[2.0, 2.0]], 0.6),
+    ],
+)
 def test_stroke_covers_the_brush_footprint(points, radius):
     shape = (48, 64)
     mask = L.stroke_mask(shape, points, radius)
@@ -54,8 +57,8 @@ def test_encode_decode_is_lossless():
 def test_fill_holes_matches_flood_fill_from_the_border():
     mask = np.zeros((20, 20), bool)
     mask[3:15, 3:15] = True
-    mask[6:9, 6:9] = False      # an enclosed hole
-    mask[10:15, 0:5] = False    # a notch open to the outside is not a hole
+    mask[6:9, 6:9] = False  # an enclosed hole
+    mask[10:15, 0:5] = False  # a notch open to the outside is not a hole
     filled = L.fill_holes(mask)
     # Reference: background reachable from the border stays background, everything else is filled.
     outside = np.zeros_like(mask)
@@ -72,10 +75,10 @@ def test_overlay_colours():
     code = L.make_code(np.array([[1, 0, 1]], bool), np.array([[0, 0, 1]], bool))
     rgba = L.overlay_rgba(code).astype(int)
     r, g, b, a = rgba[0, 0]
-    assert a == 255 and r > 200 and g < 80 and b < 80                 # target: red (paper figure B)
-    assert tuple(rgba[0, 1]) == (0, 0, 0, 0)                          # background: transparent
+    assert a == 255 and r > 200 and g < 80 and b < 80  # target: red (paper figure B)
+    assert tuple(rgba[0, 1]) == (0, 0, 0, 0)  # background: transparent
     r, g, b, a = rgba[0, 2]
-    assert a == 255 and r == g == b and 100 < r < 230                 # Ignore: grey, drawn over the target
+    assert a == 255 and r == g == b and 100 < r < 230  # Ignore: grey, drawn over the target
 
 
 def test_mask_signature_tells_masks_apart():

@@ -21,8 +21,14 @@ def dead_pid() -> int:
 
 
 def write_lock(path, **fields):
-    info = {"owner": "other", "pid": os.getpid(), "host": socket.gethostname(), "user": "x",
-            "started": time.time(), "heartbeat": time.time()}
+    info = {
+        "owner": "other",
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "user": "x",
+        "started": time.time(),
+        "heartbeat": time.time(),
+    }
     info.update(fields)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(info))

@@ -14,12 +14,12 @@ import pytest
 
 pytest.importorskip("torch")
 
+from refvps.annotate import layers as L  # noqa: E402
 from refvps.annotate.session import CLICKED, MANUAL, PROPAGATED, ClipSession  # noqa: E402
 from refvps.cli import main  # noqa: E402
 from refvps.dataset import Dataset, DatasetWriter  # noqa: E402
 from refvps.dataset.palette import read_label_png  # noqa: E402
 from refvps.errors import ConfigError, UsageError  # noqa: E402
-from refvps.annotate import layers as L  # noqa: E402
 from tests.annotate.conftest import EXPRESSIONS, blob_center, blob_clip, distance_to_polyline, meta  # noqa: E402
 
 FRAMES = 6
@@ -78,8 +78,8 @@ def full_path(root, segmenter):
     assert all(set(np.unique(label)) <= {0, 1, 255} for label in saved)
     shape = saved[0].shape
     assert (saved[0][distance_to_polyline(shape, [[10, 10], [20, 12]]) <= 3] == 1).all()  # the brushed target
-    assert (saved[2][distance_to_polyline(shape, [[60, 30]]) <= 4] == 255).all()           # the Ignore disc
-    assert np.array_equal(saved[mid + 1], L.target_of(corrected).astype(np.uint8))        # the corrected mask
+    assert (saved[2][distance_to_polyline(shape, [[60, 30]]) <= 4] == 255).all()  # the Ignore disc
+    assert np.array_equal(saved[mid + 1], L.target_of(corrected).astype(np.uint8))  # the corrected mask
     return session
 
 
@@ -117,9 +117,25 @@ def test_headless_cli_with_a_sam2_checkpoint_file(short, sam2_segmenter, tmp_pat
     clicks = tmp_path / "clicks.json"
     clicks.write_text(json.dumps([{"frame": "00003", "points": [list(blob_center(3))], "labels": [1], "obj_id": 1}]))
     overrides = [arg for o in tiny_sam2_overrides(128) for arg in ("--sam2-override", o)]
-    args = ["annotate", str(short), "--clip", "clip_s", "--clicks", str(clicks), "--no-ui", "--json",
-            "--segmenter", "sam2", "--checkpoint", str(checkpoint), "--sam2-config", TINY_SAM2_CONFIG,
-            "--device", "cpu", *overrides]
+    args = [
+        "annotate",
+        str(short),
+        "--clip",
+        "clip_s",
+        "--clicks",
+        str(clicks),
+        "--no-ui",
+        "--json",
+        "--segmenter",
+        "sam2",
+        "--checkpoint",
+        str(checkpoint),
+        "--sam2-config",
+        TINY_SAM2_CONFIG,
+        "--device",
+        "cpu",
+        *overrides,
+    ]
     with pytest.raises(SystemExit) as done:
         main(args)
     out = capsys.readouterr()
@@ -133,8 +149,22 @@ def test_headless_cli_with_a_hugging_face_folder(short, hf_folder, tmp_path, cap
     clicks = tmp_path / "clicks.json"
     clicks.write_text(json.dumps([{"frame": "00002", "points": [list(blob_center(2))], "labels": [1]}]))
     with pytest.raises(SystemExit) as done:
-        main(["annotate", str(short), "--clip", "clip_s", "--clicks", str(clicks), "--no-ui", "--json",
-              "--checkpoint", str(hf_folder), "--device", "cpu"])  # hf-sam2 guessed from the folder
+        main(
+            [
+                "annotate",
+                str(short),
+                "--clip",
+                "clip_s",
+                "--clicks",
+                str(clicks),
+                "--no-ui",
+                "--json",
+                "--checkpoint",
+                str(hf_folder),
+                "--device",
+                "cpu",
+            ]
+        )  # hf-sam2 guessed from the folder
     out = capsys.readouterr()
     assert done.value.code == 0, out.err
     assert json.loads(out.out)["segmenter"] == "hf-sam2"

@@ -28,8 +28,8 @@ from refvps.dataset.palette import read_label_png
 from refvps.errors import DatasetError, UsageError
 from tests.annotate.conftest import (
     EXPRESSIONS,
-    T,
     OracleSegmenter,
+    T,
     blob_center,
     blob_clip,
     distance_to_polyline,
@@ -88,9 +88,9 @@ def test_propagation_keeps_keyframes_and_ignore(dataset):
     job = session.start_propagation(mid, "both")
     assert session.wait(30).state == "done"
     assert job.total == T and job.done == T and (job.written, job.kept) == (T - 2, 2)  # each frame once
-    assert np.array_equal(session.code(1), hand)                      # kept
-    assert np.array_equal(session.ignore(8), ignore_8)                # Ignore survives
-    assert np.array_equal(session.target(8), GT[8] == 1)              # target propagated under it
+    assert np.array_equal(session.code(1), hand)  # kept
+    assert np.array_equal(session.ignore(8), ignore_8)  # Ignore survives
+    assert np.array_equal(session.target(8), GT[8] == 1)  # target propagated under it
     assert session.status == [MANUAL if i == 1 else CLICKED if i == mid else PROPAGATED for i in range(T)]
     # The model was given the hand-fixed frame as a prompt before propagating.
     assert ("mask", 1) in session._seg.calls
@@ -333,8 +333,12 @@ def test_a_session_whose_lock_was_taken_over_stops_writing_at_once(dataset, monk
     data.update(owner="other-session", pid=os.getpid() + 1)
     lock.path.write_text(json.dumps(data))
     written = files_snapshot(session.dir)
-    for edit in (lambda: session.stroke(1, "target", "paint", 2, [[3, 3]]), session.undo,
-                 lambda: session.set_expressions(["a", "b"], ["x", "", "", ""]), session.save):
+    for edit in (
+        lambda: session.stroke(1, "target", "paint", 2, [[3, 3]]),
+        session.undo,
+        lambda: session.set_expressions(["a", "b"], ["x", "", "", ""]),
+        session.save,
+    ):
         with pytest.raises(LockLostError):
             edit()
     assert files_snapshot(session.dir) == written  # not one byte written after the takeover

@@ -48,8 +48,8 @@ def make_clip(seed: int, frames: int) -> tuple[list[np.ndarray], list[np.ndarray
         rgb[2:10, 40:52] = 250
         if t < frames - 1:  # the moving target leaves in the last frame
             x = 4 + 5 * t
-            rgb[14:28, x:x + 14] = patch
-            label[14:28, x:x + 14] = 1
+            rgb[14:28, x : x + 14] = patch
+            label[14:28, x : x + 14] = 1
             label[14:28, x + 13] = 255  # Ignore along its right edge
         rgbs.append(rgb)
         labels.append(label)
@@ -61,8 +61,13 @@ def write_dataset(root: Path, clips: dict = CLIPS) -> Path:
     for seed, (clip_id, (frames, expressions)) in enumerate(clips.items()):
         rgbs, labels = make_clip(seed, frames)
         exps = [Expression(e, text, obj_id, "a" if int(e) < 2 else "b") for e, (text, obj_id) in expressions.items()]
-        writer.write_clip(clip_id, rgbs, labels, exps,
-                          ClipMeta(clip_id, concept="smoke_rising", category="motion_patterns", width=W, height=H))
+        writer.write_clip(
+            clip_id,
+            rgbs,
+            labels,
+            exps,
+            ClipMeta(clip_id, concept="smoke_rising", category="motion_patterns", width=W, height=H),
+        )
     return root
 
 
@@ -71,12 +76,10 @@ def dataset_root(tmp_path_factory) -> Path:
     return write_dataset(tmp_path_factory.mktemp("data") / "refvps")
 
 
-
-
 # -- fake checkouts ---------------------------------------------------------------------------------
 # What the fakes share: copy the ground truth of (video, obj_id) at frame f as a 0/255 'L' PNG, the
 # way the upstream scripts save masks (Image.fromarray(mask * 255).convert('L')).
-_FAKE_COMMON = '''
+_FAKE_COMMON = """
 import json, os, sys
 import numpy as np
 from PIL import Image
@@ -101,10 +104,12 @@ def record(name, value):
     if folder:
         with open(os.path.join(folder, name), "w") as handle:
             handle.write(value)
-'''
+"""
 
 # VD-IT inference_ytvos.py: the module-level CUDA_VISIBLE_DEVICES and the 202 assertion as upstream.
-FAKE_VDIT = _FAKE_COMMON + '''
+FAKE_VDIT = (
+    _FAKE_COMMON
+    + """
 import argparse
 os.environ['CUDA_VISIBLE_DEVICES'] = '7'
 
@@ -156,10 +161,13 @@ if __name__ == '__main__':
     assert os.path.isfile(args.resume), args.resume
     record("argv", json.dumps(sys.argv[1:]))
     main(args)
-'''
+"""
+)
 
 # MUTR inference_ytvos.py: checkpoint from results/<backbone>/ckpt, palette from davis_path.
-FAKE_MUTR = _FAKE_COMMON + '''
+FAKE_MUTR = (
+    _FAKE_COMMON
+    + """
 import argparse
 
 def main(args):
@@ -211,11 +219,14 @@ if __name__ == '__main__':
     args = parser.parse_args()
     record("argv", json.dumps(sys.argv[1:]))
     main(args)
-'''
+"""
+)
 
 # UNINEXT projects/UNINEXT/train_net.py: detectron2-style arguments, valid.json under
 # DETECTRON2_DATASETS, BERT read from the relative projects/UNINEXT/bert-base-uncased.
-FAKE_UNINEXT = _FAKE_COMMON + '''
+FAKE_UNINEXT = (
+    _FAKE_COMMON
+    + """
 import argparse
 
 def main(args):
@@ -261,7 +272,8 @@ if __name__ == "__main__":
     args = parser.parse_args()
     assert os.path.isfile(args.config_file), args.config_file
     main(args)
-'''
+"""
+)
 
 
 def make_fake_checkout(root: Path, method: str) -> Path:
@@ -347,8 +359,21 @@ def cli(capsys):
 
 
 def external_args(method: str, dataset: Path, out: Path, repo: Path, checkpoint: Path, *extra) -> list[str]:
-    return ["run-baseline", method, "--dataset", dataset, "--out", out, "--repo", repo, "--python", PYTHON,
-            "--checkpoint", checkpoint, *extra]
+    return [
+        "run-baseline",
+        method,
+        "--dataset",
+        dataset,
+        "--out",
+        out,
+        "--repo",
+        repo,
+        "--python",
+        PYTHON,
+        "--checkpoint",
+        checkpoint,
+        *extra,
+    ]
 
 
 def dry_run(cli, method: str, dataset_root: Path, tmp_path: Path, checkpoint: Path, *extra) -> tuple[Path, Path, dict]:
@@ -388,4 +413,3 @@ def own_scores(dataset_root: Path, predict) -> tuple[float, float]:
             j.append(np.mean(ious))
             tempcon.append(np.mean(np.abs(np.diff(ious))) if len(ious) > 1 else 0.0)
     return 100 * float(np.mean(j)), 100 * float(np.mean(tempcon))
-

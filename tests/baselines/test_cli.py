@@ -47,8 +47,17 @@ def test_every_baseline_is_a_subcommand_with_help(cli):
 def test_external_subcommands_take_the_common_options(cli):
     for name in ("uninext", "vdit", "mutr"):
         text = cli("run-baseline", name, "--help").out
-        for option in ("--dataset", "--out", "--repo", "--python", "--checkpoint", "--gpus", "--workdir",
-                       "--dry-run", "--keep-workdir"):
+        for option in (
+            "--dataset",
+            "--out",
+            "--repo",
+            "--python",
+            "--checkpoint",
+            "--gpus",
+            "--workdir",
+            "--dry-run",
+            "--keep-workdir",
+        ):
             assert option in text, (name, option)
 
 
@@ -61,9 +70,11 @@ def test_unknown_baseline(cli):
 
 
 def test_listing_does_not_import_pytorch():
-    code = ("import sys; from refvps.cli import main\n"
-            "try:\n    main(['run-baseline', '--list'])\nexcept SystemExit:\n    pass\n"
-            "print('torch' in sys.modules, 'cv2' in sys.modules)")
+    code = (
+        "import sys; from refvps.cli import main\n"
+        "try:\n    main(['run-baseline', '--list'])\nexcept SystemExit:\n    pass\n"
+        "print('torch' in sys.modules, 'cv2' in sys.modules)"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.stdout.strip().splitlines()[-1] == "False False", done.stderr
 

@@ -49,9 +49,15 @@ def test_vdit_command(cli, dataset_root, tmp_path, checkpoint):
     assert upstream[:2] == [PYTHON, str(repo / "inference_ytvos.py")]
     flags = _flag_values(upstream[2:])
     assert flags == {
-        "--with_box_refine": True, "--binary": True, "--freeze_text_encoder": True, "--eval": True,
-        "--ngpu": "2", "--output_dir": str(workdir / "raw"), "--resume": str(checkpoint.resolve()),
-        "--backbone": "itcross_video_swin", "--amp": True,
+        "--with_box_refine": True,
+        "--binary": True,
+        "--freeze_text_encoder": True,
+        "--eval": True,
+        "--ngpu": "2",
+        "--output_dir": str(workdir / "raw"),
+        "--resume": str(checkpoint.resolve()),
+        "--backbone": "itcross_video_swin",
+        "--amp": True,
         "--ytvos_path": str(workdir / "export" / "ref-youtube-vos"),
     }
     driver = json.loads((workdir / "driver.json").read_text())
@@ -60,12 +66,28 @@ def test_vdit_command(cli, dataset_root, tmp_path, checkpoint):
     assert driver["sys_path"] == [str(repo)]
     assert {p["name"] for p in driver["patches"]} == {"cuda-visible-devices", "202-videos"}
     # The shell line a user can paste runs the same thing.
-    assert shlex.split(command["shell"]) == ["cd", str(workdir / "cwd"), "&&", "CUDA_VISIBLE_DEVICES=2,3", *command["argv"]]
+    assert shlex.split(command["shell"]) == [
+        "cd",
+        str(workdir / "cwd"),
+        "&&",
+        "CUDA_VISIBLE_DEVICES=2,3",
+        *command["argv"],
+    ]
 
 
 def test_vdit_without_gpus_inherits_the_environment_and_uses_one(cli, dataset_root, tmp_path, checkpoint):
-    _, _, command = _dry(cli, "vdit", dataset_root, tmp_path, checkpoint, "--no-amp", "--method-arg", "--threshold",
-                         "--method-arg", "0.4")
+    _, _, command = _dry(
+        cli,
+        "vdit",
+        dataset_root,
+        tmp_path,
+        checkpoint,
+        "--no-amp",
+        "--method-arg",
+        "--threshold",
+        "--method-arg",
+        "0.4",
+    )
     assert command["env"] == {}
     flags = _flag_values(command["upstream_argv"][2:])
     assert flags["--ngpu"] == "1" and "--amp" not in flags
@@ -80,8 +102,11 @@ def test_mutr_command(cli, dataset_root, tmp_path, checkpoint):
     # scripts/dist_test_ytvos.sh: --with_box_refine --binary --freeze_text_encoder --ngpu N --backbone B
     flags = _flag_values(command["upstream_argv"][2:])
     assert flags == {
-        "--with_box_refine": True, "--binary": True, "--freeze_text_encoder": True,
-        "--ngpu": "4", "--backbone": "swin_l_p4w7",
+        "--with_box_refine": True,
+        "--binary": True,
+        "--freeze_text_encoder": True,
+        "--ngpu": "4",
+        "--backbone": "swin_l_p4w7",
         "--ytvos_path": str(workdir / "export" / "ref-youtube-vos"),
         "--davis_path": str(workdir / "export" / "ref-davis"),
     }
@@ -97,18 +122,39 @@ def test_mutr_output_folder_is_named_as_the_script_names_it():
 
     paths = WorkPaths(Path("/w"))
     assert mutr.MutrAdapter("resnet50").annotations_dir(paths) == Path(
-        "/w/cwd/results/resnet50/eval/ytvos/refytvos2021_valid_resnet50_ckpt_checkpoint/Annotations")
+        "/w/cwd/results/resnet50/eval/ytvos/refytvos2021_valid_resnet50_ckpt_checkpoint/Annotations"
+    )
 
 
 def test_uninext_command(cli, dataset_root, tmp_path, checkpoint):
-    repo, workdir, command = _dry(cli, "uninext", dataset_root, tmp_path, checkpoint, "--gpus", "0,1",
-                                  "--variant", "r50", "--method-arg", "INPUT.MIN_SIZE_TEST", "--method-arg", "360")
+    repo, workdir, command = _dry(
+        cli,
+        "uninext",
+        dataset_root,
+        tmp_path,
+        checkpoint,
+        "--gpus",
+        "0,1",
+        "--variant",
+        "r50",
+        "--method-arg",
+        "INPUT.MIN_SIZE_TEST",
+        "--method-arg",
+        "360",
+    )
     argv = command["argv"]
     # launch.py runs `python3 projects/UNINEXT/train_net.py --num-gpus=<np, default 8> <args>`;
     # assets/infer.sh passes --eval-only --uni 1 --config-file <eval-vid/..._eval_rvos.yaml>.
     assert argv[:2] == [PYTHON, str(repo / "projects/UNINEXT/train_net.py")]
-    assert argv[2:9] == ["--num-gpus", "2", "--eval-only", "--uni", "1", "--config-file",
-                         str(repo / "projects/UNINEXT/configs/eval-vid/video_joint_r50_eval_rvos.yaml")]
+    assert argv[2:9] == [
+        "--num-gpus",
+        "2",
+        "--eval-only",
+        "--uni",
+        "1",
+        "--config-file",
+        str(repo / "projects/UNINEXT/configs/eval-vid/video_joint_r50_eval_rvos.yaml"),
+    ]
     opts = argv[9:]
     assert dict(zip(opts[0::2], opts[1::2])) == {
         "OUTPUT_DIR": str(workdir / "raw"),
@@ -170,23 +216,31 @@ def _script(tmp_path: Path, body: str) -> Path:
 
 def _run_driver(tmp_path: Path, script: Path, patches, env=None) -> subprocess.CompletedProcess:
     config = tmp_path / "driver.json"
-    config.write_text(json.dumps({"script": str(script), "argv": ["--x", "1"], "sys_path": [str(script.parent)],
-                                  "patches": patches}))
-    return subprocess.run([sys.executable, str(DRIVER), str(config)], capture_output=True, text=True,
-                          env=env, cwd=tmp_path)
+    config.write_text(
+        json.dumps({"script": str(script), "argv": ["--x", "1"], "sys_path": [str(script.parent)], "patches": patches})
+    )
+    return subprocess.run(
+        [sys.executable, str(DRIVER), str(config)], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
 
 
 def test_driver_removes_the_pinned_gpu_and_the_202_assertion(tmp_path):
-    script = _script(tmp_path, "\n".join([
-        "import os, sys",
-        "import os",
-        UPSTREAM_CUDA_LINE,
-        "def main(video_list):",
-        UPSTREAM_202_LINE,
-        "    print('videos', len(video_list), os.environ.get('CUDA_VISIBLE_DEVICES'), sys.argv[1:], __name__)",
-        "if __name__ == '__main__':",
-        "    main(['a', 'b'])",
-    ]) + "\n")
+    script = _script(
+        tmp_path,
+        "\n".join(
+            [
+                "import os, sys",
+                "import os",
+                UPSTREAM_CUDA_LINE,
+                "def main(video_list):",
+                UPSTREAM_202_LINE,
+                "    print('videos', len(video_list), os.environ.get('CUDA_VISIBLE_DEVICES'), sys.argv[1:], __name__)",
+                "if __name__ == '__main__':",
+                "    main(['a', 'b'])",
+            ]
+        )
+        + "\n",
+    )
     done = _run_driver(tmp_path, script, vdit.PATCHES, env={"CUDA_VISIBLE_DEVICES": "5", "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "videos 2 5 ['--x', '1'] __main__"
@@ -220,5 +274,6 @@ def test_patch_patterns_match_the_upstream_lines_only():
     assert not cuda.search("print(os.environ['CUDA_VISIBLE_DEVICES'])")
     assertion = re.compile(mutr.PATCHES[0]["pattern"], re.MULTILINE)
     assert assertion.sub(mutr.PATCHES[0]["replacement"], UPSTREAM_202_LINE) == (
-        "    assert len(video_list) > 0, 'refvps: no videos to process'")
+        "    assert len(video_list) > 0, 'refvps: no videos to process'"
+    )
     assert not assertion.search("    assert len(video_list) == 2020")

@@ -11,18 +11,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from refvps.dataset import Dataset, DatasetWriter, Expression, ClipMeta
-from refvps.dataset.palette import DAVIS_PALETTE
-from refvps.errors import PredictionError
-from refvps.predictions import PredictionWriter
-from refvps.scoring import evaluate
-
 from baselines.convert import describe_missing, harvest, read_method_mask
 from baselines.export import ExportNames
 from baselines.external import WorkPaths
 from baselines.mutr import MutrAdapter
 from baselines.uninext import UninextAdapter
 from baselines.vdit import VditAdapter
+from refvps.dataset import ClipMeta, Dataset, DatasetWriter, Expression
+from refvps.dataset.palette import DAVIS_PALETTE
+from refvps.errors import PredictionError
+from refvps.predictions import PredictionWriter
+from refvps.scoring import evaluate
 
 from .conftest import make_clip, own_scores
 
@@ -42,8 +41,13 @@ def save_like_refdavis_scripts(mask: np.ndarray, path: Path) -> None:
     image.save(path)
 
 
-def write_method_tree(dataset_root: Path, annotations: Path, names: ExportNames, save=save_like_refytvos_scripts,
-                      skip: set[tuple[str, str, str]] = frozenset()) -> None:
+def write_method_tree(
+    dataset_root: Path,
+    annotations: Path,
+    names: ExportNames,
+    save=save_like_refytvos_scripts,
+    skip: set[tuple[str, str, str]] = frozenset(),
+) -> None:
     """``<annotations>/<video>/<exp_id>/<frame>.png`` holding the ground truth of each expression."""
     dataset = Dataset(dataset_root)
     for clip in dataset:
@@ -84,8 +88,12 @@ def test_method_tree_converts_to_predictions_scoring_100(method, dataset_root, t
     scores = evaluate(out, dataset_root, bootstrap=0, strict=True)
     assert scores.summary.J == pytest.approx(100.0)
     assert scores.summary.TempCon == pytest.approx(0.0)
-    own_j, own_tempcon = own_scores(dataset_root, lambda clip, expression, frame, label: np.asarray(
-        Image.open(out / clip.id / expression.exp_id / f"{frame}.png")) > 0)
+    own_j, own_tempcon = own_scores(
+        dataset_root,
+        lambda clip, expression, frame, label: (
+            np.asarray(Image.open(out / clip.id / expression.exp_id / f"{frame}.png")) > 0
+        ),
+    )
     assert (own_j, own_tempcon) == (pytest.approx(100.0), pytest.approx(0.0))
     # The predictions are 0/255 greyscale whatever the method wrote.
     sample = out / "clip_a" / "0" / "00000.png"
@@ -169,7 +177,9 @@ def test_generated_names_are_mapped_back(tmp_path):
     root = tmp_path / "odd"
     writer = DatasetWriter(root)
     rgbs, labels = make_clip(3, 3)
-    writer.write_clip("smoke over/the hill", rgbs, labels, [Expression("0", "smoke", 1)], ClipMeta("smoke over/the hill"))
+    writer.write_clip(
+        "smoke over/the hill", rgbs, labels, [Expression("0", "smoke", 1)], ClipMeta("smoke over/the hill")
+    )
     dataset = Dataset(root)
     names = ExportNames.for_clips(dataset.clip_ids)
     video = names.video("smoke over/the hill")

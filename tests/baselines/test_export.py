@@ -52,8 +52,7 @@ def _read_like_refytvos_inference(root: Path) -> dict[str, list[tuple[str, str, 
 def _expected(dataset_root: Path) -> dict[str, list[tuple[str, str, str, list[str]]]]:
     dataset = Dataset(dataset_root)
     return {
-        clip.id: [(e.exp_id, e.text, str(e.obj_id), clip.frame_names) for e in clip.expressions]
-        for clip in dataset
+        clip.id: [(e.exp_id, e.text, str(e.obj_id), clip.frame_names) for e in clip.expressions] for clip in dataset
     }
 
 
@@ -136,7 +135,9 @@ def test_uninext_working_folder_has_bert_and_palette_at_the_relative_paths(cli, 
     repo, workdir, summary = dry_run(cli, "uninext", dataset_root, tmp_path, checkpoint)
     cwd = Path(summary["commands"][0]["cwd"])
     # bert_model.py / uninext_vid.py: from_pretrained("projects/UNINEXT/bert-base-uncased"), relative.
-    assert (cwd / "projects/UNINEXT/bert-base-uncased").resolve() == (repo / "projects/UNINEXT/bert-base-uncased").resolve()
+    assert (cwd / "projects/UNINEXT/bert-base-uncased").resolve() == (
+        repo / "projects/UNINEXT/bert-base-uncased"
+    ).resolve()
     assert json.loads((cwd / "projects/UNINEXT/bert-base-uncased/config.json").read_text()) == {}
     # uninext_vid.py inference_rvos_offline(): palette_img =
     # "datasets/ref-davis/DAVIS/Annotations_unsupervised/480p/bear/00000.png", relative.
@@ -164,7 +165,8 @@ def test_vdit_working_folder_resolves_its_relative_paths(cli, dataset_root, tmp_
     cwd = Path(summary["commands"][0]["cwd"])
     assert (cwd / "Text-To-Video-Finetuning/train_itcross_pn.py").is_file()
     assert (cwd / "Text-To-Video-Finetuning/mymodels/model_scope_diffusers").resolve() == (
-        repo / "Text-To-Video-Finetuning/mymodels/model_scope_diffusers").resolve()
+        repo / "Text-To-Video-Finetuning/mymodels/model_scope_diffusers"
+    ).resolve()
 
 
 def test_vdit_t2v_weights_elsewhere_are_overlaid_without_touching_the_checkout(cli, dataset_root, tmp_path, checkpoint):
@@ -175,7 +177,8 @@ def test_vdit_t2v_weights_elsewhere_are_overlaid_without_touching_the_checkout(c
     t2v = cwd / "Text-To-Video-Finetuning"
     assert (t2v / "mymodels/model_scope_diffusers").resolve() == weights.resolve()
     assert (t2v / "mymodels/unet_3d_condition_it.py").resolve() == (
-        repo / "Text-To-Video-Finetuning/mymodels/unet_3d_condition_it.py").resolve()
+        repo / "Text-To-Video-Finetuning/mymodels/unet_3d_condition_it.py"
+    ).resolve()
     assert (t2v / "train_itcross_pn.py").is_symlink()
     assert (repo / "Text-To-Video-Finetuning/mymodels/model_scope_diffusers").is_dir()  # the original stays
 

@@ -8,20 +8,22 @@ import json
 import numpy as np
 import pytest
 
+from baselines.reference import MotionConfig, motion_masks
 from refvps.dataset import Dataset
 from refvps.errors import UsageError
 from refvps.scoring import evaluate
 
-from baselines.reference import MotionConfig, motion_masks
-
 from .conftest import own_scores
 
 
-@pytest.mark.parametrize("name, predict", [
-    ("empty", lambda clip, expression, frame, label: np.zeros(label.shape, bool)),
-    ("full", lambda clip, expression, frame, label: np.ones(label.shape, bool)),
-    ("oracle", lambda clip, expression, frame, label: label == expression.obj_id),
-])
+@pytest.mark.parametrize(
+    "name, predict",
+    [
+        ("empty", lambda clip, expression, frame, label: np.zeros(label.shape, bool)),
+        ("full", lambda clip, expression, frame, label: np.ones(label.shape, bool)),
+        ("oracle", lambda clip, expression, frame, label: label == expression.obj_id),
+    ],
+)
 def test_trivial_baselines_score_what_they_should(name, predict, cli, dataset_root, tmp_path):
     out = tmp_path / name
     result = cli("run-baseline", name, "--dataset", dataset_root, "--out", out, "--json")
@@ -95,8 +97,19 @@ def test_unknown_clip_is_a_usage_error_not_a_dataset_problem(cli, dataset_root, 
     assert "does not validate" not in result.flat_err  # the dataset is fine
     assert not (tmp_path / "e").exists()
     # A clip named twice is predicted once.
-    twice = cli("run-baseline", "empty", "--dataset", dataset_root, "--out", tmp_path / "t", "--clip", "clip_a",
-                "--clip", "clip_a", "--json")
+    twice = cli(
+        "run-baseline",
+        "empty",
+        "--dataset",
+        dataset_root,
+        "--out",
+        tmp_path / "t",
+        "--clip",
+        "clip_a",
+        "--clip",
+        "clip_a",
+        "--json",
+    )
     assert twice.code == 0 and twice.json()["clips"] == 1 and twice.json()["converted"] == 1
 
 
@@ -132,11 +145,11 @@ def _scene(pan: int = 0, frames: int = 16, height: int = 144, width: int = 256, 
     square = texture(30, 30)
     rgbs, truth = [], []
     for t in range(frames):
-        rgb = background[:, pan * t:pan * t + width].copy()
+        rgb = background[:, pan * t : pan * t + width].copy()
         x = 20 + 3 * t
-        rgb[50:80, x:x + 30] = square
+        rgb[50:80, x : x + 30] = square
         mask = np.zeros((height, width), bool)
-        mask[50:80, x:x + 30] = True
+        mask[50:80, x : x + 30] = True
         rgbs.append(rgb)
         truth.append(mask)
     return rgbs, np.stack(truth)
@@ -191,13 +204,13 @@ def test_motion_baseline_beats_empty_and_full_on_the_fixture(cli, dataset_root, 
 
 def test_leaderboard_entries_on_a_small_synthetic_benchmark(tmp_path):
     synth = pytest.importorskip("refvps.synth")
+    from baselines.leaderboard_entries import make_entries, target_absent_clips
     from refvps.leaderboard import read_entry
 
-    from baselines.leaderboard_entries import make_entries, target_absent_clips
-
     dataset = synth.generate_benchmark(tmp_path / "synthetic", clips=3, seed=0, frames=8)
-    summaries = make_entries(tmp_path / "entries", dataset=dataset, work=tmp_path / "work",
-                             names=("empty", "oracle"), bootstrap=0)
+    summaries = make_entries(
+        tmp_path / "entries", dataset=dataset, work=tmp_path / "work", names=("empty", "oracle"), bootstrap=0
+    )
     assert summaries["oracle"]["J"] == pytest.approx(100.0) and summaries["oracle"]["TempCon"] == 0
     oracle = read_entry(tmp_path / "entries" / "oracle.json")
     assert oracle.info.name == "Oracle (ground truth)" and oracle.info.benchmark == "synthetic"

@@ -66,14 +66,18 @@ def test_fake_method_runs_end_to_end_and_scores_100(method, cli, dataset_root, t
     # The traps were handled: what the fake method saw at run time.
     if method == "vdit":
         assert (fake_env / "cuda_visible_devices").read_text() == "3"  # not the hard-coded '7'
-        assert (fake_env / "t2v").read_text() == str((repo / "Text-To-Video-Finetuning/mymodels/model_scope_diffusers").resolve())
+        assert (fake_env / "t2v").read_text() == str(
+            (repo / "Text-To-Video-Finetuning/mymodels/model_scope_diffusers").resolve()
+        )
     if method == "mutr":
         assert (fake_env / "resume").read_text() == str(checkpoint.resolve())
     if method == "uninext":
         assert (fake_env / "num_gpus").read_text() == "1"
 
 
-def test_failing_method_points_to_its_log_and_the_rerun_resumes(cli, dataset_root, tmp_path, checkpoint, fake_env, monkeypatch):
+def test_failing_method_points_to_its_log_and_the_rerun_resumes(
+    cli, dataset_root, tmp_path, checkpoint, fake_env, monkeypatch
+):
     repo = make_fake_checkout(tmp_path / "repo", "vdit")
     out = tmp_path / "preds"
     args = external_args("vdit", dataset_root, out, repo, checkpoint)
@@ -102,8 +106,9 @@ def test_failing_method_points_to_its_log_and_the_rerun_resumes(cli, dataset_roo
     assert again.code == 0 and again.json()["already_done"] == 3 and again.json()["converted"] == 0
 
 
-def test_masks_written_before_an_interruption_are_converted_on_the_next_run(cli, dataset_root, tmp_path, checkpoint,
-                                                                             fake_env, monkeypatch):
+def test_masks_written_before_an_interruption_are_converted_on_the_next_run(
+    cli, dataset_root, tmp_path, checkpoint, fake_env, monkeypatch
+):
     repo = make_fake_checkout(tmp_path / "repo", "uninext")
     out = tmp_path / "preds"
     args = external_args("uninext", dataset_root, out, repo, checkpoint, "--keep-workdir")
@@ -137,8 +142,9 @@ def test_a_frame_the_method_did_not_write_is_reported(cli, dataset_root, tmp_pat
     assert evaluate(out, dataset_root, bootstrap=0, strict=True).summary.J == pytest.approx(100.0)
 
 
-def test_another_checkpoint_cannot_be_mixed_into_finished_predictions(cli, dataset_root, tmp_path, checkpoint,
-                                                                       fake_env, monkeypatch):
+def test_another_checkpoint_cannot_be_mixed_into_finished_predictions(
+    cli, dataset_root, tmp_path, checkpoint, fake_env, monkeypatch
+):
     repo = make_fake_checkout(tmp_path / "repo", "vdit")
     out = tmp_path / "preds"
     monkeypatch.setenv("FAKE_FAIL_AFTER", "1")
@@ -172,9 +178,8 @@ def test_a_method_that_cannot_start_is_a_clear_error(cli, dataset_root, tmp_path
 
 
 def test_two_runs_cannot_share_a_work_folder(tmp_path):
-    from refvps.errors import UsageError
-
     from baselines.external import exclusive, prepare_workdir
+    from refvps.errors import UsageError
 
     paths = prepare_workdir(tmp_path / "w", "vdit")
     with exclusive(paths):

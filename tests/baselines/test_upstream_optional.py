@@ -25,11 +25,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from refvps.dataset import Dataset
-
 from baselines.export import overlay
 from baselines.external import DRIVER
 from baselines.mutr import PATCHES as MUTR_PATCHES
+from refvps.dataset import Dataset
 
 from .conftest import external_args
 
@@ -127,13 +126,23 @@ def test_uninext_json_equals_the_upstream_converters(cli, dataset_root, tmp_path
     from .conftest import make_fake_checkout
 
     make_fake_checkout(fake, "uninext")
-    summary = cli(*external_args("uninext", dataset_root, tmp_path / "p", fake, _dummy(tmp_path), "--dry-run", "--json")).json()
+    summary = cli(
+        *external_args("uninext", dataset_root, tmp_path / "p", fake, _dummy(tmp_path), "--dry-run", "--json")
+    ).json()
     ours = json.loads((Path(summary["workdir"]) / "export/datasets/ref-youtube-vos/valid.json").read_text())
     data_dir = Path(summary["workdir"]) / "export/datasets/ref-youtube-vos"
     (data_dir / "valid.json").unlink()
     config = tmp_path / "driver.json"
-    config.write_text(json.dumps({"script": str(script), "argv": ["--data_dir", str(data_dir)],
-                                  "sys_path": [str(script.parent)], "patches": MUTR_PATCHES}))
+    config.write_text(
+        json.dumps(
+            {
+                "script": str(script),
+                "argv": ["--data_dir", str(data_dir)],
+                "sys_path": [str(script.parent)],
+                "patches": MUTR_PATCHES,
+            }
+        )
+    )
     done = subprocess.run([sys.executable, str(DRIVER), str(config)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "patch '202-videos' applied" in done.stderr

@@ -12,7 +12,12 @@ def test_errors_survive_pickling_with_hint_path_and_extras():
     ):
         copy = pickle.loads(pickle.dumps(error))
         assert type(copy) is type(error)
-        assert (copy.message, copy.hint, copy.path, copy.exit_code) == (error.message, error.hint, error.path, error.exit_code)
+        assert (copy.message, copy.hint, copy.path, copy.exit_code) == (
+            error.message,
+            error.hint,
+            error.path,
+            error.exit_code,
+        )
         assert str(copy) == str(error)
     copy = pickle.loads(pickle.dumps(DatasetInvalidError("invalid", ["p1"], hint="h")))
     assert copy.problems == ["p1"]

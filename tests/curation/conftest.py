@@ -70,7 +70,7 @@ def read_stamp(rgb: np.ndarray, x0: int, y0: int) -> int:
     grey = rgb.astype(np.float32).mean(axis=2)
     digits = []
     for b in range(2):
-        block = grey[y0 + 4: y0 + STAMP_BLOCK - 4, x0 + b * STAMP_BLOCK + 4: x0 + (b + 1) * STAMP_BLOCK - 4]
+        block = grey[y0 + 4 : y0 + STAMP_BLOCK - 4, x0 + b * STAMP_BLOCK + 4 : x0 + (b + 1) * STAMP_BLOCK - 4]
         digits.append(int(round((float(block.mean()) - 24) / 16)))
     return digits[0] * 12 + digits[1]
 
@@ -82,7 +82,7 @@ def render_content(index: int, in_shot: int, shot: ShotSpec, w: int, h: int) -> 
         # A "logo" that grows a little, as end cards animate.
         size = 30 + in_shot % 10
         cy, cx = h // 2, w // 2
-        img[cy - size // 2: cy + size // 2, cx - size: cx + size] = (20, 20, 20)
+        img[cy - size // 2 : cy + size // 2, cx - size : cx + size] = (20, 20, 20)
     else:
         low, high = (np.array(c, np.float32) for c in PALETTES[shot.hue % len(PALETTES)])
         texture = rng.random((h, w, 1), dtype=np.float32)
@@ -92,7 +92,7 @@ def render_content(index: int, in_shot: int, shot: ShotSpec, w: int, h: int) -> 
         mix = 0.6 * wave + 0.4 * texture
         img = (low + (high - low) * mix).clip(0, 255).astype(np.uint8)
     for b, level in enumerate(stamp_levels(index)):
-        img[0:STAMP_BLOCK, b * STAMP_BLOCK:(b + 1) * STAMP_BLOCK] = level
+        img[0:STAMP_BLOCK, b * STAMP_BLOCK : (b + 1) * STAMP_BLOCK] = level
     return img
 
 
@@ -122,7 +122,7 @@ def write_video(
         for in_shot in range(shot.frames):
             frame = np.empty((height, width, 3), np.uint8)
             frame[:] = bar_colour
-            frame[top:top + ch, left:left + cw] = render_content(index, in_shot, shot, cw, ch)
+            frame[top : top + ch, left : left + cw] = render_content(index, in_shot, shot, cw, ch)
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)
             index += 1
@@ -152,8 +152,15 @@ def stamp_reader():
     return read_stamp
 
 
-def add_to_workspace(ws_root: Path, key: str, video: SyntheticVideo, *, concept: str = "fire",
-                     category: str = "entities_with_dynamic_boundaries", uploader: str = "someone") -> None:
+def add_to_workspace(
+    ws_root: Path,
+    key: str,
+    video: SyntheticVideo,
+    *,
+    concept: str = "fire",
+    category: str = "entities_with_dynamic_boundaries",
+    uploader: str = "someone",
+) -> None:
     """Put a synthetic video into a workspace as fetch would have (media file + record)."""
     import shutil
 
@@ -164,10 +171,20 @@ def add_to_workspace(ws_root: Path, key: str, video: SyntheticVideo, *, concept:
     shutil.copyfile(video.path, target)
     ws.write_record(
         VideoRecord(
-            key=key, id=key.split("_", 1)[-1], extractor="Generic", url=f"https://example.org/{key}",
-            uploader=uploader, license="CC BY 4.0", duration_s=video.frame_count / video.fps, title=f"video {key}",
-            date="2024-05-01", retrieved="2024-06-01T12:00:00Z", query=f"{concept} query", concept=concept,
-            category=category, file=f"videos/{key}.mp4",
+            key=key,
+            id=key.split("_", 1)[-1],
+            extractor="Generic",
+            url=f"https://example.org/{key}",
+            uploader=uploader,
+            license="CC BY 4.0",
+            duration_s=video.frame_count / video.fps,
+            title=f"video {key}",
+            date="2024-05-01",
+            retrieved="2024-06-01T12:00:00Z",
+            query=f"{concept} query",
+            concept=concept,
+            category=category,
+            file=f"videos/{key}.mp4",
         )
     )
 
@@ -193,7 +210,7 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             if seen <= self.state.get("flaky_failures", 0):
                 self.send_error(503, "busy")
                 return
-            self.path = self.path[len("/flaky"):]
+            self.path = self.path[len("/flaky") :]
         super().do_GET()
 
 
@@ -217,8 +234,19 @@ def media(tmp_path_factory):
     for name, (shots, bars) in videos.items():
         video = write_video(raw / f"{name}.mp4", shots, fps=24, size=(160, 128), bars=bars)
         subprocess.run(
-            [ffmpeg, "-v", "error", "-y", "-i", str(video.path), "-c", "copy", "-movflags", "+faststart",
-             str(folder / f"{name}.mp4")],
+            [
+                ffmpeg,
+                "-v",
+                "error",
+                "-y",
+                "-i",
+                str(video.path),
+                "-c",
+                "copy",
+                "-movflags",
+                "+faststart",
+                str(folder / f"{name}.mp4"),
+            ],
             check=True,
         )
     return folder
@@ -234,5 +262,3 @@ def server(media):
     yield f"http://127.0.0.1:{httpd.server_address[1]}", state
     httpd.shutdown()
     httpd.server_close()
-
-

@@ -21,7 +21,6 @@ from refvps.errors import UsageError
 
 from .conftest import run_cli
 
-
 yt_dlp = pytest.importorskip("yt_dlp")
 
 
@@ -109,8 +108,10 @@ def test_transient_failures_are_retried_with_backoff(tmp_path, server):
     state["flaky_failures"] = 2
     delays: list[float] = []
     report = fetch(
-        tmp_path / "ws", [FetchItem("url", f"{base}/flaky/clip_b.mp4")],
-        FetchOptions(retries=3, backoff_s=0.5), sleep=delays.append,
+        tmp_path / "ws",
+        [FetchItem("url", f"{base}/flaky/clip_b.mp4")],
+        FetchOptions(retries=3, backoff_s=0.5),
+        sleep=delays.append,
     )
     assert report.downloaded == ["generic_clip_b"] and not report.failed
     assert delays == [0.5, 1.0]  # backoff doubles
@@ -118,8 +119,10 @@ def test_transient_failures_are_retried_with_backoff(tmp_path, server):
     state["flaky_seen"], state["flaky_failures"] = 0, 10
     delays.clear()
     report = fetch(
-        tmp_path / "ws2", [FetchItem("url", f"{base}/flaky/clip_c.mp4")],
-        FetchOptions(retries=2, backoff_s=0.1), sleep=delays.append,
+        tmp_path / "ws2",
+        [FetchItem("url", f"{base}/flaky/clip_c.mp4")],
+        FetchOptions(retries=2, backoff_s=0.1),
+        sleep=delays.append,
     )
     assert report.downloaded == [] and report.failed[0].transient and report.failed[0].attempts == 3
     assert delays == [0.1, 0.2]
@@ -152,7 +155,10 @@ def test_queries_go_through_a_search_extractor(tmp_path, server):
         "temporal_object_changes,candle_melting,candle,template\n"
     )
     items = read_fetch_input(queries)
-    assert [(i.kind, i.target, i.concept) for i in items] == [("query", "fire", "fire"), ("query", "candle", "candle_melting")]
+    assert [(i.kind, i.target, i.concept) for i in items] == [
+        ("query", "fire", "fire"),
+        ("query", "candle", "candle_melting"),
+    ]
     searcher = YtDlpSearcher("localsearch", extractors=[_local_search_extractor(base)])
     ws = Workspace(tmp_path / "ws")
     report = fetch(ws, items, FetchOptions(per_query=2), searcher=searcher)
@@ -222,7 +228,10 @@ def test_comments_after_a_url_and_fragments_in_it(tmp_path):
     urls = tmp_path / "urls.txt"
     urls.write_text("https://example.org/v#t=10 fire   # a comment\nhttps://example.org/w  # another\n")
     items = read_fetch_input(urls)
-    assert [(i.target, i.concept) for i in items] == [("https://example.org/v#t=10", "fire"), ("https://example.org/w", None)]
+    assert [(i.target, i.concept) for i in items] == [
+        ("https://example.org/v#t=10", "fire"),
+        ("https://example.org/w", None),
+    ]
 
 
 def test_negative_numbers_are_refused_by_the_options(tmp_path, capsys):

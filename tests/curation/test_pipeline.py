@@ -56,9 +56,25 @@ def test_fetch_review_trim_from_the_command_line(tmp_path, server, capsys):
 def test_trim_one_video_from_the_command_line(tmp_path, make_video, capsys):
     video = make_video(tmp_path / "melt.mp4", [ShotSpec(60, hue=1)], fps=30)
     dataset = tmp_path / "dataset"
-    code, out, err = run_cli(capsys, "trim", str(video.path), "--start", "0.5", "--end", "1.5", "-d", str(dataset),
-                             "--concept", "ice_melting", "--url", "https://example.org/v/1", "--uploader", "me",
-                             "--license", "CC BY 4.0")
+    code, out, err = run_cli(
+        capsys,
+        "trim",
+        str(video.path),
+        "--start",
+        "0.5",
+        "--end",
+        "1.5",
+        "-d",
+        str(dataset),
+        "--concept",
+        "ice_melting",
+        "--url",
+        "https://example.org/v/1",
+        "--uploader",
+        "me",
+        "--license",
+        "CC BY 4.0",
+    )
     assert code == 0, err
     clip = Dataset(dataset).clip("melt_00")
     assert len(clip) == 24

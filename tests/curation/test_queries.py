@@ -60,8 +60,19 @@ def test_templates_file_covers_the_taxonomy():
 
 def test_explicit_taxonomy_wins_and_synonyms_in_it_are_used(tmp_path, capsys):
     taxonomy = tmp_path / "tax.json"
-    taxonomy.write_text(json.dumps({"categories": [{"id": "cat", "name": "Cat", "concepts": [
-        {"id": "lava_lamp", "name": "lava lamp", "synonyms": ["wax blobs rising"]}]}]}))
+    taxonomy.write_text(
+        json.dumps(
+            {
+                "categories": [
+                    {
+                        "id": "cat",
+                        "name": "Cat",
+                        "concepts": [{"id": "lava_lamp", "name": "lava lamp", "synonyms": ["wax blobs rising"]}],
+                    }
+                ]
+            }
+        )
+    )
     out = tmp_path / "q.csv"
     code, stdout, _ = run_cli(capsys, "queries", "--taxonomy", str(taxonomy), "-k", "3", "--out", str(out), "--json")
     assert code == 0 and json.loads(stdout)["concepts"] == 1
@@ -82,7 +93,9 @@ def test_taxonomy_found_from_another_folder_and_via_env(tmp_path, monkeypatch):
 
 
 def test_missing_taxonomy_is_a_clear_error(tmp_path, capsys):
-    code, _, err = run_cli(capsys, "queries", "--taxonomy", str(tmp_path / "nope.json"), "--out", str(tmp_path / "q.csv"))
+    code, _, err = run_cli(
+        capsys, "queries", "--taxonomy", str(tmp_path / "nope.json"), "--out", str(tmp_path / "q.csv")
+    )
     assert code == 2
     assert "Error: concept taxonomy not found" in err and "--taxonomy" in err
     assert "Traceback" not in err
@@ -123,8 +136,10 @@ def tiny_llm(tmp_path_factory):
     transformers = pytest.importorskip("transformers")
     from tokenizers import Tokenizer, models, pre_tokenizers
 
-    words = ("smoke rising slow motion close up fire candle wax melting ice water wave video timelapse "
-             "glass shattering flame burning drops steam").split()
+    words = (
+        "smoke rising slow motion close up fire candle wax melting ice water wave video timelapse "
+        "glass shattering flame burning drops steam"
+    ).split()
     vocab = {"[UNK]": 0, "[PAD]": 1, "<eos>": 2, "\n": 3, "1.": 4, "-": 5, '"': 6}
     for word in words:
         vocab.setdefault(word, len(vocab))
@@ -133,8 +148,9 @@ def tiny_llm(tmp_path_factory):
     tokenizer = transformers.PreTrainedTokenizerFast(
         tokenizer_object=backend, unk_token="[UNK]", pad_token="[PAD]", eos_token="<eos>"
     )
-    config = transformers.GPT2Config(vocab_size=len(vocab), n_positions=256, n_embd=32, n_layer=2, n_head=2,
-                                     bos_token_id=2, eos_token_id=2)
+    config = transformers.GPT2Config(
+        vocab_size=len(vocab), n_positions=256, n_embd=32, n_layer=2, n_head=2, bos_token_id=2, eos_token_id=2
+    )
     torch.manual_seed(0)
     model = transformers.GPT2LMHeadModel(config)
     folder = tmp_path_factory.mktemp("tiny_gpt2")
@@ -145,8 +161,21 @@ def tiny_llm(tmp_path_factory):
 
 def test_llm_queries_from_a_local_model(tmp_path, capsys, tiny_llm):
     out = tmp_path / "q.csv"
-    args = ["queries", "--llm", str(tiny_llm), "-k", "3", "--concept", "candle_melting", "--concept", "fire",
-            "--concept", "wave breaking", "--out", str(out)]
+    args = [
+        "queries",
+        "--llm",
+        str(tiny_llm),
+        "-k",
+        "3",
+        "--concept",
+        "candle_melting",
+        "--concept",
+        "fire",
+        "--concept",
+        "wave breaking",
+        "--out",
+        str(out),
+    ]
     code, _, err = run_cli(capsys, *args)
     assert code == 0, err
     rows = read_rows(out)
@@ -206,7 +235,9 @@ def test_the_cli_removes_its_model_cache_once_the_csv_is_written(tmp_path, capsy
 
 
 def test_llm_folder_missing_is_a_clear_error(tmp_path, capsys):
-    code, _, err = run_cli(capsys, "queries", "--llm", str(tmp_path / "none"), "--concept", "fire", "--out", str(tmp_path / "q.csv"))
+    code, _, err = run_cli(
+        capsys, "queries", "--llm", str(tmp_path / "none"), "--concept", "fire", "--out", str(tmp_path / "q.csv")
+    )
     assert code == 2 and "model folder not found" in err
 
 

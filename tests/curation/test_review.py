@@ -41,7 +41,7 @@ def test_contact_sheets_show_the_video_and_its_cuts(ws_two):
     for k, rgb in frames_at(probe, times):
         r, c = divmod(k, 3)
         y, x = header_h + r * (tile_h + pad), pad + c * (tile_w + pad)
-        tile = sheet[y + 30: y + tile_h, x: x + tile_w]  # below the timestamp label
+        tile = sheet[y + 30 : y + tile_h, x : x + tile_w]  # below the timestamp label
         expected = np.asarray(Image.fromarray(rgb).resize((tile_w, tile_h), Image.BILINEAR)).astype(np.float32)[30:]
         assert np.abs(tile - expected).mean() < 3
     # The timeline marks the cut (1.2 s of 2.4 s: the middle) in red.
@@ -71,10 +71,24 @@ def test_review_page_is_self_contained(ws_two):
 
 def test_decisions_from_the_command_line(ws_two, capsys):
     ws = str(ws_two)
-    code, out, err = run_cli(capsys, "review", "-w", ws, "--accept", "generic_cut", "--span", "0.2-1.0",
-                             "--span", "1:01.5-1:02", "--note", "two events")
+    code, out, err = run_cli(
+        capsys,
+        "review",
+        "-w",
+        ws,
+        "--accept",
+        "generic_cut",
+        "--span",
+        "0.2-1.0",
+        "--span",
+        "1:01.5-1:02",
+        "--note",
+        "two events",
+    )
     assert code == 2 and "starts after the end" in err  # 61.5 s is past the 2.4 s video
-    assert run_cli(capsys, "review", "-w", ws, "--accept", "generic_cut", "--span", "0.2-1.0", "--span", "1.3-2.2")[0] == 0
+    assert (
+        run_cli(capsys, "review", "-w", ws, "--accept", "generic_cut", "--span", "0.2-1.0", "--span", "1.3-2.2")[0] == 0
+    )
     assert run_cli(capsys, "review", "-w", ws, "--reject", "generic_plain", "--reason", "too_fast")[0] == 0
     decisions = read_decisions(Workspace(ws_two).decisions_path)
     assert [(e.start_s, e.end_s) for e in decisions["generic_cut"].events] == [(0.2, 1.0), (1.3, 2.2)]
@@ -102,9 +116,17 @@ def test_accept_with_a_concept_stores_its_taxonomy_id(ws_two, capsys):
 
 def test_import_decisions_exported_from_the_page(ws_two, tmp_path):
     export = tmp_path / "decisions-export.json"
-    export.write_text(json.dumps({"version": 1, "videos": {
-        "generic_cut": {"decision": "accept", "events": [{"start_s": 0, "end_s": 1.1}], "note": ""},
-        "generic_plain": {"decision": "reject", "reason": "no_dynamic_change", "note": "static"}}}))
+    export.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "videos": {
+                    "generic_cut": {"decision": "accept", "events": [{"start_s": 0, "end_s": 1.1}], "note": ""},
+                    "generic_plain": {"decision": "reject", "reason": "no_dynamic_change", "note": "static"},
+                },
+            }
+        )
+    )
     ws = Workspace(ws_two)
     assert len(import_decisions(ws, export)) == 2
     assert read_decisions(ws.decisions_path)["generic_plain"].note == "static"
@@ -167,5 +189,6 @@ def test_review_page_script_parses_and_reads_spans(ws_two, tmp_path):
     result = subprocess.run([node, "-e", probe], capture_output=True, text=True, check=True)
     spans = json.loads(result.stdout)
     assert [(s["start_s"], s["end_s"]) for s in spans] == [(1.5, 8), (12, 15.5), (20, 21)]
-    assert [(parse_span(t).start_s, parse_span(t).end_s) for t in ("1.5-8", "0:12 - 0:15.5", "20 to 21")] == \
-        [(s["start_s"], s["end_s"]) for s in spans]
+    assert [(parse_span(t).start_s, parse_span(t).end_s) for t in ("1.5-8", "0:12 - 0:15.5", "20 to 21")] == [
+        (s["start_s"], s["end_s"]) for s in spans
+    ]

@@ -104,8 +104,9 @@ def compilation(tmp_path, make_video, workspace_with):
 def test_workspace_trim_compilation(tmp_path, compilation):
     ws_root, video = compilation
     ws = Workspace(ws_root)
-    record_decisions(ws, [Decision("generic_comp", "accept",
-                                   events=[EventSpan(0.5, 1.5), EventSpan(1.8, 3.0), EventSpan(3.8, 6.0)])])
+    record_decisions(
+        ws, [Decision("generic_comp", "accept", events=[EventSpan(0.5, 1.5), EventSpan(1.8, 3.0), EventSpan(3.8, 6.0)])]
+    )
     root = tmp_path / "dataset"
     summary = trim_workspace(ws_root, root)
     assert summary.exported == ["generic_comp_00", "generic_comp_01", "generic_comp_02"]
@@ -122,8 +123,13 @@ def test_workspace_trim_compilation(tmp_path, compilation):
         assert meta["crop"] == [0, 32, 320, 176]
         assert (meta["width"], meta["height"], meta["fps"]) == (320, 176, 24)
         assert meta["source"] == {
-            "url": "https://example.org/generic_comp", "platform": "generic", "uploader": "someone",
-            "license": "CC BY 4.0", "retrieved": "2024-06-01T12:00:00Z", "video_id": "comp", "title": "video generic_comp",
+            "url": "https://example.org/generic_comp",
+            "platform": "generic",
+            "uploader": "someone",
+            "license": "CC BY 4.0",
+            "retrieved": "2024-06-01T12:00:00Z",
+            "video_id": "comp",
+            "title": "video generic_comp",
         }
         assert meta["concept"] == "fire" and meta["category"] == "entities_with_dynamic_boundaries"
         assert meta_expr[clip_id]["expressions"] == {}
@@ -150,7 +156,8 @@ def test_accept_without_spans_gives_one_clip_per_shot(tmp_path, compilation):
 def _tree(root: Path) -> dict[str, str]:
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*")) if p.is_file() and not p.name.startswith(".")
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.name.startswith(".")
     }
 
 
@@ -212,8 +219,9 @@ def test_rejected_and_opted_out_videos_are_not_exported(tmp_path, compilation, m
     other = make_video(tmp_path / "o.mp4", [ShotSpec(40, hue=3)])
     workspace_with(ws_root, "generic_other", other, uploader="optedout_user")
     ws = Workspace(ws_root)
-    record_decisions(ws, [Decision("generic_comp", "reject", reason="shot_changes"),
-                          Decision("generic_other", "accept")])
+    record_decisions(
+        ws, [Decision("generic_comp", "reject", reason="shot_changes"), Decision("generic_other", "accept")]
+    )
     ws.optout_path.write_text("# opt-outs\n@OptedOut_User\n")
     summary = trim_workspace(ws_root, tmp_path / "dataset")
     assert summary.exported == []
@@ -245,15 +253,21 @@ def test_exported_dataset_validates_once_labelled(tmp_path, compilation):
     writer = DatasetWriter(root)
     for clip in Dataset(root):
         labels = []
-        for name in clip.frame_names:
+        for _name in clip.frame_names:
             label = np.zeros((clip.meta.height, clip.meta.width), np.uint8)
             label[40:80, 100:180] = 1
             label[80:84, 100:180] = 255
             labels.append(label)
         writer.write_clip(
-            clip.id, None, labels,
-            [Expression("0", "the wave", 1, "a"), Expression("1", "moving colours", 1, "a"),
-             Expression("2", "the pattern", 1, "b"), Expression("3", "the rippling texture", 1, "b")],
+            clip.id,
+            None,
+            labels,
+            [
+                Expression("0", "the wave", 1, "a"),
+                Expression("1", "moving colours", 1, "a"),
+                Expression("2", "the pattern", 1, "b"),
+                Expression("3", "the rippling texture", 1, "b"),
+            ],
             clip.meta,
         )
     report = validate.validate_dataset(root, refvps_rules=True)

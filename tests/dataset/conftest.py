@@ -22,8 +22,8 @@ def make_clip_arrays(seed: int, frames: int = T, height: int = H, width: int = W
     labels = []
     for t in range(frames):
         label = np.zeros((height, width), np.uint8)
-        label[4:12, 3 + t : 12 + t] = 1          # the target moves right one pixel per frame
-        label[12:14, 3 + t : 12 + t] = 255       # an Ignore fringe below it
+        label[4:12, 3 + t : 12 + t] = 1  # the target moves right one pixel per frame
+        label[12:14, 3 + t : 12 + t] = 255  # an Ignore fringe below it
         labels.append(label)
     return rgb, labels
 

@@ -45,7 +45,7 @@ def test_read_label_rejects_rgb_and_corrupt_files(tmp_path):
     Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "rgb.png")
     with pytest.raises(DatasetError, match="not an 8-bit palette PNG"):
         read_label_png(tmp_path / "rgb.png")
-    good = (tmp_path / "good.png")
+    good = tmp_path / "good.png"
     write_label_png(good, np.ones((40, 40), np.uint8))
     (tmp_path / "cut.png").write_bytes(good.read_bytes()[:30])
     with pytest.raises(DatasetError, match="cut.png"):
@@ -55,9 +55,17 @@ def test_read_label_rejects_rgb_and_corrupt_files(tmp_path):
 def test_write_then_read_round_trip(tmp_path):
     rgb, labels = make_clip_arrays(3)
     meta = ClipMeta(
-        "c1", concept="candle_melting", category="temporal_object_changes", fps=24, width=W, height=H,
+        "c1",
+        concept="candle_melting",
+        category="temporal_object_changes",
+        fps=24,
+        width=W,
+        height=H,
         source=Source(url="https://v.example/1", platform="tiktok", uploader="u", license="cc-by"),
-        trim=Trim(1.5, 4.25), crop=(0, 10, W, H), notes="n", extra={"custom": 7},
+        trim=Trim(1.5, 4.25),
+        crop=(0, 10, W, H),
+        notes="n",
+        extra={"custom": 7},
     )
     expressions = refvps_expressions()
     names = DatasetWriter(tmp_path).write_clip("c1", rgb, labels, expressions, meta)
@@ -101,7 +109,7 @@ def test_frames_are_read_lazily(tmp_path):
     rgb, labels = make_clip_arrays(0)
     DatasetWriter(tmp_path).write_clip("c", rgb, labels, refvps_expressions(), ClipMeta("c"))
     (tmp_path / "JPEGImages" / "c" / "00004.jpg").unlink()
-    clip = Dataset(tmp_path).clip("c")   # opening does not touch frames
+    clip = Dataset(tmp_path).clip("c")  # opening does not touch frames
     iterator = clip.frames()
     for _ in range(4):
         next(iterator)

@@ -53,8 +53,11 @@ def test_stats_match_hand_counts(tmp_path):
 def test_stats_cli_json_and_plot(tmp_path):
     root = _write(tmp_path / "ds")
     plot = tmp_path / "lengths.png"
-    result = subprocess.run([sys.executable, "-m", "refvps", "stats", str(root), "--json", "--plot", str(plot)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "refvps", "stats", str(root), "--json", "--plot", str(plot)],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["frames"] == 48 and data["max_resolution"] == [48, 32]
@@ -63,6 +66,7 @@ def test_stats_cli_json_and_plot(tmp_path):
     table = subprocess.run([sys.executable, "-m", "refvps", "stats", str(root)], capture_output=True, text=True)
     assert "Avg len. (s)" in table.stdout and "0.67" in table.stdout
 
-    missing = subprocess.run([sys.executable, "-m", "refvps", "stats", str(tmp_path / "nope")],
-                             capture_output=True, text=True)
+    missing = subprocess.run(
+        [sys.executable, "-m", "refvps", "stats", str(tmp_path / "nope")], capture_output=True, text=True
+    )
     assert missing.returncode == 1 and "Error:" in missing.stderr and "Traceback" not in missing.stderr

@@ -48,39 +48,93 @@ def _set_all_masks(root, clip, value_from, value_to):
 # rule -> (how to break the dataset, the file the problem must name, severity, needs --refvps rules)
 BREAKERS = {
     "json_parse": (lambda r: _exps(r).write_text('{"videos": {"clip_a": }'), _exps, "error", False),
-    "json_schema": (lambda r: _edit_json(_exps(r), lambda d: d["videos"]["clip_a"].pop("frames")), _exps, "error", False),
-    "clip_folder": (lambda r: [p.unlink() for p in (r / "JPEGImages" / "clip_b").iterdir()]
-                    and (r / "JPEGImages" / "clip_b").rmdir(), lambda r: r / "JPEGImages" / "clip_b", "error", False),
+    "json_schema": (
+        lambda r: _edit_json(_exps(r), lambda d: d["videos"]["clip_a"].pop("frames")),
+        _exps,
+        "error",
+        False,
+    ),
+    "clip_folder": (
+        lambda r: (
+            [p.unlink() for p in (r / "JPEGImages" / "clip_b").iterdir()] and (r / "JPEGImages" / "clip_b").rmdir()
+        ),
+        lambda r: r / "JPEGImages" / "clip_b",
+        "error",
+        False,
+    ),
     "missing_frame": (lambda r: _frame(r).unlink(), _frame, "error", False),
-    "extra_frame": (lambda r: _frame(r, "00099").write_bytes(_frame(r).read_bytes()),
-                    lambda r: _frame(r, "00099"), "error", False),
-    "duplicate_frame": (lambda r: _edit_json(_exps(r), lambda d: d["videos"]["clip_a"]["frames"].append("00001")),
-                        _exps, "error", False),
+    "extra_frame": (
+        lambda r: _frame(r, "00099").write_bytes(_frame(r).read_bytes()),
+        lambda r: _frame(r, "00099"),
+        "error",
+        False,
+    ),
+    "duplicate_frame": (
+        lambda r: _edit_json(_exps(r), lambda d: d["videos"]["clip_a"]["frames"].append("00001")),
+        _exps,
+        "error",
+        False,
+    ),
     "frame_unreadable": (lambda r: _frame(r).write_bytes(_frame(r).read_bytes()[:200]), _frame, "error", False),
     "frame_size": (lambda r: Image.new("RGB", (W + 8, H)).save(_frame(r)), _frame, "error", False),
     "missing_mask": (lambda r: _mask(r).unlink(), _mask, "error", False),
-    "extra_mask": (lambda r: write_label_png(_mask(r, "00077"), np.zeros((H, W), np.uint8)),
-                   lambda r: _mask(r, "00077"), "error", False),
+    "extra_mask": (
+        lambda r: write_label_png(_mask(r, "00077"), np.zeros((H, W), np.uint8)),
+        lambda r: _mask(r, "00077"),
+        "error",
+        False,
+    ),
     "mask_unreadable": (lambda r: _mask(r).write_bytes(b"\x89PNG\r\n\x1a\n garbage"), _mask, "error", False),
     "mask_not_palette": (lambda r: Image.fromarray(np.zeros((H, W), np.uint8)).save(_mask(r)), _mask, "error", False),
     "mask_size": (lambda r: write_label_png(_mask(r), np.zeros((H + 2, W), np.uint8)), _mask, "error", False),
     "mask_values": (lambda r: write_label_png(_mask(r), np.full((H, W), 7, np.uint8)), _mask, "error", False),
-    "obj_id_absent": (lambda r: _edit_json(_exps(r), lambda d: d["videos"]["clip_a"]["expressions"]["3"].update(obj_id="2")),
-                      _exps, "error", False),
-    "empty_target": (lambda r: _set_all_masks(r, "clip_a", 1, 0), lambda r: r / "Annotations" / "clip_a", "error", False),
-    "expression_empty": (lambda r: _edit_json(_exps(r), lambda d: d["videos"]["clip_a"]["expressions"]["1"].update(exp="  ")),
-                         _exps, "error", False),
-    "expression_duplicate": (lambda r: _edit_json(_exps(r), lambda d: d["videos"]["clip_a"]["expressions"]["1"].update(
-        exp="The red smoke on the LEFT.")), _exps, "error", False),
-    "expression_count": (lambda r: _edit_json(_exps(r), lambda d: d["videos"]["clip_a"]["expressions"].pop("3")),
-                         _exps, "error", True),
-    "annotator_count": (lambda r: _edit_json(_exps(r), lambda d: d["videos"]["clip_a"]["expressions"]["2"].update(annotator="a")),
-                        _exps, "error", True),
+    "obj_id_absent": (
+        lambda r: _edit_json(_exps(r), lambda d: d["videos"]["clip_a"]["expressions"]["3"].update(obj_id="2")),
+        _exps,
+        "error",
+        False,
+    ),
+    "empty_target": (
+        lambda r: _set_all_masks(r, "clip_a", 1, 0),
+        lambda r: r / "Annotations" / "clip_a",
+        "error",
+        False,
+    ),
+    "expression_empty": (
+        lambda r: _edit_json(_exps(r), lambda d: d["videos"]["clip_a"]["expressions"]["1"].update(exp="  ")),
+        _exps,
+        "error",
+        False,
+    ),
+    "expression_duplicate": (
+        lambda r: _edit_json(
+            _exps(r), lambda d: d["videos"]["clip_a"]["expressions"]["1"].update(exp="The red smoke on the LEFT.")
+        ),
+        _exps,
+        "error",
+        False,
+    ),
+    "expression_count": (
+        lambda r: _edit_json(_exps(r), lambda d: d["videos"]["clip_a"]["expressions"].pop("3")),
+        _exps,
+        "error",
+        True,
+    ),
+    "annotator_count": (
+        lambda r: _edit_json(_exps(r), lambda d: d["videos"]["clip_a"]["expressions"]["2"].update(annotator="a")),
+        _exps,
+        "error",
+        True,
+    ),
     "fps": (lambda r: _edit_json(_clips(r), lambda d: d["clips"]["clip_a"].update(fps=30)), _clips, "error", True),
     "clip_meta": (lambda r: _edit_json(_clips(r), lambda d: d["clips"].pop("clip_a")), _clips, "error", True),
     "orphan": (lambda r: (r / "JPEGImages" / "stray").mkdir(), lambda r: r / "JPEGImages" / "stray", "warning", False),
-    "taxonomy": (lambda r: _edit_json(_clips(r), lambda d: d["clips"]["clip_a"].update(concept="made_up_concept")),
-                 _clips, "warning", False),
+    "taxonomy": (
+        lambda r: _edit_json(_clips(r), lambda d: d["clips"]["clip_a"].update(concept="made_up_concept")),
+        _clips,
+        "warning",
+        False,
+    ),
 }
 
 

@@ -22,7 +22,12 @@ def test_authors_modelscope_file_with_unet_key_loads(tmp_path, small_config):
     path = tmp_path / "model_ckpt_best.pth"
     # What train_REM_MS_*.py saves: the UNet state dict under 'unet', plus optimizer, epoch, args.
     torch.save(
-        {"unet": trained.denoiser.state_dict(), "optimizer": {}, "epoch": 39, "args": argparse.Namespace(lr=1e-6, num_frames=8)},
+        {
+            "unet": trained.denoiser.state_dict(),
+            "optimizer": {},
+            "epoch": 39,
+            "args": argparse.Namespace(lr=1e-6, num_frames=8),
+        },
         path,
     )
     fresh = build_rem(small_config, random_init=True, seed=2)

@@ -23,7 +23,18 @@ def tiny_checkpoint(tmp_path_factory, small_config):
 def test_run_rem_writes_predictions_and_a_json_summary(tmp_path, toy_dataset, tiny_checkpoint):
     out = tmp_path / "pred"
     result = CliRunner().invoke(
-        run_rem, ["--dataset", str(toy_dataset), "--out", str(out), "--checkpoint", str(tiny_checkpoint), "--window", "4", "--json"]
+        run_rem,
+        [
+            "--dataset",
+            str(toy_dataset),
+            "--out",
+            str(out),
+            "--checkpoint",
+            str(tiny_checkpoint),
+            "--window",
+            "4",
+            "--json",
+        ],
     )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
@@ -40,7 +51,9 @@ def test_run_rem_writes_predictions_and_a_json_summary(tmp_path, toy_dataset, ti
 def test_run_rem_with_an_authors_file_needs_the_config(tmp_path, toy_dataset, small_config):
     path = tmp_path / "authors.pth"
     torch.save({"unet": build_rem(small_config, random_init=True).denoiser.state_dict()}, path)
-    result = CliRunner().invoke(run_rem, ["--dataset", str(toy_dataset), "--out", str(tmp_path / "p"), "--checkpoint", str(path)])
+    result = CliRunner().invoke(
+        run_rem, ["--dataset", str(toy_dataset), "--out", str(tmp_path / "p"), "--checkpoint", str(path)]
+    )
     assert isinstance(result.exception, ConfigError) and "--config" in result.exception.hint
 
 
@@ -98,7 +111,9 @@ def test_train_rem_on_a_dataset_without_masks_is_an_error_with_a_hint(tmp_path, 
     data = tmp_path / "data"
     shutil.copytree(toy_dataset, data, ignore=shutil.ignore_patterns("Annotations"))
     config = tmp_path / "train.yaml"
-    config.write_text(f"model: rem-tiny\nrandom_init: true\nnum_workers: 2\ndata:\n  - {{kind: refvps, root: {data}}}\n")
+    config.write_text(
+        f"model: rem-tiny\nrandom_init: true\nnum_workers: 2\ndata:\n  - {{kind: refvps, root: {data}}}\n"
+    )
     with pytest.raises(SystemExit) as info:
         main(["train-rem", str(config), "--output-dir", str(tmp_path / "run")])
     err = " ".join(capsys.readouterr().err.split())

@@ -105,7 +105,9 @@ def test_timestep_zero_noise_matches_the_ddpm_scheduler(tiny):
     z0 = torch.randn(1, 4, 2, 3, 5)
     z1 = tiny.to_timestep_zero(z0, torch.Generator().manual_seed(7))
     noise = torch.randn(z0.shape, generator=torch.Generator().manual_seed(7))
-    scheduler = DDPMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
+    scheduler = DDPMScheduler(
+        num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear"
+    )
     expected = scheduler.add_noise(z0, noise, torch.tensor([0]))
     torch.testing.assert_close(z1, expected)
     assert abs(tiny.alpha_bar - (1 - 0.00085)) < 1e-7

@@ -110,6 +110,8 @@ def test_half_precision_keeps_what_diffusers_keeps_in_fp32(tmp_path):
     ours = dict(cast_model.denoiser.named_parameters()) | dict(cast_model.denoiser.named_buffers())
     theirs = dict(reference.named_parameters()) | dict(reference.named_buffers())
     assert ours.keys() == theirs.keys()
-    assert {n for n, t in ours.items() if t.dtype == torch.float32} == {n for n, t in theirs.items() if t.dtype == torch.float32}
+    assert {n for n, t in ours.items() if t.dtype == torch.float32} == {
+        n for n, t in theirs.items() if t.dtype == torch.float32
+    }
     assert any(t.dtype == torch.bfloat16 for t in ours.values())
     assert all(torch.equal(ours[n], theirs[n]) for n in ours)

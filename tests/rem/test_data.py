@@ -69,8 +69,14 @@ def _ytvos(root):
         label[2:10, 2:10] = 1
         label[12:20, 20:30] = 2
         write_label_png(root / "train" / "Annotations" / video / f"{name}.png", label)
-    meta = {"videos": {video: {"expressions": {"0": {"exp": "a cat", "obj_id": "1"}, "1": {"exp": "a dog", "obj_id": "2"}},
-                               "frames": ["00000", "00005", "00010"]}}}
+    meta = {
+        "videos": {
+            video: {
+                "expressions": {"0": {"exp": "a cat", "obj_id": "1"}, "1": {"exp": "a dog", "obj_id": "2"}},
+                "frames": ["00000", "00005", "00010"],
+            }
+        }
+    }
     path = root / "meta_expressions" / "train" / "meta_expressions.json"
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(meta))
@@ -94,16 +100,41 @@ def _refcoco(root):
     instances = {
         "images": [{"id": 1, "file_name": "COCO_train2014_000000000001.jpg", "height": 40, "width": 60}],
         # A polygon square from (10, 5) to (30, 25): 20 x 20 pixels.
-        "annotations": [{"id": 7, "image_id": 1, "category_id": 1, "segmentation": [[10, 5, 30, 5, 30, 25, 10, 25]],
-                         "area": 400, "bbox": [10, 5, 20, 20], "iscrowd": 0}],
+        "annotations": [
+            {
+                "id": 7,
+                "image_id": 1,
+                "category_id": 1,
+                "segmentation": [[10, 5, 30, 5, 30, 25, 10, 25]],
+                "area": 400,
+                "bbox": [10, 5, 20, 20],
+                "iscrowd": 0,
+            }
+        ],
         "categories": [{"id": 1, "name": "thing"}],
     }
     refs = [
-        {"ref_id": 0, "ann_id": 7, "image_id": 1, "split": "train", "category_id": 1, "file_name": "x.jpg",
-         "sentences": [{"sent": "the square", "raw": "The square.", "tokens": ["the", "square"]},
-                       {"sent": "black box on top", "raw": "", "tokens": []}]},
-        {"ref_id": 1, "ann_id": 7, "image_id": 1, "split": "val", "category_id": 1, "file_name": "x.jpg",
-         "sentences": [{"sent": "held out", "raw": "", "tokens": []}]},
+        {
+            "ref_id": 0,
+            "ann_id": 7,
+            "image_id": 1,
+            "split": "train",
+            "category_id": 1,
+            "file_name": "x.jpg",
+            "sentences": [
+                {"sent": "the square", "raw": "The square.", "tokens": ["the", "square"]},
+                {"sent": "black box on top", "raw": "", "tokens": []},
+            ],
+        },
+        {
+            "ref_id": 1,
+            "ann_id": 7,
+            "image_id": 1,
+            "split": "val",
+            "category_id": 1,
+            "file_name": "x.jpg",
+            "sentences": [{"sent": "held out", "raw": "", "tokens": []}],
+        },
     ]
     (root / "refcoco").mkdir()
     (root / "refcoco" / "instances.json").write_text(json.dumps(instances))

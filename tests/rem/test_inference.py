@@ -67,7 +67,9 @@ def test_every_frame_of_a_30_frame_clip_with_window_8(tmp_path, long_clips, tiny
     out = tmp_path / "pred"
     calls = []
     original = tiny_model.encode_video
-    tiny_model.encode_video = lambda frames, generator=None: calls.append(frames.shape[1]) or original(frames, generator)
+    tiny_model.encode_video = lambda frames, generator=None: (
+        calls.append(frames.shape[1]) or original(frames, generator)
+    )
     try:
         summary = predict_dataset(tiny_model, long_clips, out, InferenceOptions(window=8), progress=False)
     finally:
@@ -124,7 +126,9 @@ def test_pad_aspect_predicts_at_frame_size(tmp_path, toy_dataset, tiny_model):
 
 def test_wan_tiny_predicts_every_frame(tmp_path, long_clips):
     model = build_rem("rem-wan-tiny", random_init=True)
-    summary = predict_dataset(model, long_clips, tmp_path / "wan", InferenceOptions(window=9), clip_ids=["toy000"], progress=False)
+    summary = predict_dataset(
+        model, long_clips, tmp_path / "wan", InferenceOptions(window=9), clip_ids=["toy000"], progress=False
+    )
     assert summary.frames == 30 and len(list((tmp_path / "wan" / "toy000" / "3").glob("*.png"))) == 30
 
 

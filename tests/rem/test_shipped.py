@@ -22,7 +22,9 @@ WEIGHTS = Path(rem_model.__file__).parent / "weights" / "rem-tiny"
 
 @pytest.fixture(scope="module")
 def shipped():
-    assert (WEIGHTS / "model.safetensors").is_file(), f"the tiny weights are missing from {WEIGHTS}: run scripts/train_tiny_rem.py"
+    assert (WEIGHTS / "model.safetensors").is_file(), (
+        f"the tiny weights are missing from {WEIGHTS}: run scripts/train_tiny_rem.py"
+    )
     return build_rem("rem-tiny")  # no checkpoint argument: the shipped weights
 
 
@@ -70,7 +72,12 @@ def test_segments_held_out_clips_far_better_than_trivial_predictions(shipped, he
         valid = labels != IGNORE_INDEX
         for expression in clip.expressions:
             truth = labels == expression.obj_id
-            pred = np.stack([np.asarray(Image.open(tmp_path / "pred" / clip.id / expression.exp_id / f"{n}.png")) > 0 for n in clip.frame_names])
+            pred = np.stack(
+                [
+                    np.asarray(Image.open(tmp_path / "pred" / clip.id / expression.exp_id / f"{n}.png")) > 0
+                    for n in clip.frame_names
+                ]
+            )
             model_j.append(_iou(pred, truth, valid).mean())
             empty_j.append(_iou(np.zeros_like(truth), truth, valid).mean())
             full_j.append(_iou(np.ones_like(truth), truth, valid).mean())
@@ -102,8 +109,13 @@ def test_predictions_follow_the_paper_pipeline(shipped, held_out):
     height, width = frames.shape[1:3]
     agreement = []
     for expression in clip.expressions:
-        ids = shipped.tokenizer([expression.text], padding="max_length", max_length=shipped.config.max_text_tokens,
-                                truncation=True, return_tensors="pt").input_ids
+        ids = shipped.tokenizer(
+            [expression.text],
+            padding="max_length",
+            max_length=shipped.config.max_text_tokens,
+            truncation=True,
+            return_tensors="pt",
+        ).input_ids
         text = shipped.text_encoder(ids)[0]
         latent = shipped.denoiser(z1, torch.tensor([0]), encoder_hidden_states=text).sample
         decoded = vae.decode(latent[0].permute(1, 0, 2, 3) / scale).sample

@@ -31,7 +31,9 @@ from .conftest import fill_zero_parameters
 
 
 def _batch(dataset_root, config, num_frames, size=2):
-    dataset = build_training_dataset([DataSource("refvps", str(dataset_root))], resolution=config.resolution, num_frames=num_frames)
+    dataset = build_training_dataset(
+        [DataSource("refvps", str(dataset_root))], resolution=config.resolution, num_frames=num_frames
+    )
     return collate([dataset[i] for i in range(size)])
 
 
@@ -166,7 +168,13 @@ def test_save_then_resume_gives_the_same_next_loss(tmp_path, toy_dataset):
     first = run(_config(toy_dataset, tmp_path / "a", max_steps=4, checkpointing_steps=2), progress=False)
     assert first.global_step == 4 and (tmp_path / "a" / "checkpoint-2").is_dir()
     resumed = run(
-        _config(toy_dataset, tmp_path / "a", max_steps=4, checkpointing_steps=100, resume_from_checkpoint=str(tmp_path / "a" / "checkpoint-2")),
+        _config(
+            toy_dataset,
+            tmp_path / "a",
+            max_steps=4,
+            checkpointing_steps=100,
+            resume_from_checkpoint=str(tmp_path / "a" / "checkpoint-2"),
+        ),
         progress=False,
     )
     assert resumed.global_step == 4 and len(resumed.losses) == 2
@@ -182,8 +190,9 @@ def test_epochs_count_the_optimizer_step_at_the_end_of_each_epoch(tmp_path, toy_
     """8 samples (2 clips x 4 expressions) in batches of 1 with gradient accumulation 3: accelerate
     steps after batches 3, 6 and 8 (the end of the data), so an epoch is ceil(8 / 3) = 3 steps and 2
     epochs are 6 steps (rounding down gave 4 and stopped inside the second epoch)."""
-    result = run(_config(toy_dataset, tmp_path / "e", batch_size=1, gradient_accumulation_steps=3, epochs=2),
-                 progress=False)
+    result = run(
+        _config(toy_dataset, tmp_path / "e", batch_size=1, gradient_accumulation_steps=3, epochs=2), progress=False
+    )
     assert result.global_step == 6 and len(result.losses) == 6
 
 
@@ -249,9 +258,25 @@ def test_two_process_cpu_run_of_two_steps(tmp_path, toy_dataset):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     result = subprocess.run(
-        [str(torchrun), "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(port),
-         "-m", "rem_model.train", str(config), "--max-steps", "2", "--no-progress"],
-        capture_output=True, text=True, env=env, timeout=240,
+        [
+            str(torchrun),
+            "--nproc_per_node",
+            "2",
+            "--master_addr",
+            "127.0.0.1",
+            "--master_port",
+            str(port),
+            "-m",
+            "rem_model.train",
+            str(config),
+            "--max-steps",
+            "2",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     run_file = json.loads((tmp_path / "ddp" / "run.json").read_text())
@@ -263,7 +288,9 @@ def test_two_process_cpu_run_of_two_steps(tmp_path, toy_dataset):
     assert (tmp_path / "ddp" / "final" / "model.safetensors").is_file()
     # Both processes wrote their part of the accelerate state; the folder got its final name once.
     assert sorted(p.name for p in (tmp_path / "ddp").glob("checkpoint-*")) == ["checkpoint-2"]
-    assert {"random_states_0.pkl", "random_states_1.pkl"} <= {p.name for p in (tmp_path / "ddp" / "checkpoint-2").iterdir()}
+    assert {"random_states_0.pkl", "random_states_1.pkl"} <= {
+        p.name for p in (tmp_path / "ddp" / "checkpoint-2").iterdir()
+    }
 
 
 @pytest.mark.parametrize("name", ["ms_stage1", "ms_stage2", "wan14b"])

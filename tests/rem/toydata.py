@@ -22,7 +22,9 @@ def disc(shape: tuple[int, int], cy: float, cx: float, r: float) -> np.ndarray:
     return (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
 
 
-def make_toy_dataset(root: Path, *, clips: int = 2, frames: int = 8, size: tuple[int, int] = (48, 64), seed: int = 0) -> Path:
+def make_toy_dataset(
+    root: Path, *, clips: int = 2, frames: int = 8, size: tuple[int, int] = (48, 64), seed: int = 0
+) -> Path:
     """``clips`` clips of ``frames`` frames at ``size`` = (height, width); returns ``root``."""
     rng = np.random.default_rng(seed)
     writer = DatasetWriter(root)
@@ -52,5 +54,11 @@ def make_toy_dataset(root: Path, *, clips: int = 2, frames: int = 8, size: tuple
             Expression("2", "the red ball moving", 1, "b"),
             Expression("3", "the blue ball moving", 2, "b"),
         ]
-        writer.write_clip(clip_id, rgb_frames, labels, expressions, ClipMeta(clip_id, concept="toy", category="toy", width=w, height=h))
+        writer.write_clip(
+            clip_id,
+            rgb_frames,
+            labels,
+            expressions,
+            ClipMeta(clip_id, concept="toy", category="toy", width=w, height=h),
+        )
     return root

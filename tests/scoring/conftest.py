@@ -66,7 +66,9 @@ def write_dataset(root: Path, clips: dict = CLIPS, height: int = H, width: int =
     for index, (clip_id, (frames, concept, category)) in enumerate(clips.items()):
         labels = make_labels(index, frames, height, width)
         rgb = [np.full((height, width, 3), 40 + 10 * t, np.uint8) for t in range(frames)]
-        expressions = [Expression(e, f"the {concept} in {clip_id}, phrasing {e}", 1, "ab"[int(e) // 2]) for e in EXPRESSIONS]
+        expressions = [
+            Expression(e, f"the {concept} in {clip_id}, phrasing {e}", 1, "ab"[int(e) // 2]) for e in EXPRESSIONS
+        ]
         meta = ClipMeta(clip_id, concept=concept, category=category, fps=24, width=width, height=height)
         writer.write_clip(clip_id, rgb, labels, expressions, meta)
         truth[clip_id] = labels
@@ -125,7 +127,9 @@ def write_rle_json(path: Path, predictions: dict, *, skip: set = frozenset()) ->
     for (clip_id, exp_id), masks in predictions.items():
         for t, mask in enumerate(masks):
             if (clip_id, exp_id, t) not in skip:
-                entries.append({"video": clip_id, "exp_id": exp_id, "frame": frame_name(t), "segmentation": rle_of(mask)})
+                entries.append(
+                    {"video": clip_id, "exp_id": exp_id, "frame": frame_name(t), "segmentation": rle_of(mask)}
+                )
     path.write_text(json.dumps(entries))
     return path
 

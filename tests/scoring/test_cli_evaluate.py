@@ -31,8 +31,22 @@ def assert_clean_error(result, *needles, code=1):
 
 def test_scores_and_writes_results_and_csv(scored_case, tmp_path):
     out, table = tmp_path / "results.json", tmp_path / "per_expression.csv"
-    result = run("evaluate", scored_case["tree"], "--dataset", scored_case["dataset"], "--output", out,
-                 "--csv", table, "--method", "perturbed", "--bootstrap", "100", "--seed", "1")
+    result = run(
+        "evaluate",
+        scored_case["tree"],
+        "--dataset",
+        scored_case["dataset"],
+        "--output",
+        out,
+        "--csv",
+        table,
+        "--method",
+        "perturbed",
+        "--bootstrap",
+        "100",
+        "--seed",
+        "1",
+    )
     assert result.returncode == 0, result.stderr
     assert "J&F" in result.stdout and "TempCon" in result.stdout
     data = json.loads(out.read_text())
@@ -44,8 +58,18 @@ def test_scores_and_writes_results_and_csv(scored_case, tmp_path):
 
 
 def test_json_output_and_no_boundary(scored_case):
-    result = run("evaluate", scored_case["rle"], "-d", scored_case["dataset"], "--no-boundary", "--json",
-                 "--workers", "1", "--bootstrap", "0")
+    result = run(
+        "evaluate",
+        scored_case["rle"],
+        "-d",
+        scored_case["dataset"],
+        "--no-boundary",
+        "--json",
+        "--workers",
+        "1",
+        "--bootstrap",
+        "0",
+    )
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["summary"]["F"] is None and data["summary"]["JF"] is None and data["summary"]["J_ci95"] is None
@@ -85,7 +109,9 @@ def test_folder_without_masks(scored_case, tmp_path):
     flat = tmp_path / "flat"
     (flat / "clip_a").mkdir(parents=True)
     (flat / "clip_a" / "00000.png").write_bytes(encode_png(np.zeros((4, 4), bool)))
-    assert_clean_error(run("evaluate", flat, "-d", scored_case["dataset"]), "no predicted masks found", "one folder per expression")
+    assert_clean_error(
+        run("evaluate", flat, "-d", scored_case["dataset"]), "no predicted masks found", "one folder per expression"
+    )
 
 
 def _tree_copy(scored_case, tmp_path):
@@ -136,7 +162,9 @@ def test_invalid_rle(scored_case, tmp_path, segmentation, needle):
 def test_rle_entry_without_keys_and_not_a_list(scored_case, tmp_path):
     path = tmp_path / "pred.json"
     path.write_text(json.dumps([{"video": "clip_a", "frame": "00000"}]))
-    assert_clean_error(run("evaluate", path, "-d", scored_case["dataset"]), "entry 0", "missing key(s) exp_id, segmentation")
+    assert_clean_error(
+        run("evaluate", path, "-d", scored_case["dataset"]), "entry 0", "missing key(s) exp_id, segmentation"
+    )
     path.write_text(json.dumps({"annotations": []}))
     assert_clean_error(run("evaluate", path, "-d", scored_case["dataset"]), "JSON list", path)
     path.write_text("[{")

@@ -25,9 +25,7 @@ GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "davis_golden"
 def _cases():
     arrays = np.load(GOLDEN / "davis_agreement.npz")
     meta = json.loads((GOLDEN / "davis_agreement.json").read_text())
-    return [
-        (case, arrays[f"label_{case['id']:02d}"], arrays[f"pred_{case['id']:02d}"]) for case in meta["cases"]
-    ]
+    return [(case, arrays[f"label_{case['id']:02d}"], arrays[f"pred_{case['id']:02d}"]) for case in meta["cases"]]
 
 
 CASES = _cases()

@@ -85,10 +85,21 @@ def test_results_json_has_the_agreed_keys(reference_results, tmp_path):
     data = json.loads(path.read_text())
     assert {"summary", "per_expression", "per_clip", "per_concept", "per_category", "meta"} <= set(data)
     assert {
-        "J", "F", "JF", "TempCon", "J_recall", "J_ci95", "J_concept_balanced",
-        "n_clips", "n_expressions", "n_frames", "n_missing_frames",
+        "J",
+        "F",
+        "JF",
+        "TempCon",
+        "J_recall",
+        "J_ci95",
+        "J_concept_balanced",
+        "n_clips",
+        "n_expressions",
+        "n_frames",
+        "n_missing_frames",
     } <= set(data["summary"])
-    assert {"video", "exp_id", "J", "F", "TempCon", "J_recall", "n_frames", "n_missing"} <= set(data["per_expression"][0])
+    assert {"video", "exp_id", "J", "F", "TempCon", "J_recall", "n_frames", "n_missing"} <= set(
+        data["per_expression"][0]
+    )
     assert {"dataset", "predictions", "method", "refvps_version", "date", "options"} <= set(data["meta"])
     lo, hi = data["summary"]["J_ci95"]
     assert lo <= data["summary"]["J"] <= hi
@@ -161,11 +172,22 @@ def _two_object_dataset(root):
     writer = DatasetWriter(root)
     black = np.zeros((height, width, 3), np.uint8)
     expressions = [Expression(str(i), f"object {1 + i % 2}, phrasing {i}", 1 + i % 2) for i in range(12)]
-    writer.write_clip("two", [black] * frames, labels, expressions, ClipMeta("two", concept="c2", category="k", width=width, height=height))
+    writer.write_clip(
+        "two",
+        [black] * frames,
+        labels,
+        expressions,
+        ClipMeta("two", concept="c2", category="k", width=width, height=height),
+    )
     single = np.zeros((height, width), np.uint8)
     single[5:15, 5:25] = 1
-    writer.write_clip("one", [black], [single], [Expression("0", "the only frame", 1)],
-                      ClipMeta("one", concept="c1", category="k", width=width, height=height))
+    writer.write_clip(
+        "one",
+        [black],
+        [single],
+        [Expression("0", "the only frame", 1)],
+        ClipMeta("one", concept="c1", category="k", width=width, height=height),
+    )
     return {"two": labels, "one": [single]}
 
 
@@ -179,7 +201,7 @@ def test_second_object_single_frame_and_many_expression_ids(tmp_path):
     for i in range(12):
         obj = 1 + i % 2
         masks = []
-        for t, label in enumerate(truth["two"]):
+        for label in truth["two"]:
             if i in (0, 1):
                 mask = label == obj  # exact outside Ignore
             elif i in (2, 3):
@@ -212,14 +234,18 @@ def test_second_object_single_frame_and_many_expression_ids(tmp_path):
     for source in (tree, zipped, rle):
         for boundary in (True, False):
             results = evaluate(source, tmp_path / "dataset", boundary=boundary, bootstrap=0)
-            assert [(r.video, r.exp_id) for r in results.per_expression] == [("one", "0")] + [("two", str(i)) for i in range(12)]
+            assert [(r.video, r.exp_id) for r in results.per_expression] == [("one", "0")] + [
+                ("two", str(i)) for i in range(12)
+            ]
             for row in results.per_expression:
                 j, f, tempcon = expected[(row.video, row.exp_id)]
                 assert row.J == pytest.approx(j, abs=1e-9) and row.TempCon == pytest.approx(tempcon, abs=1e-9)
                 assert row.F == (pytest.approx(f, abs=1e-9) if boundary else None)
                 assert row.obj_id == (1 + int(row.exp_id) % 2 if row.video == "two" else 1)
             clip_two = np.mean([expected[("two", str(i))][0] for i in range(12)])
-            assert results.summary.J == pytest.approx(np.mean([v[0] for v in expected.values()]))  # every expression once
+            assert results.summary.J == pytest.approx(
+                np.mean([v[0] for v in expected.values()])
+            )  # every expression once
             assert results.summary.J_concept_balanced == pytest.approx((clip_two + expected[("one", "0")][0]) / 2)
 
 

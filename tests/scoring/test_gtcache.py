@@ -30,8 +30,15 @@ def case(tmp_path):
             predictions[(clip_id, exp_id)] = masks
     skip = {("clip_a", "1", 3), ("clip_c", "0", 0)}
     rle = write_rle_json(tmp_path / "pred.json", predictions, skip=skip)
-    return {"root": tmp_path, "dataset": tmp_path / "dataset", "truth": truth, "predictions": predictions,
-            "skip": skip, "rle": rle, "cache": tmp_path / "cache"}
+    return {
+        "root": tmp_path,
+        "dataset": tmp_path / "dataset",
+        "truth": truth,
+        "predictions": predictions,
+        "skip": skip,
+        "rle": rle,
+        "cache": tmp_path / "cache",
+    }
 
 
 def _score(case, cache, **options):
@@ -158,8 +165,19 @@ def test_cli_cache_dir_and_no_cache(case, monkeypatch):
 
     monkeypatch.delenv("REFVPS_CACHE_DIR", raising=False)
     env = {**os.environ, "HOME": str(case["root"] / "home"), "XDG_CACHE_HOME": str(case["root"] / "xdg")}
-    base = [sys.executable, "-m", "refvps", "evaluate", str(case["rle"]), "-d", str(case["dataset"]),
-            "--no-boundary", "--bootstrap", "0", "--json"]
+    base = [
+        sys.executable,
+        "-m",
+        "refvps",
+        "evaluate",
+        str(case["rle"]),
+        "-d",
+        str(case["dataset"]),
+        "--no-boundary",
+        "--bootstrap",
+        "0",
+        "--json",
+    ]
     chosen = case["root"] / "chosen"
     with_dir = subprocess.run(base + ["--cache-dir", str(chosen)], capture_output=True, text=True, env=env)
     assert with_dir.returncode == 0, with_dir.stderr

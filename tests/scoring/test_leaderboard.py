@@ -52,8 +52,14 @@ def two_results(scored_case, tmp_path_factory):
 
 def test_entry_is_results_plus_method_metadata(two_results, tmp_path):
     _, perturbed, _ = two_results
-    entry = make_entry(perturbed, name="Perturbed masks", url="https://example.org/method", backbone="none",
-                       checkpoint="ckpt.pt", command="refvps evaluate ...")
+    entry = make_entry(
+        perturbed,
+        name="Perturbed masks",
+        url="https://example.org/method",
+        backbone="none",
+        checkpoint="ckpt.pt",
+        command="refvps evaluate ...",
+    )
     path = write_entry(entry, tmp_path / "entries" / "perturbed.json")
     data = json.loads(path.read_text())
     assert data["summary"] == perturbed.to_json()["summary"]  # an entry reads as a results.json
@@ -144,7 +150,9 @@ def test_html_is_self_contained(two_results, tmp_path):
     build_leaderboard(entries, tmp_path / "site")
     page = (tmp_path / "site" / "index.html").read_text()
     # Nothing is loaded from elsewhere: no external scripts, styles, images, fonts or imports.
-    assert not re.search(r"""<(script|img|iframe|link|source|video|audio)[^>]*\s(src|href)\s*=\s*["']?(https?:)?//""", page, re.I)
+    assert not re.search(
+        r"""<(script|img|iframe|link|source|video|audio)[^>]*\s(src|href)\s*=\s*["']?(https?:)?//""", page, re.I
+    )
     assert "<link" not in page.lower() and "@import" not in page and "url(" not in page
     assert page.count("data:image/png;base64,") == 2
     assert "<script>" in page and "sortable" in page
@@ -155,9 +163,21 @@ def test_html_is_self_contained(two_results, tmp_path):
 def test_cli_leaderboard(two_results, tmp_path):
     folder, _, _ = two_results
     result = subprocess.run(
-        [sys.executable, "-m", "refvps", "leaderboard", folder / "perturbed.json", folder / "better_results.json",
-         "--out", tmp_path / "site", "--no-reference", "--title", "Synthetic"],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "refvps",
+            "leaderboard",
+            folder / "perturbed.json",
+            folder / "better_results.json",
+            "--out",
+            tmp_path / "site",
+            "--no-reference",
+            "--title",
+            "Synthetic",
+        ],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     readme = (tmp_path / "site" / "README.md").read_text()
@@ -165,14 +185,17 @@ def test_cli_leaderboard(two_results, tmp_path):
     assert "Sources of reported rows" not in readme and "paper v1" not in readme  # --no-reference
     missing = subprocess.run(
         [sys.executable, "-m", "refvps", "leaderboard", tmp_path / "nope.json", "--out", tmp_path / "x"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert missing.returncode == 2 and missing.stderr.startswith("Error:") and "Traceback" not in missing.stderr
     assert "Warning" not in result.stderr  # one benchmark: nothing to warn about
 
 
 def _run_leaderboard(*args):
-    return subprocess.run([sys.executable, "-m", "refvps", "leaderboard", *map(str, args)], capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "refvps", "leaderboard", *map(str, args)], capture_output=True, text=True
+    )
 
 
 def test_cli_warns_when_benchmarks_mix_and_benchmark_names_them(two_results, tmp_path):
@@ -180,10 +203,21 @@ def test_cli_warns_when_benchmarks_mix_and_benchmark_names_them(two_results, tmp
     mixed = _run_leaderboard(folder / "perturbed.json", "--out", tmp_path / "mixed")
     assert mixed.returncode == 0, mixed.stderr
     flat = " ".join(mixed.stderr.split())
-    assert flat.startswith("Warning:") and "2 benchmarks" in flat and "dataset (1 row)" in flat and "Ref-VPS (8 rows)" in flat
+    assert (
+        flat.startswith("Warning:")
+        and "2 benchmarks" in flat
+        and "dataset (1 row)" in flat
+        and "Ref-VPS (8 rows)" in flat
+    )
     # Named as the published rows' benchmark (spelt differently), the results join their table.
-    joined = _run_leaderboard(folder / "perturbed.json", folder / "better_results.json", "--benchmark", "ref_vps",
-                              "--out", tmp_path / "joined")
+    joined = _run_leaderboard(
+        folder / "perturbed.json",
+        folder / "better_results.json",
+        "--benchmark",
+        "ref_vps",
+        "--out",
+        tmp_path / "joined",
+    )
     assert joined.returncode == 0, joined.stderr
     assert "Warning" not in joined.stderr
     readme = (tmp_path / "joined" / "README.md").read_text()
@@ -222,7 +256,8 @@ def test_html_table_sorts_in_a_browser(two_results, tmp_path):
 
         def column(table, index):
             return table.locator(f"tbody tr td:nth-child({index})").evaluate_all(
-                "cells => cells.map(c => c.getAttribute('data-sort'))")
+                "cells => cells.map(c => c.getAttribute('data-sort'))"
+            )
 
         before = column(published, 2)
         scored.locator("th:nth-child(3)").click()  # J, ascending: the worse method first

@@ -13,12 +13,12 @@ from refvps.scoring.metrics import (
     bound_pixels,
     boundary_f,
     boundary_map,
-    disk,
     dilate_boundary,
     dilate_disk,
-    nonzero_box,
+    disk,
     j_recall,
     jaccard,
+    nonzero_box,
     temporal_consistency,
 )
 from refvps.scoring.readers import rle_counts
@@ -82,6 +82,7 @@ def naive_f(gt, pred, void, bound_th=0.008):
 
 def davis_f(gt, pred, void, bound_th=0.008):
     """DAVIS 2017's f_measure transcribed: full-frame _seg2bmap, cv2.dilate with skimage's disk."""
+
     def seg2bmap(seg):
         seg = np.asarray(seg, bool)
         e, s, se = np.zeros_like(seg), np.zeros_like(seg), np.zeros_like(seg)
@@ -178,8 +179,11 @@ def test_nonzero_box_finds_the_extreme_pixels():
         ys, xs = np.nonzero(mask)
         expected = None if ys.size == 0 else (ys.min(), xs.min(), ys.max() + 1, xs.max() + 1)
         assert nonzero_box(mask) == expected
-        assert nonzero_box(mask[:, 1:]) == (None if expected is None or not mask[:, 1:].any() else
-                                            (ys[xs > 0].min(), xs[xs > 0].min() - 1, ys[xs > 0].max() + 1, xs.max()))
+        assert nonzero_box(mask[:, 1:]) == (
+            None
+            if expected is None or not mask[:, 1:].any()
+            else (ys[xs > 0].min(), xs[xs > 0].min() - 1, ys[xs > 0].max() + 1, xs.max())
+        )
 
 
 def test_boundary_map_equals_naive_seg2bmap_everywhere():
@@ -272,9 +276,7 @@ def test_radius_and_disk_follow_davis():
     assert bound_pixels((576, 1024)) == 10.0  # ceil(0.008 * 1174.9)
     assert bound_pixels((16, 16)) == 1.0
     kernel = disk(2.0)
-    expected = np.array(
-        [[0, 0, 1, 0, 0], [0, 1, 1, 1, 0], [1, 1, 1, 1, 1], [0, 1, 1, 1, 0], [0, 0, 1, 0, 0]], np.uint8
-    )
+    expected = np.array([[0, 0, 1, 0, 0], [0, 1, 1, 1, 0], [1, 1, 1, 1, 1], [0, 1, 1, 1, 0], [0, 0, 1, 0, 0]], np.uint8)
     np.testing.assert_array_equal(kernel, expected)
 
 
@@ -345,8 +347,10 @@ def test_ground_truth_runs_are_what_pycocotools_encodes():
     from refvps.scoring.engine import _label_runs
 
     rng = np.random.default_rng(12)
-    stacks = [rng.choice(np.array([0, 1, 2, 255], np.uint8), size=(4, *rng.integers(1, 30, 2)),
-                         p=rng.dirichlet([1, 1, 1, 1])) for _ in range(40)]
+    stacks = [
+        rng.choice(np.array([0, 1, 2, 255], np.uint8), size=(4, *rng.integers(1, 30, 2)), p=rng.dirichlet([1, 1, 1, 1]))
+        for _ in range(40)
+    ]
     stacks += [np.full((2, 5, 7), 1, np.uint8), np.zeros((1, 1, 1), np.uint8), np.full((1, 1, 1), 255, np.uint8)]
     for labels in stacks:
         values = [1, 2, 255, 9]  # 9 never occurs

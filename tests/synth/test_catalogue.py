@@ -62,7 +62,7 @@ def test_colour_words_are_single_distinct_words_per_kind():
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_templates_name_their_kind_and_carry_colour_or_side(kind):
-    for annotator, templates in TEMPLATES[kind].items():
+    for _annotator, templates in TEMPLATES[kind].items():
         for template in templates:
             fields = {f for _, f, _, _ in string.Formatter().parse(template) if f}
             assert fields & {"c", "s"}, f"{template!r} names neither colour nor side"

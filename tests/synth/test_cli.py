@@ -8,13 +8,14 @@ import sys
 
 import pytest
 
-from refvps.synth import parse_frames, parse_size
 from refvps.errors import UsageError
+from refvps.synth import parse_frames, parse_size
 
 
 def refvps(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "refvps", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "refvps", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=120
+    )
 
 
 def test_synth_then_validate(tmp_path):

@@ -30,9 +30,9 @@ def test_same_seed_gives_identical_bytes_and_another_seed_differs(tmp_path, smal
     other = generate_benchmark(tmp_path / "other", clips=8, seed=4, size=(96, 64), frames=12)
     a, b = digest(small_benchmark), digest(other)
     assert a["meta_expressions.json"] != b["meta_expressions.json"]
-    assert set(a.values()).isdisjoint(
-        v for k, v in b.items() if k.startswith("JPEGImages")
-    ), "no frame of another seed is byte-identical"
+    assert set(a.values()).isdisjoint(v for k, v in b.items() if k.startswith("JPEGImages")), (
+        "no frame of another seed is byte-identical"
+    )
 
 
 def test_parallel_workers_write_the_same_bytes(tmp_path):
@@ -69,7 +69,9 @@ def test_dataset_contents(small_benchmark):
 
 def test_progress_reports_every_frame(tmp_path):
     calls = []
-    generate_benchmark(tmp_path / "p", clips=2, seed=0, size=(64, 48), frames=8, progress=lambda d, t: calls.append((d, t)))
+    generate_benchmark(
+        tmp_path / "p", clips=2, seed=0, size=(64, 48), frames=8, progress=lambda d, t: calls.append((d, t))
+    )
     assert calls[0] == (0, 16) and calls[-1] == (16, 16)
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
 

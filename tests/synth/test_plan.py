@@ -94,9 +94,9 @@ def test_some_clips_start_or_end_mid_clip_and_every_clip_has_its_target():
         empty_frames += int((~present).sum())
         if spec.timing == "late":
             assert not present[: spec.target.start].any()
-            assert present[spec.target.start:].any()
+            assert present[spec.target.start :].any()
         if spec.timing == "early":
-            assert not present[spec.target.end:].any()
+            assert not present[spec.target.end :].any()
     assert empty_frames > 0
 
 

@@ -24,7 +24,9 @@ def _build_classic(checkpoint, config, device, options) -> Segmenter:
     from refvps.annotate.segmenters.classic import ClassicSegmenter
 
     if checkpoint is not None:
-        raise UsageError("the classic segmenter uses no checkpoint", hint="drop --checkpoint, or pick --segmenter sam2 / hf-sam2")
+        raise UsageError(
+            "the classic segmenter uses no checkpoint", hint="drop --checkpoint, or pick --segmenter sam2 / hf-sam2"
+        )
     return ClassicSegmenter(**options)
 
 
@@ -38,8 +40,10 @@ def _build_hf(checkpoint, config, device, options) -> Segmenter:
     from refvps.annotate.segmenters.hf_sam2 import HfSam2Segmenter
 
     if config is not None:
-        raise UsageError("--sam2-config applies to --segmenter sam2 only",
-                         hint="a Hugging Face checkpoint folder carries its own config.json")
+        raise UsageError(
+            "--sam2-config applies to --segmenter sam2 only",
+            hint="a Hugging Face checkpoint folder carries its own config.json",
+        )
     return HfSam2Segmenter.build(checkpoint, device=device, **options)
 
 
@@ -91,6 +95,11 @@ def resolve_device(device: str) -> str:
 
 
 __all__ = [
-    "SEGMENTER_NAMES", "Segmenter", "SegmenterInfo", "SegmenterSession", "build_segmenter", "guess_segmenter",
+    "SEGMENTER_NAMES",
+    "Segmenter",
+    "SegmenterInfo",
+    "SegmenterSession",
+    "build_segmenter",
+    "guess_segmenter",
     "resolve_device",
 ]

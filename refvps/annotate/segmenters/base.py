@@ -68,14 +68,16 @@ class SegmenterSession(ABC):
         """Forget every prompt on ``frame`` (it becomes an ordinary tracked frame again)."""
 
     @abstractmethod
-    def propagate(self, start: int, reverse: bool, start_mask: np.ndarray | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    def propagate(
+        self, start: int, reverse: bool, start_mask: np.ndarray | None = None
+    ) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(frame, mask)`` from ``start`` to the clip's last frame (first frame if ``reverse``).
 
         ``start_mask`` is the current mask of ``start`` when it is not a prompted frame (segmenters
         without memory start from it). The caller may stop iterating at any time (cancel).
         """
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, a no-op unless a session holds something
         """Free what the session holds (model memory, caches)."""
 
     # -- keeping the model's prompts in step with the annotation ---------------------------------

@@ -67,7 +67,9 @@ class ClassicSession(SegmenterSession):
     def _to_work(self, mask: np.ndarray) -> np.ndarray:
         if self.scale == 1.0:
             return mask.astype(bool)
-        small = cv2.resize(mask.astype(np.float32), (self.work_shape[1], self.work_shape[0]), interpolation=cv2.INTER_AREA)
+        small = cv2.resize(
+            mask.astype(np.float32), (self.work_shape[1], self.work_shape[0]), interpolation=cv2.INTER_AREA
+        )
         return small >= 0.5
 
     def _to_frame(self, mask: np.ndarray) -> np.ndarray:
@@ -102,7 +104,9 @@ class ClassicSession(SegmenterSession):
 
     # -- propagation ---------------------------------------------------------------------------
 
-    def propagate(self, start: int, reverse: bool, start_mask: np.ndarray | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    def propagate(
+        self, start: int, reverse: bool, start_mask: np.ndarray | None = None
+    ) -> Iterator[tuple[int, np.ndarray]]:
         step = -1 if reverse else 1
         if start in self.anchors:
             current = self.anchors[start]
@@ -112,8 +116,10 @@ class ClassicSession(SegmenterSession):
             # An unlabelled start frame: carry the nearest keyframe behind it up to it first.
             behind = [a for a in self.anchors if (a < start if not reverse else a > start)]
             if not behind:
-                raise ValueError(f"no clicked or hand-fixed frame {'before' if not reverse else 'after'} frame "
-                                 f"{start} to propagate from; click on the target here, or propagate from a keyframe")
+                raise ValueError(
+                    f"no clicked or hand-fixed frame {'before' if not reverse else 'after'} frame "
+                    f"{start} to propagate from; click on the target here, or propagate from a keyframe"
+                )
             source = max(behind) if not reverse else min(behind)
             current = self.anchors[source]
             previous_rgb, previous_small = self._work_rgb(source), self._to_work(current)
@@ -122,7 +128,9 @@ class ClassicSession(SegmenterSession):
                 if index in self.anchors:
                     previous_small = self._to_work(self.anchors[index])
                 else:
-                    previous_small = track_mask(previous_rgb, rgb, previous_small, iterations=self.seg.refine_iterations)
+                    previous_small = track_mask(
+                        previous_rgb, rgb, previous_small, iterations=self.seg.refine_iterations
+                    )
                 previous_rgb = rgb
             current = self._to_frame(previous_small)
         yield start, current
@@ -276,10 +284,14 @@ def warp_mask(previous_mask: np.ndarray, previous_rgb: np.ndarray, rgb: np.ndarr
     grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     map_x = grid_x + flow[..., 0]
     map_y = grid_y + flow[..., 1]
-    return cv2.remap(previous_mask.astype(np.float32), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return cv2.remap(
+        previous_mask.astype(np.float32), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+    )
 
 
-def track_mask(previous_rgb: np.ndarray, rgb: np.ndarray, previous_mask: np.ndarray, *, iterations: int = 2) -> np.ndarray:
+def track_mask(
+    previous_rgb: np.ndarray, rgb: np.ndarray, previous_mask: np.ndarray, *, iterations: int = 2
+) -> np.ndarray:
     """The mask on the next frame: flow-warped previous mask, refined by GrabCut on the new frame."""
     warped = warp_mask(previous_mask, previous_rgb, rgb) >= 0.5
     area = int(warped.sum())

@@ -34,8 +34,17 @@ OBJ_ID = 1
 class HfSam2Segmenter(Segmenter):
     name = "hf-sam2"
 
-    def __init__(self, model, processor, *, device: str, checkpoint: str | None, dtype=None, offload_state: bool = False,
-                 frame_cache: int = 8):
+    def __init__(
+        self,
+        model,
+        processor,
+        *,
+        device: str,
+        checkpoint: str | None,
+        dtype=None,
+        offload_state: bool = False,
+        frame_cache: int = 8,
+    ):
         import torch
 
         self.device = device
@@ -47,8 +56,15 @@ class HfSam2Segmenter(Segmenter):
         self.frame_cache = frame_cache
 
     @classmethod
-    def build(cls, checkpoint: str | Path | None, *, device: str = "auto", dtype: str | None = None,
-              offload_state: bool | None = None, frame_cache: int = 8) -> "HfSam2Segmenter":
+    def build(
+        cls,
+        checkpoint: str | Path | None,
+        *,
+        device: str = "auto",
+        dtype: str | None = None,
+        offload_state: bool | None = None,
+        frame_cache: int = 8,
+    ) -> "HfSam2Segmenter":
         from refvps.annotate.segmenters import resolve_device
 
         if checkpoint is None:
@@ -59,8 +75,11 @@ class HfSam2Segmenter(Segmenter):
         path = Path(checkpoint).expanduser()
         local = path.exists()
         if local and not (path / "config.json").is_file():
-            raise ConfigError(f"{path} is not a Hugging Face checkpoint folder (no config.json)",
-                              hint="pass the folder written by save_pretrained / huggingface-cli download", path=path)
+            raise ConfigError(
+                f"{path} is not a Hugging Face checkpoint folder (no config.json)",
+                hint="pass the folder written by save_pretrained / huggingface-cli download",
+                path=path,
+            )
         if not local and (str(checkpoint).startswith((".", "/", "~")) or str(checkpoint).count("/") != 1):
             raise ConfigError(f"checkpoint folder not found: {checkpoint}", hint="check the path", path=path)
         require("transformers", "annotate", "the hf-sam2 segmenter")
@@ -69,7 +88,8 @@ class HfSam2Segmenter(Segmenter):
 
         device = resolve_device(device)
         torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}.get(
-            dtype or ("bfloat16" if device.startswith("cuda") else "float32"))
+            dtype or ("bfloat16" if device.startswith("cuda") else "float32")
+        )
         if torch_dtype is None:
             raise UsageError(f"unknown dtype {dtype!r}", hint="use float32, bfloat16 or float16")
         source = str(path) if local else str(checkpoint)
@@ -77,13 +97,23 @@ class HfSam2Segmenter(Segmenter):
             model = Sam2VideoModel.from_pretrained(source, local_files_only=local)
             processor = Sam2VideoProcessor.from_pretrained(source, local_files_only=local)
         except (OSError, ValueError, KeyError) as exc:
-            raise ConfigError(f"cannot load a SAM2 video model from {checkpoint}: {exc}",
-                              hint="the folder must hold a Sam2VideoModel (config.json model_type 'sam2_video' "
-                                   "or 'sam2') and its processor files", path=path if local else None) from None
+            raise ConfigError(
+                f"cannot load a SAM2 video model from {checkpoint}: {exc}",
+                hint="the folder must hold a Sam2VideoModel (config.json model_type 'sam2_video' "
+                "or 'sam2') and its processor files",
+                path=path if local else None,
+            ) from None
         if offload_state is None:
             offload_state = device.startswith("cuda")
-        return cls(model, processor, device=device, checkpoint=source, dtype=torch_dtype, offload_state=offload_state,
-                   frame_cache=frame_cache)
+        return cls(
+            model,
+            processor,
+            device=device,
+            checkpoint=source,
+            dtype=torch_dtype,
+            offload_state=offload_state,
+            frame_cache=frame_cache,
+        )
 
     def info(self) -> SegmenterInfo:
         name = Path(self.checkpoint).name if self.checkpoint else "random weights (test)"
@@ -92,8 +122,11 @@ class HfSam2Segmenter(Segmenter):
             description="SAM2 (transformers Sam2VideoModel)",
             device=self.device,
             checkpoint=name,
-            details={"dtype": str(self.dtype).replace("torch.", ""), "offload_state_to_cpu": self.offload_state,
-                     "image_size": int(self.processor.target_size)},
+            details={
+                "dtype": str(self.dtype).replace("torch.", ""),
+                "offload_state_to_cpu": self.offload_state,
+                "image_size": int(self.processor.target_size),
+            },
         )
 
     def open(self, frames: FrameSource) -> "HfSam2Session":
@@ -140,17 +173,24 @@ class HfSam2Session(SegmenterSession):
         height, width = frames.shape
         state_device = "cpu" if segmenter.offload_state else segmenter.device
         self.session = self.processor.init_video_session(
-            video=None, inference_device=segmenter.device, inference_state_device=state_device,
-            video_storage_device="cpu", dtype=segmenter.dtype,
+            video=None,
+            inference_device=segmenter.device,
+            inference_state_device=state_device,
+            video_storage_device="cpu",
+            dtype=segmenter.dtype,
         )
-        self.images = LazyProcessedFrames(frames, self.processor.video_processor, segmenter.dtype, segmenter.frame_cache)
+        self.images = LazyProcessedFrames(
+            frames, self.processor.video_processor, segmenter.dtype, segmenter.frame_cache
+        )
         self.session.processed_frames = self.images
         self.session.video_height = height
         self.session.video_width = width
 
     def _mask(self, pred_masks) -> np.ndarray:
         height, width = self.frames.shape
-        masks = self.processor.post_process_masks([pred_masks.float().cpu()], original_sizes=[[height, width]], binarize=True)[0]
+        masks = self.processor.post_process_masks(
+            [pred_masks.float().cpu()], original_sizes=[[height, width]], binarize=True
+        )[0]
         return masks[0, 0].numpy().astype(bool)
 
     def _obj_idx(self) -> int | None:
@@ -171,15 +211,21 @@ class HfSam2Session(SegmenterSession):
     def add_points(self, frame: int, points: Sequence[Sequence[float]], labels: Sequence[int]) -> np.ndarray:
         check_points(points, labels, self.frames.shape)
         self.processor.add_inputs_to_inference_session(
-            self.session, frame_idx=frame, obj_ids=OBJ_ID,
-            input_points=[[[[float(x), float(y)] for x, y in points]]], input_labels=[[[int(v) for v in labels]]],
+            self.session,
+            frame_idx=frame,
+            obj_ids=OBJ_ID,
+            input_points=[[[[float(x), float(y)] for x, y in points]]],
+            input_labels=[[[int(v) for v in labels]]],
             clear_old_inputs=True,
         )
         return self._mask(self._run_frame(frame).pred_masks)
 
     def add_mask(self, frame: int, mask: np.ndarray) -> None:
         self.processor.add_inputs_to_inference_session(
-            self.session, frame_idx=frame, obj_ids=OBJ_ID, input_masks=np.asarray(mask, bool),
+            self.session,
+            frame_idx=frame,
+            obj_ids=OBJ_ID,
+            input_masks=np.asarray(mask, bool),
         )
         self._run_frame(frame)
 
@@ -194,7 +240,9 @@ class HfSam2Session(SegmenterSession):
         outputs["non_cond_frame_outputs"].pop(frame, None)
         self.session.frames_tracked_per_obj[obj_idx].pop(frame, None)
 
-    def propagate(self, start: int, reverse: bool, start_mask: np.ndarray | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    def propagate(
+        self, start: int, reverse: bool, start_mask: np.ndarray | None = None
+    ) -> Iterator[tuple[int, np.ndarray]]:
         obj_idx = self._obj_idx()
         if obj_idx is None or not self.session.output_dict_per_obj[obj_idx]["cond_frame_outputs"]:
             raise RuntimeError("SAM2 has no prompt yet; click on the target first")

@@ -62,7 +62,9 @@ def available_configs() -> list[str]:
     except ImportError:
         return []
     base = Path(sam2.__file__).parent
-    return sorted(str(p.relative_to(base)) for p in (base / "configs").glob("sam2*/*.yaml") if "training" not in p.parent.name)
+    return sorted(
+        str(p.relative_to(base)) for p in (base / "configs").glob("sam2*/*.yaml") if "training" not in p.parent.name
+    )
 
 
 def _import_sam2():
@@ -71,8 +73,10 @@ def _import_sam2():
         from sam2.build_sam import build_sam2_video_predictor
     except ImportError as exc:
         error = MissingDependencyError("sam2", "annotate", "the sam2 segmenter")
-        error.hint = (f"install Meta's SAM2 package into this environment (PyTorch first): {SAM2_INSTALL}; "
-                      "or use --segmenter hf-sam2 (transformers) or classic")
+        error.hint = (
+            f"install Meta's SAM2 package into this environment (PyTorch first): {SAM2_INSTALL}; "
+            "or use --segmenter hf-sam2 (transformers) or classic"
+        )
         raise error from exc
     return build_sam2_video_predictor
 
@@ -84,34 +88,42 @@ def _load_weights(predictor, checkpoint: Path, config: str) -> None:
     try:
         data = torch.load(checkpoint, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a bad file
-        raise ConfigError(f"cannot read the SAM2 checkpoint {checkpoint}: {type(exc).__name__}: {exc}",
-                          hint="download it again; it is a PyTorch file holding {'model': state_dict}",
-                          path=checkpoint) from None
+        raise ConfigError(
+            f"cannot read the SAM2 checkpoint {checkpoint}: {type(exc).__name__}: {exc}",
+            hint="download it again; it is a PyTorch file holding {'model': state_dict}",
+            path=checkpoint,
+        ) from None
     state = data.get("model") if isinstance(data, dict) else None
     if not isinstance(state, dict):
-        raise ConfigError(f"{checkpoint} holds no 'model' state dict; it is not a SAM2 release checkpoint",
-                          hint="use one of Meta's sam2/sam2.1 .pt files, or --segmenter hf-sam2 for a Hugging Face folder",
-                          path=checkpoint)
+        raise ConfigError(
+            f"{checkpoint} holds no 'model' state dict; it is not a SAM2 release checkpoint",
+            hint="use one of Meta's sam2/sam2.1 .pt files, or --segmenter hf-sam2 for a Hugging Face folder",
+            path=checkpoint,
+        )
     try:
         result = predictor.load_state_dict(state, strict=False)
     except RuntimeError as exc:  # shape mismatches
-        raise ConfigError(f"{checkpoint.name} does not fit the SAM2 config {config}: {str(exc).splitlines()[0]}",
-                          hint="pick the config of the same size and version (sam2 / sam2.1) as the checkpoint",
-                          path=checkpoint) from None
+        raise ConfigError(
+            f"{checkpoint.name} does not fit the SAM2 config {config}: {str(exc).splitlines()[0]}",
+            hint="pick the config of the same size and version (sam2 / sam2.1) as the checkpoint",
+            path=checkpoint,
+        ) from None
     if result.missing_keys or result.unexpected_keys:
         sample = (result.missing_keys or result.unexpected_keys)[:3]
         raise ConfigError(
             f"{checkpoint.name} does not fit the SAM2 config {config}: {len(result.missing_keys)} weights missing, "
             f"{len(result.unexpected_keys)} unexpected (e.g. {', '.join(sample)})",
-            hint="pick the config of the same size and version (sam2 / sam2.1) as the checkpoint", path=checkpoint,
+            hint="pick the config of the same size and version (sam2 / sam2.1) as the checkpoint",
+            path=checkpoint,
         )
 
 
 class Sam2Segmenter(Segmenter):
     name = "sam2"
 
-    def __init__(self, predictor, *, device: str, checkpoint: str | None, config: str, offload_state: bool,
-                 frame_cache: int = 8):
+    def __init__(
+        self, predictor, *, device: str, checkpoint: str | None, config: str, offload_state: bool, frame_cache: int = 8
+    ):
         self.predictor = predictor
         self.device = device
         self.checkpoint = checkpoint
@@ -142,8 +154,11 @@ class Sam2Segmenter(Segmenter):
         if checkpoint is not None:
             checkpoint = Path(checkpoint).expanduser()
             if not checkpoint.is_file():
-                raise ConfigError(f"SAM2 checkpoint not found: {checkpoint}",
-                                  hint="pass the path of a .pt file from Meta's release", path=checkpoint)
+                raise ConfigError(
+                    f"SAM2 checkpoint not found: {checkpoint}",
+                    hint="pass the path of a .pt file from Meta's release",
+                    path=checkpoint,
+                )
         build_predictor = _import_sam2()
         if config is None:
             config = config_for_checkpoint(checkpoint) if checkpoint is not None else None
@@ -161,15 +176,24 @@ class Sam2Segmenter(Segmenter):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
                 # Weights are loaded below, by us, so a wrong file gets an error that says what is wrong.
-                predictor = build_predictor(config, None, device=device,
-                                            hydra_overrides_extra=list(CORRECTION_OVERRIDES) + list(overrides))
+                predictor = build_predictor(
+                    config, None, device=device, hydra_overrides_extra=list(CORRECTION_OVERRIDES) + list(overrides)
+                )
         except MissingConfigException:
-            raise UsageError(f"no SAM2 config named {config!r}",
-                             hint="use a Hydra config name, one of: " + ", ".join(available_configs())) from None
+            raise UsageError(
+                f"no SAM2 config named {config!r}",
+                hint="use a Hydra config name, one of: " + ", ".join(available_configs()),
+            ) from None
         if checkpoint is not None:
             _load_weights(predictor, checkpoint, config)
-        return cls(predictor, device=device, checkpoint=str(checkpoint) if checkpoint else None, config=config,
-                   offload_state=offload_state, frame_cache=frame_cache)
+        return cls(
+            predictor,
+            device=device,
+            checkpoint=str(checkpoint) if checkpoint else None,
+            config=config,
+            offload_state=offload_state,
+            frame_cache=frame_cache,
+        )
 
     def info(self) -> SegmenterInfo:
         return SegmenterInfo(
@@ -249,7 +273,9 @@ class Sam2Session(SegmenterSession):
                 video_module.load_video_frames = lazy_loader
             try:
                 state = self.predictor.init_state(
-                    video_path=folder, offload_video_to_cpu=True, offload_state_to_cpu=self.seg.offload_state,
+                    video_path=folder,
+                    offload_video_to_cpu=True,
+                    offload_state_to_cpu=self.seg.offload_state,
                 )
             finally:
                 if original is not None:
@@ -273,8 +299,11 @@ class Sam2Session(SegmenterSession):
         with warnings.catch_warnings(), self.seg.autocast():
             warnings.simplefilter("ignore", UserWarning)
             _, _, masks = self.predictor.add_new_points_or_box(
-                self.state, frame_idx=frame, obj_id=OBJ_ID,
-                points=np.asarray(points, np.float32).reshape(-1, 2), labels=np.asarray(labels, np.int32),
+                self.state,
+                frame_idx=frame,
+                obj_id=OBJ_ID,
+                points=np.asarray(points, np.float32).reshape(-1, 2),
+                labels=np.asarray(labels, np.int32),
                 clear_old_points=True,
             )
         return self._mask(masks)
@@ -291,7 +320,9 @@ class Sam2Session(SegmenterSession):
             warnings.simplefilter("ignore", UserWarning)
             self.predictor.clear_all_prompts_in_frame(self.state, frame, OBJ_ID, need_output=False)
 
-    def propagate(self, start: int, reverse: bool, start_mask: np.ndarray | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    def propagate(
+        self, start: int, reverse: bool, start_mask: np.ndarray | None = None
+    ) -> Iterator[tuple[int, np.ndarray]]:
         if not self._has_object():
             raise RuntimeError("SAM2 has no prompt yet; click on the target first")
         with warnings.catch_warnings(), self.seg.autocast():

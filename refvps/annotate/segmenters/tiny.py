@@ -36,8 +36,13 @@ def tiny_sam2_segmenter(image_size: int = 256, device: str = "cpu"):
     from refvps.annotate.segmenters.sam2_meta import Sam2Segmenter
 
     torch.manual_seed(0)
-    return Sam2Segmenter.build(None, config=TINY_SAM2_CONFIG, device=device, overrides=tiny_sam2_overrides(image_size),
-                               allow_random_weights=True)
+    return Sam2Segmenter.build(
+        None,
+        config=TINY_SAM2_CONFIG,
+        device=device,
+        overrides=tiny_sam2_overrides(image_size),
+        allow_random_weights=True,
+    )
 
 
 def tiny_hf_sam2(image_size: int = 256):
@@ -50,23 +55,35 @@ def tiny_hf_sam2(image_size: int = 256):
 
     s = image_size
     backbone = Sam2HieraDetConfig(
-        hidden_size=16, image_size=[s, s], blocks_per_stage=[1, 1, 2, 1], embed_dim_per_stage=[16, 32, 64, 128],
-        num_attention_heads_per_stage=[1, 1, 1, 1], global_attention_blocks=[3], window_size_per_stage=[8, 4, 14, 7],
+        hidden_size=16,
+        image_size=[s, s],
+        blocks_per_stage=[1, 1, 2, 1],
+        embed_dim_per_stage=[16, 32, 64, 128],
+        num_attention_heads_per_stage=[1, 1, 1, 1],
+        global_attention_blocks=[3],
+        window_size_per_stage=[8, 4, 14, 7],
     )
     vision = Sam2VisionConfig(
-        backbone_config=backbone, backbone_channel_list=[128, 64, 32, 16],
-        backbone_feature_sizes=[[s // 4, s // 4], [s // 8, s // 8], [s // 16, s // 16]], fpn_hidden_size=256,
+        backbone_config=backbone,
+        backbone_channel_list=[128, 64, 32, 16],
+        backbone_feature_sizes=[[s // 4, s // 4], [s // 8, s // 8], [s // 16, s // 16]],
+        fpn_hidden_size=256,
     )
     config = Sam2VideoConfig(
-        vision_config=vision, prompt_encoder_config={"image_size": s}, mask_decoder_config={"mlp_dim": 256},
-        image_size=s, memory_attention_num_layers=1, memory_attention_feed_forward_hidden_size=256,
+        vision_config=vision,
+        prompt_encoder_config={"image_size": s},
+        mask_decoder_config={"mlp_dim": 256},
+        image_size=s,
+        memory_attention_num_layers=1,
+        memory_attention_feed_forward_hidden_size=256,
         memory_attention_rope_feat_sizes=[s // 16, s // 16],
     )
     torch.manual_seed(0)
     model = Sam2VideoModel(config).eval()
     size = {"height": s, "width": s}
-    processor = Sam2VideoProcessor(image_processor=Sam2ImageProcessor(size=size),
-                                   video_processor=Sam2VideoVideoProcessor(size=size))
+    processor = Sam2VideoProcessor(
+        image_processor=Sam2ImageProcessor(size=size), video_processor=Sam2VideoVideoProcessor(size=size)
+    )
     return model, processor
 
 
