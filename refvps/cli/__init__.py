@@ -8,12 +8,13 @@ exit; anything unexpected does too, and ``--debug`` shows the traceback.
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 
 import click
 
 from refvps import __version__
-from refvps.cli.common import err_console
+from refvps.cli.common import configure_logging, err_console
 from refvps.cli.common import report_error as _report  # the one place errors become messages
 
 # name -> (module, attribute, one-line help). One module per area of the toolkit.
@@ -22,8 +23,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "validate": ("refvps.cli.dataset_cmds", "validate", "Check a dataset against every rule of the format."),
     "stats": ("refvps.cli.dataset_cmds", "stats", "Print a dataset's statistics (the paper's Table A)."),
     "evaluate": ("refvps.cli.scoring_cmds", "evaluate", "Score predictions: J, F, J&F, TempCon, breakdowns, CIs."),
-    "leaderboard": ("refvps.cli.scoring_cmds", "leaderboard", "Build leaderboard pages (Markdown, CSV, HTML) from results."),
-    "run-baseline": ("refvps.cli.baseline_cmds", "run_baseline", "Run a baseline (REM, UNINEXT, VD-IT, MUTR, reference) on a dataset."),
+    "leaderboard": (
+        "refvps.cli.scoring_cmds",
+        "leaderboard",
+        "Build leaderboard pages (Markdown, CSV, HTML) from results.",
+    ),
+    "run-baseline": (
+        "refvps.cli.baseline_cmds",
+        "run_baseline",
+        "Run a baseline (REM, UNINEXT, VD-IT, MUTR, reference) on a dataset.",
+    ),
     "train-rem": ("refvps.cli.rem_cmds", "train_rem", "Train the reference REM model from a config file."),
     "queries": ("refvps.cli.curate_cmds", "queries", "Write search queries for every concept of the taxonomy."),
     "fetch": ("refvps.cli.curate_cmds", "fetch", "Download candidate videos with yt-dlp, with provenance."),
@@ -60,9 +69,10 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="refvps")
-@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors (and debug log lines).")
+@click.option("--quiet", "-q", is_flag=True, help="Only warnings and errors from the library, no info lines.")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+def cli(ctx: click.Context, debug: bool, quiet: bool) -> None:
     """refvps: the toolkit for Ref-VPS, Referring Video Process Segmentation.
 
     Generate or build a benchmark, label it, run baselines, and score predictions with
@@ -70,6 +80,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
+    configure_logging(logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO)
 
 
 def main(argv: list[str] | None = None) -> None:

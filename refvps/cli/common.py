@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from typing import Any
 
@@ -19,6 +20,7 @@ from rich.progress import (
 )
 
 from refvps.errors import RefvpsError
+from refvps.progress import Progress as ProgressReporter
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -49,6 +51,94 @@ def progress_bar(*, transient: bool = False, disable: bool = False) -> Progress:
     )
 
 
+class RichProgress(ProgressReporter):
+    """The CLI's drawing of :class:`refvps.progress.Progress`: one rich bar per stage, on stderr.
+
+    Use it as a context manager (the bars live while the block runs)::
+
+        with RichProgress() as progress:
+            evaluate(..., progress=progress)
+    """
+
+    def __init__(self, *, transient: bool = False, disable: bool = False, labels: dict[str, str] | None = None):
+        self.bar = progress_bar(transient=transient, disable=disable)
+        self.labels = labels or {}
+        self._tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> RichProgress:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.bar.__exit__(*exc_info)
+
+    def _describe(self, stage: str, note: str | None) -> str:
+        label = escape(self.labels.get(stage, stage))
+        return f"{label} {escape(note)}" if note else label
+
+    def start(self, stage: str, total: int | None = None, *, note: str | None = None) -> None:
+        description = self._describe(stage, note)
+        if stage in self._tasks:
+            self.bar.reset(self._tasks[stage], total=total, description=description, visible=True)
+        else:
+            self._tasks[stage] = self.bar.add_task(description, total=total)
+
+    def advance(self, stage: str, n: int = 1, *, note: str | None = None) -> None:
+        if stage not in self._tasks:
+            self.start(stage, None, note=note)
+        fields: dict[str, Any] = {"advance": n}
+        if note is not None:
+            fields["description"] = self._describe(stage, note)
+        self.bar.update(self._tasks[stage], **fields)
+
+    def update(self, stage: str, completed: int, *, total: int | None = None, note: str | None = None) -> None:
+        if stage not in self._tasks:
+            self.start(stage, total, note=note)
+        fields: dict[str, Any] = {"completed": completed}
+        if total is not None:
+            fields["total"] = total
+        if note is not None:
+            fields["description"] = self._describe(stage, note)
+        self.bar.update(self._tasks[stage], **fields)
+
+    def end(self, stage: str) -> None:
+        task = self._tasks.get(stage)
+        if task is not None:
+            total = self.bar.tasks[self._task_index(task)].total
+            if total is not None:
+                self.bar.update(task, completed=total)
+            self.bar.stop_task(task)
+
+    def _task_index(self, task: Any) -> int:
+        return next(k for k, t in enumerate(self.bar.tasks) if t.id == task)
+
+
+class _ConsoleLogHandler(logging.Handler):
+    """Library log records as plain lines on the CLI's stderr console (warnings in yellow)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = escape(self.format(record))
+            if record.levelno >= logging.ERROR:
+                err_console.print(f"[red]{text}[/]", soft_wrap=True)
+            elif record.levelno >= logging.WARNING:
+                err_console.print(f"[yellow]Warning:[/] {text}", soft_wrap=True)
+            else:
+                err_console.print(text, soft_wrap=True)
+        except Exception:  # noqa: BLE001 - logging must never raise into the library
+            self.handleError(record)
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Route the library's loggers (``refvps``, ``rem_model``, ``baselines``) to the console, once."""
+    for name in ("refvps", "rem_model", "baselines"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(h, _ConsoleLogHandler) for h in logger.handlers):
+            logger.addHandler(_ConsoleLogHandler())
+        logger.setLevel(level)
+        logger.propagate = False
+
+
 def report_error(exc: BaseException, debug: bool = False) -> int:
     """Print an exception as ``Error: ... / Hint: ...`` on stderr and return the exit status for it.
 
@@ -71,10 +161,13 @@ def report_error(exc: BaseException, debug: bool = False) -> int:
         return 130
     if isinstance(exc, OSError) and (exc.filename is not None or exc.strerror):
         where = f"{exc.filename}: " if exc.filename is not None else ""
-        err_console.print(f"[bold red]Error:[/] cannot use {escape(str(where))}{escape(exc.strerror or str(exc))}",
-                          soft_wrap=True)
-        err_console.print("[bold]Hint:[/] check that the path exists, is the right kind (file or folder), "
-                          "is writable, and that the disk is not full")
+        err_console.print(
+            f"[bold red]Error:[/] cannot use {escape(str(where))}{escape(exc.strerror or str(exc))}", soft_wrap=True
+        )
+        err_console.print(
+            "[bold]Hint:[/] check that the path exists, is the right kind (file or folder), "
+            "is writable, and that the disk is not full"
+        )
         return 1
     if isinstance(exc, MemoryError):
         err_console.print("[bold red]Error:[/] out of memory")

@@ -15,11 +15,12 @@ atomically after every attempt::
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from refvps import __version__
 from refvps.errors import UsageError
@@ -63,9 +64,7 @@ def checkpoint_record(path: Path, previous: dict | None = None) -> dict[str, Any
 
 def _run_git(repo: Path, *args: str) -> str | None:
     try:
-        done = subprocess.run(
-            ["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=30, check=False
-        )
+        done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() if done.returncode == 0 else None
@@ -139,3 +138,53 @@ def check_same_run(previous: dict | None, fingerprint: dict[str, Any], out: Path
         hint="write to a new --out folder, run with the same settings to resume, or delete the old predictions to start over",
         path=out / RUN_FILE,
     )
+
+
+def resume_record(out: Path, fingerprint: dict[str, Any], done: set[str]) -> dict[str, Any] | None:
+    """The previous ``run.json`` of ``out`` (``None`` if there is none), after checking that the
+    finished clips ``done`` in it came from a run with the same ``fingerprint``."""
+    previous = read_run(Path(out))
+    check_same_run(previous, fingerprint, Path(out), done)
+    return previous
+
+
+class RunRecord:
+    """A ``run.json`` being kept up to date while a run goes on (see :func:`run_lifecycle`)."""
+
+    def __init__(self, out: Path, record: dict[str, Any], *, enabled: bool = True):
+        self.out = Path(out)
+        self.record = record
+        self.enabled = enabled
+
+    def update(self, **fields: Any) -> None:
+        self.record.update(fields)
+
+    def save(self) -> None:
+        if self.enabled:
+            write_run(self.out, self.record)
+
+    def finish(self, status: str = "complete", *, exit_status: int | None = 0, **fields: Any) -> None:
+        """Record the end of the run (``complete``, ``failed``, ``dry-run`` ...) and write it."""
+        self.update(status=status, finished=now_iso(), exit_status=exit_status, **fields)
+        self.save()
+
+
+@contextlib.contextmanager
+def run_lifecycle(out: Path, record: dict[str, Any], *, enabled: bool = True) -> Iterator[RunRecord]:
+    """The one lifecycle of ``run.json``: ``running`` while the block runs, then ``complete``, or
+    ``interrupted`` (Ctrl-C) / ``error`` (any exception, re-raised) so that the record never says
+    "running" once the run is gone. A block that calls :meth:`RunRecord.finish` itself (e.g. with
+    ``failed``) keeps that status. ``enabled=False`` (a worker process that is not the main one)
+    writes nothing.
+    """
+    run = RunRecord(out, record, enabled=enabled)
+    run.update(status="running", finished=None)
+    run.save()
+    try:
+        yield run
+    except BaseException as exc:
+        run.update(status="interrupted" if isinstance(exc, KeyboardInterrupt) else "error", finished=now_iso())
+        run.save()
+        raise
+    if run.record.get("status") == "running":
+        run.finish()
