@@ -43,8 +43,8 @@ from PIL import Image
 
 from refvps.dataset.format import ClipMeta, Expression, frame_name
 from refvps.dataset.palette import encode_label_png
+from refvps.dataset.pngfast import INFLATER
 from refvps.predictions.writer import encode_binary_png
-from refvps.scoring.pngfast import INFLATER
 
 IGNORE = 255
 
@@ -288,8 +288,8 @@ def decode_floor(root: Path) -> int:
 
 def decode_floor_refvps(root: Path) -> int:
     """Decode every PNG once with the decoders refvps uses (ISA-L or zlib for label maps, libpng for masks)."""
+    from refvps.predictions.readers import decode_mask_png_raw
     from refvps.scoring.engine import read_label
-    from refvps.scoring.readers import decode_mask_png_raw
 
     labels, preds = _png_paths(root)
     for path in labels:

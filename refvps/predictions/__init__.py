@@ -1,19 +1,31 @@
-"""Predictions: the PNG-tree writer every baseline uses, and the readers behind ``refvps evaluate``.
+"""Predictions: the PNG-tree writer every baseline uses, the readers behind ``refvps evaluate``
+(PNG trees, zips, COCO-RLE JSON) and the ``run.json`` record of a run."""
 
-The readers live in :mod:`refvps.scoring.readers` and are re-exported here lazily (importing the
-writer does not import the scorer).
-"""
-
+from refvps.predictions.readers import (
+    FORMAT_PNG_TREE,
+    FORMAT_RLE,
+    FORMAT_ZIP,
+    ClipPredictions,
+    PredictionSource,
+    check_rle,
+    decode_mask_png,
+    open_predictions,
+    rle_counts,
+)
 from refvps.predictions.writer import PredictionWriter, check_prediction_folder, done_clips, encode_binary_png
 
-_READERS = ("PredictionSource", "ClipPredictions", "open_predictions", "decode_mask_png", "check_rle", "rle_counts")
-
-__all__ = ["PredictionWriter", "check_prediction_folder", "done_clips", "encode_binary_png", *_READERS]
-
-
-def __getattr__(name: str):
-    if name in _READERS:
-        from refvps.scoring import readers
-
-        return getattr(readers, name)
-    raise AttributeError(f"module 'refvps.predictions' has no attribute {name!r}")
+__all__ = [
+    "FORMAT_PNG_TREE",
+    "FORMAT_RLE",
+    "FORMAT_ZIP",
+    "ClipPredictions",
+    "PredictionSource",
+    "PredictionWriter",
+    "check_prediction_folder",
+    "check_rle",
+    "decode_mask_png",
+    "done_clips",
+    "encode_binary_png",
+    "open_predictions",
+    "rle_counts",
+]

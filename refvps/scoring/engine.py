@@ -7,7 +7,7 @@ One clip is scored in chunks of frames, so memory stays bounded for clips of any
   (one table lookup each), with their bounding boxes and pixel counts, and the target's boundary
   and its dilation once per frame (:class:`~refvps.scoring.metrics.TargetBoundary`), not once per
   expression;
-* PNGs are decoded by :mod:`refvps.scoring.pngfast` where it applies (exact; PIL otherwise);
+* PNGs are decoded by :mod:`refvps.dataset.pngfast` where it applies (exact; PIL otherwise);
 * each predicted PNG is decoded once; the pixels it shares with the target and with Ignore are
   counted as nonzero bytes of one bitwise AND inside the target's (or Ignore's) bounding box, with
   no conversion of the decoded array; with F, the prediction without Ignore is built only over its
@@ -30,7 +30,9 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from refvps.dataset.palette import IGNORE_INDEX
+from refvps.dataset.pngfast import decode_label
 from refvps.errors import DatasetError, RefvpsError
+from refvps.predictions.readers import FORMAT_RLE, ClipPredictions
 from refvps.scoring.gtcache import LabelRunsCache, content_digest
 from refvps.scoring.metrics import (
     BOUND_TH,
@@ -40,8 +42,6 @@ from refvps.scoring.metrics import (
     nonzero_box,
     region_boundary,
 )
-from refvps.scoring.pngfast import decode_label
-from refvps.scoring.readers import FORMAT_RLE, ClipPredictions
 
 DEFAULT_CHUNK = 32
 """Frames decoded at a time: 32 frames of 1024x576 with four expressions hold about 100 MB."""
@@ -155,7 +155,7 @@ def decode_label_bytes(data: bytes, path: str) -> np.ndarray:
     """A ground-truth label map as uint8 indices (palette indices, not colours); ``path`` names errors.
 
     Palette and greyscale PNGs written without row filters (as PIL and refvps write label maps)
-    are decoded with zlib alone (:mod:`refvps.scoring.pngfast`); every other file with PIL.
+    are decoded with zlib alone (:mod:`refvps.dataset.pngfast`); every other file with PIL.
     """
     fast = decode_label(data)
     if fast is not None:

@@ -23,6 +23,7 @@ import numpy as np
 
 from refvps.dataset.format import Dataset
 from refvps.errors import DatasetError, PredictionError, UsageError
+from refvps.predictions.readers import FORMAT_RLE, PredictionSource, open_predictions
 from refvps.predictions.record import now_iso
 from refvps.scoring.engine import (
     DEFAULT_CHUNK,
@@ -34,7 +35,6 @@ from refvps.scoring.engine import (
 )
 from refvps.scoring.gtcache import resolve_cache_dir
 from refvps.scoring.metrics import BOUND_TH, RECALL_THRESHOLD, j_recall, temporal_consistency
-from refvps.scoring.readers import FORMAT_RLE, PredictionSource, open_predictions
 from refvps.scoring.results import (
     Coverage,
     ExpressionResult,

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
+from refvps.predictions.readers import rle_counts
 from refvps.scoring.metrics import (
     bound_pixels,
     boundary_f,
@@ -21,7 +22,6 @@ from refvps.scoring.metrics import (
     nonzero_box,
     temporal_consistency,
 )
-from refvps.scoring.readers import rle_counts
 
 # --------------------------------------------------------------------------------------------
 # Naive references: pixel loops and brute-force distances, straight from the definitions

@@ -22,7 +22,7 @@ Nothing here guesses. A file is taken on the fast road only when it is a complet
 IHDR first, IEND last, every chunk's CRC right), with the expected size and sample layout (and, on
 the zlib road, not interlaced); zlib checks the image data's own checksum. Any other file, and any failure on the way,
 returns ``None`` and the caller decodes it with PIL, which also produces the error messages for
-damaged files. ``tests/scoring/test_pngfast.py`` checks both roads give the same arrays.
+damaged files. ``tests/dataset/test_pngfast.py`` checks both roads give the same arrays.
 """
 
 from __future__ import annotations

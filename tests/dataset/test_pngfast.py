@@ -1,4 +1,4 @@
-"""The fast PNG road (refvps.scoring.pngfast) against PIL: same arrays, and PIL for everything else."""
+"""The fast PNG road (refvps.dataset.pngfast) against PIL: same arrays, and PIL for everything else."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import pytest
 from PIL import Image
 
 from refvps.dataset.palette import encode_label_png
+from refvps.dataset.pngfast import decode_label, decode_mask, read_header
 from refvps.errors import DatasetError, PredictionError
+from refvps.predictions.readers import decode_mask_png_raw
 from refvps.scoring.engine import read_label
-from refvps.scoring.pngfast import decode_label, decode_mask, read_header
-from refvps.scoring.readers import decode_mask_png_raw
 
 H, W = 23, 37
 
@@ -229,7 +229,7 @@ def _inflaters() -> list[str]:
 def test_label_maps_inflate_the_same_with_either_library(monkeypatch, inflater):
     """ISA-L's inflate (when installed) and zlib's give PIL's indices; a stream whose own checksum is
     wrong (chunk CRCs right) is declined by both, so PIL names the damage."""
-    import refvps.scoring.pngfast as pngfast
+    import refvps.dataset.pngfast as pngfast
 
     if inflater == "zlib":
         monkeypatch.setattr(pngfast, "_inflate_lib", zlib)
