@@ -288,13 +288,13 @@ def decode_floor(root: Path) -> int:
 
 def decode_floor_refvps(root: Path) -> int:
     """Decode every PNG once with the decoders refvps uses (ISA-L or zlib for label maps, libpng for masks)."""
-    from refvps.predictions.readers import decode_mask_png_raw
-    from refvps.scoring.engine import read_label
+    from refvps.dataset.palette import decode_label_png
+    from refvps.predictions.masks import decode_mask_png_raw
 
     labels, preds = _png_paths(root)
     for path in labels:
-        read_label(path)
-    shape = read_label(labels[0]).shape
+        decode_label_png(Path(path).read_bytes(), path)  # the scorer's road: no copy of the decoded map
+    shape = decode_label_png(Path(labels[0]).read_bytes(), labels[0]).shape
     for path in preds:
         decode_mask_png_raw(path, shape, path)
     return len(labels) + len(preds)

@@ -8,7 +8,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from refvps.cli.common import console, err_console, print_json, progress_bar
+from refvps.cli.common import RichProgress, console, err_console, print_json
 
 
 def _fmt(value, digits: int = 2) -> str:
@@ -88,8 +88,7 @@ def evaluate(
                 hint=f"pass a file name, e.g. {option} {path / example}",
                 path=path,
             )
-    with progress_bar(transient=True, disable=as_json) as bar:
-        task = bar.add_task("scoring", total=None)
+    with RichProgress(transient=True, disable=as_json) as progress:
         results = run_evaluate(
             predictions,
             dataset_root,
@@ -100,8 +99,7 @@ def evaluate(
             bootstrap=bootstrap,
             seed=seed,
             gt_cache=False if no_cache else cache_dir,
-            on_start=lambda total: bar.update(task, total=total),
-            progress=lambda clip_id, n: bar.update(task, advance=n, description=f"scoring {clip_id}"),
+            progress=progress,
         )
     coverage = results.coverage
     if coverage.has_missing:

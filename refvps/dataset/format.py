@@ -22,8 +22,10 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+import numpy.typing as npt
+from PIL import Image
 
+from refvps.dataset.images import FRAME, open_image
 from refvps.dataset.palette import IGNORE_INDEX, read_label_png, write_label_png
 from refvps.errors import DatasetError
 from refvps.fileio import atomic_write_json, atomic_write_with, file_lock, read_json
@@ -148,27 +150,15 @@ class ClipMeta:
         )
 
 
-def read_rgb(path: str | Path) -> np.ndarray:
+def read_rgb(path: str | Path) -> npt.NDArray[np.uint8]:
     """Read an image as an (H, W, 3) uint8 RGB array, with an error that names a bad file."""
-    path = Path(path)
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
-    except FileNotFoundError:
-        raise DatasetError(
-            f"frame not found: {path}", hint="restore the frame or re-export the clip", path=path
-        ) from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DatasetError(
-            f"frame cannot be decoded (corrupt or truncated image?): {path}: {exc}",
-            hint="re-export the clip's frames",
-            path=path,
-        ) from None
+    with open_image(path, FRAME) as image:
+        return np.asarray(image.convert("RGB"))
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
     """(width, height) of an image file, read from its header only."""
-    with Image.open(path) as image:
+    with open_image(path, FRAME) as image:
         return image.size
 
 

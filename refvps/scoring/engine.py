@@ -21,18 +21,17 @@ One clip is scored in chunks of frames, so memory stays bounded for clips of any
 
 from __future__ import annotations
 
-import io
 import os
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
-from refvps.dataset.palette import IGNORE_INDEX
-from refvps.dataset.pngfast import decode_label
+from refvps.dataset.format import image_size
+from refvps.dataset.images import LABEL_MAP, read_image_bytes
+from refvps.dataset.palette import IGNORE_INDEX, decode_label_png
 from refvps.errors import DatasetError, RefvpsError
-from refvps.predictions.readers import FORMAT_RLE, ClipPredictions
+from refvps.predictions.readers import ClipPredictions, RleClipPredictions, close_archives
 from refvps.scoring.gtcache import LabelRunsCache, content_digest
 from refvps.scoring.metrics import (
     BOUND_TH,
@@ -46,16 +45,13 @@ from refvps.scoring.metrics import (
 DEFAULT_CHUNK = 32
 """Frames decoded at a time: 32 frames of 1024x576 with four expressions hold about 100 MB."""
 
-_ZIP_CACHE: dict = {}  # zip handles, one per file and process
 _BUFFERS: dict = {}  # chunk-sized work arrays, reused across chunks and clips (no page faults)
 
 
 def release_buffers() -> None:
     """Free the work arrays and zip handles (after an in-process evaluation)."""
     _BUFFERS.clear()
-    for archive in _ZIP_CACHE.values():
-        archive.close()
-    _ZIP_CACHE.clear()
+    close_archives()
 
 
 def _buffer(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
@@ -132,76 +128,25 @@ def score_clip_safe(task: ClipTask) -> ClipOutcome | ErrorOutcome:
         )
 
 
-def read_label_bytes(path: str) -> bytes:
-    """The bytes of a ground-truth label PNG, with a clear error when it cannot be read."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        raise DatasetError(
-            f"ground-truth mask not found: {path}",
-            hint="every frame listed in meta_expressions.json needs a mask; run: refvps validate ROOT",
-            path=path,
-        ) from None
-    except OSError as exc:
-        raise DatasetError(
-            f"ground-truth mask cannot be read: {path}: {exc}",
-            hint="check the file; run: refvps validate ROOT",
-            path=path,
-        ) from None
-
-
-def decode_label_bytes(data: bytes, path: str) -> np.ndarray:
-    """A ground-truth label map as uint8 indices (palette indices, not colours); ``path`` names errors.
-
-    Palette and greyscale PNGs written without row filters (as PIL and refvps write label maps)
-    are decoded with zlib alone (:mod:`refvps.dataset.pngfast`); every other file with PIL.
-    """
-    fast = decode_label(data)
-    if fast is not None:
-        return fast
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-            if image.mode not in ("P", "L"):
-                raise DatasetError(
-                    f"ground-truth mask is a {image.mode} image, not an 8-bit palette PNG: {path}",
-                    hint="save label maps as 8-bit palette PNGs (refvps.dataset.write_label_png)",
-                    path=path,
-                )
-            return np.asarray(image)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DatasetError(
-            f"ground-truth mask cannot be decoded (corrupt or truncated PNG?): {path}: {exc}",
-            hint="re-export the mask; run: refvps validate ROOT",
-            path=path,
-        ) from None
-
-
-def read_label(path: str) -> np.ndarray:
-    """A ground-truth label map as uint8 indices (palette indices, not colours)."""
-    return decode_label_bytes(read_label_bytes(path), path)
-
-
 def _frame_shape(task: ClipTask) -> tuple[int, int] | None:
     """(H, W) of the clip's first frame, from its header (None when the frame is not there)."""
     if not task.first_frame or not os.path.exists(task.first_frame):
         return None
-    try:
-        with Image.open(task.first_frame) as image:
-            return image.size[1], image.size[0]
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DatasetError(
-            f"frame cannot be decoded (corrupt or truncated image?): {task.first_frame}: {exc}",
-            hint="re-export the clip's frames; run: refvps validate ROOT",
-            path=task.first_frame,
-        ) from None
+    width, height = image_size(task.first_frame)
+    return height, width
+
+
+def _decoded_label(path: str, data: bytes | None = None) -> tuple[str, np.ndarray]:
+    """``(path, label map)``: the file's bytes (read now unless given) decoded as uint8 indices."""
+    if data is None:
+        data = read_image_bytes(path, LABEL_MAP)
+    return path, decode_label_png(data, path)
 
 
 def _read_labels(task: ClipTask, names: list[str], shape: tuple[int, int] | None) -> np.ndarray:
     """Decode the label maps of ``names`` into one (T, H, W) array; each must have ``shape``."""
     paths = [os.path.join(task.masks_dir, f"{name}.png") for name in names]
-    return _stack_labels(((path, read_label(path)) for path in paths), len(paths), shape)
+    return _stack_labels((_decoded_label(path) for path in paths), len(paths), shape)
 
 
 def _stack_labels(labels, count: int, shape: tuple[int, int] | None) -> np.ndarray:
@@ -322,8 +267,8 @@ def _score_mask(gt: _GroundTruthChunk, obj_id: int, index: int, raw: np.ndarray 
 
 def score_clip(task: ClipTask) -> ClipOutcome:
     """Per-frame IoU (and F) of every expression of one clip; missing predictions are empty masks."""
-    if task.predictions.kind == FORMAT_RLE and not task.boundary:
-        return _score_clip_runs(task)
+    if isinstance(task.predictions, RleClipPredictions) and not task.boundary:
+        return _score_clip_runs(task, task.predictions)
     n_frames = len(task.frames)
     ious = {exp_id: np.empty(n_frames) for exp_id, _ in task.expressions}
     fs = {exp_id: np.empty(n_frames) for exp_id, _ in task.expressions} if task.boundary else None
@@ -358,7 +303,7 @@ def _score_chunk_masks(task, names, labels, ious, fs, missing, rows) -> None:
         pred_area = np.zeros(len(names), np.int64)
         for i, frame in enumerate(names):
             if predictions.has(exp_id, frame):
-                raw = predictions.read_raw(exp_id, frame, shape, _ZIP_CACHE)
+                raw = predictions.read_raw(exp_id, frame, shape)
                 if raw.dtype == bool:
                     raw = raw.view(np.uint8)
                 if not raw.flags.c_contiguous and raw.flags.f_contiguous:  # decoded RLE: column-major
@@ -436,7 +381,7 @@ def _ground_truth_runs(task: ClipTask, values: list[int]) -> tuple[tuple[int, in
         if cache is None:
             todo.append((index, path, b"", None))
             continue
-        data = read_label_bytes(path)
+        data = read_image_bytes(path, LABEL_MAP)
         digest = content_digest(data)
         found = cache.lookup(name, digest, values)
         if found is None:
@@ -448,7 +393,7 @@ def _ground_truth_runs(task: ClipTask, values: list[int]) -> tuple[tuple[int, in
         _check_label_shape(found_shape, shape, path)
     for start in range(0, len(todo), task.chunk):
         part = todo[start : start + task.chunk]
-        decoded = ((path, decode_label_bytes(data, path) if data else read_label(path)) for _, path, data, _ in part)
+        decoded = (_decoded_label(path, data if data else None) for _, path, data, _ in part)
         stack = _stack_labels(decoded, len(part), shape)
         shape = stack.shape[1:]
         for (index, _, _, digest), counts in zip(part, _label_runs(stack, values)):
@@ -460,7 +405,7 @@ def _ground_truth_runs(task: ClipTask, values: list[int]) -> tuple[tuple[int, in
     return shape, runs
 
 
-def _score_clip_runs(task: ClipTask) -> ClipOutcome:
+def _score_clip_runs(task: ClipTask, predictions: RleClipPredictions) -> ClipOutcome:
     """J (and TempCon's per-frame IoU) of RLE predictions, on runs: pycocotools ``merge``/``area``
     against the ground truth's RLE, made once per frame (or read from the cache); no mask is decoded."""
     from pycocotools import mask as mask_utils
@@ -473,7 +418,6 @@ def _score_clip_runs(task: ClipTask) -> ClipOutcome:
     has_void = mask_utils.area(void) > 0
     targets = {obj: [{"size": size, "counts": frame[obj]} for frame in runs] for obj in obj_ids}
     target_counts = {obj: mask_utils.area(targets[obj]).astype(np.int64) for obj in obj_ids}
-    predictions = task.predictions
     ious, missing = {}, {}
     for exp_id, obj_id in task.expressions:
         inter = np.zeros(n_frames, np.int64)

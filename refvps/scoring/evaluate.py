@@ -17,14 +17,14 @@ import multiprocessing
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from refvps.dataset.format import Dataset
 from refvps.errors import DatasetError, PredictionError, UsageError
-from refvps.predictions.readers import FORMAT_RLE, PredictionSource, open_predictions
+from refvps.predictions.readers import PredictionSource, RleSource, open_predictions
 from refvps.predictions.record import now_iso
+from refvps.progress import NO_PROGRESS, Progress
 from refvps.scoring.engine import (
     DEFAULT_CHUNK,
     ClipOutcome,
@@ -45,8 +45,8 @@ from refvps.scoring.results import (
     summarise,
 )
 
-ProgressCallback = Callable[[str, int], None]
-"""Called once per finished clip with (clip_id, number of masks scored in it)."""
+SCORING_STAGE = "scoring"
+"""The progress stage of :func:`evaluate`: its steps are masks (frames x expressions), noted per clip."""
 
 _EXAMPLES = 20  # how many unknown items coverage lists by name
 
@@ -212,16 +212,16 @@ def evaluate(
     validate: bool = True,
     chunk: int = DEFAULT_CHUNK,
     gt_cache: str | Path | bool | None = None,
-    progress: ProgressCallback | None = None,
-    on_start: Callable[[int], None] | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> Results:
     """Score ``predictions`` (a PNG tree, a .zip or a COCO-RLE .json) against ``dataset``.
 
     ``boundary`` computes F and J&F (the slow part); ``workers`` processes score clips in parallel
     (0 means one per CPU); ``strict`` turns missing predictions into an error; ``bootstrap`` is the
     number of clip resamples for the 95% intervals (0 disables them), drawn with ``seed``.
-    ``on_start(n_masks)`` is called once scoring begins and ``progress(clip_id, n_masks)`` after
-    each clip. Raises :class:`refvps.errors.RefvpsError` subclasses for bad input.
+    ``progress`` gets the stage ``"scoring"``, whose total is the number of masks to score
+    (frames x expressions), advanced after each clip by its masks with the clip's id as the note.
+    Raises :class:`refvps.errors.RefvpsError` subclasses for bad input.
 
     ``gt_cache`` is where the ground truth encoded as RLE is kept between runs, for scoring RLE
     predictions without F (:mod:`refvps.scoring.gtcache`; keyed by the PNGs' content, so never
@@ -235,7 +235,7 @@ def evaluate(
         raise UsageError(f"chunk must be at least 1, got {chunk}")
     source = predictions if isinstance(predictions, PredictionSource) else open_predictions(predictions)
     data = dataset if isinstance(dataset, Dataset) else open_dataset(dataset, validate=validate)
-    cache_dir = resolve_cache_dir(gt_cache) if source.format == FORMAT_RLE and not boundary else None
+    cache_dir = resolve_cache_dir(gt_cache) if isinstance(source, RleSource) and not boundary else None
     plan = plan_scoring(data, source, boundary=boundary, bound_th=bound_th, chunk=chunk, gt_cache=cache_dir)
     if strict and (plan.coverage.has_missing or plan.coverage.has_unknown):
         problems = []
@@ -250,9 +250,8 @@ def evaluate(
             path=source.path,
         )
     n_workers = (os.cpu_count() or 1) if workers == 0 else workers
-    if on_start is not None:
-        on_start(plan.n_masks)
-    outcomes = _run(plan.tasks, min(n_workers, len(plan.tasks)), progress)
+    with progress.stage(SCORING_STAGE, total=plan.n_masks):
+        outcomes = _run(plan.tasks, min(n_workers, len(plan.tasks)), progress)
     return _assemble(
         data,
         source,
@@ -273,15 +272,14 @@ def evaluate(
     )
 
 
-def _run(tasks: list[ClipTask], workers: int, progress: ProgressCallback | None) -> dict[str, ClipOutcome]:
+def _run(tasks: list[ClipTask], workers: int, progress: Progress) -> dict[str, ClipOutcome]:
     outcomes: dict[str, ClipOutcome] = {}
 
     def accept(result: ClipOutcome | ErrorOutcome) -> None:
         if isinstance(result, ErrorOutcome):
             raise result.to_exception()
         outcomes[result.clip_id] = result
-        if progress is not None:
-            progress(result.clip_id, sum(len(e.iou) for e in result.expressions))
+        progress.advance(SCORING_STAGE, sum(len(e.iou) for e in result.expressions), note=result.clip_id)
 
     if workers <= 1:
         try:
