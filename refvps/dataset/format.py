@@ -144,7 +144,7 @@ class ClipMeta:
             height=data.get("height"),
             source=Source.from_json(data.get("source")),
             trim=Trim(float(trim["start_s"]), float(trim["end_s"])) if isinstance(trim, Mapping) else None,
-            crop=tuple(int(v) for v in crop) if isinstance(crop, (list, tuple)) and len(crop) == 4 else None,
+            crop=_crop_box(crop),
             notes=data.get("notes") or "",
             extra={k: v for k, v in data.items() if k not in cls._KNOWN},
         )
@@ -160,6 +160,14 @@ def image_size(path: str | Path) -> tuple[int, int]:
     """(width, height) of an image file, read from its header only."""
     with open_image(path, FRAME) as image:
         return image.size
+
+
+def _crop_box(crop: Any) -> tuple[int, int, int, int] | None:
+    """clips.json's ``crop`` ([x, y, w, h] in the source video) as four ints, or None when it is not four values."""
+    if not isinstance(crop, (list, tuple)) or len(crop) != 4:
+        return None
+    x, y, width, height = (int(v) for v in crop)
+    return x, y, width, height
 
 
 class Clip:
@@ -334,11 +342,13 @@ def read_index(path: str | Path, key: str, *, required: bool = False, hint: str 
 
 
 def _read_videos(path: Path) -> dict[str, Any]:
-    return read_index(path, "videos", required=True)["videos"]
+    videos: dict[str, Any] = read_index(path, "videos", required=True)["videos"]
+    return videos
 
 
 def _read_clips_meta(path: Path) -> dict[str, Any]:
-    return read_index(path, "clips")["clips"]
+    clips: dict[str, Any] = read_index(path, "clips")["clips"]
+    return clips
 
 
 def _frames_of(video: Any) -> list[str]:
@@ -458,11 +468,11 @@ class DatasetWriter:
                     atomic_write_json(path, data)
 
 
-def target_mask(label: np.ndarray, obj_id: int = 1) -> np.ndarray:
+def target_mask(label: npt.ArrayLike, obj_id: int = 1) -> npt.NDArray[np.bool_]:
     """Boolean mask of object ``obj_id`` in a label map (Ignore is never target)."""
-    return np.asarray(label) == obj_id
+    return np.equal(label, obj_id)
 
 
-def ignore_mask(label: np.ndarray) -> np.ndarray:
+def ignore_mask(label: npt.ArrayLike) -> npt.NDArray[np.bool_]:
     """Boolean mask of Ignore pixels (255) in a label map."""
-    return np.asarray(label) == IGNORE_INDEX
+    return np.equal(label, IGNORE_INDEX)

@@ -67,7 +67,7 @@ class DatasetStats:
     def table_a(self) -> list[tuple[str, str]]:
         """The rows of the paper's Table A, formatted as the paper prints them."""
 
-        def resolution(value):
+        def resolution(value: tuple[int, int] | None) -> str:
             return f"{value[0]} × {value[1]}" if value else "n/a"
 
         fps = ", ".join(f"{f:g}" for f in self.annotation_fps) or "n/a"
@@ -172,8 +172,12 @@ def summarise_clips(root: str, per_clip: list[ClipStats]) -> DatasetStats:
         annotation_fps=sorted(Counter(c.fps for c in per_clip)),
         min_resolution=resolutions[0] if resolutions else None,
         max_resolution=resolutions[-1] if resolutions else None,
-        ignore_frame_share=(sum(c.frames_with_ignore for c in counted) / counted_frames) if counted_frames else None,
-        target_frame_share=(sum(c.frames_with_target for c in counted) / counted_frames) if counted_frames else None,
+        ignore_frame_share=(sum(c.frames_with_ignore or 0 for c in counted) / counted_frames)
+        if counted_frames
+        else None,
+        target_frame_share=(sum(c.frames_with_target or 0 for c in counted) / counted_frames)
+        if counted_frames
+        else None,
         per_category=categories,
         per_clip=per_clip,
     )
@@ -190,7 +194,7 @@ def plot_length_histogram(stats: DatasetStats, path: str | Path, *, bin_s: float
 
     lengths = [c.seconds for c in stats.per_clip]
     top = max(lengths, default=1.0)
-    bins = np.arange(0.0, top + bin_s, bin_s) if top > 0 else 10
+    bins: int | list[float] = np.arange(0.0, top + bin_s, bin_s).tolist() if top > 0 else 10
     figure, axis = plt.subplots(figsize=(6, 3.2), dpi=120)
     axis.hist(lengths, bins=bins, color="#4c72b0", edgecolor="white")
     axis.set_xlabel("clip length (s)")

@@ -133,7 +133,15 @@ class _Collector:
     def __init__(self, report: ValidationReport):
         self.report = report
 
-    def add(self, rule, path, message, hint, clip_id=None, severity=ERROR):
+    def add(
+        self,
+        rule: str,
+        path: str | Path,
+        message: str,
+        hint: str,
+        clip_id: str | None = None,
+        severity: str = ERROR,
+    ) -> None:
         self.report.problems.append(Problem(rule, str(path), message, hint, clip_id, severity))
 
 
@@ -274,7 +282,7 @@ def check_clip_names(root: str | Path, known: Iterable[str], clips: Sequence[str
         )
 
 
-def _load_index(path: Path, key: str, out: _Collector, *, required: bool) -> dict | None:
+def _load_index(path: Path, key: str, out: _Collector, *, required: bool) -> dict[str, Any] | None:
     if not path.exists():
         if required:
             out.add(
@@ -318,7 +326,7 @@ def _taxonomy_ids() -> tuple[set[str], set[str]] | None:
     try:
         from refvps.resources import load_taxonomy
 
-        taxonomy = load_taxonomy()
+        taxonomy: Any = load_taxonomy()  # the file may hold anything
     except RefvpsError:  # missing or unreadable: the taxonomy check is advisory (a warning rule)
         return None
     if not isinstance(taxonomy, dict):
@@ -441,13 +449,14 @@ def _check_expressions(clip: _ClipCheck) -> None:
                 )
             else:
                 seen_text[key] = exp_id
+        obj_id: Any = entry.get("obj_id")
         try:
-            clip.obj_ids[exp_id] = int(entry.get("obj_id"))
+            clip.obj_ids[exp_id] = int(obj_id)
         except (TypeError, ValueError):
             clip.add(
                 "json_schema",
                 clip.exp_path,
-                f"clip {clip.clip_id}: expression {exp_id} has obj_id {entry.get('obj_id')!r}",
+                f"clip {clip.clip_id}: expression {exp_id} has obj_id {obj_id!r}",
                 'set obj_id to the label index of the target, as a string ("1")',
             )
 
@@ -717,7 +726,7 @@ def _check_targets(clip: _ClipCheck, found_ids: set[int]) -> None:
             )
 
 
-def _check_orphans(root: Path, videos: dict, clips_meta: dict | None, out: _Collector) -> None:
+def _check_orphans(root: Path, videos: dict[str, Any], clips_meta: dict[str, Any] | None, out: _Collector) -> None:
     frames_root = root / FRAMES_DIR
     if frames_root.is_dir():
         for entry in sorted(p.name for p in frames_root.iterdir() if p.is_dir() and not p.name.startswith(".")):
@@ -744,7 +753,7 @@ def _check_orphans(root: Path, videos: dict, clips_meta: dict | None, out: _Coll
 
 def summarise(problems: list[Problem], per_group: int = 5) -> list[Problem | str]:
     """Problems grouped by (clip, rule), at most ``per_group`` each, then a line with how many more."""
-    groups: dict[tuple, list[Problem]] = defaultdict(list)
+    groups: dict[tuple[str, str], list[Problem]] = defaultdict(list)
     for problem in problems:
         groups[(problem.clip_id or "", problem.rule)].append(problem)
     shown: list[Problem | str] = []

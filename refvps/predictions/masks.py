@@ -98,7 +98,7 @@ def _foreground(array: npt.NDArray[Any], mode: str) -> npt.NDArray[Any]:
     colour = array[:, :, :channels]
     if colour.dtype == np.uint8:
         return colour[:, :, 0] if channels == 1 else np.bitwise_or.reduce(colour, axis=2)
-    return colour.any(axis=2)
+    return np.asarray(colour.any(axis=2))
 
 
 def _is_16_bit_colour(data: bytes) -> bool:
@@ -145,7 +145,7 @@ def rle_counts(counts: str | bytes) -> np.ndarray:
     return values
 
 
-def check_rle(segmentation: Any, shape: tuple[int, int], name: str) -> dict:
+def check_rle(segmentation: Any, shape: tuple[int, int], name: str) -> RleDict:
     """Validate one ``segmentation`` against the frame's (H, W); return a compressed-RLE dict.
 
     Accepts compressed (``counts`` a string) and uncompressed (``counts`` a list of ints) RLE.
@@ -195,13 +195,14 @@ def _is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def decode_rle(rle: dict) -> np.ndarray:
+def decode_rle(rle: RleDict) -> npt.NDArray[np.uint8]:
     """A validated compressed RLE as an (H, W) uint8 mask (pycocotools, without its numpy-2 warning)."""
     from pycocotools import mask as mask_utils
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # pycocotools' np.array(copy=False)
-        return mask_utils.decode(rle)
+        mask: npt.NDArray[np.uint8] = mask_utils.decode(rle)
+    return mask
 
 
 def _invalid_rle(name: str, why: str) -> PredictionError:

@@ -45,7 +45,7 @@ def sha256_file(path: Path, *, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def checkpoint_record(path: Path, previous: dict | None = None) -> dict[str, Any]:
+def checkpoint_record(path: Path, previous: dict[str, Any] | None = None) -> dict[str, Any]:
     """Path, size, mtime and sha256 of a checkpoint; the hash is reused if the file is unchanged."""
     path = Path(path).resolve()
     stat = path.stat()
@@ -123,7 +123,7 @@ def write_run(out: Path, record: dict[str, Any]) -> Path:
     return atomic_write_json(Path(out) / RUN_FILE, record)
 
 
-def check_same_run(previous: dict | None, fingerprint: dict[str, Any], out: Path, done: set[str]) -> None:
+def check_same_run(previous: dict[str, Any] | None, fingerprint: dict[str, Any], out: Path, done: set[str]) -> None:
     """Refuse to add predictions to a folder that holds another configuration's finished clips."""
     if not previous or not done:
         return

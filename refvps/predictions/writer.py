@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -90,7 +91,7 @@ class PredictionWriter:
     def is_done(self, clip_id: str) -> bool:
         return self._done_path(clip_id).exists()
 
-    def mark_done(self, clip_id: str, info: dict | None = None) -> None:
+    def mark_done(self, clip_id: str, info: dict[str, Any] | None = None) -> None:
         atomic_write_json(self._done_path(clip_id), info or {})
 
     def done_clips(self) -> set[str]:
