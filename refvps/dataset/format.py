@@ -1,4 +1,4 @@
-"""The Ref-VPS dataset format (Ref-YouTube-VOS layout, extended).
+"""The Ref-VPS dataset format (Ref-YouTube-VOS layout, extended; ``docs/FORMAT.md`` describes it in full).
 
 ::
 

@@ -1,7 +1,7 @@
 """``run.json``: what produced a folder of predictions (any baseline, REM included), so a number can be traced.
 
 Written beside the predictions (``<out>/run.json``; the scorer skips non-PNG files) and updated
-atomically after every attempt::
+atomically after every attempt (``docs/FORMAT.md`` describes the fields and the statuses)::
 
     {"format": 1, "method": "vdit", "title": "VD-IT", "kind": "external", "status": "complete",
      "dataset": "/data/refvps", "clips": 111, "refvps_version": "0.1.0",

@@ -1,4 +1,4 @@
-"""The Ref-VPS metrics: region similarity J, boundary F, J-recall and temporal consistency.
+"""The Ref-VPS metrics: region similarity J, boundary F, J-recall and temporal consistency (``docs/METRICS.md``).
 
 Every function is a small pure numpy function that reduces over the **last two axes** (a frame is
 ``(H, W)``; a stack of frames ``(..., H, W)``), in the style of the DAVIS 2017 toolkit's

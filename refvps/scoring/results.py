@@ -1,18 +1,11 @@
 """Scores as data: per expression, per clip, per concept, per category, the summary, and the file formats.
 
-``results.json`` (key names fixed by the issue; more may be added)::
-
-    {"summary": {"J", "F", "JF", "TempCon", "J_recall", "J_ci95": [lo, hi], "J_concept_balanced",
-                 "n_clips", "n_expressions", "n_frames", "n_missing_frames", ...},
-     "per_expression": [{"video", "exp_id", "J", "F", "TempCon", "J_recall", "n_frames", "n_missing", ...}],
-     "per_clip": [...], "per_concept": [...], "per_category": [...],
-     "coverage": {"missing_frames", "missing_expressions", "unknown_clips", "unknown_expressions", ...},
-     "meta": {"dataset", "predictions", "method", "refvps_version", "date", "options", ...}}
-
-Every score is on the 0-100 scale. Without the boundary measure F and JF are null.
-Aggregation (DESIGN §5): dataset J/F/TempCon/J-recall are means over all (clip, expression) pairs;
-a clip's score is the mean over its expressions; a concept's or category's the mean over its clips;
-the concept-balanced J is the mean over concepts; the 95% interval of J resamples clips.
+:meth:`Results.to_json` is the ``results.json`` document (``docs/FORMAT.md`` lists every key), and
+:meth:`Results.write_csv` its one-row-per-expression CSV. Every score is on the 0-100 scale; without
+the boundary measure F and JF are null. Aggregation (``docs/METRICS.md``): dataset J/F/TempCon/J-recall
+are means over all (clip, expression) pairs; a clip's score is the mean over its expressions; a
+concept's or category's the mean over its clips; the concept-balanced J is the mean over concepts;
+the 95% intervals resample clips.
 """
 
 from __future__ import annotations
