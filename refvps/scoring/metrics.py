@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -189,9 +189,12 @@ def nonzero_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     return None if w == 0 else (y, x, y + h, x + w)
 
 
+_CV2_SCALARS: Any = cv2  # OpenCV's stubs (some versions) reject a scalar operand, which OpenCV accepts
+
+
 def _compare_zero(mask: np.ndarray, operation: int) -> np.ndarray:
     """``cv2.compare(mask, 0, operation)``: 255 where the comparison with 0 holds, else 0."""
-    result: np.ndarray = cv2.compare(mask, 0, operation)  # type: ignore[call-overload]  # stubs lack scalar operands
+    result: np.ndarray = _CV2_SCALARS.compare(mask, 0, operation)
     return result
 
 
