@@ -79,7 +79,6 @@ def evaluate(
     """
     from refvps.errors import UsageError
     from refvps.scoring.evaluate import evaluate as run_evaluate
-    from refvps.scoring.evaluate import missing_message, unknown_message
 
     for option, path, example in (("--output", output, "results.json"), ("--csv", csv_path, "per_expression.csv")):
         if path is not None and path.is_dir():  # said now, not after the scoring
@@ -101,15 +100,6 @@ def evaluate(
             gt_cache=False if no_cache else cache_dir,
             progress=progress,
         )
-    coverage = results.coverage
-    if coverage.has_missing:
-        err_console.print(
-            f"[yellow]Warning:[/] {escape(missing_message(coverage))}; they were scored as empty masks "
-            "(--strict makes this an error)",
-            soft_wrap=True,
-        )
-    if coverage.has_unknown:
-        err_console.print(f"[yellow]Warning:[/] {escape(unknown_message(coverage))}", soft_wrap=True)
     if output is not None:
         results.write_json(output)
     if csv_path is not None:

@@ -13,6 +13,7 @@ frames the dataset does not have are listed in ``coverage`` and not scored.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 from dataclasses import dataclass
@@ -46,6 +47,8 @@ from refvps.scoring.results import (
     aggregate_concepts,
     summarise,
 )
+
+logger = logging.getLogger(__name__)
 
 SCORING_STAGE = "scoring"
 """The progress stage of :func:`evaluate`: its steps are masks (frames x expressions), noted per clip."""
@@ -250,6 +253,7 @@ def evaluate(
     plan = plan_scoring(data, source, boundary=boundary, bound_th=bound_th, chunk=chunk, gt_cache=cache_dir)
     if strict:
         _refuse_incomplete(plan.coverage, source.path)
+    _warn_incomplete(plan.coverage)
     n_workers = (os.cpu_count() or 1) if workers == 0 else workers
     with progress.stage(SCORING_STAGE, total=plan.n_masks):
         outcomes = _run(plan.tasks, min(n_workers, len(plan.tasks)), progress)
@@ -287,6 +291,14 @@ def _refuse_incomplete(coverage: Coverage, path: Path) -> None:
             "without --strict missing frames are scored as empty masks",
             path=path,
         )
+
+
+def _warn_incomplete(coverage: Coverage) -> None:
+    """Missing predictions (scored empty) and unknown ones (not scored) are said, not only counted."""
+    if coverage.has_missing:
+        logger.warning("%s; they were scored as empty masks (--strict makes this an error)", missing_message(coverage))
+    if coverage.has_unknown:
+        logger.warning("%s", unknown_message(coverage))
 
 
 def _run(tasks: list[ClipTask], workers: int, progress: Progress) -> dict[str, ClipOutcome]:
