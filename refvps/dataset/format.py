@@ -246,9 +246,15 @@ class Clip:
 class Dataset:
     """A Ref-VPS-format dataset on disk.
 
-    >>> ds = Dataset("data/synthetic")            # doctest: +SKIP
-    >>> clip = ds.clip(ds.clip_ids[0])            # doctest: +SKIP
-    >>> label = clip.read_label(clip.frame_names[0])
+    >>> import tempfile
+    >>> root = (scratch := tempfile.TemporaryDirectory()).name
+    >>> _ = DatasetWriter(root).write_clip(
+    ...     "c1", [np.zeros((4, 6, 3), np.uint8)] * 2, [np.ones((4, 6), np.uint8)] * 2,
+    ...     [Expression("0", "the smoke")], ClipMeta("c1", concept="smoke"))
+    >>> ds = Dataset(root)
+    >>> clip = ds.clip(ds.clip_ids[0])
+    >>> clip.frame_names, clip.read_label(clip.frame_names[0]).shape
+    (['00000', '00001'], (4, 6))
 
     The JSON files are read when the dataset is opened; frames and masks when asked for.
     Clips are those listed in ``meta_expressions.json`` (the Ref-YouTube-VOS index), in sorted order.
@@ -378,8 +384,11 @@ class DatasetWriter:
     Frames and masks are written one file at a time; the two JSON index files are updated under a
     file lock, one clip at a time, so that writing one clip never loses another clip's entries.
 
-    >>> writer = DatasetWriter("out")                                     # doctest: +SKIP
-    >>> writer.write_clip("c1", frames, labels, expressions, ClipMeta("c1", concept="smoke"))
+    >>> import tempfile
+    >>> writer = DatasetWriter((scratch := tempfile.TemporaryDirectory()).name)
+    >>> frames, labels = [np.zeros((4, 6, 3), np.uint8)] * 3, [np.zeros((4, 6), np.uint8)] * 3
+    >>> writer.write_clip("c1", frames, labels, [Expression("0", "the smoke")], ClipMeta("c1", concept="smoke"))
+    ['00000', '00001', '00002']
     """
 
     def __init__(self, root: str | Path, *, jpeg_quality: int = 95):

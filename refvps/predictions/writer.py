@@ -56,10 +56,14 @@ def encode_binary_png(mask: np.ndarray) -> bytes:
 class PredictionWriter:
     """Writes one method's predictions for a dataset, resumably.
 
-    >>> writer = PredictionWriter("preds/")                          # doctest: +SKIP
+    >>> import tempfile
+    >>> writer = PredictionWriter((scratch := tempfile.TemporaryDirectory()).name)
+    >>> mask = np.ones((4, 6), bool)
     >>> if not writer.is_done("clip_0001"):
-    ...     writer.write("clip_0001", "0", "00000", mask)
+    ...     _ = writer.write("clip_0001", "0", "00000", mask)
     ...     writer.mark_done("clip_0001")
+    >>> writer.done_clips()
+    {'clip_0001'}
     """
 
     def __init__(self, out: str | Path):
