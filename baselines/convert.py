@@ -16,39 +16,34 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from baselines.export import ExportNames
 from refvps.dataset.format import Clip, Dataset, image_size
+from refvps.dataset.images import ImageKind, open_image
 from refvps.errors import PredictionError
 from refvps.predictions import PredictionWriter
 
 _LABEL_MODES = {"L", "P", "1", "I", "I;16", "LA", "PA"}
+METHOD_MASK = ImageKind(
+    "mask",
+    hint="run the same command again: the clip is predicted again",
+    missing_hint="run the same command again: the clip is predicted again",
+    error=PredictionError,
+    container="PNG",
+)
 
 
 def read_method_mask(path: Path, size: tuple[int, int]) -> np.ndarray:
     """Read one mask a method wrote as a boolean (H, W) array; ``size`` is the frame's (W, H)."""
-    try:
-        with Image.open(path) as image:
-            image.load()
-            mode = image.mode
-            if mode not in _LABEL_MODES:
-                raise PredictionError(
-                    f"mask {path} is a {mode} image; expected greyscale (0/255) or palette indices",
-                    hint="the method wrote colour images: check its output options (e.g. no --visualize folder)",
-                    path=path,
-                )
-            if mode in ("LA", "PA"):
-                image = image.getchannel(0)
-            array = np.asarray(image)
-    except FileNotFoundError:
-        raise PredictionError(f"mask not found: {path}", path=path) from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise PredictionError(
-            f"mask cannot be decoded (truncated by a crash?): {path}: {exc}",
-            hint="run the same command again: the clip is predicted again",
-            path=path,
-        ) from None
+    with open_image(path, METHOD_MASK) as image:
+        image.load()
+        if image.mode not in _LABEL_MODES:
+            raise PredictionError(
+                f"mask {path} is a {image.mode} image; expected greyscale (0/255) or palette indices",
+                hint="the method wrote colour images: check its output options (e.g. no --visualize folder)",
+                path=path,
+            )
+        array = np.asarray(image.getchannel(0) if image.mode in ("LA", "PA") else image)
     if (array.shape[1], array.shape[0]) != tuple(size):
         raise PredictionError(
             f"mask {path} is {array.shape[1]}x{array.shape[0]}, its frame is {size[0]}x{size[1]}",

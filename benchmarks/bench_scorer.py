@@ -35,6 +35,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -288,13 +289,13 @@ def decode_floor(root: Path) -> int:
 
 def decode_floor_refvps(root: Path) -> int:
     """Decode every PNG once with the decoders refvps uses (ISA-L or zlib for label maps, libpng for masks)."""
-    from refvps.predictions.readers import decode_mask_png_raw
-    from refvps.scoring.engine import read_label
+    from refvps.dataset.palette import decode_label_png
+    from refvps.predictions.masks import decode_mask_png_raw
 
     labels, preds = _png_paths(root)
     for path in labels:
-        read_label(path)
-    shape = read_label(labels[0]).shape
+        decode_label_png(Path(path).read_bytes(), path)  # the scorer's road: no copy of the decoded map
+    shape = decode_label_png(Path(labels[0]).read_bytes(), labels[0]).shape
     for path in preds:
         decode_mask_png_raw(path, shape, path)
     return len(labels) + len(preds)
@@ -330,7 +331,7 @@ class Timer:
         return time.perf_counter() - wall0, self._cpu() - cpu0, out
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--small", action="store_true", help="a quick run: 6 clips x 24 frames")
     parser.add_argument("--clips", type=int, default=111)
@@ -362,237 +363,296 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.small:
         args.clips, args.frames, args.reference_clips = 6, 24, 6
-    width, height = (int(v) for v in args.size.lower().split("x"))
-    skip = set(filter(None, args.skip.split(",")))
+    args.width, args.height = (int(v) for v in args.size.lower().split("x"))
+    args.skip = set(filter(None, args.skip.split(",")))
+    return args
 
-    from refvps.scoring import evaluate
 
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench_scorer_"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    command = "python benchmarks/bench_scorer.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    timer = Timer()
-    n_masks = args.clips * args.frames * 4
-    rows: list[tuple[str, float, float, str]] = []
+RunKey = tuple[str, bool, int, "str | None"]  # (format, boundary, workers, cache)
 
-    def record(label: str, wall: float, cpu: float, note: str = "") -> tuple[float, float]:
-        rows.append((label, wall, cpu, note))
-        print(
-            f"{label:58s} {wall:8.2f} s wall {cpu:8.2f} s CPU  {1000 * wall / n_masks:6.3f} ms/mask  {note}", flush=True
-        )
+# RLE J + TempCon runs three ways: without the ground-truth cache (what a first run costs), filling
+# an empty cache (the first run with it), and with the cache filled (every later run).
+REFVPS_RUNS: list[RunKey] = [
+    ("png", False, 1, None),
+    ("png", False, 2, None),
+    ("png", True, 1, None),
+    ("png", True, 2, None),
+    ("rle", False, 1, "off"),
+    ("rle", False, 2, "off"),
+    ("rle", False, 1, "fill"),
+    ("rle", False, 1, "warm"),
+    ("rle", False, 2, "warm"),
+    ("rle", True, 1, None),
+    ("rle", True, 2, None),
+]
+CACHE_NOTES = {
+    "off": "no ground-truth cache",
+    "fill": "filling an empty ground-truth cache",
+    "warm": "ground truth from the cache",
+}
+
+# (label, run, target, compared with): "floor" / "own floor" = refvps time / that floor's time;
+# "reference J" / "reference F" = speed-up of refvps over the DAVIS-style scorer (b).
+GOALS: list[tuple[str, RunKey, str, str]] = [
+    ("J + TempCon from PNG, 1 worker: time / decode floor (c)", ("png", False, 1, None), "<= 1.3x", "floor"),
+    (
+        "J + TempCon from PNG, 1 worker: time / refvps's own decoding (c')",
+        ("png", False, 1, None),
+        "(stricter)",
+        "own floor",
+    ),
+    ("J + TempCon from PNG, 2 workers: speed-up over (b)", ("png", False, 2, None), ">= 3x", "reference J"),
+    ("J + F + TempCon from PNG, 2 workers: speed-up over (b)", ("png", True, 2, None), ">= 8x", "reference F"),
+    (
+        "J + TempCon from RLE, 1 worker, no cache: speed-up over (b) from PNG",
+        ("rle", False, 1, "off"),
+        ">= 10x",
+        "reference J",
+    ),
+    (
+        "J + TempCon from RLE, 2 workers, no cache: speed-up over (b) from PNG",
+        ("rle", False, 2, "off"),
+        ">= 10x",
+        "reference J",
+    ),
+    (
+        "J + TempCon from RLE, 1 worker, filling the cache: speed-up over (b) from PNG",
+        ("rle", False, 1, "fill"),
+        ">= 10x",
+        "reference J",
+    ),
+    (
+        "J + TempCon from RLE, 1 worker, cache filled: speed-up over (b) from PNG",
+        ("rle", False, 1, "warm"),
+        ">= 10x",
+        "reference J",
+    ),
+    (
+        "J + TempCon from RLE, 2 workers, cache filled: speed-up over (b) from PNG",
+        ("rle", False, 2, "warm"),
+        ">= 10x",
+        "reference J",
+    ),
+]
+
+Seconds = tuple[float, float]  # (wall clock, CPU)
+
+
+@dataclass
+class Measurements:
+    """Everything one benchmark run measured."""
+
+    n_masks: int
+    rows: list[tuple[str, float, float, str]] = field(default_factory=list)  # (label, wall, CPU, note)
+    baselines: dict[str, Seconds] = field(default_factory=dict)  # "floor", "own floor", "reference J"/"F"
+    timings: dict[RunKey, Seconds] = field(default_factory=dict)
+    agreement: float = 0.0  # max |refvps - DAVIS-style| of J, F and TempCon per expression
+    load: list[float] = field(default_factory=list)  # load average before and after
+
+    def record(self, label: str, wall: float, cpu: float, note: str = "") -> Seconds:
+        self.rows.append((label, wall, cpu, note))
+        per_mask = 1000 * wall / self.n_masks
+        print(f"{label:58s} {wall:8.2f} s wall {cpu:8.2f} s CPU  {per_mask:6.3f} ms/mask  {note}", flush=True)
         return wall, cpu
 
-    def fastest(fn, *a, **k):
-        runs = [timer(fn, *a, **k) for _ in range(max(1, args.repeat))]
-        return min(r[0] for r in runs), min(r[1] for r in runs), runs[-1][2]
 
-    try:
-        make_case(workdir, args.clips, args.frames, height, width, workers=2)
-        load_before = os.getloadavg()
-        warm_cache(workdir)
-        floor_wall, floor_cpu, n_png = fastest(decode_floor, workdir)
-        floor = record("(c) decode floor: every PNG once, PIL, 1 core", floor_wall, floor_cpu, f"{n_png} PNGs")
-        fast_wall, fast_cpu, _ = fastest(decode_floor_refvps, workdir)
-        fast_floor = record(
-            "(c') every PNG once with refvps's decoders, 1 core",
-            fast_wall,
-            fast_cpu,
-            f"{INFLATER} for label maps, OpenCV's libpng for masks",
+def _fastest(timer: Timer, repeat: int, fn, *args, **kwargs):
+    runs = [timer(fn, *args, **kwargs) for _ in range(max(1, repeat))]
+    return min(r[0] for r in runs), min(r[1] for r in runs), runs[-1][2]
+
+
+def _measure_floors(args: argparse.Namespace, workdir: Path, timer: Timer, m: Measurements) -> None:
+    wall, cpu, n_png = _fastest(timer, args.repeat, decode_floor, workdir)
+    m.baselines["floor"] = m.record("(c) decode floor: every PNG once, PIL, 1 core", wall, cpu, f"{n_png} PNGs")
+    wall, cpu, _ = _fastest(timer, args.repeat, decode_floor_refvps, workdir)
+    m.baselines["own floor"] = m.record(
+        "(c') every PNG once with refvps's decoders, 1 core",
+        wall,
+        cpu,
+        f"{INFLATER} for label maps, OpenCV's libpng for masks",
+    )
+
+
+class _Reference:
+    """The DAVIS-style scorer (b) on a subset of clips, scaled to the whole case."""
+
+    def __init__(self, args: argparse.Namespace, workdir: Path, timer: Timer):
+        self.args, self.workdir, self.timer = args, workdir, timer
+        self.clips_j = [f"clip_{i:04d}" for i in range(min(args.reference_clips, args.clips))]
+        self.clips_f = self.clips_j[: max(1, len(self.clips_j) // 4)]
+        self.scores_j: dict = {}
+        self.scores_f: dict = {}
+
+    def run(self) -> tuple[Seconds, Seconds]:
+        wall_j, cpu_j, self.scores_j = self.timer(
+            davis_style, self.workdir, self.clips_j, self.args.frames, boundary=False
         )
+        wall_f, cpu_f, self.scores_f = self.timer(
+            davis_style, self.workdir, self.clips_f, self.args.frames, boundary=True
+        )
+        scale_j, scale_f = self.args.clips / len(self.clips_j), self.args.clips / len(self.clips_f)
+        return (wall_j * scale_j, cpu_j * scale_j), (wall_f * scale_f, cpu_f * scale_f)
 
-        ref_clips = [f"clip_{i:04d}" for i in range(min(args.reference_clips, args.clips))]
-        ref_clips_f = ref_clips[: max(1, len(ref_clips) // 4)]
 
-        def reference_pass() -> tuple[tuple[float, float], tuple[float, float], dict, dict]:
-            wall_j, cpu_j, ref_j = timer(davis_style, workdir, ref_clips, args.frames, boundary=False)
-            wall_f, cpu_f, ref_f = timer(davis_style, workdir, ref_clips_f, args.frames, boundary=True)
-            scale_j, scale_f = args.clips / len(ref_clips), args.clips / len(ref_clips_f)
-            return (wall_j * scale_j, cpu_j * scale_j), (wall_f * scale_f, cpu_f * scale_f), ref_j, ref_f
+def _measure_refvps(args: argparse.Namespace, workdir: Path, timer: Timer, m: Measurements, ref: _Reference) -> None:
+    from refvps.scoring import evaluate
 
-        # (b) runs before and after the refvps runs; the faster of the two is kept, so that a burst of
-        # load from other jobs during one of them does not flatter refvps.
-        ref_j_first, ref_f_first, ref_j, ref_f = reference_pass()
-
-        timings: dict[tuple[str, bool, int], tuple[float, float]] = {}
-        agreement = 0.0
-        cache_dir = workdir / "gt-cache"
-        # RLE J + TempCon runs three ways: without the ground-truth cache (what a first run costs),
-        # filling an empty cache (the first run with it), and with the cache filled (every later run).
-        plans = [
-            ("png", False, 1, None),
-            ("png", False, 2, None),
-            ("png", True, 1, None),
-            ("png", True, 2, None),
-            ("rle", False, 1, "off"),
-            ("rle", False, 2, "off"),
-            ("rle", False, 1, "fill"),
-            ("rle", False, 1, "warm"),
-            ("rle", False, 2, "warm"),
-            ("rle", True, 1, None),
-            ("rle", True, 2, None),
-        ]
-        for fmt, boundary, workers, cache in plans:
-            key = f"{fmt}-{'f' if boundary else 'j'}"
-            if key in skip or f"{key}-{workers}" in skip or (cache and f"{key}-{cache}" in skip):
-                continue
-            source = workdir / ("pred" if fmt == "png" else "pred.json")
-            runs = []
-            for _ in range(max(1, args.repeat)):
-                if cache in ("off", "fill"):
-                    shutil.rmtree(cache_dir, ignore_errors=True)
-                runs.append(
-                    timer(
-                        evaluate,
-                        source,
-                        workdir / "dataset",
-                        boundary=boundary,
-                        workers=workers,
-                        bootstrap=1000,
-                        validate=False,
-                        gt_cache=False if cache in (None, "off") else cache_dir,
-                    )
+    cache_dir = workdir / "gt-cache"
+    for run in REFVPS_RUNS:
+        fmt, boundary, workers, cache = run
+        key = f"{fmt}-{'f' if boundary else 'j'}"
+        if key in args.skip or f"{key}-{workers}" in args.skip or (cache and f"{key}-{cache}" in args.skip):
+            continue
+        source = workdir / ("pred" if fmt == "png" else "pred.json")
+        runs = []
+        for _ in range(max(1, args.repeat)):
+            if cache in ("off", "fill"):
+                shutil.rmtree(cache_dir, ignore_errors=True)
+            gt_cache = False if cache in (None, "off") else cache_dir
+            runs.append(
+                timer(
+                    evaluate,
+                    source,
+                    workdir / "dataset",
+                    boundary=boundary,
+                    workers=workers,
+                    bootstrap=1000,
+                    validate=False,
+                    gt_cache=gt_cache,
                 )
-            wall, cpu, results = min(r[0] for r in runs), min(r[1] for r in runs), runs[-1][2]
-            what = "J + F + TempCon" if boundary else "J + TempCon"
-            note = {
-                "off": "no ground-truth cache",
-                "fill": "filling an empty ground-truth cache",
-                "warm": "ground truth from the cache",
-            }.get(cache, "")
-            timings[(fmt, boundary, workers, cache)] = record(
-                f"(a) refvps {what} from {fmt.upper()}, {workers} worker{'s' if workers > 1 else ''}"
-                + (f", cache {cache}" if cache else ""),
-                wall,
-                cpu,
-                note,
             )
-            reference = ref_f if boundary else ref_j
-            for row in results.per_expression:
-                if (row.video, row.exp_id) in reference:
-                    j_ref, f_ref, tempcon_ref = reference[(row.video, row.exp_id)]
-                    agreement = max(agreement, abs(row.J / 100 - j_ref), abs(row.TempCon / 100 - tempcon_ref))
-                    if boundary:
-                        agreement = max(agreement, abs(row.F / 100 - f_ref))
+        wall, cpu, results = min(r[0] for r in runs), min(r[1] for r in runs), runs[-1][2]
+        what = "J + F + TempCon" if boundary else "J + TempCon"
+        label = f"(a) refvps {what} from {fmt.upper()}, {workers} worker{'s' if workers > 1 else ''}"
+        label += f", cache {cache}" if cache else ""
+        m.timings[run] = m.record(label, wall, cpu, CACHE_NOTES.get(cache or "", ""))
+        _compare(results, ref.scores_f if boundary else ref.scores_j, boundary, m)
 
-        ref_j_second, ref_f_second, _, _ = reference_pass()
-        ref_j_s = (min(ref_j_first[0], ref_j_second[0]), min(ref_j_first[1], ref_j_second[1]))
-        ref_f_s = (min(ref_f_first[0], ref_f_second[0]), min(ref_f_first[1], ref_f_second[1]))
-        scaled_j = f"on {len(ref_clips)} clips, scaled; faster of a run before and one after (a)"
-        scaled_f = f"on {len(ref_clips_f)} clips, scaled; faster of a run before and one after (a)"
-        rows.insert(2, ("(b) DAVIS-style J + TempCon from PNG, 1 core", *ref_j_s, scaled_j))
-        rows.insert(3, ("(b) DAVIS-style J + F + TempCon from PNG, 1 core", *ref_f_s, scaled_f))
-        load_after = os.getloadavg()
-    finally:
-        if not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
 
-    def ratio(a: float | None, b: float | None) -> str:
-        return "n/a" if a is None or b is None else f"{a / b:.2f}x"
+def _compare(results, reference: dict, boundary: bool, m: Measurements) -> None:
+    """Keep the largest difference between refvps and the DAVIS-style scorer on its clips."""
+    for row in results.per_expression:
+        if (row.video, row.exp_id) in reference:
+            j_ref, f_ref, tempcon_ref = reference[(row.video, row.exp_id)]
+            m.agreement = max(m.agreement, abs(row.J / 100 - j_ref), abs(row.TempCon / 100 - tempcon_ref))
+            if boundary:
+                m.agreement = max(m.agreement, abs(row.F / 100 - f_ref))
 
-    def goal(label, key, target, *, against=None, floor_run=None):
-        measured = timings.get(key)
+
+def measure(args: argparse.Namespace, workdir: Path) -> Measurements:
+    timer = Timer()
+    m = Measurements(n_masks=args.clips * args.frames * 4)
+    make_case(workdir, args.clips, args.frames, args.height, args.width, workers=2)
+    m.load.append(os.getloadavg()[0])
+    warm_cache(workdir)
+    _measure_floors(args, workdir, timer, m)
+    reference = _Reference(args, workdir, timer)
+    # (b) runs before and after the refvps runs; the faster of the two is kept, so that a burst of
+    # load from other jobs during one of them does not flatter refvps.
+    first_j, first_f = reference.run()
+    _measure_refvps(args, workdir, timer, m, reference)
+    second_j, second_f = reference.run()
+    m.baselines["reference J"] = (min(first_j[0], second_j[0]), min(first_j[1], second_j[1]))
+    m.baselines["reference F"] = (min(first_f[0], second_f[0]), min(first_f[1], second_f[1]))
+    note = "clips, scaled; faster of a run before and one after (a)"
+    m.rows.insert(
+        2,
+        (
+            "(b) DAVIS-style J + TempCon from PNG, 1 core",
+            *m.baselines["reference J"],
+            f"on {len(reference.clips_j)} {note}",
+        ),
+    )
+    m.rows.insert(
+        3,
+        (
+            "(b) DAVIS-style J + F + TempCon from PNG, 1 core",
+            *m.baselines["reference F"],
+            f"on {len(reference.clips_f)} {note}",
+        ),
+    )
+    m.load.append(os.getloadavg()[0])
+    return m
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x"
+
+
+def goal_rows(m: Measurements) -> list[tuple[str, str, str, str]]:
+    """(label, wall-clock figure, CPU figure, target) of every goal."""
+    rows = []
+    for label, run, target, against in GOALS:
+        measured = m.timings.get(run)
         if measured is None:
-            return (label, "n/a", "n/a", target)
-        workers = key[2]
-        if floor_run is not None:  # refvps time / floor time
-            return (label, ratio(measured[0], floor_run[0]), ratio(measured[1], floor_run[1]), target)
-        # speed-up: (b) time / refvps time; "CPU" assumes each worker has a core to itself
-        return (label, ratio(against[0], measured[0]), ratio(against[1], measured[1] / workers), target)
+            rows.append((label, "n/a", "n/a", target))
+        elif against in ("floor", "own floor"):  # refvps time / floor time
+            floor = m.baselines[against]
+            rows.append((label, _ratio(measured[0], floor[0]), _ratio(measured[1], floor[1]), target))
+        else:  # speed-up: (b) time / refvps time; "CPU" assumes each worker has a core to itself
+            reference, workers = m.baselines[against], run[2]
+            rows.append((label, _ratio(reference[0], measured[0]), _ratio(reference[1], measured[1] / workers), target))
+    return rows
 
-    goals = [
-        goal(
-            "J + TempCon from PNG, 1 worker: time / decode floor (c)",
-            ("png", False, 1, None),
-            "<= 1.3x",
-            floor_run=floor,
-        ),
-        goal(
-            "J + TempCon from PNG, 1 worker: time / refvps's own decoding (c')",
-            ("png", False, 1, None),
-            "(stricter)",
-            floor_run=fast_floor,
-        ),
-        goal("J + TempCon from PNG, 2 workers: speed-up over (b)", ("png", False, 2, None), ">= 3x", against=ref_j_s),
-        goal(
-            "J + F + TempCon from PNG, 2 workers: speed-up over (b)", ("png", True, 2, None), ">= 8x", against=ref_f_s
-        ),
-        goal(
-            "J + TempCon from RLE, 1 worker, no cache: speed-up over (b) from PNG",
-            ("rle", False, 1, "off"),
-            ">= 10x",
-            against=ref_j_s,
-        ),
-        goal(
-            "J + TempCon from RLE, 2 workers, no cache: speed-up over (b) from PNG",
-            ("rle", False, 2, "off"),
-            ">= 10x",
-            against=ref_j_s,
-        ),
-        goal(
-            "J + TempCon from RLE, 1 worker, filling the cache: speed-up over (b) from PNG",
-            ("rle", False, 1, "fill"),
-            ">= 10x",
-            against=ref_j_s,
-        ),
-        goal(
-            "J + TempCon from RLE, 1 worker, cache filled: speed-up over (b) from PNG",
-            ("rle", False, 1, "warm"),
-            ">= 10x",
-            against=ref_j_s,
-        ),
-        goal(
-            "J + TempCon from RLE, 2 workers, cache filled: speed-up over (b) from PNG",
-            ("rle", False, 2, "warm"),
-            ">= 10x",
-            against=ref_j_s,
-        ),
-    ]
-    full = timings.get(("png", False, 2, None))
+
+NOTES = (
+    "(b) reads the ground truth again for every expression and computes the boundary measure on full "
+    "frames with the statements of davis2017-evaluation's `db_eval_iou`, `f_measure` and `_seg2bmap`; it "
+    "runs on a subset of clips and is scaled by the number of masks. (c) is the floor as the issue defines "
+    "it (PIL, which reads a file in many small pieces); (c') decodes the same files with the decoders "
+    "refvps uses, so the second ratio compares refvps with its own decoding. RLE runs without F can keep "
+    "the ground truth, encoded as RLE, in a cache keyed by each PNG's content (`refvps/scoring/gtcache.py`): "
+    "'no cache' is a run without it, 'fill' the first run with an empty cache, 'warm' every later run. "
+    "The machine is shared, so each time is given twice: wall clock, and CPU seconds of the process and "
+    "its workers (`getrusage` of the process and of its reaped children). The CPU column of the goals "
+    "divides a 2-worker run's CPU time by 2, i.e. what the wall clock would be with two otherwise idle "
+    "cores; the wall-clock column is what was seen while other jobs ran."
+)
+
+
+def report(args: argparse.Namespace, command: str, m: Measurements) -> str:
+    """The Markdown page of one run."""
+    full = m.timings.get(("png", False, 2, None))
     whole = "n/a" if full is None else f"{full[0]:.1f} s"
     whole_cpu = "n/a" if full is None else f"{full[1] / 2:.1f} s"
-
     lines = [
         "# Scorer benchmark (`benchmarks/bench_scorer.py`)",
         "",
         f"- command: `{command.strip()}`",
         f"- machine: {_cpu_name()}, {os.cpu_count()} logical CPUs, shared with other jobs "
-        f"(load average {load_before[0]:.2f} before the measurements, {load_after[0]:.2f} after)",
+        f"(load average {m.load[0]:.2f} before the measurements, {m.load[1]:.2f} after)",
         f"- date: {dt.datetime.now().astimezone().isoformat(timespec='seconds')}"
         + (f"; fastest of {args.repeat} runs for (a) and (c)" if args.repeat > 1 else ""),
         f"- software: Python {platform.python_version()}, numpy {np.__version__}, OpenCV {cv2.__version__}, "
         f"Pillow {Image.__version__}, label maps inflated with {INFLATER}",
-        f"- case: {args.clips} clips x {args.frames} frames x 4 expressions = {n_masks} masks at {width}x{height}, "
-        "Ignore regions; ground truth as DAVIS-palette PNGs, predictions as 0/255 PNGs and as one COCO-RLE JSON",
+        f"- case: {args.clips} clips x {args.frames} frames x 4 expressions = {m.n_masks} masks at "
+        f"{args.width}x{args.height}, Ignore regions; ground truth as DAVIS-palette PNGs, predictions as 0/255 "
+        "PNGs and as one COCO-RLE JSON",
         f"- agreement of refvps with the DAVIS-style scorer (b) on its clips: max |difference| of J, F and TempCon per "
-        f"expression = {agreement:.1e}",
+        f"expression = {m.agreement:.1e}",
         "",
         "| run | wall (s) | CPU (s) | wall ms per mask | note |",
         "|:---|---:|---:|---:|:---|",
     ]
-    for label, wall, cpu, note in rows:
-        lines.append(f"| {label} | {wall:.2f} | {cpu:.2f} | {1000 * wall / n_masks:.3f} | {note} |")
-    lines += [
-        "",
-        "| goal | wall clock | CPU (a core per worker) | target |",
-        "|:---|---:|---:|:---|",
-    ]
-    lines += [f"| {label} | {wall} | {cpu} | {target} |" for label, wall, cpu, target in goals]
+    lines += [f"| {label} | {w:.2f} | {c:.2f} | {1000 * w / m.n_masks:.3f} | {note} |" for label, w, c, note in m.rows]
+    lines += ["", "| goal | wall clock | CPU (a core per worker) | target |", "|:---|---:|---:|:---|"]
+    lines += [f"| {label} | {wall} | {cpu} | {target} |" for label, wall, cpu, target in goal_rows(m)]
     lines.append(f"| J + TempCon from PNG, 2 workers, whole case | {whole} | {whole_cpu} | < 90 s |")
-    lines += [
-        "",
-        "(b) reads the ground truth again for every expression and computes the boundary measure on full "
-        "frames with the statements of davis2017-evaluation's `db_eval_iou`, `f_measure` and `_seg2bmap`; it "
-        "runs on a subset of clips and is scaled by the number of masks. (c) is the floor as the issue defines "
-        "it (PIL, which reads a file in many small pieces); (c') decodes the same files with the decoders "
-        "refvps uses, so the second ratio compares refvps with its own decoding. RLE runs without F can keep "
-        "the ground truth, encoded as RLE, in a cache keyed by each PNG's content (`refvps/scoring/gtcache.py`): "
-        "'no cache' is a run without it, 'fill' the first run with an empty cache, 'warm' every later run. "
-        "The machine is shared, so each time is given twice: wall clock, and CPU seconds of the process and "
-        "its workers (`getrusage` of the process and of its reaped children). The CPU column of the goals "
-        "divides a 2-worker run's CPU time by 2, i.e. what the wall clock would be with two otherwise idle "
-        "cores; the wall-clock column is what was seen while other jobs ran.",
-        "",
-    ]
-    text = "\n".join(lines)
+    lines += ["", NOTES, ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench_scorer_"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    command = "python benchmarks/bench_scorer.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    try:
+        measurements = measure(args, workdir)
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    text = report(args, command, measurements)
     print()
     print(text)
     if args.out:

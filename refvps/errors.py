@@ -7,6 +7,8 @@ Every error carries the file it is about (when there is one) and a hint that say
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 
 class RefvpsError(Exception):
@@ -24,7 +26,7 @@ class RefvpsError(Exception):
         self.hint = hint
         self.path = Path(path) if path is not None else None
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, ...]:
         # Keep hint and path when an error crosses a process boundary (multiprocessing pickles it).
         state = {k: v for k, v in self.__dict__.items() if k not in ("message", "hint", "path")}
         return (_rebuild_error, (type(self), self.message, self.hint, self.path, state))
@@ -49,7 +51,7 @@ class DatasetError(RefvpsError):
 class DatasetInvalidError(DatasetError):
     """A dataset was read but breaks the format rules; ``problems`` lists every one."""
 
-    def __init__(self, message: str, problems: list, *, hint: str | None = None, path=None):
+    def __init__(self, message: str, problems: list[Any], *, hint: str | None = None, path: str | Path | None = None):
         super().__init__(message, hint=hint, path=path)
         self.problems = problems
 
@@ -74,7 +76,7 @@ class MissingDependencyError(RefvpsError):
         self.extra = extra
 
 
-def require(module: str, extra: str, what: str):
+def require(module: str, extra: str, what: str) -> ModuleType:
     """Import an optional module or raise :class:`MissingDependencyError` naming the extra."""
     import importlib
 
@@ -84,7 +86,9 @@ def require(module: str, extra: str, what: str):
         raise MissingDependencyError(module.split(".")[0], extra, what) from exc
 
 
-def _rebuild_error(cls, message, hint, path, state):
+def _rebuild_error(
+    cls: type[RefvpsError], message: str, hint: str | None, path: Path | None, state: dict[str, Any]
+) -> RefvpsError:
     error = cls.__new__(cls)
     RefvpsError.__init__(error, message, hint=hint, path=path)
     error.__dict__.update(state)

@@ -24,7 +24,7 @@ or, with the context manager that always ends the stage::
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from typing import Any, Iterator
 
 
 class Progress:
@@ -68,7 +68,7 @@ class RecordingProgress(Progress):
     """
 
     def __init__(self) -> None:
-        self.events: list[tuple] = []
+        self.events: list[tuple[Any, ...]] = []
         self.completed: dict[str, int] = {}
         self.totals: dict[str, int | None] = {}
 

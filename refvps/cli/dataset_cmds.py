@@ -8,7 +8,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from refvps.cli.common import console, err_console, print_json, progress_bar
+from refvps.cli.common import RichProgress, console, err_console, print_json
 from refvps.errors import UsageError
 
 
@@ -48,14 +48,9 @@ def validate(
             path=root,
         )
 
-    with progress_bar(transient=True, disable=as_json) as bar:
-        task = bar.add_task("validating", total=None)
+    with RichProgress(transient=True, disable=as_json) as progress:
         report = validate_dataset(
-            root,
-            refvps_rules=refvps_rules,
-            clips=list(clips) or None,
-            check_masks=not no_masks,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            root, refvps_rules=refvps_rules, clips=list(clips) or None, check_masks=not no_masks, progress=progress
         )
     if as_json:
         print_json(report.to_json())
@@ -91,11 +86,8 @@ def stats(root: Path, as_json: bool, plot: Path | None, no_masks: bool, per_clip
     """Print the statistics of the dataset at ROOT (the paper's Table A, per category, Ignore share)."""
     from refvps.dataset.stats import compute_stats, plot_length_histogram
 
-    with progress_bar(transient=True, disable=as_json) as bar:
-        task = bar.add_task("reading", total=None)
-        result = compute_stats(
-            root, read_masks=not no_masks, progress=lambda d, t: bar.update(task, completed=d, total=t)
-        )
+    with RichProgress(transient=True, disable=as_json) as progress:
+        result = compute_stats(root, read_masks=not no_masks, progress=progress)
     if plot is not None:
         plot_length_histogram(result, plot)
     if as_json:

@@ -8,7 +8,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from refvps.cli.common import console, err_console, print_json, progress_bar
+from refvps.cli.common import RichProgress, console, err_console, print_json
 
 
 def _fmt(value, digits: int = 2) -> str:
@@ -79,7 +79,6 @@ def evaluate(
     """
     from refvps.errors import UsageError
     from refvps.scoring.evaluate import evaluate as run_evaluate
-    from refvps.scoring.evaluate import missing_message, unknown_message
 
     for option, path, example in (("--output", output, "results.json"), ("--csv", csv_path, "per_expression.csv")):
         if path is not None and path.is_dir():  # said now, not after the scoring
@@ -88,8 +87,7 @@ def evaluate(
                 hint=f"pass a file name, e.g. {option} {path / example}",
                 path=path,
             )
-    with progress_bar(transient=True, disable=as_json) as bar:
-        task = bar.add_task("scoring", total=None)
+    with RichProgress(transient=True, disable=as_json) as progress:
         results = run_evaluate(
             predictions,
             dataset_root,
@@ -100,18 +98,8 @@ def evaluate(
             bootstrap=bootstrap,
             seed=seed,
             gt_cache=False if no_cache else cache_dir,
-            on_start=lambda total: bar.update(task, total=total),
-            progress=lambda clip_id, n: bar.update(task, advance=n, description=f"scoring {clip_id}"),
+            progress=progress,
         )
-    coverage = results.coverage
-    if coverage.has_missing:
-        err_console.print(
-            f"[yellow]Warning:[/] {escape(missing_message(coverage))}; they were scored as empty masks "
-            "(--strict makes this an error)",
-            soft_wrap=True,
-        )
-    if coverage.has_unknown:
-        err_console.print(f"[yellow]Warning:[/] {escape(unknown_message(coverage))}", soft_wrap=True)
     if output is not None:
         results.write_json(output)
     if csv_path is not None:

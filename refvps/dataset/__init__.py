@@ -1,4 +1,4 @@
-"""The Ref-VPS dataset format: reading, writing, validating and describing datasets."""
+"""The Ref-VPS dataset format (``docs/FORMAT.md``): reading, writing, validating and describing datasets."""
 
 from refvps.dataset.format import (
     CLIPS_FILE,

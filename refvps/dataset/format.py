@@ -1,4 +1,4 @@
-"""The Ref-VPS dataset format (Ref-YouTube-VOS layout, extended).
+"""The Ref-VPS dataset format (Ref-YouTube-VOS layout, extended; ``docs/FORMAT.md`` describes it in full).
 
 ::
 
@@ -22,8 +22,10 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+import numpy.typing as npt
+from PIL import Image
 
+from refvps.dataset.images import FRAME, open_image
 from refvps.dataset.palette import IGNORE_INDEX, read_label_png, write_label_png
 from refvps.errors import DatasetError
 from refvps.fileio import atomic_write_json, atomic_write_with, file_lock, read_json
@@ -142,34 +144,30 @@ class ClipMeta:
             height=data.get("height"),
             source=Source.from_json(data.get("source")),
             trim=Trim(float(trim["start_s"]), float(trim["end_s"])) if isinstance(trim, Mapping) else None,
-            crop=tuple(int(v) for v in crop) if isinstance(crop, (list, tuple)) and len(crop) == 4 else None,
+            crop=_crop_box(crop),
             notes=data.get("notes") or "",
             extra={k: v for k, v in data.items() if k not in cls._KNOWN},
         )
 
 
-def read_rgb(path: str | Path) -> np.ndarray:
+def read_rgb(path: str | Path) -> npt.NDArray[np.uint8]:
     """Read an image as an (H, W, 3) uint8 RGB array, with an error that names a bad file."""
-    path = Path(path)
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
-    except FileNotFoundError:
-        raise DatasetError(
-            f"frame not found: {path}", hint="restore the frame or re-export the clip", path=path
-        ) from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DatasetError(
-            f"frame cannot be decoded (corrupt or truncated image?): {path}: {exc}",
-            hint="re-export the clip's frames",
-            path=path,
-        ) from None
+    with open_image(path, FRAME) as image:
+        return np.asarray(image.convert("RGB"))
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
     """(width, height) of an image file, read from its header only."""
-    with Image.open(path) as image:
+    with open_image(path, FRAME) as image:
         return image.size
+
+
+def _crop_box(crop: Any) -> tuple[int, int, int, int] | None:
+    """clips.json's ``crop`` ([x, y, w, h] in the source video) as four ints, or None when it is not four values."""
+    if not isinstance(crop, (list, tuple)) or len(crop) != 4:
+        return None
+    x, y, width, height = (int(v) for v in crop)
+    return x, y, width, height
 
 
 class Clip:
@@ -248,9 +246,15 @@ class Clip:
 class Dataset:
     """A Ref-VPS-format dataset on disk.
 
-    >>> ds = Dataset("data/synthetic")            # doctest: +SKIP
-    >>> clip = ds.clip(ds.clip_ids[0])            # doctest: +SKIP
-    >>> label = clip.read_label(clip.frame_names[0])
+    >>> import tempfile
+    >>> root = (scratch := tempfile.TemporaryDirectory()).name
+    >>> _ = DatasetWriter(root).write_clip(
+    ...     "c1", [np.zeros((4, 6, 3), np.uint8)] * 2, [np.ones((4, 6), np.uint8)] * 2,
+    ...     [Expression("0", "the smoke")], ClipMeta("c1", concept="smoke"))
+    >>> ds = Dataset(root)
+    >>> clip = ds.clip(ds.clip_ids[0])
+    >>> clip.frame_names, clip.read_label(clip.frame_names[0]).shape
+    (['00000', '00001'], (4, 6))
 
     The JSON files are read when the dataset is opened; frames and masks when asked for.
     Clips are those listed in ``meta_expressions.json`` (the Ref-YouTube-VOS index), in sorted order.
@@ -344,11 +348,13 @@ def read_index(path: str | Path, key: str, *, required: bool = False, hint: str 
 
 
 def _read_videos(path: Path) -> dict[str, Any]:
-    return read_index(path, "videos", required=True)["videos"]
+    videos: dict[str, Any] = read_index(path, "videos", required=True)["videos"]
+    return videos
 
 
 def _read_clips_meta(path: Path) -> dict[str, Any]:
-    return read_index(path, "clips")["clips"]
+    clips: dict[str, Any] = read_index(path, "clips")["clips"]
+    return clips
 
 
 def _frames_of(video: Any) -> list[str]:
@@ -378,8 +384,11 @@ class DatasetWriter:
     Frames and masks are written one file at a time; the two JSON index files are updated under a
     file lock, one clip at a time, so that writing one clip never loses another clip's entries.
 
-    >>> writer = DatasetWriter("out")                                     # doctest: +SKIP
-    >>> writer.write_clip("c1", frames, labels, expressions, ClipMeta("c1", concept="smoke"))
+    >>> import tempfile
+    >>> writer = DatasetWriter((scratch := tempfile.TemporaryDirectory()).name)
+    >>> frames, labels = [np.zeros((4, 6, 3), np.uint8)] * 3, [np.zeros((4, 6), np.uint8)] * 3
+    >>> writer.write_clip("c1", frames, labels, [Expression("0", "the smoke")], ClipMeta("c1", concept="smoke"))
+    ['00000', '00001', '00002']
     """
 
     def __init__(self, root: str | Path, *, jpeg_quality: int = 95):
@@ -468,11 +477,11 @@ class DatasetWriter:
                     atomic_write_json(path, data)
 
 
-def target_mask(label: np.ndarray, obj_id: int = 1) -> np.ndarray:
+def target_mask(label: npt.ArrayLike, obj_id: int = 1) -> npt.NDArray[np.bool_]:
     """Boolean mask of object ``obj_id`` in a label map (Ignore is never target)."""
-    return np.asarray(label) == obj_id
+    return np.equal(label, obj_id)
 
 
-def ignore_mask(label: np.ndarray) -> np.ndarray:
+def ignore_mask(label: npt.ArrayLike) -> npt.NDArray[np.bool_]:
     """Boolean mask of Ignore pixels (255) in a label map."""
-    return np.asarray(label) == IGNORE_INDEX
+    return np.equal(label, IGNORE_INDEX)

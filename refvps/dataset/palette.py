@@ -2,22 +2,29 @@
 
 The DAVIS palette is the PASCAL VOC colour map: index 0 black, 1 dark red, 2 dark green, ...,
 255 light grey (224, 224, 192), which Ref-VPS uses for Ignore. Reading a palette PNG with OpenCV
-returns colours, not indices, so labels are always read with PIL here.
+returns colours, not indices, so label maps are read by :mod:`refvps.dataset.pngfast` (which returns
+the indices) or by PIL, never by OpenCV.
 """
 
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+import numpy.typing as npt
+from PIL import Image
 
+from refvps.dataset.images import LABEL_MAP, open_image, read_image_bytes
+from refvps.dataset.pngfast import PALETTE, decode_label, read_header
 from refvps.errors import DatasetError
 from refvps.fileio import atomic_write_bytes
 
 IGNORE_INDEX = 255
 BACKGROUND_INDEX = 0
+LABEL_MODES = ("P", "L")
+"""PIL modes whose pixel values are label indices (palette indices, or grey values)."""
 
 
 def davis_palette() -> np.ndarray:
@@ -60,29 +67,51 @@ def write_label_png(path: str | Path, label: np.ndarray) -> Path:
     return atomic_write_bytes(path, encode_label_png(label))
 
 
-def read_label_png(path: str | Path) -> np.ndarray:
-    """Read a label map as uint8 indices (H, W).
+@dataclass(frozen=True)
+class LabelImage:
+    """A decoded label-map PNG: its PIL mode, its (width, height), and its indices when it is a label
+    map (mode ``P`` or ``L``; ``None`` for any other mode, whose pixel values are colours)."""
+
+    mode: str
+    size: tuple[int, int]
+    array: npt.NDArray[np.uint8] | None
+
+
+def decode_label_image(data: bytes, name: str | Path) -> LabelImage:
+    """Decode the bytes of a label-map PNG; ``name`` is what errors call the file.
+
+    8-bit palette and greyscale PNGs without row filters (what PIL and refvps write) take the fast
+    road of :mod:`refvps.dataset.pngfast`; every other file is decoded by PIL, which gives the same
+    indices (``tests/dataset/test_pngfast.py``). A file that neither can decode raises
+    :class:`DatasetError`. The array may be a read-only view (:func:`read_label_png` copies it).
+    """
+    header = read_header(data)
+    fast = decode_label(data, header) if header is not None else None
+    if fast is not None and header is not None:
+        return LabelImage("P" if header.colour_type == PALETTE else "L", (header.width, header.height), fast)
+    with open_image(data, LABEL_MAP, name=name) as image:
+        image.load()
+        array = np.asarray(image, dtype=np.uint8) if image.mode in LABEL_MODES else None
+        return LabelImage(image.mode, image.size, array)
+
+
+def decode_label_png(data: bytes, name: str | Path) -> npt.NDArray[np.uint8]:
+    """The (H, W) uint8 indices of a label-map PNG's bytes (see :func:`decode_label_image`).
 
     Palette ('P') and greyscale ('L') images give their indices/values; anything else is an error,
     because its pixel values are colours, not labels.
     """
-    path = Path(path)
-    try:
-        with Image.open(path) as image:
-            image.load()
-            mode = image.mode
-            if mode in ("P", "L"):
-                return np.array(image, dtype=np.uint8)
-    except FileNotFoundError:
-        raise DatasetError(f"mask not found: {path}", hint="write the missing mask", path=path) from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    label = decode_label_image(data, name)
+    if label.array is None:
         raise DatasetError(
-            f"mask cannot be decoded (corrupt or truncated PNG?): {path}: {exc}",
-            hint="re-export the mask as an 8-bit palette PNG",
-            path=path,
-        ) from None
-    raise DatasetError(
-        f"mask is a {mode} image, not an 8-bit palette PNG: {path}",
-        hint="save masks as 8-bit palette PNGs (refvps.dataset.write_label_png does this)",
-        path=path,
-    )
+            f"{LABEL_MAP.what} is a {label.mode} image, not an 8-bit palette PNG: {name}",
+            hint="save masks as 8-bit palette PNGs (refvps.dataset.write_label_png does this)",
+            path=name,
+        )
+    return label.array
+
+
+def read_label_png(path: str | Path) -> npt.NDArray[np.uint8]:
+    """Read a label map as writable uint8 indices (H, W) (see :func:`decode_label_png`)."""
+    label = decode_label_png(read_image_bytes(path, LABEL_MAP), path)
+    return label if label.flags.writeable and label.flags.c_contiguous else label.copy()

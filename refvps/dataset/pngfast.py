@@ -29,14 +29,19 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from types import ModuleType
+from typing import cast
 
 import cv2
 import numpy as np
 
+_inflate_lib: ModuleType
+_INFLATE_ERRORS: tuple[type[BaseException], ...]
 try:  # zlib's inflate is the floor of J from RLE predictions; ISA-L's gives the same bytes ~5x faster
-    from isal import isal_zlib as _inflate_lib
+    from isal import isal_zlib
 
-    _INFLATE_ERRORS: tuple[type[BaseException], ...] = (zlib.error, _inflate_lib.error)
+    _inflate_lib = isal_zlib
+    _INFLATE_ERRORS = (zlib.error, cast("type[BaseException]", isal_zlib.error))  # its stub calls it an instance
 except ImportError:  # pragma: no cover - isal is a dependency on the platforms it has wheels for
     _inflate_lib = zlib
     _INFLATE_ERRORS = (zlib.error,)

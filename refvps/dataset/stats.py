@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-from refvps.dataset.format import REFVPS_FPS, Dataset, image_size
+from refvps.dataset.format import REFVPS_FPS, Clip, Dataset, image_size
 from refvps.dataset.palette import IGNORE_INDEX, read_label_png
+from refvps.progress import NO_PROGRESS, Progress
 
 
 @dataclass
@@ -66,7 +67,7 @@ class DatasetStats:
     def table_a(self) -> list[tuple[str, str]]:
         """The rows of the paper's Table A, formatted as the paper prints them."""
 
-        def resolution(value):
+        def resolution(value: tuple[int, int] | None) -> str:
             return f"{value[0]} × {value[1]}" if value else "n/a"
 
         fps = ", ".join(f"{f:g}" for f in self.annotation_fps) or "n/a"
@@ -85,54 +86,57 @@ def compute_stats(
     root: str | Path,
     *,
     read_masks: bool = True,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> DatasetStats:
     """Statistics of the dataset at ``root``.
 
     Lengths are frames / fps per clip. Resolutions are (width, height) ordered by pixel count (then width).
     With ``read_masks`` every label map is decoded to count frames with Ignore pixels and with target pixels.
+    ``progress`` gets the stage ``"reading"``: one step per clip, noted with its id.
     """
     dataset = Dataset(root)
     per_clip: list[ClipStats] = []
-    clip_ids = dataset.clip_ids
-    for done, clip_id in enumerate(clip_ids, 1):
-        clip = dataset.clip(clip_id)
-        meta = clip.meta
-        width, height = meta.width, meta.height
-        if (width is None or height is None) and clip.frame_names:
-            first = clip.frame_path(clip.frame_names[0])
-            if first.exists():
-                width, height = image_size(first)
-        with_ignore = with_target = None
-        if read_masks and clip.has_masks():
-            with_ignore = with_target = 0
-            targets = {e.obj_id for e in clip.expressions} or {1}
-            for name in clip.frame_names:
-                path = clip.mask_path(name)
-                if not path.exists():
-                    continue
-                counts = np.bincount(read_label_png(path).ravel(), minlength=256)
-                with_ignore += int(counts[IGNORE_INDEX] > 0)
-                with_target += int(any(counts[t] > 0 for t in targets if 0 < t < 255))
-        fps = float(meta.fps or REFVPS_FPS)
-        per_clip.append(
-            ClipStats(
-                clip_id=clip_id,
-                concept=meta.concept,
-                category=meta.category,
-                frames=len(clip.frame_names),
-                fps=fps,
-                seconds=len(clip.frame_names) / fps,
-                width=width,
-                height=height,
-                expressions=len(clip.expressions),
-                frames_with_ignore=with_ignore,
-                frames_with_target=with_target,
-            )
-        )
-        if progress is not None:
-            progress(done, len(clip_ids))
+    with progress.stage("reading", total=len(dataset)):
+        for clip in dataset:
+            per_clip.append(clip_stats(clip, read_masks=read_masks))
+            progress.advance("reading", note=clip.id)
     return summarise_clips(str(dataset.root), per_clip)
+
+
+def clip_stats(clip: Clip, *, read_masks: bool = True) -> ClipStats:
+    """One clip's row: length, size (from clips.json, else its first frame) and, with ``read_masks``,
+    how many frames hold Ignore pixels and target pixels."""
+    meta = clip.meta
+    width, height = meta.width, meta.height
+    if (width is None or height is None) and clip.frame_names:
+        first = clip.frame_path(clip.frame_names[0])
+        if first.exists():
+            width, height = image_size(first)
+    with_ignore = with_target = None
+    if read_masks and clip.has_masks():
+        with_ignore = with_target = 0
+        targets = {e.obj_id for e in clip.expressions} or {1}
+        for name in clip.frame_names:
+            path = clip.mask_path(name)
+            if not path.exists():
+                continue
+            counts = np.bincount(read_label_png(path).ravel(), minlength=256)
+            with_ignore += int(counts[IGNORE_INDEX] > 0)
+            with_target += int(any(counts[t] > 0 for t in targets if 0 < t < 255))
+    fps = float(meta.fps or REFVPS_FPS)
+    return ClipStats(
+        clip_id=clip.id,
+        concept=meta.concept,
+        category=meta.category,
+        frames=len(clip.frame_names),
+        fps=fps,
+        seconds=len(clip.frame_names) / fps,
+        width=width,
+        height=height,
+        expressions=len(clip.expressions),
+        frames_with_ignore=with_ignore,
+        frames_with_target=with_target,
+    )
 
 
 def summarise_clips(root: str, per_clip: list[ClipStats]) -> DatasetStats:
@@ -168,8 +172,12 @@ def summarise_clips(root: str, per_clip: list[ClipStats]) -> DatasetStats:
         annotation_fps=sorted(Counter(c.fps for c in per_clip)),
         min_resolution=resolutions[0] if resolutions else None,
         max_resolution=resolutions[-1] if resolutions else None,
-        ignore_frame_share=(sum(c.frames_with_ignore for c in counted) / counted_frames) if counted_frames else None,
-        target_frame_share=(sum(c.frames_with_target for c in counted) / counted_frames) if counted_frames else None,
+        ignore_frame_share=(sum(c.frames_with_ignore or 0 for c in counted) / counted_frames)
+        if counted_frames
+        else None,
+        target_frame_share=(sum(c.frames_with_target or 0 for c in counted) / counted_frames)
+        if counted_frames
+        else None,
         per_category=categories,
         per_clip=per_clip,
     )
@@ -186,7 +194,7 @@ def plot_length_histogram(stats: DatasetStats, path: str | Path, *, bin_s: float
 
     lengths = [c.seconds for c in stats.per_clip]
     top = max(lengths, default=1.0)
-    bins = np.arange(0.0, top + bin_s, bin_s) if top > 0 else 10
+    bins: int | list[float] = np.arange(0.0, top + bin_s, bin_s).tolist() if top > 0 else 10
     figure, axis = plt.subplots(figsize=(6, 3.2), dpi=120)
     axis.hist(lengths, bins=bins, color="#4c72b0", edgecolor="white")
     axis.set_xlabel("clip length (s)")

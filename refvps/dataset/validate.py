@@ -1,4 +1,4 @@
-"""Checking a dataset against every rule of the Ref-VPS format (DESIGN §3).
+"""Checking a dataset against every rule of the Ref-VPS format (``docs/FORMAT.md``).
 
 :func:`validate_dataset` reads the whole dataset and returns a :class:`ValidationReport` listing every
 problem, each with the file it concerns and what to do about it. It never stops at the first problem
@@ -17,10 +17,9 @@ import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from refvps.dataset.format import (
     CLIPS_FILE,
@@ -32,9 +31,11 @@ from refvps.dataset.format import (
     REFVPS_FPS,
     Dataset,
 )
-from refvps.dataset.palette import IGNORE_INDEX
+from refvps.dataset.images import FRAME, LABEL_MAP, open_image, read_image_bytes
+from refvps.dataset.palette import IGNORE_INDEX, LabelImage, decode_label_image
 from refvps.errors import DatasetError, DatasetInvalidError, RefvpsError, UsageError
 from refvps.fileio import read_json
+from refvps.progress import NO_PROGRESS, Progress
 
 ERROR = "error"
 WARNING = "warning"
@@ -59,6 +60,7 @@ RULES: dict[str, str] = {
     "mask_not_palette": "masks are 8-bit palette PNGs",
     "mask_size": "each mask has the size of its frame",
     "mask_values": "mask values lie in {0, the clip's object ids, 255 = Ignore}",
+    "no_expression": "an object labelled in a clip's masks has an expression referring to it (one problem per clip)",
     "obj_id_absent": "the object an expression refers to appears in at least one mask",
     "empty_target": "a clip's target is present in at least one frame",
     "expression_empty": "no expression is empty",
@@ -131,7 +133,15 @@ class _Collector:
     def __init__(self, report: ValidationReport):
         self.report = report
 
-    def add(self, rule, path, message, hint, clip_id=None, severity=ERROR):
+    def add(
+        self,
+        rule: str,
+        path: str | Path,
+        message: str,
+        hint: str,
+        clip_id: str | None = None,
+        severity: str = ERROR,
+    ) -> None:
         self.report.problems.append(Problem(rule, str(path), message, hint, clip_id, severity))
 
 
@@ -146,13 +156,13 @@ def validate_dataset(
     refvps_rules: bool = False,
     clips: Iterable[str] | None = None,
     check_masks: bool = True,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> ValidationReport:
     """Check a dataset and return every problem found.
 
     ``clips`` restricts the per-clip checks to those clips (the annotation tool checks one clip);
-    ``check_masks=False`` skips decoding masks (faster; sizes and values unchecked);
-    ``progress(done, total)`` is called after each clip.
+    ``check_masks=False`` skips decoding masks (faster; sizes and values unchecked). ``progress``
+    gets the stage ``"validating"``: one step per clip, noted with its id.
     """
     root = Path(root)
     if not root.is_dir():
@@ -169,37 +179,26 @@ def validate_dataset(
     if videos is None:
         return report
 
-    taxonomy = _taxonomy_ids()
-    selected = sorted(videos) if clips is None else [c for c in clips if c in videos]
-    if clips is not None:
-        for clip_id in clips:
-            if clip_id not in videos:
-                out.add(
-                    "clip_folder",
-                    root / EXPRESSIONS_FILE,
-                    f"clip {clip_id!r} is not in meta_expressions.json",
-                    "add the clip to meta_expressions.json or check its id",
-                    clip_id,
-                )
+    asked = None if clips is None else list(clips)
+    selected = sorted(videos) if asked is None else [c for c in asked if c in videos]
+    for clip_id in asked or ():
+        if clip_id not in videos:
+            out.add(
+                "clip_folder",
+                root / EXPRESSIONS_FILE,
+                f"clip {clip_id!r} is not in meta_expressions.json",
+                "add the clip to meta_expressions.json or check its id",
+                clip_id,
+            )
     report.n_clips = len(selected)
-    for done, clip_id in enumerate(selected, 1):
-        meta = clips_meta.get(clip_id) if isinstance(clips_meta, dict) else None
-        _validate_clip(
-            root,
-            clip_id,
-            videos[clip_id],
-            meta,
-            clips_meta is not None,
-            taxonomy,
-            refvps_rules,
-            check_masks,
-            report,
-            out,
-        )
-        if progress is not None:
-            progress(done, len(selected))
+    settings = _Settings(root, refvps_rules, check_masks, clips_meta is not None, _taxonomy_ids())
+    with progress.stage("validating", total=len(selected)):
+        for clip_id in selected:
+            meta = clips_meta.get(clip_id) if clips_meta is not None else None
+            _validate_clip(settings, clip_id, videos[clip_id], meta, out)
+            progress.advance("validating", note=clip_id)
 
-    if clips is None:
+    if asked is None:
         _check_orphans(root, videos, clips_meta, out)
     return report
 
@@ -283,7 +282,7 @@ def check_clip_names(root: str | Path, known: Iterable[str], clips: Sequence[str
         )
 
 
-def _load_index(path: Path, key: str, out: _Collector, *, required: bool) -> dict | None:
+def _load_index(path: Path, key: str, out: _Collector, *, required: bool) -> dict[str, Any] | None:
     if not path.exists():
         if required:
             out.add(
@@ -327,7 +326,7 @@ def _taxonomy_ids() -> tuple[set[str], set[str]] | None:
     try:
         from refvps.resources import load_taxonomy
 
-        taxonomy = load_taxonomy()
+        taxonomy: Any = load_taxonomy()  # the file may hold anything
     except RefvpsError:  # missing or unreadable: the taxonomy check is advisory (a warning rule)
         return None
     if not isinstance(taxonomy, dict):
@@ -353,313 +352,381 @@ def _jpeg_is_complete(path: Path) -> bool:
     return tail.endswith(b"\xff\xd9")
 
 
-def _validate_clip(root, clip_id, video, meta, has_clips_file, taxonomy, refvps_rules, check_masks, report, out):
-    exp_path = root / EXPRESSIONS_FILE
-    frames_dir = root / FRAMES_DIR / clip_id
-    masks_dir = root / MASKS_DIR / clip_id
+Taxonomy = tuple[set[str], set[str]]
+"""The category ids and the concept ids of ``annotations/taxonomy.json``."""
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """What the checks of every clip share."""
+
+    root: Path
+    refvps_rules: bool
+    check_masks: bool
+    has_clips_file: bool
+    taxonomy: Taxonomy | None
+
+
+@dataclass
+class _ClipCheck:
+    """One clip being checked: its index entries, where its files are, and what earlier checks found."""
+
+    settings: _Settings
+    clip_id: str
+    meta: dict[str, Any] | None  # its clips.json entry
+    frames: list[str]  # its 'frames' list
+    expressions: dict[str, Any]  # its 'expressions' mapping
+    out: _Collector
+    obj_ids: dict[str, int] = field(default_factory=dict)  # exp_id -> the object it refers to
+    present: set[str] = field(default_factory=set)  # frame files on disk
+    sizes: dict[str, tuple[int, int]] = field(default_factory=dict)  # frame -> (width, height)
+
+    @property
+    def exp_path(self) -> Path:
+        return self.settings.root / EXPRESSIONS_FILE
+
+    @property
+    def clips_path(self) -> Path:
+        return self.settings.root / CLIPS_FILE
+
+    @property
+    def frames_dir(self) -> Path:
+        return self.settings.root / FRAMES_DIR / self.clip_id
+
+    @property
+    def masks_dir(self) -> Path:
+        return self.settings.root / MASKS_DIR / self.clip_id
+
+    def add(self, rule: str, path: str | Path, message: str, hint: str, severity: str = ERROR) -> None:
+        self.out.add(rule, path, message, hint, self.clip_id, severity)
+
+
+def _validate_clip(settings: _Settings, clip_id: str, video: Any, meta: Any, out: _Collector) -> None:
     if not isinstance(video, dict):
         return  # the schema check has reported it
-    frames = [str(f) for f in video.get("frames", []) if isinstance(f, (str, int))]
-    expressions = video.get("expressions", {}) if isinstance(video.get("expressions"), dict) else {}
+    clip = _ClipCheck(
+        settings,
+        clip_id,
+        meta if isinstance(meta, dict) else None,
+        [str(f) for f in video.get("frames", []) if isinstance(f, (str, int))],
+        video.get("expressions", {}) if isinstance(video.get("expressions"), dict) else {},
+        out,
+    )
+    _check_expressions(clip)
+    if settings.refvps_rules:
+        _check_refvps_expressions(clip)
+    _check_clip_meta(clip)
+    _check_frame_files(clip)
+    _check_frame_sizes(clip)
+    out.report.n_frames += len(clip.frames)
+    masks = _check_mask_files(clip)
+    if masks is not None and settings.check_masks:
+        _check_mask_contents(clip, masks)
 
-    # Expressions.
-    obj_ids: dict[str, int] = {}
+
+def _check_expressions(clip: _ClipCheck) -> None:
+    """Texts present and distinct; obj_ids that are integers (kept in ``clip.obj_ids``)."""
     seen_text: dict[str, str] = {}
-    for exp_id, entry in expressions.items():
+    for exp_id, entry in clip.expressions.items():
         if not isinstance(entry, dict):
             continue
         text = entry.get("exp")
         if not isinstance(text, str) or not text.strip():
-            out.add(
+            clip.add(
                 "expression_empty",
-                exp_path,
-                f"clip {clip_id}: expression {exp_id} is empty",
+                clip.exp_path,
+                f"clip {clip.clip_id}: expression {exp_id} is empty",
                 "write the referring expression, or remove the entry",
-                clip_id,
             )
         else:
             key = _normalise_text(text)
             if key in seen_text:
-                out.add(
+                clip.add(
                     "expression_duplicate",
-                    exp_path,
-                    f"clip {clip_id}: expressions {seen_text[key]} and {exp_id} are the same text: {text!r}",
+                    clip.exp_path,
+                    f"clip {clip.clip_id}: expressions {seen_text[key]} and {exp_id} are the same text: {text!r}",
                     "rewrite one of them: each expression should describe the target in its own words",
-                    clip_id,
                 )
             else:
                 seen_text[key] = exp_id
+        obj_id: Any = entry.get("obj_id")
         try:
-            obj_ids[exp_id] = int(entry.get("obj_id"))
+            clip.obj_ids[exp_id] = int(obj_id)
         except (TypeError, ValueError):
-            out.add(
+            clip.add(
                 "json_schema",
-                exp_path,
-                f"clip {clip_id}: expression {exp_id} has obj_id {entry.get('obj_id')!r}",
+                clip.exp_path,
+                f"clip {clip.clip_id}: expression {exp_id} has obj_id {obj_id!r}",
                 'set obj_id to the label index of the target, as a string ("1")',
-                clip_id,
             )
 
-    if refvps_rules:
-        if len(expressions) != REFVPS_EXPRESSIONS_PER_CLIP:
-            out.add(
-                "expression_count",
-                exp_path,
-                f"clip {clip_id}: {len(expressions)} expressions, Ref-VPS has exactly {REFVPS_EXPRESSIONS_PER_CLIP}",
-                "two annotators write two expressions each",
-                clip_id,
-            )
-        annotators = Counter(e.get("annotator") for e in expressions.values() if isinstance(e, dict))
-        bad = {a: n for a, n in annotators.items() if n != REFVPS_EXPRESSIONS_PER_ANNOTATOR}
-        if None in annotators or len(annotators) != REFVPS_ANNOTATORS or bad:
-            shown = ", ".join(
-                f"{a if a is not None else '(none)'}: {n}" for a, n in sorted(annotators.items(), key=str)
-            )
-            out.add(
-                "annotator_count",
-                exp_path,
-                f"clip {clip_id}: expressions per annotator are {{{shown}}}, Ref-VPS needs 2 annotators x 2",
-                "set 'annotator' on every expression; each of the two annotators writes two",
-                clip_id,
-            )
 
-    # Clip metadata.
-    fps = meta.get("fps") if isinstance(meta, dict) else None
+def _check_refvps_expressions(clip: _ClipCheck) -> None:
+    """Ref-VPS: four expressions, two by each of two annotators."""
+    expressions = clip.expressions
+    if len(expressions) != REFVPS_EXPRESSIONS_PER_CLIP:
+        clip.add(
+            "expression_count",
+            clip.exp_path,
+            f"clip {clip.clip_id}: {len(expressions)} expressions, Ref-VPS has exactly {REFVPS_EXPRESSIONS_PER_CLIP}",
+            "two annotators write two expressions each",
+        )
+    annotators = Counter(e.get("annotator") for e in expressions.values() if isinstance(e, dict))
+    bad = {a: n for a, n in annotators.items() if n != REFVPS_EXPRESSIONS_PER_ANNOTATOR}
+    if None in annotators or len(annotators) != REFVPS_ANNOTATORS or bad:
+        shown = ", ".join(f"{a if a is not None else '(none)'}: {n}" for a, n in sorted(annotators.items(), key=str))
+        clip.add(
+            "annotator_count",
+            clip.exp_path,
+            f"clip {clip.clip_id}: expressions per annotator are {{{shown}}}, Ref-VPS needs 2 annotators x 2",
+            "set 'annotator' on every expression; each of the two annotators writes two",
+        )
+
+
+def _check_clip_meta(clip: _ClipCheck) -> None:
+    """The clip's clips.json entry: present, at 24 fps, with concept and category in the taxonomy."""
+    settings, meta = clip.settings, clip.meta
     if meta is None:
-        if has_clips_file or refvps_rules:
-            out.add(
+        if settings.has_clips_file or settings.refvps_rules:
+            clip.add(
                 "clip_meta",
-                root / CLIPS_FILE,
-                f"clip {clip_id} has no entry in clips.json",
+                clip.clips_path,
+                f"clip {clip.clip_id} has no entry in clips.json",
                 "add its concept, category, fps, width and height to clips.json",
-                clip_id,
-                ERROR if refvps_rules else WARNING,
+                ERROR if settings.refvps_rules else WARNING,
             )
-    else:
-        if isinstance(fps, (int, float)) and fps != REFVPS_FPS:
-            out.add(
-                "fps",
-                root / CLIPS_FILE,
-                f"clip {clip_id} is at {fps} fps, Ref-VPS clips are at {REFVPS_FPS}",
-                f"re-export the frames at {REFVPS_FPS} fps (refvps trim does)",
-                clip_id,
-                ERROR if refvps_rules else WARNING,
+        return
+    fps = meta.get("fps")
+    if isinstance(fps, (int, float)) and fps != REFVPS_FPS:
+        clip.add(
+            "fps",
+            clip.clips_path,
+            f"clip {clip.clip_id} is at {fps} fps, Ref-VPS clips are at {REFVPS_FPS}",
+            f"re-export the frames at {REFVPS_FPS} fps (refvps trim does)",
+            ERROR if settings.refvps_rules else WARNING,
+        )
+    if settings.taxonomy is None:
+        return
+    for key, known in zip(("category", "concept"), settings.taxonomy):
+        if meta.get(key) is not None and meta.get(key) not in known:
+            clip.add(
+                "taxonomy",
+                clip.clips_path,
+                f"clip {clip.clip_id}: {key} {meta.get(key)!r} is not in the taxonomy",
+                f"use a {key} id from annotations/taxonomy.json, or add it there",
+                WARNING,
             )
-        if taxonomy is not None:
-            categories, concepts = taxonomy
-            if meta.get("category") is not None and meta.get("category") not in categories:
-                out.add(
-                    "taxonomy",
-                    root / CLIPS_FILE,
-                    f"clip {clip_id}: category {meta.get('category')!r} is not in the taxonomy",
-                    "use a category id from annotations/taxonomy.json, or add it there",
-                    clip_id,
-                    WARNING,
-                )
-            if meta.get("concept") is not None and meta.get("concept") not in concepts:
-                out.add(
-                    "taxonomy",
-                    root / CLIPS_FILE,
-                    f"clip {clip_id}: concept {meta.get('concept')!r} is not in the taxonomy",
-                    "use a concept id from annotations/taxonomy.json, or add it there",
-                    clip_id,
-                    WARNING,
-                )
 
-    # Frames.
+
+def _check_frame_files(clip: _ClipCheck) -> None:
+    """The frame folder and its files against the 'frames' list (kept in ``clip.present``)."""
+    clip_id, frames, frames_dir = clip.clip_id, clip.frames, clip.frames_dir
     present = _list_files(frames_dir, FRAME_EXT)
     if present is None:
-        out.add(
+        clip.add(
             "clip_folder",
             frames_dir,
             f"clip {clip_id} has no frame folder",
             f"export the clip's frames to {FRAMES_DIR}/{clip_id}/ or remove the clip from meta_expressions.json",
-            clip_id,
         )
-        present = set()
     if not frames:
-        out.add(
+        clip.add(
             "clip_folder",
-            exp_path,
+            clip.exp_path,
             f"clip {clip_id} lists no frames",
             "list every frame name in the clip's 'frames' array",
-            clip_id,
         )
     for name, count in Counter(frames).items():
         if count > 1:
-            out.add(
+            clip.add(
                 "duplicate_frame",
-                exp_path,
+                clip.exp_path,
                 f"clip {clip_id}: frame {name} is listed {count} times",
                 "list each frame once",
-                clip_id,
             )
-    listed = set(frames)
+    clip.present = present or set()
     for name in frames:
-        if name not in present and frames_dir.is_dir():
-            out.add(
+        if present is not None and name not in present:
+            clip.add(
                 "missing_frame",
                 frames_dir / f"{name}{FRAME_EXT}",
                 f"clip {clip_id}: frame {name} is missing",
                 "restore the frame, or remove it from the clip's 'frames' list",
-                clip_id,
             )
-    for name in sorted(present - listed):
-        out.add(
+    for name in sorted(clip.present - set(frames)):
+        clip.add(
             "extra_frame",
             frames_dir / f"{name}{FRAME_EXT}",
             f"clip {clip_id}: frame {name} is not listed in meta_expressions.json",
             "add it to the clip's 'frames' list, or delete the file",
-            clip_id,
         )
 
-    sizes: dict[str, tuple[int, int]] = {}
-    for name in frames:
-        if name not in present:
+
+def _check_frame_sizes(clip: _ClipCheck) -> None:
+    """Every frame decodes (header, and a complete JPEG); one size per clip, the one clips.json says."""
+    for name in clip.frames:
+        if name not in clip.present:
             continue
-        path = frames_dir / f"{name}{FRAME_EXT}"
+        path = clip.frames_dir / f"{name}{FRAME_EXT}"
         try:
-            with Image.open(path) as image:
+            with open_image(path, FRAME) as image:
                 size, fmt = image.size, image.format
-            if fmt == "JPEG" and not _jpeg_is_complete(path):
-                raise OSError("the file ends before the JPEG end-of-image marker (truncated)")
-            sizes[name] = size
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            out.add(
-                "frame_unreadable",
-                path,
-                f"clip {clip_id}: frame {name} cannot be read: {exc}",
-                "re-export the frame",
-                clip_id,
-            )
-    report.n_frames += len(frames)
-    distinct = Counter(sizes.values())
+                if fmt == "JPEG" and not _jpeg_is_complete(path):
+                    raise OSError("the file ends before the JPEG end-of-image marker (truncated)")
+            clip.sizes[name] = size
+        except DatasetError as exc:
+            clip.add("frame_unreadable", path, f"clip {clip.clip_id}: {exc.message}", "re-export the frame")
+    distinct = Counter(clip.sizes.values())
+    if not distinct:
+        return
+    common = distinct.most_common(1)[0][0]
     if len(distinct) > 1:
-        common = distinct.most_common(1)[0][0]
-        odd = [n for n, s in sizes.items() if s != common]
-        out.add(
+        odd = [n for n, s in clip.sizes.items() if s != common]
+        clip.add(
             "frame_size",
-            frames_dir / f"{odd[0]}{FRAME_EXT}",
-            f"clip {clip_id}: frames differ in size ({len(odd)} frames are not {common[0]}x{common[1]})",
+            clip.frames_dir / f"{odd[0]}{FRAME_EXT}",
+            f"clip {clip.clip_id}: frames differ in size ({len(odd)} frames are not {common[0]}x{common[1]})",
             "re-export the clip so every frame has the same size",
-            clip_id,
         )
-    if distinct and isinstance(meta, dict):
-        width, height = distinct.most_common(1)[0][0]
-        if meta.get("width") not in (None, width) or meta.get("height") not in (None, height):
-            out.add(
-                "frame_size",
-                root / CLIPS_FILE,
-                f"clip {clip_id}: clips.json says {meta.get('width')}x{meta.get('height')}, frames are {width}x{height}",
-                "correct width and height in clips.json",
-                clip_id,
-            )
+    meta = clip.meta
+    if meta is not None and (meta.get("width") not in (None, common[0]) or meta.get("height") not in (None, common[1])):
+        clip.add(
+            "frame_size",
+            clip.clips_path,
+            f"clip {clip.clip_id}: clips.json says {meta.get('width')}x{meta.get('height')}, "
+            f"frames are {common[0]}x{common[1]}",
+            "correct width and height in clips.json",
+        )
 
-    # Masks.
+
+def _check_mask_files(clip: _ClipCheck) -> set[str] | None:
+    """The mask folder holds one PNG per listed frame and nothing else; returns the masks present."""
+    clip_id, masks_dir = clip.clip_id, clip.masks_dir
     masks = _list_files(masks_dir, MASK_EXT)
     if masks is None:
-        out.add(
+        clip.add(
             "missing_mask",
             masks_dir,
             f"clip {clip_id} has no mask folder",
             f"annotate the clip (refvps annotate) so that {MASKS_DIR}/{clip_id}/ holds one PNG per frame",
-            clip_id,
         )
-        return
-    for name in frames:
+        return None
+    for name in clip.frames:
         if name not in masks:
-            out.add(
+            clip.add(
                 "missing_mask",
                 masks_dir / f"{name}{MASK_EXT}",
                 f"clip {clip_id}: frame {name} has no mask",
                 "every frame is labelled; write an all-0 mask for frames where the target is absent",
-                clip_id,
             )
-    for name in sorted(masks - listed):
-        out.add(
+    for name in sorted(masks - set(clip.frames)):
+        clip.add(
             "extra_mask",
             masks_dir / f"{name}{MASK_EXT}",
             f"clip {clip_id}: mask {name} has no listed frame",
             "delete the mask or add its frame",
-            clip_id,
         )
-    if not check_masks:
-        return
+    return masks
 
-    allowed = {0, IGNORE_INDEX, *obj_ids.values()}
+
+def _check_mask_contents(clip: _ClipCheck, masks: set[str]) -> None:
+    """Every mask decodes, is an 8-bit palette PNG of its frame's size, and holds only known labels."""
+    referred = set(clip.obj_ids.values())
+    allowed = {0, IGNORE_INDEX, *referred}
     found_ids: set[int] = set()
-    for name in frames:
+    unreferenced: dict[int, int] = Counter()  # without expressions: label -> frames holding it
+    decoded = 0
+    for name in clip.frames:
         if name not in masks:
             continue
-        path = masks_dir / f"{name}{MASK_EXT}"
+        path = clip.masks_dir / f"{name}{MASK_EXT}"
         try:
-            with Image.open(path) as image:
-                image.load()
-                mode, size = image.mode, image.size
-                array = np.asarray(image) if mode in ("P", "L") else None
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            out.add(
+            label = decode_label_image(read_image_bytes(path, LABEL_MAP), path)
+        except DatasetError as exc:
+            clip.add(
                 "mask_unreadable",
                 path,
-                f"clip {clip_id}: mask {name} cannot be decoded: {exc}",
+                f"clip {clip.clip_id}: {exc.message}",
                 "re-save the mask as an 8-bit palette PNG",
-                clip_id,
             )
             continue
-        report.n_masks += 1
-        if mode != "P":
-            out.add(
-                "mask_not_palette",
-                path,
-                f"clip {clip_id}: mask {name} is a {mode} image, not 8-bit palette",
-                "save it as a palette PNG (mode 'P'), e.g. with refvps.dataset.write_label_png",
-                clip_id,
-            )
-        if name in sizes and size != sizes[name]:
-            out.add(
-                "mask_size",
-                path,
-                f"clip {clip_id}: mask {name} is {size[0]}x{size[1]}, its frame is {sizes[name][0]}x{sizes[name][1]}",
-                "masks have the exact size of their frame; re-export the mask",
-                clip_id,
-            )
-        if array is None:
+        decoded += 1
+        _check_mask_format(clip, name, path, label)
+        if label.array is None:
             continue
-        values = set(np.flatnonzero(np.bincount(array.ravel(), minlength=256)).tolist())
+        values = set(np.flatnonzero(np.bincount(label.array.ravel(), minlength=256)).tolist())
         wrong = values - allowed
-        if wrong:
-            out.add(
+        if not referred:
+            unreferenced.update(wrong)
+        elif wrong:
+            clip.add(
                 "mask_values",
                 path,
-                f"clip {clip_id}: mask {name} has values {sorted(wrong)[:8]} outside {{0, {', '.join(map(str, sorted(set(obj_ids.values()))))}, 255}}",
+                f"clip {clip.clip_id}: mask {name} has values {sorted(wrong)[:8]} outside "
+                f"{{0, {', '.join(map(str, sorted(referred)))}, 255}}",
                 "use 0 for background, the expression's obj_id for the target and 255 for Ignore",
-                clip_id,
             )
         found_ids |= values - {0, IGNORE_INDEX}
+    clip.out.report.n_masks += decoded
+    if unreferenced:
+        _report_unreferenced(clip, unreferenced)
+    if decoded and clip.frames:
+        _check_targets(clip, found_ids)
 
-    if report.n_masks and frames:
-        targets = set(obj_ids.values())
-        if targets and not (found_ids & targets):
-            out.add(
-                "empty_target",
-                masks_dir,
-                f"clip {clip_id}: the target is empty in every frame",
-                "label the target in the frames where it appears (refvps annotate)",
-                clip_id,
+
+def _check_mask_format(clip: _ClipCheck, name: str, path: Path, label: LabelImage) -> None:
+    if label.mode != "P":
+        clip.add(
+            "mask_not_palette",
+            path,
+            f"clip {clip.clip_id}: mask {name} is a {label.mode} image, not 8-bit palette",
+            "save it as a palette PNG (mode 'P'), e.g. with refvps.dataset.write_label_png",
+        )
+    frame_size = clip.sizes.get(name)
+    if frame_size is not None and label.size != frame_size:
+        clip.add(
+            "mask_size",
+            path,
+            f"clip {clip.clip_id}: mask {name} is {label.size[0]}x{label.size[1]}, "
+            f"its frame is {frame_size[0]}x{frame_size[1]}",
+            "masks have the exact size of their frame; re-export the mask",
+        )
+
+
+def _report_unreferenced(clip: _ClipCheck, frames_per_label: dict[int, int]) -> None:
+    """One problem for a clip whose masks label objects while no expression refers to any."""
+    shown = ", ".join(f"{value} in {frames_per_label[value]} frames" for value in sorted(frames_per_label)[:8])
+    clip.add(
+        "no_expression",
+        clip.exp_path,
+        f"clip {clip.clip_id}: no expression refers yet to the object labelled in its masks (label {shown})",
+        "write the clip's referring expressions (refvps annotate), each with obj_id set to the object's "
+        "label (1 in Ref-VPS)",
+    )
+
+
+def _check_targets(clip: _ClipCheck, found_ids: set[int]) -> None:
+    """The objects the expressions refer to appear in some mask."""
+    targets = set(clip.obj_ids.values())
+    if targets and not (found_ids & targets):
+        clip.add(
+            "empty_target",
+            clip.masks_dir,
+            f"clip {clip.clip_id}: the target is empty in every frame",
+            "label the target in the frames where it appears (refvps annotate)",
+        )
+        return
+    for exp_id, obj_id in sorted(clip.obj_ids.items()):
+        if obj_id not in found_ids:
+            clip.add(
+                "obj_id_absent",
+                clip.exp_path,
+                f"clip {clip.clip_id}: expression {exp_id} refers to object {obj_id}, which no mask contains",
+                "fix the expression's obj_id or label that object",
             )
-        else:
-            for exp_id, obj_id in sorted(obj_ids.items()):
-                if obj_id not in found_ids:
-                    out.add(
-                        "obj_id_absent",
-                        exp_path,
-                        f"clip {clip_id}: expression {exp_id} refers to object {obj_id}, which no mask contains",
-                        "fix the expression's obj_id or label that object",
-                        clip_id,
-                    )
 
 
-def _check_orphans(root: Path, videos: dict, clips_meta: dict | None, out: _Collector) -> None:
+def _check_orphans(root: Path, videos: dict[str, Any], clips_meta: dict[str, Any] | None, out: _Collector) -> None:
     frames_root = root / FRAMES_DIR
     if frames_root.is_dir():
         for entry in sorted(p.name for p in frames_root.iterdir() if p.is_dir() and not p.name.startswith(".")):
@@ -686,7 +753,7 @@ def _check_orphans(root: Path, videos: dict, clips_meta: dict | None, out: _Coll
 
 def summarise(problems: list[Problem], per_group: int = 5) -> list[Problem | str]:
     """Problems grouped by (clip, rule), at most ``per_group`` each, then a line with how many more."""
-    groups: dict[tuple, list[Problem]] = defaultdict(list)
+    groups: dict[tuple[str, str], list[Problem]] = defaultdict(list)
     for problem in problems:
         groups[(problem.clip_id or "", problem.rule)].append(problem)
     shown: list[Problem | str] = []

@@ -1,7 +1,7 @@
 """``run.json``: what produced a folder of predictions (any baseline, REM included), so a number can be traced.
 
 Written beside the predictions (``<out>/run.json``; the scorer skips non-PNG files) and updated
-atomically after every attempt::
+atomically after every attempt (``docs/FORMAT.md`` describes the fields and the statuses)::
 
     {"format": 1, "method": "vdit", "title": "VD-IT", "kind": "external", "status": "complete",
      "dataset": "/data/refvps", "clips": 111, "refvps_version": "0.1.0",
@@ -45,7 +45,7 @@ def sha256_file(path: Path, *, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def checkpoint_record(path: Path, previous: dict | None = None) -> dict[str, Any]:
+def checkpoint_record(path: Path, previous: dict[str, Any] | None = None) -> dict[str, Any]:
     """Path, size, mtime and sha256 of a checkpoint; the hash is reused if the file is unchanged."""
     path = Path(path).resolve()
     stat = path.stat()
@@ -123,7 +123,7 @@ def write_run(out: Path, record: dict[str, Any]) -> Path:
     return atomic_write_json(Path(out) / RUN_FILE, record)
 
 
-def check_same_run(previous: dict | None, fingerprint: dict[str, Any], out: Path, done: set[str]) -> None:
+def check_same_run(previous: dict[str, Any] | None, fingerprint: dict[str, Any], out: Path, done: set[str]) -> None:
     """Refuse to add predictions to a folder that holds another configuration's finished clips."""
     if not previous or not done:
         return

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -55,10 +56,14 @@ def encode_binary_png(mask: np.ndarray) -> bytes:
 class PredictionWriter:
     """Writes one method's predictions for a dataset, resumably.
 
-    >>> writer = PredictionWriter("preds/")                          # doctest: +SKIP
+    >>> import tempfile
+    >>> writer = PredictionWriter((scratch := tempfile.TemporaryDirectory()).name)
+    >>> mask = np.ones((4, 6), bool)
     >>> if not writer.is_done("clip_0001"):
-    ...     writer.write("clip_0001", "0", "00000", mask)
+    ...     _ = writer.write("clip_0001", "0", "00000", mask)
     ...     writer.mark_done("clip_0001")
+    >>> writer.done_clips()
+    {'clip_0001'}
     """
 
     def __init__(self, out: str | Path):
@@ -90,7 +95,7 @@ class PredictionWriter:
     def is_done(self, clip_id: str) -> bool:
         return self._done_path(clip_id).exists()
 
-    def mark_done(self, clip_id: str, info: dict | None = None) -> None:
+    def mark_done(self, clip_id: str, info: dict[str, Any] | None = None) -> None:
         atomic_write_json(self._done_path(clip_id), info or {})
 
     def done_clips(self) -> set[str]:

@@ -3,19 +3,13 @@
 * :mod:`refvps.scoring.metrics`: J (:func:`jaccard`), boundary F (:func:`boundary_f`),
   :func:`temporal_consistency`, :func:`j_recall`: pure numpy over the last two axes, equal to the
   DAVIS 2017 evaluator's ``db_eval_iou`` / ``f_measure`` with Ignore as void.
-* :mod:`refvps.predictions.readers`: :func:`open_predictions` for PNG trees, zips and COCO-RLE JSON.
+* :mod:`refvps.predictions.readers`: :func:`open_predictions` for PNG trees, zips and COCO-RLE JSON
+  (re-exported here for convenience).
 * :func:`evaluate`: the whole dataset, with breakdowns and bootstrap intervals, as :class:`Results`.
 """
 
-from refvps.predictions.readers import (
-    FORMAT_PNG_TREE,
-    FORMAT_RLE,
-    FORMAT_ZIP,
-    PredictionSource,
-    decode_mask_png,
-    open_predictions,
-    rle_counts,
-)
+from refvps.predictions.masks import decode_mask_png, rle_counts
+from refvps.predictions.readers import FORMAT_PNG_TREE, FORMAT_RLE, FORMAT_ZIP, PredictionSource, open_predictions
 from refvps.scoring.evaluate import evaluate, open_dataset, plan_scoring
 from refvps.scoring.metrics import (
     BOUND_TH,

@@ -21,18 +21,19 @@ One clip is scored in chunks of frames, so memory stays bounded for clips of any
 
 from __future__ import annotations
 
-import io
 import os
 from dataclasses import dataclass, field
+from typing import Any, Iterable
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+import numpy.typing as npt
 
-from refvps.dataset.palette import IGNORE_INDEX
-from refvps.dataset.pngfast import decode_label
+from refvps.dataset.format import image_size
+from refvps.dataset.images import LABEL_MAP, read_image_bytes
+from refvps.dataset.palette import IGNORE_INDEX, decode_label_png
 from refvps.errors import DatasetError, RefvpsError
-from refvps.predictions.readers import FORMAT_RLE, ClipPredictions
+from refvps.predictions.readers import ClipPredictions, RleClipPredictions, close_archives
 from refvps.scoring.gtcache import LabelRunsCache, content_digest
 from refvps.scoring.metrics import (
     BOUND_TH,
@@ -43,22 +44,22 @@ from refvps.scoring.metrics import (
     region_boundary,
 )
 
+Box = tuple[int, int, int, int]
+"""(top, left, bottom, right) of a region, exclusive ends (:func:`refvps.scoring.metrics.nonzero_box`)."""
+
 DEFAULT_CHUNK = 32
 """Frames decoded at a time: 32 frames of 1024x576 with four expressions hold about 100 MB."""
 
-_ZIP_CACHE: dict = {}  # zip handles, one per file and process
-_BUFFERS: dict = {}  # chunk-sized work arrays, reused across chunks and clips (no page faults)
+_BUFFERS: dict[tuple[str, np.dtype[Any]], np.ndarray] = {}  # work arrays reused across chunks and clips
 
 
 def release_buffers() -> None:
     """Free the work arrays and zip handles (after an in-process evaluation)."""
     _BUFFERS.clear()
-    for archive in _ZIP_CACHE.values():
-        archive.close()
-    _ZIP_CACHE.clear()
+    close_archives()
 
 
-def _buffer(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+def _buffer(name: str, shape: tuple[int, ...], dtype: npt.DTypeLike) -> np.ndarray:
     """A reusable uninitialised array of ``shape``, one per ``name`` and process."""
     size = int(np.prod(shape))
     buffer = _BUFFERS.get((name, np.dtype(dtype)))
@@ -132,79 +133,28 @@ def score_clip_safe(task: ClipTask) -> ClipOutcome | ErrorOutcome:
         )
 
 
-def read_label_bytes(path: str) -> bytes:
-    """The bytes of a ground-truth label PNG, with a clear error when it cannot be read."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        raise DatasetError(
-            f"ground-truth mask not found: {path}",
-            hint="every frame listed in meta_expressions.json needs a mask; run: refvps validate ROOT",
-            path=path,
-        ) from None
-    except OSError as exc:
-        raise DatasetError(
-            f"ground-truth mask cannot be read: {path}: {exc}",
-            hint="check the file; run: refvps validate ROOT",
-            path=path,
-        ) from None
-
-
-def decode_label_bytes(data: bytes, path: str) -> np.ndarray:
-    """A ground-truth label map as uint8 indices (palette indices, not colours); ``path`` names errors.
-
-    Palette and greyscale PNGs written without row filters (as PIL and refvps write label maps)
-    are decoded with zlib alone (:mod:`refvps.dataset.pngfast`); every other file with PIL.
-    """
-    fast = decode_label(data)
-    if fast is not None:
-        return fast
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-            if image.mode not in ("P", "L"):
-                raise DatasetError(
-                    f"ground-truth mask is a {image.mode} image, not an 8-bit palette PNG: {path}",
-                    hint="save label maps as 8-bit palette PNGs (refvps.dataset.write_label_png)",
-                    path=path,
-                )
-            return np.asarray(image)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DatasetError(
-            f"ground-truth mask cannot be decoded (corrupt or truncated PNG?): {path}: {exc}",
-            hint="re-export the mask; run: refvps validate ROOT",
-            path=path,
-        ) from None
-
-
-def read_label(path: str) -> np.ndarray:
-    """A ground-truth label map as uint8 indices (palette indices, not colours)."""
-    return decode_label_bytes(read_label_bytes(path), path)
-
-
 def _frame_shape(task: ClipTask) -> tuple[int, int] | None:
     """(H, W) of the clip's first frame, from its header (None when the frame is not there)."""
     if not task.first_frame or not os.path.exists(task.first_frame):
         return None
-    try:
-        with Image.open(task.first_frame) as image:
-            return image.size[1], image.size[0]
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DatasetError(
-            f"frame cannot be decoded (corrupt or truncated image?): {task.first_frame}: {exc}",
-            hint="re-export the clip's frames; run: refvps validate ROOT",
-            path=task.first_frame,
-        ) from None
+    width, height = image_size(task.first_frame)
+    return height, width
+
+
+def _decoded_label(path: str, data: bytes | None = None) -> tuple[str, np.ndarray]:
+    """``(path, label map)``: the file's bytes (read now unless given) decoded as uint8 indices."""
+    if data is None:
+        data = read_image_bytes(path, LABEL_MAP)
+    return path, decode_label_png(data, path)
 
 
 def _read_labels(task: ClipTask, names: list[str], shape: tuple[int, int] | None) -> np.ndarray:
     """Decode the label maps of ``names`` into one (T, H, W) array; each must have ``shape``."""
     paths = [os.path.join(task.masks_dir, f"{name}.png") for name in names]
-    return _stack_labels(((path, read_label(path)) for path in paths), len(paths), shape)
+    return _stack_labels((_decoded_label(path) for path in paths), len(paths), shape)
 
 
-def _stack_labels(labels, count: int, shape: tuple[int, int] | None) -> np.ndarray:
+def _stack_labels(labels: Iterable[tuple[str, np.ndarray]], count: int, shape: tuple[int, int] | None) -> np.ndarray:
     """``count`` decoded label maps, given as (path, array), in one reused (count, H, W) buffer.
 
     Each must have ``shape`` (None: the first one's); a map of another size is an error naming it.
@@ -212,15 +162,15 @@ def _stack_labels(labels, count: int, shape: tuple[int, int] | None) -> np.ndarr
     stack: np.ndarray | None = None
     for row, (path, label) in enumerate(labels):
         if shape is None:
-            shape = label.shape
+            shape = (label.shape[0], label.shape[1])
         _check_label_shape(label.shape, shape, path)
         if stack is None:
             stack = _buffer("labels", (count, *shape), np.uint8)
         stack[row] = label
-    return stack
+    return stack if stack is not None else np.zeros((0, *(shape or (0, 0))), np.uint8)
 
 
-def _check_label_shape(found: tuple[int, int], shape: tuple[int, int], path: str) -> None:
+def _check_label_shape(found: tuple[int, ...], shape: tuple[int, int], path: str) -> None:
     if tuple(found) != tuple(shape):
         raise DatasetError(
             f"ground-truth mask is {found[1]}x{found[0]}, but the clip's frames are {shape[1]}x{shape[0]}: {path}",
@@ -229,7 +179,7 @@ def _check_label_shape(found: tuple[int, int], shape: tuple[int, int], path: str
         )
 
 
-def _overlap(a: np.ndarray, b: np.ndarray, box: tuple[int, int, int, int] | None, scratch: np.ndarray) -> int:
+def _overlap(a: np.ndarray, b: np.ndarray, box: Box | None, scratch: np.ndarray) -> int:
     """Pixels nonzero in both 2-D uint8 arrays, counted inside ``box``, outside which ``b`` is zero."""
     if box is None:
         return 0
@@ -240,7 +190,7 @@ def _overlap(a: np.ndarray, b: np.ndarray, box: tuple[int, int, int, int] | None
     return cv2.countNonZero(both)
 
 
-def _overlap_at(seg: np.ndarray, corner: tuple[int, int], b: np.ndarray, box, scratch: np.ndarray) -> int:
+def _overlap_at(seg: np.ndarray, corner: tuple[int, int], b: np.ndarray, box: Box | None, scratch: np.ndarray) -> int:
     """Like :func:`_overlap` for ``seg`` covering a region of the frame whose top-left is ``corner``."""
     if box is None:
         return 0
@@ -269,9 +219,9 @@ class _GroundTruthChunk:
         self.void_boxes = [nonzero_box(frame) for frame in self.void]
         self.keep = np.bitwise_not(self.void, out=_buffer("keep", labels.shape, np.uint8)) if boundary else None
         self.targets: dict[int, np.ndarray] = {}
-        self.target_boxes: dict[int, list] = {}
+        self.target_boxes: dict[int, list[Box | None]] = {}
         self.target_counts: dict[int, np.ndarray] = {}
-        self._boundaries: dict[int, list] = {}
+        self._boundaries: dict[int, list[TargetBoundary | None]] = {}
         for obj_id in obj_ids:
             masks = _equal_bytes(labels, obj_id, f"target{obj_id}")
             self.targets[obj_id] = masks
@@ -292,7 +242,9 @@ class _GroundTruthChunk:
         return found
 
 
-def _score_mask(gt: _GroundTruthChunk, obj_id: int, index: int, raw: np.ndarray | None, boundary: bool, scratch):
+def _score_mask(
+    gt: _GroundTruthChunk, obj_id: int, index: int, raw: np.ndarray | None, boundary: bool, scratch: np.ndarray
+) -> tuple[int, int, float | None]:
     """(|p & g|, |p|, F or None) of one predicted mask (uint8, nonzero = foreground; None = empty)."""
     if raw is None:
         return 0, 0, (gt.boundary(obj_id, index).f(None) if boundary else None)
@@ -313,43 +265,60 @@ def _score_mask(gt: _GroundTruthChunk, obj_id: int, index: int, raw: np.ndarray 
         return 0, 0, gt.boundary(obj_id, index).f(None)
     # DAVIS removes void pixels before taking boundaries: the prediction without Ignore, over its
     # box grown by a pixel, gives the boundary, the predicted area and the intersection.
-    keep = gt.keep[index] if void_box is not None else None
+    keep = gt.keep[index] if void_box is not None and gt.keep is not None else None
     predicted, seg, corner = region_boundary(raw, box, keep=keep)
     area = cv2.countNonZero(seg)
     inter = _overlap_at(seg, corner, target, target_box, scratch) if area else 0
     return inter, area, gt.boundary(obj_id, index).f(predicted)
 
 
+@dataclass
+class _ClipScores:
+    """Per-frame scores of a clip's expressions, filled in chunk by chunk (0-1 scale)."""
+
+    iou: dict[str, np.ndarray]
+    f: dict[str, np.ndarray] | None  # None without the boundary measure
+    missing: dict[str, int]
+
+    @classmethod
+    def empty(cls, task: ClipTask, *, boundary: bool) -> _ClipScores:
+        n_frames = len(task.frames)
+        return cls(
+            {exp_id: np.empty(n_frames) for exp_id, _ in task.expressions},
+            {exp_id: np.empty(n_frames) for exp_id, _ in task.expressions} if boundary else None,
+            {exp_id: 0 for exp_id, _ in task.expressions},
+        )
+
+    def outcome(self, task: ClipTask, shape: tuple[int, ...] | None) -> ClipOutcome:
+        outcome = ClipOutcome(task.clip_id, (int(shape[0]), int(shape[1])) if shape else (0, 0))
+        for exp_id, _ in task.expressions:
+            f = self.f[exp_id] if self.f is not None else None
+            outcome.expressions.append(ExpressionFrames(exp_id, self.iou[exp_id], f, self.missing[exp_id]))
+        return outcome
+
+
 def score_clip(task: ClipTask) -> ClipOutcome:
     """Per-frame IoU (and F) of every expression of one clip; missing predictions are empty masks."""
-    if task.predictions.kind == FORMAT_RLE and not task.boundary:
-        return _score_clip_runs(task)
-    n_frames = len(task.frames)
-    ious = {exp_id: np.empty(n_frames) for exp_id, _ in task.expressions}
-    fs = {exp_id: np.empty(n_frames) for exp_id, _ in task.expressions} if task.boundary else None
-    missing = {exp_id: 0 for exp_id, _ in task.expressions}
+    if isinstance(task.predictions, RleClipPredictions) and not task.boundary:
+        return _score_clip_runs(task, task.predictions)
+    scores = _ClipScores.empty(task, boundary=task.boundary)
     shape: tuple[int, int] | None = _frame_shape(task)
-    for start in range(0, n_frames, task.chunk):
+    for start in range(0, len(task.frames), task.chunk):
         names = task.frames[start : start + task.chunk]
         labels = _read_labels(task, names, shape)
-        shape = labels.shape[1:]
-        _score_chunk_masks(task, names, labels, ious, fs, missing, slice(start, start + len(names)))
-    return _outcome(task, shape, ious, fs, missing)
+        shape = (labels.shape[1], labels.shape[2])
+        _score_chunk_masks(task, names, labels, scores, start)
+    return scores.outcome(task, shape)
 
 
-def _outcome(task: ClipTask, shape, ious, fs, missing) -> ClipOutcome:
-    outcome = ClipOutcome(task.clip_id, tuple(shape) if shape else (0, 0))
-    for exp_id, _ in task.expressions:
-        outcome.expressions.append(ExpressionFrames(exp_id, ious[exp_id], fs[exp_id] if fs else None, missing[exp_id]))
-    return outcome
-
-
-def _score_chunk_masks(task, names, labels, ious, fs, missing, rows) -> None:
-    """Predicted masks (PNG, or decoded RLE when F is asked for): each is decoded once and scored
-    against the ground truth of the chunk, prepared once for all expressions."""
-    shape = labels.shape[1:]
+def _score_chunk_masks(task: ClipTask, names: list[str], labels: np.ndarray, scores: _ClipScores, start: int) -> None:
+    """Predicted masks (PNG, or decoded RLE when F is asked for) of the chunk of frames ``names``
+    (from frame number ``start`` on): each is decoded once and scored against the ground truth of
+    the chunk, prepared once for all expressions."""
+    shape = (labels.shape[1], labels.shape[2])
+    boundary = scores.f is not None
     gt = _GroundTruthChunk(
-        labels, sorted({obj for _, obj in task.expressions}), bound_pixels(shape, task.bound_th), fs is not None
+        labels, sorted({obj for _, obj in task.expressions}), bound_pixels(shape, task.bound_th), boundary
     )
     scratch = _buffer("scratch", shape, np.uint8)
     predictions = task.predictions
@@ -357,20 +326,20 @@ def _score_chunk_masks(task, names, labels, ious, fs, missing, rows) -> None:
         inter = np.zeros(len(names), np.int64)
         pred_area = np.zeros(len(names), np.int64)
         for i, frame in enumerate(names):
+            raw = None
             if predictions.has(exp_id, frame):
-                raw = predictions.read_raw(exp_id, frame, shape, _ZIP_CACHE)
+                raw = predictions.read_raw(exp_id, frame, shape)
                 if raw.dtype == bool:
                     raw = raw.view(np.uint8)
                 if not raw.flags.c_contiguous and raw.flags.f_contiguous:  # decoded RLE: column-major
                     raw = cv2.transpose(raw.T)  # OpenCV takes row-major arrays; this is its fast transpose
             else:
-                missing[exp_id] += 1
-                raw = None
-            inter[i], pred_area[i], f = _score_mask(gt, obj_id, i, raw, fs is not None, scratch)
-            if fs is not None:
-                fs[exp_id][rows.start + i] = f
+                scores.missing[exp_id] += 1
+            inter[i], pred_area[i], f = _score_mask(gt, obj_id, i, raw, boundary, scratch)
+            if scores.f is not None:
+                scores.f[exp_id][start + i] = f
         union = gt.target_counts[obj_id] + pred_area - inter
-        ious[exp_id][rows] = iou_from_counts(inter, union)
+        scores.iou[exp_id][start : start + len(names)] = iou_from_counts(inter, union)
 
 
 def _equal_bytes(labels: np.ndarray, value: int, name: str) -> np.ndarray:
@@ -416,7 +385,7 @@ def _label_runs(labels: np.ndarray, values: list[int]) -> list[dict[int, bytes]]
     return frames
 
 
-def _ground_truth_runs(task: ClipTask, values: list[int]) -> tuple[tuple[int, int] | None, list[dict[int, bytes]]]:
+def _ground_truth_runs(task: ClipTask, values: list[int]) -> tuple[tuple[int, int], list[dict[int, bytes]]]:
     """Per frame of the clip, the RLE counts of each label value in ``values``, and the frames' (H, W).
 
     With a cache (:mod:`refvps.scoring.gtcache`), frames whose PNG bytes are unchanged are not
@@ -429,14 +398,14 @@ def _ground_truth_runs(task: ClipTask, values: list[int]) -> tuple[tuple[int, in
             cache = LabelRunsCache(task.gt_cache, task.masks_dir)
         except OSError:
             cache = None
-    runs: list[dict[int, bytes] | None] = [None] * len(task.frames)
-    todo: list[tuple[int, str, bytes, str | None]] = []  # (index, path, PNG bytes, digest) to decode
+    runs: dict[int, dict[int, bytes]] = {}  # frame number -> counts per label value
+    todo: list[tuple[int, str, bytes | None, str | None]] = []  # (number, path, PNG bytes, digest) to decode
     for index, name in enumerate(task.frames):
         path = os.path.join(task.masks_dir, f"{name}.png")
         if cache is None:
-            todo.append((index, path, b"", None))
+            todo.append((index, path, None, None))
             continue
-        data = read_label_bytes(path)
+        data = read_image_bytes(path, LABEL_MAP)
         digest = content_digest(data)
         found = cache.lookup(name, digest, values)
         if found is None:
@@ -448,19 +417,20 @@ def _ground_truth_runs(task: ClipTask, values: list[int]) -> tuple[tuple[int, in
         _check_label_shape(found_shape, shape, path)
     for start in range(0, len(todo), task.chunk):
         part = todo[start : start + task.chunk]
-        decoded = ((path, decode_label_bytes(data, path) if data else read_label(path)) for _, path, data, _ in part)
-        stack = _stack_labels(decoded, len(part), shape)
-        shape = stack.shape[1:]
-        for (index, _, _, digest), counts in zip(part, _label_runs(stack, values)):
+        stack = _stack_labels((_decoded_label(path, png) for _, path, png, _ in part), len(part), shape)
+        shape = (stack.shape[1], stack.shape[2])
+        for (index, _, _, content), counts in zip(part, _label_runs(stack, values)):
             runs[index] = counts
-            if cache is not None:
-                cache.store(task.frames[index], digest, shape, counts)
+            if cache is not None and content is not None:
+                cache.store(task.frames[index], content, shape, counts)
     if cache is not None:
         cache.save()
-    return shape, runs
+    if shape is None:
+        raise DatasetError(f"clip {task.clip_id} lists no frames", hint="run: refvps validate ROOT")
+    return shape, [runs[index] for index in range(len(task.frames))]
 
 
-def _score_clip_runs(task: ClipTask) -> ClipOutcome:
+def _score_clip_runs(task: ClipTask, predictions: RleClipPredictions) -> ClipOutcome:
     """J (and TempCon's per-frame IoU) of RLE predictions, on runs: pycocotools ``merge``/``area``
     against the ground truth's RLE, made once per frame (or read from the cache); no mask is decoded."""
     from pycocotools import mask as mask_utils
@@ -473,15 +443,13 @@ def _score_clip_runs(task: ClipTask) -> ClipOutcome:
     has_void = mask_utils.area(void) > 0
     targets = {obj: [{"size": size, "counts": frame[obj]} for frame in runs] for obj in obj_ids}
     target_counts = {obj: mask_utils.area(targets[obj]).astype(np.int64) for obj in obj_ids}
-    predictions = task.predictions
-    ious, missing = {}, {}
+    scores = _ClipScores.empty(task, boundary=False)
     for exp_id, obj_id in task.expressions:
         inter = np.zeros(n_frames, np.int64)
         pred_area = np.zeros(n_frames, np.int64)
-        missing[exp_id] = 0
         for i, frame in enumerate(task.frames):
             if not predictions.has(exp_id, frame):
-                missing[exp_id] += 1
+                scores.missing[exp_id] += 1
                 continue
             rle = predictions.rle(exp_id, frame, shape)
             area = int(mask_utils.area(rle))
@@ -490,5 +458,5 @@ def _score_clip_runs(task: ClipTask) -> ClipOutcome:
                 if has_void[i]:
                     area -= int(mask_utils.area(mask_utils.merge([rle, void[i]], intersect=True)))
             pred_area[i] = area
-        ious[exp_id] = np.asarray(iou_from_counts(inter, target_counts[obj_id] + pred_area - inter), np.float64)
-    return _outcome(task, shape, ious, None, missing)
+        scores.iou[exp_id] = np.asarray(iou_from_counts(inter, target_counts[obj_id] + pred_area - inter), np.float64)
+    return scores.outcome(task, shape)

@@ -13,23 +13,26 @@ frames the dataset does not have are listed in ``coverage`` and not scored.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 import numpy as np
 
-from refvps.dataset.format import Dataset
+from refvps.dataset.format import EXPRESSIONS_FILE, Clip, Dataset
 from refvps.errors import DatasetError, PredictionError, UsageError
-from refvps.predictions.readers import FORMAT_RLE, PredictionSource, open_predictions
+from refvps.predictions.readers import Locators, PredictionSource, RleSource, open_predictions
 from refvps.predictions.record import now_iso
+from refvps.progress import NO_PROGRESS, Progress
 from refvps.scoring.engine import (
     DEFAULT_CHUNK,
     ClipOutcome,
     ClipTask,
     ErrorOutcome,
+    ExpressionFrames,
     release_buffers,
     score_clip_safe,
 )
@@ -45,8 +48,10 @@ from refvps.scoring.results import (
     summarise,
 )
 
-ProgressCallback = Callable[[str, int], None]
-"""Called once per finished clip with (clip_id, number of masks scored in it)."""
+logger = logging.getLogger(__name__)
+
+SCORING_STAGE = "scoring"
+"""The progress stage of :func:`evaluate`: its steps are masks (frames x expressions), noted per clip."""
 
 _EXAMPLES = 20  # how many unknown items coverage lists by name
 
@@ -89,50 +94,13 @@ def plan_scoring(
     coverage = Coverage(ignored_files=source.ignored)
     coverage.unknown_clips = sorted(c for c in source.index if c not in dataset)
     tasks: list[ClipTask] = []
-    unknown_frame_examples: list[dict[str, str]] = []
     n_masks = 0
     matched_any = False
     for clip in dataset:
         if not clip.expressions:
             continue
-        if not clip.frame_names:
-            raise DatasetError(
-                f"clip {clip.id} lists no frames in {dataset.root / 'meta_expressions.json'}",
-                hint="run: refvps validate " + str(dataset.root),
-                path=dataset.root / "meta_expressions.json",
-            )
-        for expression in clip.expressions:
-            if not 1 <= expression.obj_id <= 254:
-                raise DatasetError(
-                    f"clip {clip.id}: expression {expression.exp_id} refers to object {expression.obj_id}, "
-                    "which is not a label index (1..254)",
-                    hint="set obj_id to the target's label in the masks (1 in Ref-VPS); run: refvps validate "
-                    + str(dataset.root),
-                    path=dataset.root / "meta_expressions.json",
-                )
-        predicted = source.index.get(clip.id, {})
-        known_exps = {e.exp_id for e in clip.expressions}
-        for exp_id in sorted(predicted):
-            if exp_id not in known_exps:
-                coverage.unknown_expressions.append({"video": clip.id, "exp_id": exp_id})
-        frame_set = set(clip.frame_names)
-        clip_missing = 0
-        for expression in clip.expressions:
-            frames = predicted.get(expression.exp_id, {})
-            present = sum(1 for f in clip.frame_names if f in frames)
-            matched_any = matched_any or present > 0
-            n_missing = len(clip.frame_names) - present
-            clip_missing += n_missing
-            if n_missing == len(clip.frame_names):
-                coverage.missing_expressions.append({"video": clip.id, "exp_id": expression.exp_id})
-            for frame in frames:
-                if frame not in frame_set:
-                    coverage.unknown_frames += 1
-                    if len(unknown_frame_examples) < _EXAMPLES:
-                        unknown_frame_examples.append({"video": clip.id, "exp_id": expression.exp_id, "frame": frame})
-        if clip_missing:
-            coverage.clips_with_missing.append(clip.id)
-        coverage.missing_frames += clip_missing
+        _check_scorable(clip, dataset.root)
+        matched_any |= _cover_clip(clip, source.index.get(clip.id, {}), coverage)
         n_masks += len(clip.frame_names) * len(clip.expressions)
         tasks.append(
             ClipTask(
@@ -148,7 +116,6 @@ def plan_scoring(
                 gt_cache=gt_cache,
             )
         )
-    coverage.unknown_frame_examples = unknown_frame_examples
     if not tasks:
         raise DatasetError(
             f"the dataset has no clip with expressions to score: {dataset.root}",
@@ -166,6 +133,53 @@ def plan_scoring(
             path=source.path,
         )
     return ScoringPlan(tasks, coverage, n_masks)
+
+
+def _check_scorable(clip: Clip, root: Path) -> None:
+    """A clip the scorer can score: it lists frames, and its expressions refer to label indices."""
+    index_file = root / EXPRESSIONS_FILE
+    if not clip.frame_names:
+        raise DatasetError(
+            f"clip {clip.id} lists no frames in {index_file}", hint=f"run: refvps validate {root}", path=index_file
+        )
+    for expression in clip.expressions:
+        if not 1 <= expression.obj_id <= 254:
+            raise DatasetError(
+                f"clip {clip.id}: expression {expression.exp_id} refers to object {expression.obj_id}, "
+                "which is not a label index (1..254)",
+                hint=f"set obj_id to the target's label in the masks (1 in Ref-VPS); run: refvps validate {root}",
+                path=index_file,
+            )
+
+
+def _cover_clip(clip: Clip, predicted: Locators, coverage: Coverage) -> bool:
+    """Add one clip's missing and unknown predictions to ``coverage``; whether any frame is predicted."""
+    known_exps = {e.exp_id for e in clip.expressions}
+    for exp_id in sorted(predicted):
+        if exp_id not in known_exps:
+            coverage.unknown_expressions.append({"video": clip.id, "exp_id": exp_id})
+    frame_set = set(clip.frame_names)
+    clip_missing = 0
+    matched = False
+    for expression in clip.expressions:
+        frames = predicted.get(expression.exp_id, {})
+        present = sum(1 for f in clip.frame_names if f in frames)
+        matched = matched or present > 0
+        n_missing = len(clip.frame_names) - present
+        clip_missing += n_missing
+        if n_missing == len(clip.frame_names):
+            coverage.missing_expressions.append({"video": clip.id, "exp_id": expression.exp_id})
+        for frame in frames:
+            if frame not in frame_set:
+                coverage.unknown_frames += 1
+                if len(coverage.unknown_frame_examples) < _EXAMPLES:
+                    coverage.unknown_frame_examples.append(
+                        {"video": clip.id, "exp_id": expression.exp_id, "frame": frame}
+                    )
+    if clip_missing:
+        coverage.clips_with_missing.append(clip.id)
+    coverage.missing_frames += clip_missing
+    return matched
 
 
 def missing_message(coverage: Coverage) -> str:
@@ -212,16 +226,16 @@ def evaluate(
     validate: bool = True,
     chunk: int = DEFAULT_CHUNK,
     gt_cache: str | Path | bool | None = None,
-    progress: ProgressCallback | None = None,
-    on_start: Callable[[int], None] | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> Results:
     """Score ``predictions`` (a PNG tree, a .zip or a COCO-RLE .json) against ``dataset``.
 
     ``boundary`` computes F and J&F (the slow part); ``workers`` processes score clips in parallel
     (0 means one per CPU); ``strict`` turns missing predictions into an error; ``bootstrap`` is the
     number of clip resamples for the 95% intervals (0 disables them), drawn with ``seed``.
-    ``on_start(n_masks)`` is called once scoring begins and ``progress(clip_id, n_masks)`` after
-    each clip. Raises :class:`refvps.errors.RefvpsError` subclasses for bad input.
+    ``progress`` gets the stage ``"scoring"``, whose total is the number of masks to score
+    (frames x expressions), advanced after each clip by its masks with the clip's id as the note.
+    Raises :class:`refvps.errors.RefvpsError` subclasses for bad input.
 
     ``gt_cache`` is where the ground truth encoded as RLE is kept between runs, for scoring RLE
     predictions without F (:mod:`refvps.scoring.gtcache`; keyed by the PNGs' content, so never
@@ -235,24 +249,14 @@ def evaluate(
         raise UsageError(f"chunk must be at least 1, got {chunk}")
     source = predictions if isinstance(predictions, PredictionSource) else open_predictions(predictions)
     data = dataset if isinstance(dataset, Dataset) else open_dataset(dataset, validate=validate)
-    cache_dir = resolve_cache_dir(gt_cache) if source.format == FORMAT_RLE and not boundary else None
+    cache_dir = resolve_cache_dir(gt_cache) if isinstance(source, RleSource) and not boundary else None
     plan = plan_scoring(data, source, boundary=boundary, bound_th=bound_th, chunk=chunk, gt_cache=cache_dir)
-    if strict and (plan.coverage.has_missing or plan.coverage.has_unknown):
-        problems = []
-        if plan.coverage.has_missing:
-            problems.append(missing_message(plan.coverage))
-        if plan.coverage.has_unknown:
-            problems.append(unknown_message(plan.coverage))
-        raise PredictionError(
-            f"--strict: {'; '.join(problems)} ({source.path})",
-            hint="predict every frame of every expression of the dataset, and nothing else; "
-            "without --strict missing frames are scored as empty masks",
-            path=source.path,
-        )
+    if strict:
+        _refuse_incomplete(plan.coverage, source.path)
+    _warn_incomplete(plan.coverage)
     n_workers = (os.cpu_count() or 1) if workers == 0 else workers
-    if on_start is not None:
-        on_start(plan.n_masks)
-    outcomes = _run(plan.tasks, min(n_workers, len(plan.tasks)), progress)
+    with progress.stage(SCORING_STAGE, total=plan.n_masks):
+        outcomes = _run(plan.tasks, min(n_workers, len(plan.tasks)), progress)
     return _assemble(
         data,
         source,
@@ -273,15 +277,38 @@ def evaluate(
     )
 
 
-def _run(tasks: list[ClipTask], workers: int, progress: ProgressCallback | None) -> dict[str, ClipOutcome]:
+def _refuse_incomplete(coverage: Coverage, path: Path) -> None:
+    """``--strict``: a missing or unknown prediction is an error."""
+    problems = []
+    if coverage.has_missing:
+        problems.append(missing_message(coverage))
+    if coverage.has_unknown:
+        problems.append(unknown_message(coverage))
+    if problems:
+        raise PredictionError(
+            f"--strict: {'; '.join(problems)} ({path})",
+            hint="predict every frame of every expression of the dataset, and nothing else; "
+            "without --strict missing frames are scored as empty masks",
+            path=path,
+        )
+
+
+def _warn_incomplete(coverage: Coverage) -> None:
+    """Missing predictions (scored empty) and unknown ones (not scored) are said, not only counted."""
+    if coverage.has_missing:
+        logger.warning("%s; they were scored as empty masks (--strict makes this an error)", missing_message(coverage))
+    if coverage.has_unknown:
+        logger.warning("%s", unknown_message(coverage))
+
+
+def _run(tasks: list[ClipTask], workers: int, progress: Progress) -> dict[str, ClipOutcome]:
     outcomes: dict[str, ClipOutcome] = {}
 
     def accept(result: ClipOutcome | ErrorOutcome) -> None:
         if isinstance(result, ErrorOutcome):
             raise result.to_exception()
         outcomes[result.clip_id] = result
-        if progress is not None:
-            progress(result.clip_id, sum(len(e.iou) for e in result.expressions))
+        progress.advance(SCORING_STAGE, sum(len(e.iou) for e in result.expressions), note=result.clip_id)
 
     if workers <= 1:
         try:
@@ -311,6 +338,16 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)
 
 
+METRIC_DEFINITIONS = {
+    "J": "mean over frames of IoU outside Ignore (1 when both empty), x100; dataset: mean over (clip, expression)",
+    "F": "DAVIS 2017 boundary F (bound_th of the diagonal), Ignore removed like DAVIS void, x100",
+    "TempCon": "100 x mean over consecutive frames of |IoU(t+1) - IoU(t)|; lower is better (paper Eq. 5, absolute value)",
+    "J_recall": "share of frames with IoU > 0.5, x100",
+    "J_ci95": "95% percentile bootstrap interval of J, resampling clips",
+}
+"""How results.json's ``meta.metrics`` describes each number (``docs/METRICS.md`` in full)."""
+
+
 def _assemble(
     dataset: Dataset,
     source: PredictionSource,
@@ -319,35 +356,16 @@ def _assemble(
     *,
     bootstrap: int,
     seed: int,
-    options: dict,
+    options: dict[str, Any],
     method: str | None,
 ) -> Results:
     from refvps import __version__
 
-    rows: list[ExpressionResult] = []
-    for task in plan.tasks:
-        clip = dataset.clip(task.clip_id)
-        outcome = outcomes[task.clip_id]
-        texts = {e.exp_id: e.text for e in clip.expressions}
-        for (exp_id, obj_id), frames in zip(task.expressions, outcome.expressions):
-            rows.append(
-                ExpressionResult(
-                    video=task.clip_id,
-                    exp_id=exp_id,
-                    J=100.0 * float(np.mean(frames.iou)),
-                    F=100.0 * float(np.mean(frames.f)) if frames.f is not None else None,
-                    TempCon=temporal_consistency(frames.iou),
-                    J_recall=100.0 * j_recall(frames.iou),
-                    n_frames=len(frames.iou),
-                    n_missing=frames.n_missing,
-                    obj_id=obj_id,
-                    concept=clip.meta.concept,
-                    category=clip.meta.category,
-                    expression=texts.get(exp_id, ""),
-                    iou=frames.iou,
-                    f=frames.f,
-                )
-            )
+    rows = [
+        _expression_result(dataset.clip(task.clip_id), exp_id, obj_id, frames)
+        for task in plan.tasks
+        for (exp_id, obj_id), frames in zip(task.expressions, outcomes[task.clip_id].expressions)
+    ]
     clips = aggregate_clips(rows)
     concepts = aggregate_concepts(clips)
     categories = aggregate_categories(clips)
@@ -369,12 +387,27 @@ def _assemble(
         "refvps_version": __version__,
         "date": now_iso(),
         "options": options,
-        "metrics": {
-            "J": "mean over frames of IoU outside Ignore (1 when both empty), x100; dataset: mean over (clip, expression)",
-            "F": "DAVIS 2017 boundary F (bound_th of the diagonal), Ignore removed like DAVIS void, x100",
-            "TempCon": "100 x mean over consecutive frames of |IoU(t+1) - IoU(t)|; lower is better (paper Eq. 5, absolute value)",
-            "J_recall": "share of frames with IoU > 0.5, x100",
-            "J_ci95": "95% percentile bootstrap interval of J, resampling clips",
-        },
+        "metrics": dict(METRIC_DEFINITIONS),
     }
     return Results(summary, rows, clips, concepts, categories, plan.coverage, meta)
+
+
+def _expression_result(clip: Clip, exp_id: str, obj_id: int, frames: ExpressionFrames) -> ExpressionResult:
+    """One (clip, expression)'s scores from its per-frame IoU and F (``docs/METRICS.md``)."""
+    texts = {e.exp_id: e.text for e in clip.expressions}
+    return ExpressionResult(
+        video=clip.id,
+        exp_id=exp_id,
+        J=100.0 * float(np.mean(frames.iou)),
+        F=100.0 * float(np.mean(frames.f)) if frames.f is not None else None,
+        TempCon=float(temporal_consistency(frames.iou)),
+        J_recall=100.0 * float(j_recall(frames.iou)),
+        n_frames=len(frames.iou),
+        n_missing=frames.n_missing,
+        obj_id=obj_id,
+        concept=clip.meta.concept,
+        category=clip.meta.category,
+        expression=texts.get(exp_id, ""),
+        iou=frames.iou,
+        f=frames.f,
+    )

@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from refvps.fileio import atomic_write_text
 
@@ -62,7 +63,7 @@ def content_digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def _payload_digest(frames: dict) -> str:
+def _payload_digest(frames: dict[str, Any]) -> str:
     canonical = json.dumps(frames, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.blake2b(canonical.encode("ascii"), digest_size=16).hexdigest()
 
@@ -74,12 +75,12 @@ class LabelRunsCache:
         self.masks_dir = os.path.realpath(masks_dir)
         key = hashlib.blake2b(self.masks_dir.encode("utf-8", "surrogateescape"), digest_size=12).hexdigest()
         self.path = Path(root) / SUBDIR / f"{key}.json"
-        self._old: dict = self._load()
-        self._new: dict = {}
+        self._old: dict[str, Any] = self._load()
+        self._new: dict[str, Any] = {}
         self.hits = 0
         self.misses = 0
 
-    def _load(self) -> dict:
+    def _load(self) -> dict[str, Any]:
         try:
             with open(self.path, "rb") as handle:
                 document = json.loads(handle.read())

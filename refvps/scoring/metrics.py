@@ -1,4 +1,4 @@
-"""The Ref-VPS metrics: region similarity J, boundary F, J-recall and temporal consistency.
+"""The Ref-VPS metrics: region similarity J, boundary F, J-recall and temporal consistency (``docs/METRICS.md``).
 
 Every function is a small pure numpy function that reduces over the **last two axes** (a frame is
 ``(H, W)``; a stack of frames ``(..., H, W)``), in the style of the DAVIS 2017 toolkit's
@@ -32,9 +32,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any, Literal
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 BOUND_TH = 0.008
 """DAVIS's boundary tolerance: a fraction of the image diagonal (or pixels, when >= 1)."""
@@ -71,7 +73,7 @@ def jaccard(gt: np.ndarray, pred: np.ndarray, void: np.ndarray | None = None) ->
     return iou_from_counts(inter, union)
 
 
-def iou_from_counts(inter, union) -> np.ndarray | float:
+def iou_from_counts(inter: npt.ArrayLike, union: npt.ArrayLike) -> np.ndarray | float:
     """``inter / union`` with ``1.0`` where the union is empty (DAVIS's convention)."""
     inter = np.asarray(inter)
     union = np.asarray(union)
@@ -166,7 +168,7 @@ def _as_bytes(mask: np.ndarray) -> np.ndarray:
         return mask
     if mask.dtype == np.bool_:
         return mask.view(np.uint8)
-    return (mask != 0).view(np.uint8)
+    return mask.astype(np.bool_).view(np.uint8)
 
 
 def nonzero_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -185,6 +187,15 @@ def nonzero_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
         return top, int(columns[0]), bottom, int(columns[-1]) + 1
     x, y, w, h = cv2.boundingRect(mask)
     return None if w == 0 else (y, x, y + h, x + w)
+
+
+_CV2_SCALARS: Any = cv2  # OpenCV's stubs (some versions) reject a scalar operand, which OpenCV accepts
+
+
+def _compare_zero(mask: np.ndarray, operation: int) -> np.ndarray:
+    """``cv2.compare(mask, 0, operation)``: 255 where the comparison with 0 holds, else 0."""
+    result: np.ndarray = _CV2_SCALARS.compare(mask, 0, operation)
+    return result
 
 
 _SQUARE2 = np.ones((2, 2), np.uint8)
@@ -230,7 +241,7 @@ def region_boundary(
     y1, x1 = min(bottom + 1, height), min(right + 1, width)
     seg = mask[y0:y1, x0:x1]
     if not binary:
-        seg = cv2.compare(seg, 0, cv2.CMP_NE)  # 0/255
+        seg = _compare_zero(seg, cv2.CMP_NE)  # 0/255
     if keep is not None:
         seg = cv2.bitwise_and(seg, keep[y0:y1, x0:x1])
     grown = cv2.dilate(seg, _SQUARE2, anchor=(0, 0), borderType=_REPLICATE)
@@ -240,8 +251,18 @@ def region_boundary(
     return (BoundaryCrop(y0, x0, bmap, count) if count else None), seg, (y0, x0)
 
 
+@dataclass(frozen=True)
+class DiskPasses:
+    """``disk(radius)`` as 1-D dilations (:func:`disk_passes`): ``rows[k]`` takes ``H_k`` to ``H_{k+1}``,
+    ``columns[k]`` is applied to ``Z_{k+1}`` before ``H_{k+2}`` joins it, ``last`` ends the dilation."""
+
+    rows: tuple[np.ndarray, ...]
+    columns: tuple[np.ndarray, ...]  # one fewer than rows
+    last: np.ndarray
+
+
 @lru_cache(maxsize=32)
-def disk_steps(radius: int) -> tuple[tuple[np.ndarray | None, np.ndarray | None], ...]:
+def disk_passes(radius: int) -> DiskPasses:
     """The disk of integer ``radius`` as a short sequence of 1-D dilations (see :func:`dilate_disk`).
 
     Row ``dy`` of the disk spans ``|dx| <= w(dy)``. For the distinct half-widths
@@ -252,47 +273,38 @@ def disk_steps(radius: int) -> tuple[tuple[np.ndarray | None, np.ndarray | None]
     built from ``H_{k-1}``, and ``Z_k = max(H_k, V_{h_{k-1} - h_k}(Z_{k-1}))``, the disk dilation
     is ``V_{h_K}(Z_K)``: 2K short passes instead of one pass per kernel pixel.
 
-    Returns K + 1 pairs: for k = 1..K, (the row kernel taking ``H_{k-1}`` to ``H_k``, the column
-    kernel applied to ``Z_{k-1}``; None for k = 1), then (None, the final column kernel).
+    Returns the K row kernels (``H_{k-1}`` to ``H_k``), the K - 1 column kernels
+    ``V_{h_{k-1} - h_k}`` for k = 2..K, and the final column kernel ``V_{h_K}``.
     """
     kernel = disk(float(radius))
     centre = kernel.shape[0] // 2
     half_widths = [int(np.flatnonzero(row).max()) - centre for row in kernel[centre:]]  # dy = 0, 1, ...
     widths = sorted(set(half_widths))
     heights = [max(dy for dy, w in enumerate(half_widths) if w >= width) for width in widths]
-    steps = []
-    previous_width, previous_height = 0, None
-    for width, height in zip(widths, heights):
-        row = np.ones((1, 2 * (width - previous_width) + 1), np.uint8)
-        column = np.ones((2 * (previous_height - height) + 1, 1), np.uint8) if previous_height is not None else None
-        steps.append((row, column))
-        previous_width, previous_height = width, height
-    steps.append((None, np.ones((2 * previous_height + 1, 1), np.uint8)))
-    return tuple(steps)
+    rows = [np.ones((1, 2 * (width - before) + 1), np.uint8) for before, width in zip([0, *widths], widths)]
+    columns = [np.ones((2 * (before - height) + 1, 1), np.uint8) for before, height in zip(heights, heights[1:])]
+    return DiskPasses(tuple(rows), tuple(columns), np.ones((2 * heights[-1] + 1, 1), np.uint8))
 
 
 def dilate_disk(canvas: np.ndarray, radius: float) -> np.ndarray:
     """``cv2.dilate(canvas, disk(radius))`` (uint8; outside the canvas counts as empty).
 
-    For an integer radius, composed of 1-D passes (:func:`disk_steps`), about 2x faster than
+    For an integer radius, composed of 1-D passes (:func:`disk_passes`), about 2x faster than
     OpenCV's dilation by the disk itself; the same pixels (``tests/scoring`` checks it).
     """
     if radius != int(radius):
         return cv2.dilate(canvas, disk(radius))
-    rows = canvas
-    union = None
-    for row, column in disk_steps(int(radius)):
-        if row is None:  # the last column pass
-            if column.shape[0] > 1:
-                union = cv2.dilate(union, column)
-            break
-        rows = cv2.dilate(rows, row) if row.shape[1] > 1 else rows
-        if union is None:
-            union = rows.copy() if rows is canvas else rows
-        else:
-            if column.shape[0] > 1:
-                union = cv2.dilate(union, column)
-            cv2.max(union, rows, dst=union)
+    passes = disk_passes(int(radius))
+    first = passes.rows[0]
+    rows = cv2.dilate(canvas, first) if first.shape[1] > 1 else canvas
+    union = rows.copy() if rows is canvas else rows
+    for row, column in zip(passes.rows[1:], passes.columns):
+        rows = cv2.dilate(rows, row)  # every row kernel after the first is at least 3 wide
+        if column.shape[0] > 1:
+            union = cv2.dilate(union, column)
+        cv2.max(union, rows, dst=union)
+    if passes.last.shape[0] > 1:
+        union = cv2.dilate(union, passes.last)
     return union
 
 
@@ -403,11 +415,19 @@ class TargetBoundary:
     the prediction (a prediction with specks all over the frame costs no more than a tight one).
     """
 
-    def __init__(self, mask: np.ndarray, radius: float, *, binary: bool = False, box="unknown"):
+    def __init__(
+        self,
+        mask: np.ndarray,
+        radius: float,
+        *,
+        binary: bool = False,
+        box: tuple[int, int, int, int] | None | Literal["unknown"] = "unknown",
+    ):
         """``box``: the mask's :func:`nonzero_box` (None: empty), when the caller knows it already."""
-        self.shape = mask.shape
+        self.shape: tuple[int, int] = (mask.shape[0], mask.shape[1])
         self.radius = radius
-        if isinstance(box, str):
+        self.boundary: BoundaryCrop | None
+        if box == "unknown":
             self.boundary = boundary_map(mask, binary=binary)
         elif box is None:
             self.boundary = None
@@ -425,10 +445,10 @@ class TargetBoundary:
     def f(self, predicted: BoundaryCrop | None) -> float:
         """DAVIS's F for a predicted boundary map (:func:`boundary_map` of the prediction without void)."""
         n_fg = predicted.count if predicted is not None else 0
-        if n_fg == 0 or self.count == 0:  # DAVIS's conventions for empty boundaries; nothing to match
-            return f_from_counts(n_fg, self.count, 0, 0)
+        if predicted is None or n_fg == 0 or self.boundary is None:
+            return f_from_counts(n_fg, self.count, 0, 0)  # DAVIS's conventions for empty boundaries
         reach = self.dilated
-        near = restrict(predicted, reach.box)  # the predicted pixels that can match anything
+        near = restrict(predicted, reach.box) if reach is not None else None  # what can match anything
         if near is None:
             return f_from_counts(n_fg, self.count, 0, 0)
         fg_match = overlap_count(near, reach)
@@ -445,10 +465,10 @@ def boundary_f_frame(
     pred = _as_bytes(pred)
     keep = None
     if void is not None:
-        keep = cv2.compare(_as_bytes(void), 0, cv2.CMP_EQ)  # 255 outside void
+        keep = _compare_zero(_as_bytes(void), cv2.CMP_EQ)  # 255 outside void
     radius = bound_pixels(gt.shape, bound_th)
     target = TargetBoundary(
-        gt if keep is None else cv2.bitwise_and(cv2.compare(gt, 0, cv2.CMP_NE), keep), radius, binary=keep is not None
+        gt if keep is None else cv2.bitwise_and(_compare_zero(gt, cv2.CMP_NE), keep), radius, binary=keep is not None
     )
     return target.f(boundary_map(pred, keep=keep))
 

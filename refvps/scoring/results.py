@@ -1,18 +1,11 @@
 """Scores as data: per expression, per clip, per concept, per category, the summary, and the file formats.
 
-``results.json`` (key names fixed by the issue; more may be added)::
-
-    {"summary": {"J", "F", "JF", "TempCon", "J_recall", "J_ci95": [lo, hi], "J_concept_balanced",
-                 "n_clips", "n_expressions", "n_frames", "n_missing_frames", ...},
-     "per_expression": [{"video", "exp_id", "J", "F", "TempCon", "J_recall", "n_frames", "n_missing", ...}],
-     "per_clip": [...], "per_concept": [...], "per_category": [...],
-     "coverage": {"missing_frames", "missing_expressions", "unknown_clips", "unknown_expressions", ...},
-     "meta": {"dataset", "predictions", "method", "refvps_version", "date", "options", ...}}
-
-Every score is on the 0-100 scale. Without the boundary measure F and JF are null.
-Aggregation (DESIGN §5): dataset J/F/TempCon/J-recall are means over all (clip, expression) pairs;
-a clip's score is the mean over its expressions; a concept's or category's the mean over its clips;
-the concept-balanced J is the mean over concepts; the 95% interval of J resamples clips.
+:meth:`Results.to_json` is the ``results.json`` document (``docs/FORMAT.md`` lists every key), and
+:meth:`Results.write_csv` its one-row-per-expression CSV. Every score is on the 0-100 scale; without
+the boundary measure F and JF are null. Aggregation (``docs/METRICS.md``): dataset J/F/TempCon/J-recall
+are means over all (clip, expression) pairs; a clip's score is the mean over its expressions; a
+concept's or category's the mean over its clips; the concept-balanced J is the mean over concepts;
+the 95% intervals resample clips.
 """
 
 from __future__ import annotations
@@ -22,7 +15,7 @@ import io
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence, TypeVar, cast
 
 import numpy as np
 
@@ -220,6 +213,9 @@ def _category_json(group: GroupResult) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
+_T = TypeVar("_T")
+
+
 def _mean(values: Sequence[float]) -> float:
     return float(np.mean(values)) if len(values) else float("nan")
 
@@ -227,11 +223,16 @@ def _mean(values: Sequence[float]) -> float:
 def _mean_or_none(values: Sequence[float | None]) -> float | None:
     if not values or any(v is None for v in values):
         return None
-    return _mean(values)  # type: ignore[arg-type]
+    return _mean([v for v in values if v is not None])
 
 
 def _group(
-    key, members: Sequence[ExpressionResult] | Sequence[GroupResult], *, n_clips: int, n_expressions: int, **extra
+    key: str | None,
+    members: Sequence[ExpressionResult] | Sequence[GroupResult],
+    *,
+    n_clips: int,
+    n_expressions: int,
+    **extra: Any,
 ) -> GroupResult:
     """The mean scores of ``members`` (expressions of a clip, or clips of a group), and their counts."""
     return GroupResult(
@@ -248,9 +249,9 @@ def _group(
     )
 
 
-def _by(items, attribute: str) -> list[tuple[Any, list]]:
+def _by(items: Iterable[_T], attribute: str) -> list[tuple[Any, list[_T]]]:
     """``items`` grouped by an attribute, groups sorted by its value (None last)."""
-    groups: dict[Any, list] = defaultdict(list)
+    groups: dict[Any, list[_T]] = defaultdict(list)
     for item in items:
         groups[getattr(item, attribute)].append(item)
     return [(key, groups[key]) for key in sorted(groups, key=lambda k: (k is None, k or ""))]
@@ -264,7 +265,7 @@ def aggregate_clips(expressions: Sequence[ExpressionResult]) -> list[GroupResult
     ]
 
 
-def _of_clips(key, clips: list[GroupResult], **extra) -> GroupResult:
+def _of_clips(key: str | None, clips: list[GroupResult], **extra: Any) -> GroupResult:
     return _group(key, clips, n_clips=len(clips), n_expressions=sum(c.n_expressions for c in clips), **extra)
 
 
@@ -337,7 +338,8 @@ def summarise(
     J_ci = bootstrap_ci([[e.J for e in rows] for rows in ordered], bootstrap, seed)
     JF_ci = None
     if F is not None:
-        JF_ci = bootstrap_ci([[(e.J + e.F) / 2 for e in rows] for rows in ordered], bootstrap, seed)
+        # F is not None, so every expression has one
+        JF_ci = bootstrap_ci([[(e.J + cast(float, e.F)) / 2 for e in rows] for rows in ordered], bootstrap, seed)
     TempCon_ci = bootstrap_ci([[e.TempCon for e in rows] for rows in ordered], bootstrap, seed)
     return Summary(
         J=J,

@@ -11,11 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from refvps.dataset.palette import encode_label_png
+from refvps.dataset.palette import encode_label_png, read_label_png
 from refvps.dataset.pngfast import decode_label, decode_mask, read_header
 from refvps.errors import DatasetError, PredictionError
-from refvps.predictions.readers import decode_mask_png_raw
-from refvps.scoring.engine import read_label
+from refvps.predictions.masks import decode_mask_png_raw
 
 H, W = 23, 37
 
@@ -165,7 +164,7 @@ def test_filtered_rows_are_left_to_pil(tmp_path):
         np.testing.assert_array_equal(np.asarray(image), label)  # a valid PNG
     path = tmp_path / "label.png"
     path.write_bytes(data)
-    np.testing.assert_array_equal(read_label(str(path)), label)
+    np.testing.assert_array_equal(read_label_png(path), label)
     plain = _handmade_png(label, 3, [0] * H, palette)
     np.testing.assert_array_equal(decode_label(plain), label)
 
@@ -206,7 +205,7 @@ def test_damaged_ground_truth_is_an_error_or_declined(tmp_path):
     path = tmp_path / "00000.png"
     path.write_bytes(data[: (start + end) // 2])
     with pytest.raises(DatasetError, match="cannot be decoded"):
-        read_label(str(path))
+        read_label_png(path)
     for position in rng.choice(np.arange(8, len(data)), size=60, replace=False):
         damaged = bytearray(data)
         damaged[position] ^= 1 << int(rng.integers(0, 8))

@@ -88,6 +88,12 @@ BREAKERS = {
     "mask_not_palette": (lambda r: Image.fromarray(np.zeros((H, W), np.uint8)).save(_mask(r)), _mask, "error", False),
     "mask_size": (lambda r: write_label_png(_mask(r), np.zeros((H + 2, W), np.uint8)), _mask, "error", False),
     "mask_values": (lambda r: write_label_png(_mask(r), np.full((H, W), 7, np.uint8)), _mask, "error", False),
+    "no_expression": (
+        lambda r: _edit_json(_exps(r), lambda d: d["videos"]["clip_a"].update(expressions={})),
+        _exps,
+        "error",
+        False,
+    ),
     "obj_id_absent": (
         lambda r: _edit_json(_exps(r), lambda d: d["videos"]["clip_a"]["expressions"]["3"].update(obj_id="2")),
         _exps,
@@ -163,6 +169,19 @@ def test_each_rule_is_reported_with_its_file(tmp_path, rule):
         # The Ref-VPS-only rules are silent (or mere warnings) without --refvps.
         relaxed = validate_dataset(root, refvps_rules=False)
         assert not [p for p in relaxed.problems if p.rule == rule and p.severity == "error"]
+
+
+def test_masks_without_expressions_are_one_problem_per_clip(tmp_path):
+    """A clip saved with masks but no expression yet: one message for the clip that says so, not one
+    'outside {0, , 255}' error per frame."""
+    root = write_small_dataset(tmp_path / "ds")
+    _edit_json(_exps(root), lambda d: d["videos"]["clip_a"].update(expressions={}))
+    problems = validate_dataset(root).for_clip("clip_a")
+    assert [p.rule for p in problems] == ["no_expression"], [(p.rule, p.message) for p in problems]
+    message = problems[0].message
+    assert "no expression refers" in message and "label 1 in 6 frames" in message, message
+    assert "outside" not in message
+    assert validate_dataset(root).for_clip("clip_b") == []
 
 
 def test_require_valid_raises_with_every_error(tmp_path):

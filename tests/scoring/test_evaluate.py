@@ -249,7 +249,7 @@ def test_second_object_single_frame_and_many_expression_ids(tmp_path):
             assert results.summary.J_concept_balanced == pytest.approx((clip_two + expected[("one", "0")][0]) / 2)
 
 
-def test_missing_frames_are_scored_empty_and_counted(scored_case, tmp_path):
+def test_missing_frames_are_scored_empty_and_counted(scored_case, tmp_path, caplog):
     predictions = scored_case["predictions"]
     skip = {("clip_a", "0", 2), ("clip_a", "0", 5), ("clip_b", "1", 0)}
     skip |= {("clip_c", "2", t) for t in range(CLIPS["clip_c"][0])}  # a whole expression
@@ -258,7 +258,11 @@ def test_missing_frames_are_scored_empty_and_counted(scored_case, tmp_path):
         write_png_tree(tmp_path / "pred", predictions, skip=skip),
         write_rle_json(tmp_path / "pred.json", predictions, skip=skip),
     ):
+        caplog.clear()
         results = evaluate(source, scored_case["dataset"], bootstrap=0)
+        # The library says so itself (a logged warning), not only the CLI.
+        warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert len(warnings) == 1 and f"{len(skip)} predicted frame(s) missing in 3 clip(s)" in warnings[0]
         rows = {(r.video, r.exp_id): r for r in results.per_expression}
         assert rows[("clip_a", "0")].n_missing == 2 and rows[("clip_c", "2")].n_missing == CLIPS["clip_c"][0]
         for key, want in expected.items():
@@ -271,7 +275,7 @@ def test_missing_frames_are_scored_empty_and_counted(scored_case, tmp_path):
             evaluate(source, scored_case["dataset"], strict=True)
 
 
-def test_unknown_predictions_are_reported_not_scored(scored_case, reference_results, tmp_path):
+def test_unknown_predictions_are_reported_not_scored(scored_case, reference_results, tmp_path, caplog):
     tree = tmp_path / "pred"
     shutil.copytree(scored_case["tree"], tree)
     mask = scored_case["predictions"][("clip_a", "0")][0]
@@ -279,6 +283,7 @@ def test_unknown_predictions_are_reported_not_scored(scored_case, reference_resu
     write_png_tree(tree, extra)
     (tree / "clip_b" / "0" / f"{frame_name(99)}.png").write_bytes((tree / "clip_b" / "0" / "00000.png").read_bytes())
     results = evaluate(tree, scored_case["dataset"], bootstrap=200, seed=3)
+    assert [r.getMessage() for r in caplog.records if "were not scored" in r.getMessage()]
     assert results.summary.to_json() == reference_results.summary.to_json()
     assert results.coverage.unknown_clips == ["clip_zzz"]
     assert results.coverage.unknown_expressions == [{"video": "clip_a", "exp_id": "9"}]

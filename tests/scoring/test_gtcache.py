@@ -70,8 +70,7 @@ def test_the_cache_is_filled_once_and_then_read_instead_of_the_pngs(case, monkey
     def no_decoding(*args, **kwargs):
         raise AssertionError("a label PNG was decoded although the cache holds it")
 
-    monkeypatch.setattr(engine, "decode_label_bytes", no_decoding)
-    monkeypatch.setattr(engine, "read_label", no_decoding)
+    monkeypatch.setattr(engine, "decode_label_png", no_decoding)
     assert _j(_score(case, case["cache"])) == without
     assert _j(_score(case, case["cache"], workers=2)) == without
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from refvps.predictions.readers import rle_counts
+from refvps.predictions.masks import rle_counts
 from refvps.scoring.metrics import (
     bound_pixels,
     boundary_f,
