@@ -134,7 +134,7 @@ def codabench(root: Path, out: Path, **opts) -> None:
 
     Splits are named by a "split" field per clip in clips.json, or by folders ROOT/<split>/. The
     bundle is refused if any test mask could be downloaded by participants. Upload the zip at
-    Codabench's "Benchmarks > Management > Upload"; docs/HOSTING.md has every step.
+    Codabench's "Benchmark > Management > Upload"; docs/HOSTING.md has every step.
     """
     from refvps.codabench import BundleOptions, CompetitionSettings, PhaseLimits, build_bundle
 
@@ -178,7 +178,7 @@ def codabench(root: Path, out: Path, **opts) -> None:
     console.print(f"checked: none of the {report.checked_files} files participants can download holds a test mask")
     console.print(
         f"next: build and push the scoring image {escape(report.docker_image)} (docker/Dockerfile), then upload "
-        f"{escape(str(report.out))} on Codabench (Benchmarks > Management > Upload); see docs/HOSTING.md"
+        f"{escape(str(report.out))} on Codabench (Benchmark > Management > Upload); see docs/HOSTING.md"
     )
 
 

@@ -18,7 +18,7 @@ Each step follows codalab/codabench at commit c7dbc756b07b133f8e552ae626fab54817
 
 Docker cannot run here, so the one liberty taken is the container's bind mounts: ``/app/program``,
 ``/app/output``, ``/app/input`` and ``/app/shared`` are this run's folders, and the image's
-``python3`` is this interpreter. The child's peak memory is taken from ``os.wait4``.
+``python3`` is this interpreter. The command's peak memory is measured with ``os.wait4`` (:func:`measured_run`).
 """
 
 from __future__ import annotations
@@ -140,14 +140,12 @@ class CodabenchRun:
             argv[0] = sys.executable
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         with open(self.root / "stdout.txt", "w+") as out, open(self.root / "stderr.txt", "w+") as err:
-            process = subprocess.Popen(argv, cwd=program, env=env, stdout=out, stderr=err)
-            _, status, usage = os.wait4(process.pid, 0)
-            process.returncode = os.waitstatus_to_exitcode(status)
+            returncode, maxrss_mib = measured_run(argv, cwd=program, env=env, stdout=out, stderr=err)
             out.seek(0), err.seek(0)
             stdout, stderr = out.read(), err.read()
         scores_file = output / "scores.json"
         scores = json.loads(scores_file.read_text()) if scores_file.exists() else None
-        return Outcome(process.returncode, stdout, stderr, usage.ru_maxrss / 1024, scores, output)
+        return Outcome(returncode, stdout, stderr, maxrss_mib, scores, output)
 
     def _mount(self, argument: str) -> str:
         for name in ("program", "output", "input", "shared"):
@@ -155,6 +153,34 @@ class CodabenchRun:
             if argument == mount or argument.startswith(mount + "/"):
                 return str(self.root / name) + argument[len(mount) :]
         return argument
+
+
+# Linux carries a parent's resident size into the peak of a child it forks (the child starts with a
+# copy of its page tables), so a command forked from pytest would report at least pytest's size. The
+# command is forked from this small launcher instead, which reports the command's own peak.
+_LAUNCHER = """
+import os, sys
+report, argv = int(sys.argv[1]), sys.argv[2:]
+pid = os.fork()
+if pid == 0:
+    os.close(report)
+    os.execvp(argv[0], argv)
+_, status, usage = os.wait4(pid, 0)
+os.write(report, str(usage.ru_maxrss).encode())
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def measured_run(argv: list[str], **popen) -> tuple[int, float]:
+    """Run ``argv`` (``popen``: :class:`subprocess.Popen` options); return its exit status and its peak
+    resident memory in MiB."""
+    read, write = os.pipe()
+    process = subprocess.Popen([sys.executable, "-c", _LAUNCHER, str(write), *argv], pass_fds=(write,), **popen)
+    os.close(write)
+    with os.fdopen(read) as report:
+        text = report.read()
+    process.wait()
+    return process.returncode, int(text or 0) / 1024
 
 
 def submit(competition: Competition, phase_index: int, submission_zip: Path, work: Path) -> Outcome:
