@@ -122,6 +122,11 @@ class CompetitionSettings:
             raise UsageError("; ".join(problems), hint="see: refvps codabench --help")
 
     @property
+    def summary(self) -> str:
+        """The description, or one sentence when the host gave none (Codabench lists it with the title)."""
+        return self.description or f"{self.title}: a benchmark of referring video process segmentation."
+
+    @property
     def dev_end(self) -> datetime:
         # Codabench wants phases strictly in sequence: the dev phase ends the second before the test one starts
         return self.test_start - timedelta(seconds=1)
@@ -159,7 +164,7 @@ def competition_document(
     document: dict[str, Any] = {
         "version": 2,
         "title": settings.title,
-        "description": settings.description or f"{settings.title}: referring video process segmentation.",
+        "description": settings.summary,
         "image": LOGO,
         "terms": f"{PAGES_DIR}/terms.md",
         "competition_type": settings.competition_type,

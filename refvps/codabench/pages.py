@@ -90,7 +90,7 @@ def overview_page(settings: CompetitionSettings, dev: SplitStats, test: SplitSta
     return _fill(
         "overview",
         title=settings.title,
-        description=settings.description,
+        description=settings.summary,
         phase_rows="\n".join(rows),
         columns_table="\n".join(columns),
         version=__version__,
@@ -104,7 +104,7 @@ def evaluation_page(config: ScoringConfig, dev: SplitStats) -> str:
         example_path=dev.example,
         max_file_mib=round(config.limits.max_file_bytes / (1 << 20), 1),
         max_files=config.limits.max_files,
-        bound_th=f"{BOUND_TH:g} (a fraction)",
+        bound_th=f"{BOUND_TH:g} × the image diagonal" if BOUND_TH < 1 else f"{BOUND_TH:g} pixels",
         recall_threshold=RECALL_THRESHOLD,
         bootstrap=config.bootstrap,
         seed=config.seed,
