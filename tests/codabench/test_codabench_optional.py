@@ -64,18 +64,19 @@ class _Any(metaclass=_AnyMeta):
 
 
 class _Module(types.ModuleType):
+    def _default(self, name: str) -> type:
+        return _Any
+
     def __getattr__(self, name):
         if name.startswith("__"):
             raise AttributeError(name)
-        return _Any
+        return self._default(name)
 
 
 class _ModelsModule(_Module):
     """``django.db.models``: field classes (``CharField``...) record their arguments."""
 
-    def __getattr__(self, name):
-        if name.startswith("__"):
-            raise AttributeError(name)
+    def _default(self, name: str) -> type:
         return _Field if name[:1].isupper() else _Any
 
 
