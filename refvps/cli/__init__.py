@@ -39,6 +39,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "review": ("refvps.cli.curate_cmds", "review", "Make contact sheets and record accept/reject decisions."),
     "trim": ("refvps.cli.curate_cmds", "trim", "Cut accepted videos into clips at 24 fps (shots, crops, end cards)."),
     "annotate": ("refvps.cli.annotate_cmds", "annotate", "Label masks, Ignore regions and expressions with SAM2."),
+    "codabench": ("refvps.cli.codabench_cmds", "codabench", "Build a Codabench bundle: dev and hidden-test phases."),
+    "codabench-score": ("refvps.cli.codabench_cmds", "codabench_score", "Score a submission on Codabench's worker."),
 }
 
 
