@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -22,8 +22,10 @@ from baselines.export import ExportNames
 from refvps.dataset.format import Clip, Dataset, image_size
 from refvps.errors import PredictionError
 from refvps.predictions import PredictionWriter
+from refvps.progress import NO_PROGRESS, Progress
 
 _LABEL_MODES = {"L", "P", "1", "I", "I;16", "LA", "PA"}
+CONVERT_STAGE = "converting"  # progress stage: clips converted into the prediction folder
 
 
 def read_method_mask(path: Path, size: tuple[int, int]) -> np.ndarray:
@@ -124,9 +126,12 @@ def harvest(
     writer: PredictionWriter,
     *,
     info: dict | None = None,
-    progress: Callable[[str, int], None] | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> Harvest:
-    """Convert every clip of ``clip_ids`` whose masks are all in ``annotations``; report the others."""
+    """Convert every clip of ``clip_ids`` whose masks are all in ``annotations``; report the others.
+
+    Each clip converted advances the ``"converting"`` stage of ``progress``.
+    """
     result = Harvest()
     for clip_id in clip_ids:
         clip = dataset.clip(clip_id)
@@ -149,8 +154,7 @@ def harvest(
             continue
         result.converted.append(clip_id)
         result.masks += written
-        if progress is not None:
-            progress(clip_id, written)
+        progress.advance(CONVERT_STAGE, note=clip_id)
     return result
 
 
