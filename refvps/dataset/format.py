@@ -248,8 +248,8 @@ class Clip:
 class Dataset:
     """A Ref-VPS-format dataset on disk.
 
-    >>> ds = Dataset("data/synthetic")            # doctest: +SKIP
-    >>> clip = ds.clip(ds.clip_ids[0])            # doctest: +SKIP
+    >>> ds = Dataset("data/synthetic")
+    >>> clip = ds.clip(ds.clip_ids[0])
     >>> label = clip.read_label(clip.frame_names[0])
 
     The JSON files are read when the dataset is opened; frames and masks when asked for.
@@ -379,7 +379,7 @@ class DatasetWriter:
     file lock, one clip at a time, so that writing one clip never loses another clip's entries.
 
     >>> writer = DatasetWriter("out")                                     # doctest: +SKIP
-    >>> writer.write_clip("c1", frames, labels, expressions, ClipMeta("c1", concept="smoke"))
+    >>> writer.write_clip("c1", frames, labels, expressions, ClipMeta("c1", concept="smoke"))  # doctest: +SKIP
     """
 
     def __init__(self, root: str | Path, *, jpeg_quality: int = 95):

@@ -56,7 +56,7 @@ class PredictionWriter:
     """Writes one method's predictions for a dataset, resumably.
 
     >>> writer = PredictionWriter("preds/")                          # doctest: +SKIP
-    >>> if not writer.is_done("clip_0001"):
+    >>> if not writer.is_done("clip_0001"):                          # doctest: +SKIP
     ...     writer.write("clip_0001", "0", "00000", mask)
     ...     writer.mark_done("clip_0001")
     """
