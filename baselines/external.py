@@ -454,6 +454,11 @@ class ExternalRun:
     def __post_init__(self) -> None:
         self.names = ExportNames.for_clips(self.selected)
 
+    @property
+    def annotations(self) -> Path:
+        """Where the method writes its masks."""
+        return self.adapter.annotations_dir(self.paths)
+
     def context(self, clip_ids: list[str]) -> RunContext:
         return RunContext(
             self.dataset,
@@ -517,21 +522,23 @@ def _dry_run(run: ExternalRun) -> RunSummary:
 
 
 def _run_locked(run: ExternalRun) -> RunSummary:
+    """Convert what an earlier attempt left, then run the method on the clips still missing (if any)."""
     writer = PredictionWriter(run.out)
     done = writer.done_clips() & set(run.selected)
     record, previous = _start_record(run, done)
     pending = [c for c in run.selected if c not in done]
     converted = 0
     if pending:  # masks a previous attempt wrote but did not convert
-        before = harvest(run.dataset, pending, _annotations(run), run.names, writer, info={"method": run.adapter.name})
+        before = harvest(run.dataset, pending, run.annotations, run.names, writer, info={"method": run.adapter.name})
         converted += len(before.converted)
         pending = [c for c in pending if c not in before.converted]
-    if not pending:
+    if not pending:  # nothing to run: the record keeps the commands of the attempt that did the work
+        earlier = previous or {}
         RunRecord(run.out, record).finish(
             "complete",
-            exit_status=(previous or {}).get("exit_status", 0),
-            commands=(previous or {}).get("commands", []),
-            started=(previous or {}).get("started") or now_iso(),
+            exit_status=earlier.get("exit_status", 0),
+            commands=earlier.get("commands", []),
+            started=earlier.get("started") or now_iso(),
         )
         _cleanup(run.paths, run.options.keep_workdir)
         return run.summary(len(done), converted)
@@ -579,10 +586,6 @@ def _start_record(run: ExternalRun, done: set[str]) -> tuple[dict[str, Any], dic
     return record, previous
 
 
-def _annotations(run: ExternalRun) -> Path:
-    return run.adapter.annotations_dir(run.paths)
-
-
 def _attempt(
     run: ExternalRun,
     record: dict[str, Any],
@@ -605,14 +608,12 @@ def _attempt(
             code = _execute(run, invocations, log_path, pending)
         except BaseException as exc:
             # What the method finished before it stopped is kept; run_lifecycle records the status.
-            result = harvest(run.dataset, pending, _annotations(run), run.names, writer, info=info)
+            result = harvest(run.dataset, pending, run.annotations, run.names, writer, info=info)
             status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "error"
             _add_attempt(record, started, None, log_path, pending, result.converted, status=status)
             raise
         with run.progress.stage(CONVERT_STAGE, len(pending)):
-            result = harvest(
-                run.dataset, pending, _annotations(run), run.names, writer, info=info, progress=run.progress
-            )
+            result = harvest(run.dataset, pending, run.annotations, run.names, writer, info=info, progress=run.progress)
         status = "complete" if code == 0 and not result.pending else "failed"
         _add_attempt(record, started, code, log_path, pending, result.converted, status=status)
         lifecycle.finish(status, exit_status=code)
@@ -627,7 +628,7 @@ def _execute(run: ExternalRun, invocations: list[Invocation], log_path: Path, pe
 
     While they run, the ``"masks"`` stage counts the masks appearing in the method's output folder.
     """
-    annotations = _annotations(run)
+    annotations = run.annotations
     videos = [run.names.video(c) for c in pending]
     expected = sum(len(clip.expressions) * len(clip.frame_names) for clip in map(run.dataset.clip, pending))
     since = time.time() - 1.0
