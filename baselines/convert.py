@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -22,6 +22,7 @@ from refvps.dataset.format import Clip, Dataset, image_size
 from refvps.dataset.images import ImageKind, open_image
 from refvps.errors import PredictionError
 from refvps.predictions import PredictionWriter
+from refvps.progress import NO_PROGRESS, Progress
 
 _LABEL_MODES = {"L", "P", "1", "I", "I;16", "LA", "PA"}
 METHOD_MASK = ImageKind(
@@ -31,6 +32,7 @@ METHOD_MASK = ImageKind(
     error=PredictionError,
     container="PNG",
 )
+CONVERT_STAGE = "converting"  # progress stage: clips converted into the prediction folder
 
 
 def read_method_mask(path: Path, size: tuple[int, int]) -> np.ndarray:
@@ -119,9 +121,12 @@ def harvest(
     writer: PredictionWriter,
     *,
     info: dict | None = None,
-    progress: Callable[[str, int], None] | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> Harvest:
-    """Convert every clip of ``clip_ids`` whose masks are all in ``annotations``; report the others."""
+    """Convert every clip of ``clip_ids`` whose masks are all in ``annotations``; report the others.
+
+    Each clip converted advances the ``"converting"`` stage of ``progress``.
+    """
     result = Harvest()
     for clip_id in clip_ids:
         clip = dataset.clip(clip_id)
@@ -144,8 +149,7 @@ def harvest(
             continue
         result.converted.append(clip_id)
         result.masks += written
-        if progress is not None:
-            progress(clip_id, written)
+        progress.advance(CONVERT_STAGE, note=clip_id)
     return result
 
 

@@ -12,8 +12,8 @@ What every external adapter (``baselines/uninext.py``, ``vdit.py``, ``mutr.py``)
        <workdir>/state.json        which configuration the raw masks belong to
 
 2. **Run**: the adapter's command runs as a subprocess (the method's interpreter, its working
-   directory, the adapter's environment variables); stdout and stderr go to the log file while a
-   progress bar counts the masks appearing in the output folder.
+   directory, the adapter's environment variables); stdout and stderr go to the log file while the
+   progress stage ``"masks"`` counts the masks appearing in the output folder (the CLI draws it).
 3. **Convert**: every clip whose masks are all there is converted into ``<out>`` and marked done.
 4. **Record**: ``<out>/run.json`` (see :mod:`refvps.predictions.record`) and the attempt's log in
    ``<out>/.logs/`` (the command, then everything the method printed). A complete run removes
@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import shlex
 import shutil
@@ -39,7 +40,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from baselines.convert import describe_missing, harvest
+from baselines.convert import CONVERT_STAGE, Harvest, describe_missing, harvest
 from baselines.export import ExportNames, reset_folder
 from refvps.dataset.format import Dataset
 from refvps.dataset.validate import open_valid_dataset
@@ -47,19 +48,24 @@ from refvps.errors import ConfigError, PredictionError, RefvpsError, UsageError
 from refvps.fileio import atomic_write_json, atomic_write_text, read_json
 from refvps.predictions import PredictionWriter, check_prediction_folder, done_clips
 from refvps.predictions.record import (
-    check_same_run,
+    RunRecord,
     checkpoint_record,
     git_state,
     now_iso,
     read_run,
-    write_run,
+    resume_record,
+    run_lifecycle,
 )
+from refvps.progress import NO_PROGRESS, Progress
 
 DRIVER = Path(__file__).resolve().parent / "drivers" / "run_patched.py"
 MARKER = ".refvps-workdir"
 LOGS_DIR = ".logs"  # inside <out>: hidden, so the scorer skips it, and kept after the work folder goes
 POLL_SECONDS = 2.0
 LOG_TAIL_LINES = 15
+MASKS_STAGE = "masks"  # progress stage: masks the method has written
+
+logger = logging.getLogger(__name__)
 
 
 class MethodFailedError(RefvpsError):
@@ -276,25 +282,6 @@ class RunSummary:
         return data
 
 
-class Reporter:
-    """Progress hooks; the CLI draws them as rich progress bars. The default does nothing."""
-
-    def stage(self, name: str, total: int | None) -> None:
-        pass
-
-    def update(self, completed: int, note: str | None = None) -> None:
-        pass
-
-    def advance(self, n: int = 1) -> None:
-        pass
-
-    def end(self) -> None:
-        pass
-
-    def message(self, text: str) -> None:
-        pass
-
-
 def default_workdir(out: Path) -> Path:
     return out.parent / f"{out.name}.work"
 
@@ -448,9 +435,57 @@ def run_logged(invocation: Invocation, log_path: Path, *, on_poll=None, poll: fl
 
 
 # -- the whole run --------------------------------------------------------------------------------
-def run_external(adapter: ExternalAdapter, options: ExternalOptions, reporter: Reporter | None = None) -> RunSummary:
-    """Export, run, convert and record one external method on a dataset (see the module doc)."""
-    reporter = reporter or Reporter()
+@dataclass
+class ExternalRun:
+    """One run of an external method once its inputs were checked: what every phase of it reads."""
+
+    adapter: ExternalAdapter
+    options: ExternalOptions
+    out: Path
+    dataset: Dataset
+    selected: list[str]  # the clips of this run, finished or not
+    repo: Path
+    python: str
+    checkpoint: Path
+    paths: WorkPaths
+    progress: Progress = NO_PROGRESS
+    names: ExportNames = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.names = ExportNames.for_clips(self.selected)
+
+    @property
+    def annotations(self) -> Path:
+        """Where the method writes its masks."""
+        return self.adapter.annotations_dir(self.paths)
+
+    def context(self, clip_ids: list[str]) -> RunContext:
+        return RunContext(
+            self.dataset,
+            clip_ids,
+            self.names,
+            self.paths,
+            self.repo,
+            self.python,
+            self.checkpoint,
+            self.options.gpus,
+            list(self.options.method_args),
+        )
+
+    def summary(self, done: int, converted: int, **fields: Any) -> RunSummary:
+        """The summary of a complete run (the work folder is named only when it is kept)."""
+        workdir = self.paths.root if self.options.keep_workdir else None
+        return RunSummary(
+            self.adapter.name, self.out, "complete", len(self.selected), done, converted, workdir=workdir, **fields
+        )
+
+
+def run_external(adapter: ExternalAdapter, options: ExternalOptions, progress: Progress = NO_PROGRESS) -> RunSummary:
+    """Export, run, convert and record one external method on a dataset (see the module doc).
+
+    ``progress`` gets two stages: ``"masks"`` (the masks the method has written, noted with the
+    last line of its log) and ``"converting"`` (clips converted into ``options.out``).
+    """
     out = Path(options.out)
     check_prediction_folder(out, options.dataset)
     dataset, selected = open_valid_dataset(options.dataset, options.clips, check_masks=False, require_masks=False)
@@ -464,161 +499,167 @@ def run_external(adapter: ExternalAdapter, options: ExternalOptions, reporter: R
             hint=f"download the {adapter.title} weights and pass the file with --checkpoint",
             path=checkpoint,
         )
-    checkpoint = checkpoint.resolve()
     paths = prepare_workdir(Path(options.workdir) if options.workdir else default_workdir(out), adapter.name)
+    run = ExternalRun(adapter, options, out, dataset, selected, repo, python, checkpoint.resolve(), paths, progress)
     with exclusive(paths):
-        return _run_locked(adapter, options, reporter, out, dataset, selected, repo, python, checkpoint, paths)
+        return _dry_run(run) if options.dry_run else _run_locked(run)
 
 
-def _run_locked(adapter, options, reporter, out, dataset, selected, repo, python, checkpoint, paths) -> RunSummary:
-    names = ExportNames.for_clips(selected)
+def _dry_run(run: ExternalRun) -> RunSummary:
+    """Export the clips still to do and return the commands that would run them; run nothing."""
+    finished = done_clips(run.out)
+    pending = [c for c in run.selected if c not in finished]
+    invocations = run.adapter.prepare(run.context(pending or run.selected))
+    return RunSummary(
+        run.adapter.name,
+        run.out,
+        "dry-run",
+        len(run.selected),
+        len(run.selected) - len(pending),
+        workdir=run.paths.root,
+        commands=[i.to_json() for i in invocations],
+    )
 
-    def context(clip_ids: list[str]) -> RunContext:
-        return RunContext(
-            dataset, clip_ids, names, paths, repo, python, checkpoint, options.gpus, list(options.method_args)
+
+def _run_locked(run: ExternalRun) -> RunSummary:
+    """Convert what an earlier attempt left, then run the method on the clips still missing (if any)."""
+    writer = PredictionWriter(run.out)
+    done = writer.done_clips() & set(run.selected)
+    record, previous = _start_record(run, done)
+    pending = [c for c in run.selected if c not in done]
+    converted = 0
+    if pending:  # masks a previous attempt wrote but did not convert
+        before = harvest(run.dataset, pending, run.annotations, run.names, writer, info={"method": run.adapter.name})
+        converted += len(before.converted)
+        pending = [c for c in pending if c not in before.converted]
+    if not pending:  # nothing to run: the record keeps the commands of the attempt that did the work
+        earlier = previous or {}
+        RunRecord(run.out, record).finish(
+            "complete",
+            exit_status=earlier.get("exit_status", 0),
+            commands=earlier.get("commands", []),
+            started=earlier.get("started") or now_iso(),
         )
+        _cleanup(run.paths, run.options.keep_workdir)
+        return run.summary(len(done), converted)
+    return _attempt(run, record, writer, pending, already_done=len(done), converted=converted)
 
-    if options.dry_run:
-        finished = done_clips(out)
-        pending = [c for c in selected if c not in finished]
-        invocations = adapter.prepare(context(pending or selected))
-        return RunSummary(
-            adapter.name,
-            out,
-            "dry-run",
-            len(selected),
-            len(selected) - len(pending),
-            workdir=paths.root,
-            commands=[i.to_json() for i in invocations],
-        )
 
-    writer = PredictionWriter(out)
-    previous = read_run(out)
-    done = writer.done_clips() & set(selected)
-    if checkpoint.stat().st_size > 256 << 20:
-        reporter.message(f"reading {checkpoint.name} for its sha256 (recorded in run.json)")
-    ckpt = checkpoint_record(checkpoint, (previous or {}).get("checkpoint"))
-    git = git_state(repo)
+def _start_record(run: ExternalRun, done: set[str]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The ``run.json`` record of this run and the previous one, after checking that the finished
+    clips came from the same configuration (an other one empties the work folder's raw masks)."""
+    adapter = run.adapter
+    if run.checkpoint.stat().st_size > 256 << 20:
+        logger.info("reading %s for its sha256 (recorded in run.json)", run.checkpoint.name)
+    ckpt = checkpoint_record(run.checkpoint, (read_run(run.out) or {}).get("checkpoint"))
+    git = git_state(run.repo)
     fingerprint = {
         "method": adapter.name,
         "checkpoint_sha256": ckpt["sha256"],
         "settings": adapter.settings(),
-        "method_args": list(options.method_args),
+        "method_args": list(run.options.method_args),
         "upstream_commit": git["commit"],
     }
-    check_same_run(previous, fingerprint, out, done)
-    _sync_state(paths, fingerprint, adapter)
-
+    previous = resume_record(run.out, fingerprint, done)
+    _sync_state(run.paths, fingerprint, adapter)
+    same = previous is not None and previous.get("fingerprint") == fingerprint
     record: dict[str, Any] = {
         "method": adapter.name,
         "title": adapter.title,
         "kind": "external",
-        "dataset": str(Path(options.dataset).resolve()),
-        "clips": len(selected),
+        "dataset": str(Path(run.options.dataset).resolve()),
+        "clips": len(run.selected),
         "upstream": {"repository": adapter.upstream, "checked_commit": adapter.upstream_commit, **git},
         "checkpoint": ckpt,
         "settings": adapter.settings(),
-        "method_args": list(options.method_args),
-        "gpus": options.gpus,
+        "method_args": list(run.options.method_args),
+        "gpus": run.options.gpus,
         "fingerprint": fingerprint,
-        "workdir": str(paths.root),
-        "attempts": list((previous or {}).get("attempts", []))
-        if previous and previous.get("fingerprint") == fingerprint
-        else [],
+        "workdir": str(run.paths.root),
+        "attempts": list(previous.get("attempts", [])) if same and previous else [],
     }
     if git["commit"] and git["commit"] != adapter.upstream_commit:
         record["warning"] = (
             f"the checkout is at {git['commit']}; the adapter was checked against {adapter.upstream_commit}"
         )
-        reporter.message(record["warning"])
+        logger.warning(record["warning"])
+    return record, previous
 
-    pending = [c for c in selected if c not in done]
-    annotations = adapter.annotations_dir(paths)
-    info = {"method": adapter.name}
-    converted_total = 0
-    if pending:  # masks a previous attempt wrote but did not convert
-        before = harvest(dataset, pending, annotations, names, writer, info=info)
-        converted_total += len(before.converted)
-        pending = [c for c in pending if c not in before.converted]
 
-    if not pending:
-        record.update(
-            status="complete",
-            commands=(previous or {}).get("commands", []),
-            started=(previous or {}).get("started") or now_iso(),
-            finished=now_iso(),
-            exit_status=(previous or {}).get("exit_status", 0),
-        )
-        write_run(out, record)
-        _cleanup(paths, options.keep_workdir)
-        return RunSummary(
-            adapter.name,
-            out,
-            "complete",
-            len(selected),
-            len(done),
-            converted_total,
-            workdir=paths.root if options.keep_workdir else None,
-        )
-
-    ctx = context(pending)
-    invocations = adapter.prepare(ctx)
+def _attempt(
+    run: ExternalRun,
+    record: dict[str, Any],
+    writer: PredictionWriter,
+    pending: list[str],
+    *,
+    already_done: int,
+    converted: int,
+) -> RunSummary:
+    """Run the method on the ``pending`` clips, convert what it wrote and record the attempt."""
+    invocations = run.adapter.prepare(run.context(pending))
     attempt_no = len(record["attempts"]) + 1
-    log_path = out / LOGS_DIR / f"{adapter.name}-attempt-{attempt_no:03d}-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    log_path = run.out / LOGS_DIR / f"{run.adapter.name}-attempt-{attempt_no:03d}-{stamp}.log"
     started = now_iso()
-    record.update(
-        status="running",
-        commands=[i.to_json() for i in invocations],
-        started=started,
-        finished=None,
-        exit_status=None,
-        log=str(log_path),
-    )
-    write_run(out, record)
+    record.update(commands=[i.to_json() for i in invocations], started=started, exit_status=None, log=str(log_path))
+    info = {"method": run.adapter.name}
+    with run_lifecycle(run.out, record) as lifecycle:
+        try:
+            code = _execute(run, invocations, log_path, pending)
+        except BaseException as exc:
+            # What the method finished before it stopped is kept; run_lifecycle records the status.
+            result = harvest(run.dataset, pending, run.annotations, run.names, writer, info=info)
+            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "error"
+            _add_attempt(record, started, None, log_path, pending, result.converted, status=status)
+            raise
+        with run.progress.stage(CONVERT_STAGE, len(pending)):
+            result = harvest(run.dataset, pending, run.annotations, run.names, writer, info=info, progress=run.progress)
+        status = "complete" if code == 0 and not result.pending else "failed"
+        _add_attempt(record, started, code, log_path, pending, result.converted, status=status)
+        lifecycle.finish(status, exit_status=code)
+    converted += len(result.converted)
+    _raise_for_failure(run, code, result, log_path, kept=already_done + converted)
+    _cleanup(run.paths, run.options.keep_workdir)
+    return run.summary(already_done, converted, log=log_path, commands=[i.to_json() for i in invocations])
 
-    videos = [names.video(c) for c in pending]
-    expected = sum(len(clip.expressions) * len(clip.frame_names) for clip in map(dataset.clip, pending))
+
+def _execute(run: ExternalRun, invocations: list[Invocation], log_path: Path, pending: list[str]) -> int:
+    """Run the commands one after the other (stopping at the first failure); returns the exit status.
+
+    While they run, the ``"masks"`` stage counts the masks appearing in the method's output folder.
+    """
+    annotations = run.annotations
+    videos = [run.names.video(c) for c in pending]
+    expected = sum(len(clip.expressions) * len(clip.frame_names) for clip in map(run.dataset.clip, pending))
+    since = time.time() - 1.0
     code = 0
-    t0 = time.time() - 1.0
-    reporter.stage(f"{adapter.title}: {len(pending)} clips", expected)
-    try:
+
+    def poll() -> None:
+        last = _last_line(log_path)
+        run.progress.update(
+            MASKS_STAGE, _count_new_masks(annotations, videos, since), note=last[-60:] if last else None
+        )
+
+    with run.progress.stage(MASKS_STAGE, expected, note=f"{len(pending)} clips"):
         for invocation in invocations:
-            code = run_logged(
-                invocation,
-                log_path,
-                on_poll=lambda: reporter.update(_count_new_masks(annotations, videos, t0), _last_line(log_path)),
-            )
+            code = run_logged(invocation, log_path, on_poll=poll)
             if code != 0:
                 break
-    except BaseException as exc:
-        reporter.end()
-        result = harvest(dataset, pending, annotations, names, writer, info=info)
-        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "error"
-        _record_attempt(out, record, started, None, log_path, pending, result.converted, status=status)
-        raise
-    reporter.update(_count_new_masks(annotations, videos, t0))
-    reporter.end()
+        run.progress.update(MASKS_STAGE, _count_new_masks(annotations, videos, since))
+    return code
 
-    reporter.stage("converting", len(pending))
-    result = harvest(
-        dataset, pending, annotations, names, writer, info=info, progress=lambda clip_id, n: reporter.advance(1)
-    )
-    reporter.end()
-    converted_total += len(result.converted)
-    still = result.pending
-    status = "complete" if code == 0 and not still else "failed"
-    _record_attempt(out, record, started, code, log_path, pending, result.converted, status=status)
 
+def _raise_for_failure(run: ExternalRun, code: int, result: Harvest, log_path: Path, *, kept: int) -> None:
+    """A failing method, or one that exited 0 without writing every mask, is an error naming its log."""
+    title = run.adapter.title
     if code != 0:
-        kept = len(done) + converted_total
         raise MethodFailedError(
-            f"{adapter.title} exited with status {code}; its log is {log_path}\n"
-            f"last lines of the log:\n{_log_tail(log_path)}",
+            f"{title} exited with status {code}; its log is {log_path}\nlast lines of the log:\n{_log_tail(log_path)}",
             log=log_path,
             hint=f"fix what the log shows and run the same command again: the {kept} finished clip(s) "
-            f"are kept and only the other {len(still)} run",
+            f"are kept and only the other {len(result.pending)} run",
         )
-    if still:
+    if result.pending:
         parts = [describe_missing(result.incomplete)] if result.incomplete else []
         if result.unreadable:
             first = next(iter(result.unreadable.items()))
@@ -627,28 +668,15 @@ def _run_locked(adapter, options, reporter, out, dataset, selected, repo, python
         # The upstream scripts run their workers with multiprocessing and exit 0 even when a worker
         # crashed, so the log's end is the likeliest place for the reason.
         raise PredictionError(
-            f"{adapter.title} finished (exit status 0) but did not write every mask: {problems}. "
+            f"{title} finished (exit status 0) but did not write every mask: {problems}. "
             f"Its log is {log_path}\nlast lines of the log:\n{_log_tail(log_path)}",
             hint="read the log (a worker that crashed, a skipped video, out of memory?); running the same "
             "command again predicts only the missing clips",
             path=log_path,
         )
-    _cleanup(paths, options.keep_workdir)
-    return RunSummary(
-        adapter.name,
-        out,
-        "complete",
-        len(selected),
-        len(done),
-        converted_total,
-        workdir=paths.root if options.keep_workdir else None,
-        log=log_path,
-        commands=[i.to_json() for i in invocations],
-    )
 
 
-def _record_attempt(
-    out: Path,
+def _add_attempt(
     record: dict,
     started: str,
     code: int | None,
@@ -658,11 +686,10 @@ def _record_attempt(
     *,
     status: str,
 ) -> None:
-    finished = now_iso()
     record["attempts"].append(
         {
             "started": started,
-            "finished": finished,
+            "finished": now_iso(),
             "exit_status": code,
             "status": status,
             "log": str(log),
@@ -670,8 +697,7 @@ def _record_attempt(
             "converted": len(converted),
         }
     )
-    record.update(status=status, finished=finished, exit_status=code)
-    write_run(out, record)
+    record.update(exit_status=code)
 
 
 def _sync_state(paths: WorkPaths, fingerprint: dict, adapter: ExternalAdapter) -> None:

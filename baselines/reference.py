@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -35,9 +35,11 @@ from refvps.dataset.format import Clip, image_size
 from refvps.dataset.validate import open_valid_dataset
 from refvps.errors import UsageError
 from refvps.predictions import PredictionWriter, check_prediction_folder
-from refvps.predictions.record import check_same_run, now_iso, read_run, write_run
+from refvps.predictions.record import now_iso, resume_record, run_lifecycle
+from refvps.progress import NO_PROGRESS, Progress
 
 REFERENCE_BASELINES = ("empty", "full", "motion", "oracle")
+CLIPS_STAGE = "clips"  # progress stage: clips predicted (or found finished)
 
 
 @dataclass(frozen=True)
@@ -191,12 +193,11 @@ def run_reference(
     *,
     clips: Sequence[str] | None = None,
     motion: MotionConfig = MotionConfig(),
-    progress: Callable[[str, int], None] | None = None,
-    on_start: Callable[[int], None] | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> RunSummary:
     """Write the predictions of reference baseline ``name`` for a dataset into ``out``.
 
-    ``progress(clip_id, masks)`` is called after each clip, ``on_start(n_clips)`` once at the start.
+    ``progress`` gets the stage ``"clips"`` (every selected clip, finished ones included).
     """
     if name not in REFERENCE_BASELINES:
         raise UsageError(
@@ -209,10 +210,9 @@ def run_reference(
     writer = PredictionWriter(out)
     settings = asdict(motion) if name == "motion" else {}
     fingerprint = {"method": name, "settings": settings}
-    previous = read_run(out)
     done = writer.done_clips() & set(selected)
-    check_same_run(previous, fingerprint, out, done)
-    started = (previous or {}).get("started") if previous and previous.get("fingerprint") == fingerprint else None
+    previous = resume_record(out, fingerprint, done)
+    started = previous.get("started") if previous and previous.get("fingerprint") == fingerprint else None
     record = {
         "method": name,
         "kind": "reference",
@@ -221,28 +221,13 @@ def run_reference(
         "settings": settings,
         "fingerprint": fingerprint,
         "started": started or now_iso(),
-        "status": "running",
     }
-    write_run(out, record)
-    if on_start is not None:
-        on_start(len(selected))
     converted = 0
-    try:
+    with run_lifecycle(out, record), progress.stage(CLIPS_STAGE, len(selected)):
         for clip_id in selected:
-            if clip_id in done:
-                if progress is not None:
-                    progress(clip_id, 0)
-                continue
-            written = _write_clip(name, dataset.clip(clip_id), writer, motion)
-            writer.mark_done(clip_id, {"method": name})
-            converted += 1
-            if progress is not None:
-                progress(clip_id, written)
-    except BaseException as exc:
-        # The record must not say "running" after the run is gone; finished clips stay done.
-        record.update(status="interrupted" if isinstance(exc, KeyboardInterrupt) else "error", finished=now_iso())
-        write_run(out, record)
-        raise
-    record.update(status="complete", finished=now_iso(), exit_status=0)
-    write_run(out, record)
+            if clip_id not in done:
+                _write_clip(name, dataset.clip(clip_id), writer, motion)
+                writer.mark_done(clip_id, {"method": name})
+                converted += 1
+            progress.advance(CLIPS_STAGE, note=clip_id)
     return RunSummary(name, out, "complete", len(selected), len(done), converted)

@@ -1,7 +1,7 @@
 """``build_rem``: the one function that makes a REM model from a configuration name.
 
 >>> model = build_rem("rem-tiny")                                    # the shipped tiny weights
->>> model = build_rem("rem-ms", random_init=True, device="cuda")     # full size, random, no download
+>>> model = build_rem("rem-ms", random_init=True, device="cuda")     # full size, random, no download  # doctest: +SKIP
 >>> model = build_rem("rem-ms", pretrained="ali-vilab/text-to-video-ms-1.7b",
 ...                   checkpoint="rem_ms.pth", device="cuda", dtype="bf16")   # doctest: +SKIP
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from refvps.cli.common import console, print_json, progress_bar
+from refvps.cli.common import RichProgress, console, print_json
 from refvps.errors import MissingDependencyError, RefvpsError
 
 PATH = click.Path(path_type=Path)
@@ -96,39 +96,6 @@ def _missing_rem_packages() -> list[str]:
     )
 
 
-# -- progress -------------------------------------------------------------------------------------
-class _BarReporter:
-    """Draws the library's progress hooks (baselines.external.Reporter) as rich bars."""
-
-    def __init__(self, bar):
-        self.bar = bar
-        self.task = None
-        self.name = ""
-
-    def stage(self, name: str, total: int | None) -> None:
-        self.name = name
-        self.task = self.bar.add_task(escape(name), total=total)
-
-    def update(self, completed: int, note: str | None = None) -> None:
-        if self.task is None:
-            return
-        description = self.name if not note else f"{self.name} | {note[-60:]}"
-        self.bar.update(self.task, completed=completed, description=escape(description))
-
-    def advance(self, n: int = 1) -> None:
-        if self.task is not None:
-            self.bar.update(self.task, advance=n)
-
-    def end(self) -> None:
-        if self.task is not None:
-            self.bar.update(self.task, description=escape(self.name))
-            self.bar.stop_task(self.task)
-        self.task = None
-
-    def message(self, text: str) -> None:
-        self.bar.console.print(f"[dim]{escape(text)}[/]")
-
-
 # -- shared options -------------------------------------------------------------------------------
 def _dataset_options(command):
     command = click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")(command)
@@ -199,18 +166,11 @@ def _external_options(command):
 def _run_reference(
     name: str, dataset_root: Path, out: Path, clips: tuple[str, ...], as_json: bool, motion=None
 ) -> None:
-    from baselines.reference import MotionConfig, run_reference
+    from baselines.reference import CLIPS_STAGE, MotionConfig, run_reference
 
-    with progress_bar(transient=True, disable=as_json) as bar:
-        task = bar.add_task(f"{name}", total=None)
+    with RichProgress(transient=True, disable=as_json, labels={CLIPS_STAGE: name}) as progress:
         summary = run_reference(
-            name,
-            dataset_root,
-            out,
-            clips=list(clips) or None,
-            motion=motion or MotionConfig(),
-            on_start=lambda total: bar.update(task, total=total),
-            progress=lambda clip_id, n: bar.update(task, advance=1, description=f"{name} {escape(clip_id)}"),
+            name, dataset_root, out, clips=list(clips) or None, motion=motion or MotionConfig(), progress=progress
         )
     _print_summary(summary, as_json)
 
@@ -264,7 +224,8 @@ def _run_external(
     method_args,
     as_json,
 ) -> None:
-    from baselines.external import ExternalOptions, parse_gpus, run_external
+    from baselines.convert import CONVERT_STAGE
+    from baselines.external import MASKS_STAGE, ExternalOptions, parse_gpus, run_external
 
     options = ExternalOptions(
         dataset=dataset_root,
@@ -298,8 +259,9 @@ def _run_external(
             for note in command.get("notes", []):
                 console.print(f"[dim]note: {escape(note)}[/]", soft_wrap=True)
         return
-    with progress_bar(disable=as_json) as bar:
-        summary = run_external(adapter, options, _BarReporter(bar))
+    labels = {MASKS_STAGE: f"{adapter.title}:", CONVERT_STAGE: "converting"}
+    with RichProgress(disable=as_json, labels=labels) as progress:
+        summary = run_external(adapter, options, progress)
     _print_summary(summary, as_json)
 
 

@@ -11,7 +11,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from refvps.cli.common import console, print_json, progress_bar
+from refvps.cli.common import RichProgress, console, print_json
 from refvps.errors import UsageError
 
 DEFAULTS = {"clips": 12, "size": "256x144", "frames": "24"}
@@ -91,7 +91,7 @@ def synth(
     command resumes an interrupted run. This is a stand-in for tests and demos, not Ref-VPS itself.
     """
     from refvps.synth import REFVPS_SCALE, generate_benchmark, parse_frames, parse_size, plan_benchmark
-    from refvps.synth.generate import check_destination
+    from refvps.synth.generate import FRAMES_STAGE, check_destination, finished_clips
 
     if preset == "refvps":
         clips = REFVPS_SCALE["clips"] if clips is None else clips
@@ -105,21 +105,15 @@ def synth(
     specs = plan_benchmark(clips, seed, size_wh, frames_spec)
     check_destination(out, specs)  # before the bar is drawn, so a refusal is the only output
     total = sum(spec.frames for spec in specs)
-    already_there: list[int] = []  # frames a previous run finished (the first progress report)
-
-    def progress(done: int, all_frames: int) -> None:
-        if not already_there:
-            already_there.append(done)
-        bar.update(task, completed=done, total=all_frames)
+    resumed = sum(spec.frames for spec in finished_clips(out, specs))  # frames a previous run finished
 
     started = time.perf_counter()
-    with progress_bar(disable=as_json) as bar:
-        task = bar.add_task(f"rendering {clips} clip{'s' if clips != 1 else ''}", total=total)
+    label = f"rendering {clips} clip{'s' if clips != 1 else ''}"
+    with RichProgress(disable=as_json, labels={FRAMES_STAGE: label}) as progress:
         generate_benchmark(
             out, clips=clips, seed=seed, size=size_wh, frames=frames_spec, workers=workers, progress=progress
         )
     elapsed = time.perf_counter() - started
-    resumed = already_there[0] if already_there else 0
 
     kinds = Counter(spec.kind for spec in specs)
     absent = sum(spec.timing != "full" for spec in specs)

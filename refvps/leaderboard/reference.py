@@ -1,4 +1,4 @@
-"""Published Ref-VPS results (DESIGN §5), shipped as "reported" leaderboard entries.
+"""Published Ref-VPS results (the paper's tables), shipped as "reported" leaderboard entries.
 
 The numbers are copied from the ReferEverything paper (the REM / Ref-VPS paper):
 
@@ -7,9 +7,9 @@ The numbers are copied from the ReferEverything paper (the REM / Ref-VPS paper):
 * the later version (ICCV 2025): the out-of-domain table gives Ref-VPS J for UNINEXT, VD-IT,
   REM (ModelScope, 1.4B) and REM (Wan 2.1, 14B); it prints no TempCon.
 
-They were not scored by refvps and have no breakdowns. The files in ``leaderboard/reference/`` are
-written from this table (``write_reference_entries("leaderboard/reference")``) and a test checks
-that the two agree.
+They were not scored by refvps and have no breakdowns; their J and TempCon are the measures that
+``docs/METRICS.md`` defines. The files in ``leaderboard/reference/`` are written from this table
+(``write_reference_entries("leaderboard/reference")``) and a test checks that the two agree.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import os
 import re
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 from refvps.dataset.format import (
     CLIPS_FILE,
@@ -31,15 +31,15 @@ from refvps.dataset.format import (
     read_index,
 )
 from refvps.errors import UsageError
+from refvps.progress import NO_PROGRESS, Progress
 from refvps.synth.plan import ClipSpec, plan_clip
 from refvps.synth.render import ClipRenderer
-
-Progress = Callable[[int, int], None]
 
 MIN_SIZE = (32, 32)
 MAX_SIZE = (4096, 4096)
 MIN_FRAMES = 8
 MAX_FRAMES = 2000
+FRAMES_STAGE = "frames"  # the progress stage: frames written, over all clips
 REFVPS_SCALE = {"clips": 111, "size": (1024, 576), "frames": (72, 192)}  # ~5.5 s average, like Ref-VPS
 _LAYOUT = {FRAMES_DIR, MASKS_DIR, EXPRESSIONS_FILE, CLIPS_FILE}
 
@@ -123,7 +123,7 @@ def generate_benchmark(
     seed: int = 0,
     size=(256, 144),
     frames=24,
-    progress: Progress | None = None,
+    progress: Progress = NO_PROGRESS,
     *,
     workers: int = 1,
     jpeg_quality: int = 95,
@@ -131,55 +131,55 @@ def generate_benchmark(
     """Write the synthetic benchmark to ``out`` and return its path.
 
     ``size`` is (width, height); ``frames`` a length or a (low, high) range drawn per clip.
-    ``progress(done, total)`` is called as frames are written (total = all frames of all clips).
-    ``workers`` > 1 renders clips in parallel processes (same bytes as one worker).
-    Re-running with the same arguments finishes an interrupted run and redoes nothing.
+    ``progress`` reports the stage ``"frames"`` (total = all frames of all clips; frames a previous
+    run finished count as done from the start). ``workers`` > 1 renders clips in parallel processes
+    (same bytes as one worker). Re-running with the same arguments finishes an interrupted run and
+    redoes nothing.
     """
     specs = plan_benchmark(clips, seed, size, frames)
     n_workers = _integer(workers)
     if n_workers is None or n_workers < 1:
         raise UsageError(f"workers must be a positive integer, got {workers!r}", hint="e.g. --workers 2")
-    workers = n_workers
     out = Path(out)
     check_destination(out, specs)
     writer = DatasetWriter(out, jpeg_quality=jpeg_quality)
-    total = sum(spec.frames for spec in specs)
-    videos, metas = _existing_entries(out)
-    todo = [spec for spec in specs if not _is_complete(out, spec, videos, metas)]
-    done = total - sum(spec.frames for spec in todo)
-    if progress is not None:
-        progress(done, total)
-
-    def tick(_frame: int) -> None:
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(done, total)
-
-    if workers == 1 or len(todo) <= 1:
-        for spec in todo:
-            write_clip(writer, spec, tick)
-    else:
-        with ProcessPoolExecutor(max_workers=min(workers, len(todo))) as pool:
-            futures = {pool.submit(_write_clip_job, str(out), jpeg_quality, spec): spec for spec in todo}
-            for future in as_completed(futures):
-                future.result()
-                done += futures[future].frames
-                if progress is not None:
-                    progress(done, total)
+    finished = {spec.clip_id for spec in finished_clips(out, specs)}
+    todo = [spec for spec in specs if spec.clip_id not in finished]
+    with progress.stage(FRAMES_STAGE, total=sum(spec.frames for spec in specs)):
+        progress.update(FRAMES_STAGE, sum(spec.frames for spec in specs if spec.clip_id in finished))
+        if n_workers == 1 or len(todo) <= 1:
+            for spec in todo:
+                write_clip(writer, spec, progress)
+        else:
+            with ProcessPoolExecutor(max_workers=min(n_workers, len(todo))) as pool:
+                futures = {pool.submit(_write_clip_job, str(out), jpeg_quality, spec): spec for spec in todo}
+                for future in as_completed(futures):
+                    future.result()
+                    progress.advance(FRAMES_STAGE, futures[future].frames, note=futures[future].clip_id)
     return out
 
 
-def write_clip(writer: DatasetWriter, spec: ClipSpec, tick: Callable[[int], None] | None = None) -> list[str]:
-    """Render ``spec`` frame by frame into ``writer``'s dataset; its JSON entries are written last."""
+def finished_clips(out: str | Path, specs: Sequence[ClipSpec]) -> list[ClipSpec]:
+    """The clips of ``specs`` that a previous run into ``out`` finished (they are not rendered again)."""
+    out = Path(out)
+    if not out.is_dir():
+        return []
+    videos, metas = _existing_entries(out)
+    return [spec for spec in specs if _is_complete(out, spec, videos, metas)]
+
+
+def write_clip(writer: DatasetWriter, spec: ClipSpec, progress: Progress = NO_PROGRESS) -> list[str]:
+    """Render ``spec`` frame by frame into ``writer``'s dataset; its JSON entries are written last.
+
+    Each frame written advances the ``"frames"`` stage of ``progress``.
+    """
     names = []
     for t, rendered in enumerate(ClipRenderer(spec)):
         name = frame_name(t)
         writer.write_frame(spec.clip_id, name, rendered.image)
         writer.write_label(spec.clip_id, name, rendered.label)
         names.append(name)
-        if tick is not None:
-            tick(t)
+        progress.advance(FRAMES_STAGE, note=spec.clip_id)
     _remove_stale(writer.root, spec.clip_id, names)
     writer.update_meta(spec.meta())
     writer.update_expressions(spec.clip_id, spec.expressions, frames=names)

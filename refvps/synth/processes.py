@@ -1,7 +1,10 @@
 """The procedurally rendered dynamic processes of the synthetic benchmark.
 
 Each process kind is a class that samples its own parameters from a seeded stream and, for a frame
-``t``, composites itself onto the canvas (float32 RGB in [0, 1]) and returns
+``t``, composites itself onto the canvas (float32 RGB in [0, 1]) and returns the two maps below.
+:meth:`Process.draw` returns empty maps (and draws nothing) in frames where the process is not
+visible (before ``start``, from ``end`` on, or, for the light, while it flickers off); each kind
+implements :meth:`Process.render` for the frames where it is.
 
 * ``presence``: (H, W) float32 in [0, 1], how much of the process is in each pixel: the density of
   smoke, fire and spray, the amplitude envelope of ripples, the intensity of a light beam, or the
@@ -62,7 +65,7 @@ class ProcessSpec:
 
 
 @dataclass(frozen=True)
-class Geometry:
+class CanvasGeometry:
     """The visible frame (width x height, ``frames`` long) inside a canvas with ``margin`` on each side."""
 
     width: int
@@ -116,7 +119,7 @@ class Lane:
         return self.x0 if self.side == "right" else self.x1
 
 
-def make_lane(geom: Geometry, side: str) -> Lane:
+def make_lane(geom: CanvasGeometry, side: str) -> Lane:
     m, w = geom.margin, geom.width
     gap = max(2.0, 0.02 * w)
     mid = m + 0.5 * w
@@ -154,7 +157,7 @@ class Process:
     rule: ClassVar[LabelRule] = LabelRule(0.15, 0.5)
     absences: ClassVar[tuple[str, ...]] = ("late", "early")  # timings in which it may be absent
 
-    def __init__(self, spec: ProcessSpec, geom: Geometry):
+    def __init__(self, spec: ProcessSpec, geom: CanvasGeometry):
         self.spec = spec
         self.geom = geom
         self.lane = make_lane(geom, spec.side)
@@ -170,7 +173,18 @@ class Process:
     def draw_scenery(self, canvas: np.ndarray) -> None:
         """Draw what belongs to the scene but is not the process (a chimney, a pond, a window frame)."""
 
+    def visible(self, t: int) -> bool:
+        """Whether the process shows in frame ``t``: from ``start`` until it is gone at ``end``."""
+        return self.start <= t < self.end
+
     def draw(self, canvas: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Composite frame ``t`` onto ``canvas``; returns its presence and soft maps (nothing when not visible)."""
+        if not self.visible(t):
+            return self._empty()
+        return self.render(canvas, t)
+
+    def render(self, canvas: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Draw a frame in which the process is visible (each kind implements this)."""
         raise NotImplementedError
 
     def _empty(self) -> tuple[np.ndarray, None]:
@@ -183,7 +197,7 @@ class Process:
 class _ParticleField:
     """Gaussian puffs summed on a coarse grid, then upsampled (smoke, flames, spray)."""
 
-    def __init__(self, geom: Geometry, cell: int):
+    def __init__(self, geom: CanvasGeometry, cell: int):
         self.geom = geom
         self.cell = max(1, cell)
         ch, cw = geom.canvas_shape
@@ -211,7 +225,7 @@ class _ParticleField:
         return big[:ch, :cw]
 
 
-def _scrolling_noise(rng, geom: Geometry, travel: float, **kwargs) -> np.ndarray:
+def _scrolling_noise(rng, geom: CanvasGeometry, travel: float, **kwargs) -> np.ndarray:
     ch, cw = geom.canvas_shape
     return value_noise(rng, (ch + int(math.ceil(travel)) + 2, cw), **kwargs)
 
@@ -225,7 +239,7 @@ class _Turbulence:
     """Domain warping: a field is resampled at positions displaced by two rising noise fields,
     which turns smooth puffs into curling wisps and tongues."""
 
-    def __init__(self, rng, geom: Geometry, travel: float, strength: float, **noise_kwargs):
+    def __init__(self, rng, geom: CanvasGeometry, travel: float, strength: float, **noise_kwargs):
         self.geom = geom
         self.strength = strength
         self.nx = _scrolling_noise(rng, geom, travel, **noise_kwargs)
@@ -250,7 +264,7 @@ class Smoke(Process):
     kind = "smoke"
     rule = LabelRule(0.3, 0.5)
 
-    def __init__(self, spec: ProcessSpec, geom: Geometry):
+    def __init__(self, spec: ProcessSpec, geom: CanvasGeometry):
         super().__init__(spec, geom)
         r, lane, H, W, m, T = self.rng, self.lane, geom.height, geom.width, geom.margin, geom.frames
         self.source = spec.word("src", "chimney")
@@ -343,9 +357,7 @@ class Smoke(Process):
             return 1.0
         return 1.0 - float(smoothstep(self.end - 0.4 * self.life, self.end - 0.5, t))
 
-    def draw(self, canvas, t):
-        if t < self.start or t >= self.end:
-            return self._empty()
+    def render(self, canvas, t):
         dens = 1.25 * self.fade(float(t)) * self.density(float(t)) * self.lane.weights
         # Opacity rises steeply with density: thin smoke is faint, as it is what annotators leave out.
         alpha = 0.93 * (1.0 - np.exp(-3.0 * np.power(dens, 1.6)))
@@ -363,7 +375,7 @@ class Fire(Process):
     kind = "fire"
     rule = LabelRule(0.22, 0.5)
 
-    def __init__(self, spec: ProcessSpec, geom: Geometry):
+    def __init__(self, spec: ProcessSpec, geom: CanvasGeometry):
         super().__init__(spec, geom)
         r, lane, H, W, m, T = self.rng, self.lane, geom.height, geom.width, geom.margin, geom.frames
         self.source = spec.word("src", "logs")
@@ -411,9 +423,7 @@ class Fire(Process):
             x0, x1 = int(self.cx - 1.1 * self.half), int(self.cx + 1.1 * self.half)
             canvas[int(self.by) : int(self.by + max(3, 0.04 * H)), x0:x1] = (0.32, 0.33, 0.35)
 
-    def draw(self, canvas, t):
-        if t < self.start or t >= self.end:
-            return self._empty()
+    def render(self, canvas, t):
         age = t - self.birth
         alive = (age >= 0) & (age < self.life)
         if not alive.any():
@@ -461,7 +471,7 @@ class Ripples(Process):
     kind = "ripples"
     rule = LabelRule(0.15, 0.5)
 
-    def __init__(self, spec: ProcessSpec, geom: Geometry):
+    def __init__(self, spec: ProcessSpec, geom: CanvasGeometry):
         super().__init__(spec, geom)
         r, lane, H, W, m = self.rng, self.lane, geom.height, geom.width, geom.margin
         self.cx = lane.centre + r.uniform(-0.04, 0.04) * lane.width
@@ -511,9 +521,7 @@ class Ripples(Process):
             amp *= 1.0 - float(smoothstep(self.end - 0.15 * self.geom.time_scale, self.end - 1, t))
         return amp
 
-    def draw(self, canvas, t):
-        if t < self.start or t >= self.end:
-            return self._empty()
+    def render(self, canvas, t):
         envelope = np.zeros(self.pond.shape, np.float32)
         height = np.zeros(self.pond.shape, np.float32)
         for drop_t, dx, dy in self.drops:
@@ -559,7 +567,7 @@ class Melting(Process):
     rule = LabelRule(0.5, 0.5)
     absences = ()
 
-    def __init__(self, spec: ProcessSpec, geom: Geometry):
+    def __init__(self, spec: ProcessSpec, geom: CanvasGeometry):
         super().__init__(spec, geom)
         r, lane, H, m, T = self.rng, self.lane, geom.height, geom.margin, geom.frames
         self.material = spec.word("variant", "ice")
@@ -584,7 +592,7 @@ class Melting(Process):
     def melt(self, t: float) -> float:
         return self.amount * float(smoothstep(self.t0, self.t1, t))
 
-    def draw(self, canvas, t):
+    def render(self, canvas, t):
         s = self.melt(float(t))
         H = self.geom.height
         y0, y1 = self.y_top_box, self.y_box_end
@@ -671,7 +679,7 @@ class Shatter(Process):
     SUBSAMPLES = 4
     EXPOSURE = 0.5  # of a frame interval
 
-    def __init__(self, spec: ProcessSpec, geom: Geometry):
+    def __init__(self, spec: ProcessSpec, geom: CanvasGeometry):
         super().__init__(spec, geom)
         r, lane, H, m, T = self.rng, self.lane, geom.height, geom.margin, geom.frames
         self.pw = lane.width * r.uniform(0.55, 0.72)
@@ -740,9 +748,7 @@ class Shatter(Process):
         colour = np.clip(self.colour[None, None, :] * (shade * streak)[..., None], 0, 1)
         over(canvas, (0.7 * coverage).astype(np.float32), colour)
 
-    def draw(self, canvas, t):
-        if t >= self.end:
-            return self._empty()
+    def render(self, canvas, t):
         shape = self.geom.canvas_shape
         lane_w = self.lane.weights
         if t < self.impact_t:
@@ -813,7 +819,7 @@ class Light(Process):
     SUBSAMPLES = 3
     EXPOSURE = 0.5
 
-    def __init__(self, spec: ProcessSpec, geom: Geometry):
+    def __init__(self, spec: ProcessSpec, geom: CanvasGeometry):
         super().__init__(spec, geom)
         r, lane, H, m, T = self.rng, self.lane, geom.height, geom.margin, geom.frames
         self.ax = lane.centre + r.uniform(-0.08, 0.08) * lane.width
@@ -865,9 +871,10 @@ class Light(Process):
         cv2.fillPoly(canvas, [pts], (0.12, 0.12, 0.13), cv2.LINE_AA)
         cv2.line(canvas, (int(self.ax), 0), (int(self.ax), int(self.ay - h)), (0.1, 0.1, 0.1), 1, cv2.LINE_AA)
 
-    def draw(self, canvas, t):
-        if not self.on[t]:
-            return self._empty()
+    def visible(self, t):
+        return bool(self.on[t])  # off outside start..end, and during its flicker-offs
+
+    def render(self, canvas, t):
         level = float(self.level[t])
         cone = np.zeros(self.geom.canvas_shape, np.float32)
         pool = np.zeros(self.geom.canvas_shape, np.float32)
@@ -903,7 +910,7 @@ class Wave(Process):
     rule = LabelRule(0.12, 0.5)
     SPRAY_LIFE = 0.3  # in units of the event time scale
 
-    def __init__(self, spec: ProcessSpec, geom: Geometry):
+    def __init__(self, spec: ProcessSpec, geom: CanvasGeometry):
         super().__init__(spec, geom)
         r, lane, H, m = self.rng, self.lane, geom.height, geom.margin
         self.level = m + H * r.uniform(0.64, 0.72)
@@ -962,9 +969,7 @@ class Wave(Process):
         lower = np.column_stack([x, y + 0.5 * thick])[::-1]
         return np.vstack([upper, lower])
 
-    def draw(self, canvas, t):
-        if t < self.start or t >= self.end:
-            return self._empty()
+    def render(self, canvas, t):
         H = self.geom.height
         u = self._phase(float(t))
         level = self.water_level(float(t))
@@ -1026,6 +1031,6 @@ class Wave(Process):
 PROCESSES: dict[str, type[Process]] = {cls.kind: cls for cls in (Smoke, Ripples, Melting, Shatter, Light, Wave, Fire)}
 
 
-def build_process(spec: ProcessSpec, geom: Geometry) -> Process:
+def build_process(spec: ProcessSpec, geom: CanvasGeometry) -> Process:
     """The renderer of ``spec.kind`` with its parameters sampled from ``spec.seed``."""
     return PROCESSES[spec.kind](spec, geom)

@@ -18,7 +18,7 @@ import numpy as np
 
 from refvps.synth.noise import ROLE_SENSOR, stream
 from refvps.synth.plan import ClipSpec
-from refvps.synth.processes import Geometry, build_process, label_from_presence
+from refvps.synth.processes import CanvasGeometry, build_process, label_from_presence
 from refvps.synth.scene import Camera, render_background
 
 SENSOR_NOISE = 1.6 / 255.0
@@ -47,9 +47,9 @@ class RenderedClip:
     distractor_presence: np.ndarray  # (T, H, W) float32
 
 
-def geometry_for(spec: ClipSpec) -> Geometry:
+def geometry_for(spec: ClipSpec) -> CanvasGeometry:
     margin = int(math.ceil(0.03 * max(spec.width, spec.height))) + 2
-    return Geometry(spec.width, spec.height, spec.frames, margin)
+    return CanvasGeometry(spec.width, spec.height, spec.frames, margin)
 
 
 class ClipRenderer:

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from refvps.synth.noise import luminance, noise_1d, over, value_noise
-from refvps.synth.processes import Geometry
+from refvps.synth.processes import CanvasGeometry
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def _hls(h: float, l: float, s: float) -> np.ndarray:
     return np.array(colorsys.hls_to_rgb(h % 1.0, float(np.clip(l, 0, 1)), float(np.clip(s, 0, 1))), np.float32)
 
 
-def render_background(scene: SceneSpec, geom: Geometry, rng: np.random.Generator) -> np.ndarray:
+def render_background(scene: SceneSpec, geom: CanvasGeometry, rng: np.random.Generator) -> np.ndarray:
     """The static background canvas, float32 RGB in [0, 1], of the canvas shape."""
     ch, cw = geom.canvas_shape
     m, H = geom.margin, geom.height
@@ -91,7 +91,7 @@ def render_background(scene: SceneSpec, geom: Geometry, rng: np.random.Generator
     return np.clip(canvas, 0, 1)
 
 
-def _clutter(canvas, rng, geom: Geometry, horizon: int, scene: SceneSpec) -> None:
+def _clutter(canvas, rng, geom: CanvasGeometry, horizon: int, scene: SceneSpec) -> None:
     """A few static, muted objects: boxes or buildings on the horizon, rocks or stools on the ground."""
     m, W, H = geom.margin, geom.width, geom.height
     for _ in range(int(rng.integers(2, 5))):
@@ -143,7 +143,7 @@ def _clutter(canvas, rng, geom: Geometry, horizon: int, scene: SceneSpec) -> Non
 class Camera:
     """A hand-held camera: smooth shake (translation, roll, zoom) and a slow drift, per frame."""
 
-    def __init__(self, rng: np.random.Generator, geom: Geometry):
+    def __init__(self, rng: np.random.Generator, geom: CanvasGeometry):
         self.geom = geom
         T = geom.frames
         t = np.arange(T, dtype=np.float64)

@@ -22,6 +22,7 @@ from tests.annotate.conftest import T, distance_inside
 
 pytestmark = [
     pytest.mark.browser,
+    pytest.mark.slow,
     pytest.mark.skipif(chromium_missing_reason() is not None, reason=chromium_missing_reason() or ""),
 ]
 

@@ -392,7 +392,7 @@ def dry_run(cli, method: str, dataset_root: Path, tmp_path: Path, checkpoint: Pa
 
 
 def own_scores(dataset_root: Path, predict) -> tuple[float, float]:
-    """Dataset J and TempCon computed here, independently of refvps.scoring (DESIGN §5 by hand).
+    """Dataset J and TempCon computed here, independently of refvps.scoring (docs/METRICS.md, by hand).
 
     ``predict(clip, expression, frame, label) -> bool mask``; Ignore (255) pixels are left out, an
     empty union counts as IoU 1, J is the mean over frames then over expressions.

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from refvps.dataset import Dataset
 from refvps.scoring import evaluate
 
 from .conftest import PYTHON, external_args, make_fake_checkout
@@ -86,7 +87,9 @@ def test_failing_method_points_to_its_log_and_the_rerun_resumes(
     assert failed.code == 1
     assert failed.error.startswith("Error: VD-IT exited with status 1; its log is")
     assert "CUDA out of memory (fake)" in failed.error and "Hint:" in failed.error
-    log = Path(json.loads((out / "run.json").read_text())["attempts"][0]["log"])
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "failed" and run["exit_status"] == 1 and run["finished"]  # not "running", not "error"
+    log = Path(run["attempts"][0]["log"])
     assert str(log) in failed.flat_err and log.is_file() and "CUDA out of memory" in log.read_text()
     assert "run the same command again" in failed.flat_err
     assert sorted(p.stem for p in (out / ".done").iterdir()) == ["clip_a"]  # finished before the crash
@@ -190,3 +193,31 @@ def test_two_runs_cannot_share_a_work_folder(tmp_path):
         pass
     with pytest.raises(UsageError, match="belongs to a 'vdit' run"):
         prepare_workdir(tmp_path / "w", "mutr")
+
+
+def test_an_interrupted_external_run_says_so_and_the_rerun_finishes_it(dataset_root, tmp_path, checkpoint, fake_env):
+    from baselines.external import ExternalOptions, run_external
+    from baselines.vdit import VditAdapter
+    from refvps.progress import Progress, RecordingProgress
+
+    class CtrlCWhenTheMethodStarts(Progress):
+        def start(self, stage, total=None, *, note=None):
+            if stage == "masks":
+                raise KeyboardInterrupt
+
+    repo = make_fake_checkout(tmp_path / "repo", "vdit")
+    out = tmp_path / "preds"
+    options = ExternalOptions(dataset=dataset_root, out=out, repo=repo, python=PYTHON, checkpoint=checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        run_external(VditAdapter(), options, CtrlCWhenTheMethodStarts())
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "interrupted" and run["finished"] and run["exit_status"] is None
+    assert [a["status"] for a in run["attempts"]] == ["interrupted"]
+
+    progress = RecordingProgress()
+    summary = run_external(VditAdapter(), options, progress)
+    assert summary.status == "complete" and summary.converted == 3
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "complete" and [a["status"] for a in run["attempts"]] == ["interrupted", "complete"]
+    masks = sum(len(clip.expressions) * len(clip.frame_names) for clip in Dataset(dataset_root))
+    assert progress.totals["masks"] == masks and progress.completed["converting"] == 3

@@ -62,6 +62,7 @@ def test_codec_round_trip_iou_on_synthetic_masks(shipped, held_out):
     assert np.mean(ious) >= 0.95, np.mean(ious)
 
 
+@pytest.mark.slow
 def test_segments_held_out_clips_far_better_than_trivial_predictions(shipped, held_out, tmp_path):
     predict_dataset(shipped, held_out, tmp_path / "pred", progress=False)
     model_j, empty_j, full_j = [], [], []

@@ -89,6 +89,7 @@ def test_wan_has_no_spatial_only_stage():
     assert frozen and all(n.startswith("condition_embedder.time_") for n in frozen)
 
 
+@pytest.mark.slow
 def test_tiny_model_overfits_a_fixed_batch(small_config, toy_dataset):
     torch.manual_seed(0)
     model = build_rem(small_config, random_init=True)

@@ -11,7 +11,9 @@ import pytest
 
 from refvps.dataset import Dataset
 from refvps.dataset.palette import read_label_png
+from refvps.dataset.validate import validate_dataset
 from refvps.errors import UsageError
+from refvps.progress import RecordingProgress
 from refvps.synth import generate_benchmark
 
 
@@ -42,8 +44,7 @@ def test_parallel_workers_write_the_same_bytes(tmp_path):
 
 
 def test_passes_validation_with_refvps_rules(small_benchmark):
-    validate = pytest.importorskip("refvps.dataset.validate")
-    report = validate.validate_dataset(small_benchmark, refvps_rules=True)
+    report = validate_dataset(small_benchmark, refvps_rules=True)
     assert report.ok, [p.message for p in report.problems]
     assert not report.warnings, [p.message for p in report.warnings]  # taxonomy ids included
     assert report.n_clips == 8 and report.n_masks == 8 * 12
@@ -68,12 +69,20 @@ def test_dataset_contents(small_benchmark):
 
 
 def test_progress_reports_every_frame(tmp_path):
-    calls = []
-    generate_benchmark(
-        tmp_path / "p", clips=2, seed=0, size=(64, 48), frames=8, progress=lambda d, t: calls.append((d, t))
-    )
-    assert calls[0] == (0, 16) and calls[-1] == (16, 16)
-    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+    progress = RecordingProgress()
+    generate_benchmark(tmp_path / "p", clips=2, seed=0, size=(64, 48), frames=8, progress=progress)
+    assert progress.events[0] == ("start", "frames", 16, None) and progress.events[-1] == ("end", "frames")
+    advances = [e for e in progress.events if e[0] == "advance"]
+    assert len(advances) == 16 and all(e[2] == 1 for e in advances)
+    assert progress.completed["frames"] == 16
+
+
+def test_progress_of_a_resumed_run_starts_at_the_finished_frames(tmp_path):
+    root = generate_benchmark(tmp_path / "r", clips=2, seed=0, size=(64, 48), frames=8)
+    progress = RecordingProgress()
+    generate_benchmark(root, clips=3, seed=0, size=(64, 48), frames=8, progress=progress)
+    assert ("update", "frames", 16, None, None) in progress.events  # two clips were already there
+    assert progress.completed["frames"] == 24 and progress.totals["frames"] == 24
 
 
 def test_resume_finishes_an_interrupted_run_and_redoes_nothing(tmp_path):
