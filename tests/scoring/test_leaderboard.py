@@ -29,7 +29,7 @@ from .conftest import write_rle_json
 
 REPO = Path(__file__).resolve().parents[2]
 
-# DESIGN §5: Ref-VPS J / TempCon, paper v1 Table 3 and Table B; the later version's J.
+# Ref-VPS J / TempCon as the REM paper prints them: v1 Table 3 and Table B; the ICCV version's J.
 PUBLISHED_V1 = {"MUTR": (24.07, 2.9), "UNINEXT": (26.25, 5.2), "VD-IT": (35.27, 4.7), "REM ModelScope": (48.96, 2.8)}
 PUBLISHED_LATER = {"UNINEXT": 28.7, "VD-IT": 37.9, "REM ModelScope": 49.0, "REM Wan 14B": 50.0}
 
