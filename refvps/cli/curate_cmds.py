@@ -262,6 +262,8 @@ def _print_fetch_summary(ws, report) -> None:
     )
     for skip in report.skipped:
         console.print(f"  skipped {skip['key'] or skip['target']}: {skip['reason']}", soft_wrap=True, markup=False)
+    for warning in report.warnings:
+        err_console.print(f"  warning: {warning}", markup=False, soft_wrap=True)
     for failure in report.failed:
         err_console.print(f"  failed {failure.target}: {failure.reason}", markup=False, soft_wrap=True)
 

@@ -122,6 +122,7 @@ class FetchReport:
     skipped: list[dict[str, str]] = field(default_factory=list)  # {"target", "key", "reason"}
     failed: list[FetchFailure] = field(default_factory=list)
     searched: int = 0
+    warnings: list[str] = field(default_factory=list)  # downloaded, but the user should know (truncated files)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -129,6 +130,7 @@ class FetchReport:
             "skipped": list(self.skipped),
             "failed": [asdict(f) for f in self.failed],
             "searched": self.searched,
+            "warnings": list(self.warnings),
         }
 
 
@@ -282,6 +284,7 @@ class _State:
         self.item: FetchItem | None = None
         self.written: list[str] = []
         self.rejected: str | None = None
+        self.warnings: list[str] = []
 
 
 def _assign_key(workspace: Workspace, info: dict[str, Any]) -> None:
@@ -301,9 +304,10 @@ def _assign_key(workspace: Workspace, info: dict[str, Any]) -> None:
     info["refvps_key"] = video_key(extractor, str(info.get("id")))
 
 
-def _check_media(path: Path) -> None:
+def _check_media(path: Path) -> str | None:
     """A downloaded file must be a readable video: an error page saved as .mp4 is refused here,
-    before yt-dlp records it in the archive (so fetching it again really fetches it again)."""
+    before yt-dlp records it in the archive (so fetching it again really fetches it again). A file
+    that reads only in part is kept (trim exports what it can, and says so); the note says how much."""
     from yt_dlp.utils import PostProcessingError
 
     try:
@@ -311,9 +315,7 @@ def _check_media(path: Path) -> None:
     except DatasetError as exc:
         path.unlink(missing_ok=True)
         raise PostProcessingError(f"the download is not a readable video ({exc}); not kept, not archived") from None
-    if probe.truncated:
-        path.unlink(missing_ok=True)
-        raise PostProcessingError(f"the download is incomplete: {probe.readable_note()}; not kept, not archived")
+    return probe.readable_note()
 
 
 def _make_postprocessors(workspace: Workspace, state: _State):
@@ -329,8 +331,10 @@ def _make_postprocessors(workspace: Workspace, state: _State):
 
         def run(self, info):
             filepath = Path(info.get("filepath") or info.get("_filename") or "")
-            _check_media(filepath)
+            damage = _check_media(filepath)
             key = info_key(info)
+            if damage:
+                state.warnings.append(f"{key}: {damage}; kept (trim exports the readable part), or fetch it again")
             try:
                 relative = str(filepath.resolve().relative_to(workspace.root.resolve()))
             except ValueError:
@@ -453,11 +457,12 @@ class _Fetcher:
             if reason:
                 self.skip(url, key, reason)
                 return
-        self.state.item, self.state.written, self.state.rejected = item, [], None
+        self.state.item, self.state.written, self.state.rejected, self.state.warnings = item, [], None, []
         info, error, attempts = self.with_retries(url, lambda: ydl.extract_info(url, download=True))
         if error is not None:
             self.fail(FetchFailure(url, _clean_message(error), "url", item.query, attempts, is_transient(error)))
             return
+        self.report.warnings += self.state.warnings
         if self.state.written:
             self.report.downloaded.extend(self.state.written)
             return

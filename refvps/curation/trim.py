@@ -346,12 +346,12 @@ def _single_span(probe: VideoProbe, path: Path, start_s: float | None, end_s: fl
     """The event span of ``trim VIDEO --start --end`` (none: the whole video), checked."""
     if start_s is None and end_s is None:
         return []
+    if start_s is not None and start_s >= probe.duration_s:
+        raise UsageError(f"--start {start_s} is past the end of {path} ({probe.duration_s:.2f} s)", hint="fix the span")
     start = 0.0 if start_s is None else start_s
     end = probe.duration_s if end_s is None else end_s
     if start < 0 or end <= start:
         raise UsageError(f"--end ({end:g}) must be after --start ({start:g}) and both >= 0", hint="fix the span")
-    if start >= probe.duration_s:
-        raise UsageError(f"--start {start:g} is past the end of {path} ({probe.duration_s:.2f} s)", hint="fix the span")
     return [EventSpan(start, end)]
 
 

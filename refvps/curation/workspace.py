@@ -137,6 +137,7 @@ class VideoRecord:
     key: str
     id: str
     extractor: str | None = None
+    display_id: str | None = None  # the site's own name for it, when the id is made up (plain file links)
     url: str | None = None
     uploader: str | None = None
     uploader_id: str | None = None
@@ -176,6 +177,7 @@ class VideoRecord:
             key=key,
             id=str(info.get("id")),
             extractor=info.get("extractor_key") or info.get("extractor"),
+            display_id=info.get("display_id"),
             url=info_url(info),
             uploader=info.get("uploader"),
             uploader_id=info.get("uploader_id"),
@@ -216,10 +218,22 @@ class OptOutList:
     """Uploaders or video ids that asked not to be included (paper §4.1: users may opt out).
 
     One entry per line; ``#`` starts a comment; matching ignores case and a leading ``@``. An entry
-    matches a video's id, workspace key, URL, uploader, uploader id, channel or channel id.
+    matches a video's id (or the file name of a plain link), workspace key, URL, uploader, uploader
+    id, channel or channel id.
     """
 
-    FIELDS = ("id", "key", "url", "webpage_url", "uploader", "uploader_id", "channel", "channel_id", "creator")
+    FIELDS = (
+        "id",
+        "display_id",
+        "key",
+        "url",
+        "webpage_url",
+        "uploader",
+        "uploader_id",
+        "channel",
+        "channel_id",
+        "creator",
+    )
 
     def __init__(self, entries: Iterable[str] = ()):
         self.entries = {self._norm(e) for e in entries if self._norm(e)}
