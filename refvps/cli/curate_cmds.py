@@ -379,58 +379,57 @@ def review(
             note=note,
             reviewer=reviewer,
         )
-        rv.record_decisions(ws, [decision])
-        if as_json:
-            print_json({"recorded": {decision.key: decision.to_json()}})
-        else:
-            console.print(
-                f"Recorded: {decision.key} {decision.decision}"
-                + (f" ({decision.reason})" if decision.reason else "")
-                + (
-                    f", events {', '.join(f'{e.start_s:g}-{e.end_s:g}' for e in decision.events)}"
-                    if decision.events
-                    else ""
-                ),
-                markup=False,
-            )
-        return
-    if import_file is not None:
+        _record_decision(rv, ws, decision, as_json)
+    elif import_file is not None:
         imported = rv.import_decisions(ws, import_file)
         if as_json:
             print_json({"imported": [d.key for d in imported]})
         else:
             console.print(f"Merged {len(imported)} decision(s) from {import_file} into {ws.decisions_path}")
+    elif list_only:
+        _list_videos(rv, ws, as_json)
+    else:
+        _make_sheets(rv, ws, grid, _shot_params(detector, threshold, min_shot, cut_ratio), as_json)
+
+
+def _record_decision(rv, ws, decision, as_json: bool) -> None:
+    rv.record_decisions(ws, [decision])
+    if as_json:
+        print_json({"recorded": {decision.key: decision.to_json()}})
         return
-    if list_only:
-        decisions = rv.read_decisions(ws.decisions_path)
-        rows = [
-            {
-                "key": r.key,
-                "concept": r.concept,
-                "title": r.title,
-                "decision": decisions[r.key].to_json() if r.key in decisions else None,
-            }
-            for r in ws.records()
-        ]
-        if as_json:
-            print_json({"videos": rows})
-        else:
-            for row in rows:
-                d = row["decision"]
-                state = "undecided" if d is None else d["decision"] + (f" ({d['reason']})" if d.get("reason") else "")
-                console.print(
-                    f"{row['key']}\t{state}\t{row['concept'] or '?'}\t{(row['title'] or '')[:60]}", markup=False
-                )
+    events = ", ".join(f"{e.start_s:g}-{e.end_s:g}" for e in decision.events)
+    console.print(
+        f"Recorded: {decision.key} {decision.decision}"
+        + (f" ({decision.reason})" if decision.reason else "")
+        + (f", events {events}" if events else ""),
+        markup=False,
+    )
+
+
+def _list_videos(rv, ws, as_json: bool) -> None:
+    decisions = rv.read_decisions(ws.decisions_path)
+    rows = [
+        {
+            "key": r.key,
+            "concept": r.concept,
+            "title": r.title,
+            "decision": decisions[r.key].to_json() if r.key in decisions else None,
+        }
+        for r in ws.records()
+    ]
+    if as_json:
+        print_json({"videos": rows})
         return
+    for row in rows:
+        d = row["decision"]
+        state = "undecided" if d is None else d["decision"] + (f" ({d['reason']})" if d.get("reason") else "")
+        console.print(f"{row['key']}\t{state}\t{row['concept'] or '?'}\t{(row['title'] or '')[:60]}", markup=False)
+
+
+def _make_sheets(rv, ws, grid: str, shot_params, as_json: bool) -> None:
     rows, cols = _parse_grid(grid)
     with RichProgress(disable=as_json, labels={"sheets": "contact sheets"}) as progress:
-        summary = rv.review(
-            ws,
-            rows=rows,
-            cols=cols,
-            shot_params=_shot_params(detector, threshold, min_shot, cut_ratio),
-            progress=progress,
-        )
+        summary = rv.review(ws, rows=rows, cols=cols, shot_params=shot_params, progress=progress)
     if as_json:
         print_json(summary.to_json())
     else:
@@ -556,18 +555,10 @@ def trim(
             source = None
             if url or uploader or license_:
                 source = Source(url=url, uploader=uploader, license=license_, video_id=video.stem, title=video.stem)
+            span = {"start_s": start, "end_s": end, "clip_key": name, "concept": concept}
+            crop = _parse_crop(crop_text)
             summary = trim_video(
-                video,
-                dataset,
-                start_s=start,
-                end_s=end,
-                clip_key=name,
-                concept=concept,
-                source=source,
-                crop=_parse_crop(crop_text),
-                params=params,
-                taxonomy=taxonomy,
-                progress=progress,
+                video, dataset, **span, source=source, crop=crop, params=params, taxonomy=taxonomy, progress=progress
             )
     if as_json:
         print_json(summary.to_json())

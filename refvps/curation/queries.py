@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from refvps.curation.workspace import read_json_member
 from refvps.errors import ConfigError, DatasetError, UsageError
 from refvps.fileio import atomic_write_json, atomic_write_text, read_json
 from refvps.progress import NO_PROGRESS, Progress
@@ -124,14 +125,13 @@ def find_templates(explicit: str | Path | None = None) -> Path:
 def load_taxonomy(path: str | Path) -> list[Concept]:
     """The concepts of a taxonomy file, in file order; a malformed file is a :class:`DatasetError`."""
     path = Path(path)
-    data = read_json(path, what="concept taxonomy")
-    categories = data.get("categories") if isinstance(data, dict) else None
-    if not isinstance(categories, list):
-        raise DatasetError(
-            f"{path} must hold an object with a 'categories' list",
-            hint='write {"categories": [{"id": ..., "name": ..., "concepts": [{"id": ..., "name": ...}]}]}',
-            path=path,
-        )
+    categories = read_json_member(
+        path,
+        "categories",
+        list,
+        what="concept taxonomy",
+        hint='write {"categories": [{"id": ..., "name": ..., "concepts": [{"id": ..., "name": ...}]}]}',
+    )
     concepts: list[Concept] = []
     seen: set[str] = set()
     for ci, category in enumerate(categories):

@@ -25,9 +25,9 @@ from typing import Any, Mapping, Sequence
 
 from refvps.curation.shots import Shot, ShotParams, cached_shots
 from refvps.curation.video import frames_at, probe_video, sample_times
-from refvps.curation.workspace import VideoRecord, Workspace, utc_now
+from refvps.curation.workspace import VideoRecord, Workspace, read_json_member, utc_now
 from refvps.errors import DatasetError, UsageError
-from refvps.fileio import atomic_write_json, atomic_write_text, atomic_write_with, file_lock, read_json
+from refvps.fileio import atomic_write_json, atomic_write_text, atomic_write_with, file_lock
 from refvps.progress import NO_PROGRESS, Progress
 
 REJECT_REASONS: dict[str, str] = {
@@ -164,14 +164,7 @@ def read_decisions(path: str | Path) -> dict[str, Decision]:
     path = Path(path)
     if not path.exists():
         return {}
-    data = read_json(path, what="decisions file")
-    videos = data.get("videos") if isinstance(data, dict) else None
-    if not isinstance(videos, dict):
-        raise DatasetError(
-            f"{path} must hold an object with a 'videos' mapping",
-            hint='write {"version": 1, "videos": {...}}',
-            path=path,
-        )
+    videos = read_json_member(path, "videos", dict, what="decisions file", hint='write {"version": 1, "videos": {...}}')
     return {key: _decision_from_json(key, entry, path) for key, entry in videos.items()}
 
 

@@ -45,6 +45,17 @@ WORKSPACE_VERSION = 1
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".mov", ".m4v", ".avi", ".flv", ".3gp")
 
 
+def read_json_member(path: Path, key: str, kind: type, *, what: str, hint: str) -> Any:
+    """``data[key]`` of a JSON file that must be an object holding a ``kind`` (list, dict) there;
+    anything else is a :class:`DatasetError` naming the file."""
+    data = read_json(path, what=what)
+    member = data.get(key) if isinstance(data, dict) else None
+    if not isinstance(member, kind):
+        article = "an" if kind.__name__[0] in "aeiou" else "a"
+        raise DatasetError(f"{path} must hold an object with {article} {kind.__name__} {key!r}", hint=hint, path=path)
+    return member
+
+
 def utc_now() -> str:
     """The current time as an ISO 8601 UTC string with seconds precision."""
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")

@@ -33,17 +33,28 @@ ENCODERS = {
 }
 
 
-def footage_dir() -> Path:
-    """The folder of the four videos, or a skip that says where they were looked for."""
+def footage_candidates() -> list[Path]:
+    """Where the four videos are looked for: ``$REFVPS_FOOTAGE``, then ``<repo root>/../shared/footage``."""
     candidates = [Path(os.environ["REFVPS_FOOTAGE"])] if os.environ.get("REFVPS_FOOTAGE") else []
-    candidates.append(REPO.parent / "shared" / "footage")
-    for folder in candidates:
+    return candidates + [REPO.parent / "shared" / "footage"]
+
+
+def find_footage() -> Path | None:
+    for folder in footage_candidates():
         if all((folder / f"{name}.mp4").is_file() for name in NAMES):
             return folder
-    pytest.skip(
-        "real footage not found (looked in " + ", ".join(str(c) for c in candidates) + "): set $REFVPS_FOOTAGE "
-        "to a folder holding " + ", ".join(f"{n}.mp4" for n in NAMES)
-    )
+    return None
+
+
+def footage_dir() -> Path:
+    """The folder of the four videos, or a skip that says where they were looked for."""
+    folder = find_footage()
+    if folder is None:
+        pytest.skip(
+            "real footage not found (looked in " + ", ".join(str(c) for c in footage_candidates()) + "): "
+            "set $REFVPS_FOOTAGE to a folder holding " + ", ".join(f"{n}.mp4" for n in NAMES)
+        )
+    return folder
 
 
 def ffmpeg(*args: str) -> None:
