@@ -294,14 +294,23 @@ def _assign_key(workspace: Workspace, info: dict[str, Any]) -> None:
     url = info_url(info)
     if is_generic(extractor) and url:
         legacy = video_key(extractor, str(info.get("id")))  # the name-only key of earlier versions
-        if workspace.has_record(legacy) and normalize_url(workspace.read_record(legacy).url or "") == normalize_url(
-            url
-        ):
+        if _same_url(workspace, legacy, url):
             info["refvps_key"] = legacy
             return
         info.setdefault("display_id", info.get("id"))
         info["id"] = generic_id(url)
     info["refvps_key"] = video_key(extractor, str(info.get("id")))
+
+
+def _same_url(workspace: Workspace, key: str, url: str) -> bool:
+    """Whether the workspace holds ``key`` fetched from this very URL (a workspace made before plain
+    links were keyed by URL keeps its keys)."""
+    if not workspace.has_record(key):
+        return False
+    try:
+        return normalize_url(workspace.read_record(key).url or "") == normalize_url(url)
+    except DatasetError:
+        return False
 
 
 def _check_media(path: Path) -> str | None:

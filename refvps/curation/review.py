@@ -9,8 +9,8 @@ rejected with one of the paper's reasons::
                       "concept": "candle_melting", "note": "", "decided_at": "..."},
       "tiktok_123":  {"decision": "reject", "reason": "too_fast", "note": "lightning, 3 frames"}}}
 
-An accepted video without spans is cut into its shots (each shot a clip, a short final shot
-dropped as an end card). ``crop`` ([x, y, w, h] in source pixels, or "none") overrides the
+An accepted video without spans is cut into its shots (each shot a clip; a short final shot that
+looks like a card is dropped). ``crop`` ([x, y, w, h] in source pixels, or "none") overrides the
 automatic padding detection for that video's clips.
 """
 

@@ -18,7 +18,7 @@ from refvps.curation.fetch import (
     is_transient,
     read_fetch_input,
 )
-from refvps.curation.workspace import OptOutList, Workspace
+from refvps.curation.workspace import OptOutList, VideoRecord, Workspace
 from refvps.errors import UsageError
 
 from .conftest import generic_key, run_cli, serve_folder
@@ -319,3 +319,14 @@ def test_a_non_video_is_refused_at_fetch_time_and_not_archived(lookalikes, tmp_p
         shutil.copyfile(media / "clip_a.mp4", page)
         again = fetch(ws, [FetchItem("url", f"{base}/clip.mp4")], FetchOptions(backoff_s=0))
     assert again.downloaded == [generic_key(f"{base}/clip.mp4", "clip")] and not again.failed
+
+
+def test_a_workspace_from_before_url_keys_keeps_its_keys(tmp_path, server):
+    """A plain link fetched under its old name-only key is not fetched again under a new key."""
+    base, _ = server
+    ws = Workspace(tmp_path / "ws").create()
+    ws.write_record(VideoRecord(key="generic_clip_a", id="clip_a", extractor="Generic", url=f"{base}/clip_a.mp4"))
+    ws.archive_path.write_text("generic clip_a\n")
+    report = fetch(ws, [FetchItem("url", f"{base}/clip_a.mp4")], FetchOptions(backoff_s=0))
+    assert report.downloaded == [] and [s["key"] for s in report.skipped] == ["generic_clip_a"]
+    assert [r.key for r in ws.records()] == ["generic_clip_a"]
