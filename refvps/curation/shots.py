@@ -25,10 +25,12 @@ rates are honoured).
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -108,6 +110,18 @@ def _thumb_recorder(scenedetect, fps: float, thumbs: list[np.ndarray], times: li
     return ThumbRecorder()
 
 
+@contextlib.contextmanager
+def _quiet(logger: logging.Logger) -> Iterator[None]:
+    """Hold back PySceneDetect's own messages ("Failed to decode some frames"): a file that stops
+    decoding is reported by trim with how much of it was read."""
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _frame_index(probe: VideoProbe, seconds: np.ndarray) -> np.ndarray:
     """The probe's frame shown at each time (times of frames map onto their own index, VFR too)."""
     return np.searchsorted(probe.frame_times, np.asarray(seconds) + TIME_EPS, side="right") - 1
@@ -136,7 +150,7 @@ def _proposals(probe: VideoProbe, params: ShotParams) -> _Proposals:
     thumbs: list[np.ndarray] = []
     times: list[float] = []
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _quiet(logging.getLogger("pyscenedetect")):
             warnings.simplefilter("ignore", DeprecationWarning)
             stream = scenedetect.open_video(str(probe.path), backend=backend, **options)
             manager = scenedetect.SceneManager()
