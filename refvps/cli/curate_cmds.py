@@ -568,7 +568,8 @@ def trim(
         parts = [f"{len(summary.problems)} video(s) or clip(s) could not be exported"] if summary.problems else []
         if summary.conflicts:
             parts.append(f"{len(summary.conflicts)} labelled clip(s) were left as they are")
-        raise RefvpsError(" and ".join(parts), hint="see the lines above; everything else was exported")
+        where = "'problems' and 'conflicts' in the JSON" if as_json else "the lines above"
+        raise RefvpsError(" and ".join(parts), hint=f"see {where}; everything else was exported")
 
 
 def _print_trim_summary(summary, dataset) -> None:
