@@ -15,34 +15,41 @@ PATH = click.Path(path_type=Path)
 EXISTING_FILE = click.Path(path_type=Path, exists=True, dir_okay=False)
 
 
-def _shot_options(func):
-    func = click.option(
+_SHOT_OPTIONS = (  # as --help lists them (see docs/CURATION.md for tuning)
+    click.option(
         "--detector",
         type=click.Choice(["content", "adaptive"]),
         default="content",
         show_default=True,
-        help="PySceneDetect detector used to find cuts.",
-    )(func)
-    func = click.option(
+        help="PySceneDetect detector that proposes cuts.",
+    ),
+    click.option(
         "--threshold",
         type=click.FloatRange(min=0, min_open=True),
         default=None,
-        help="Detector threshold (content: 27, adaptive: 3 by default). Lower finds more cuts.",
-    )(func)
-    func = click.option(
+        help="Detector threshold (content: 27, adaptive: 3 by default). Lower proposes more cuts.",
+    ),
+    click.option(
         "--min-shot",
         type=click.FloatRange(min=0),
         default=0.3,
         show_default=True,
         help="Shortest shot (seconds); also the window each proposed cut is confirmed over.",
-    )(func)
-    func = click.option(
+    ),
+    click.option(
         "--cut-ratio",
         type=click.FloatRange(min=0),
         default=3.0,
         show_default=True,
-        help="A cut must change the picture this many times more than the shots change on their own. 0: keep every cut the detector proposes.",
-    )(func)
+        help="A cut must change the picture this many times more than the shots change on their own "
+        "(0: keep every proposed cut).",
+    ),
+)
+
+
+def _shot_options(func):
+    for option in reversed(_SHOT_OPTIONS):
+        func = option(func)
     return func
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 from refvps.curation.crop import apply_crop
 from refvps.curation.plan import SPAN_TOL, ClipPlan
@@ -145,8 +145,3 @@ def discard_partial(writer: DatasetWriter, state: DatasetState, plan: ClipPlan) 
         writer.remove_clip_entries(plan.clip_id)
         return "; its earlier export was removed from the dataset (it had no labels)"
     return ""
-
-
-def clip_notes(video_notes: Sequence[str]) -> str:
-    """The ``notes`` of a clip: what the reader of clips.json must know about its source."""
-    return "; ".join(video_notes)
