@@ -68,8 +68,8 @@ class VideoJob:
     probe: VideoProbe
     plans: list[ClipPlan]
     source: Source | None
-    notes: list[str]  # about the source file (truncation, framing), kept with every clip
-    damage: str | None = None  # how much of a damaged or truncated file could be read
+    notes: list[str]  # about the source file (damage, framing): every clip's curation.video_notes
+    damage: str | None = None  # how much of a damaged or truncated file could be read: every clip's notes
     extra: dict[str, Any] = field(default_factory=dict)  # more of the clips' curation block
 
 
@@ -195,7 +195,7 @@ def _export_job(
                     job.probe,
                     job.source,
                     curation=curation,
-                    notes="; ".join(job.notes),
+                    notes=job.damage or "",
                     progress=progress,
                 )
                 summary.exported.append(plan.clip_id)
