@@ -461,10 +461,10 @@ class _Fetcher:
     def fetch_url(self, ydl, url: str, item: FetchItem, known: Mapping[str, Any] | None = None) -> None:
         self.progress.update("fetch", self.done, note=url)
         if known and known.get("id"):
-            key = info_key({**known, "url": url})
-            reason = self.optout.match({**known, "key": key})
+            known_key = info_key({**known, "url": url})
+            reason = self.optout.match({**known, "key": known_key})
             if reason:
-                self.skip(url, key, reason)
+                self.skip(url, known_key, reason)
                 return
         self.state.item, self.state.written, self.state.rejected, self.state.warnings = item, [], None, []
         info, error, attempts = self.with_retries(url, lambda: ydl.extract_info(url, download=True))

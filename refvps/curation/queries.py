@@ -223,7 +223,7 @@ def select_concepts(concepts: Sequence[Concept], wanted: Iterable[str], *, path:
     unknown = [value for value, concept in found.items() if concept is None]
     if unknown:
         raise UsageError(f"unknown concept(s): {', '.join(unknown)}", hint=f"use ids from {path or 'the taxonomy'}")
-    ids = {concept.id for concept in found.values()}
+    ids = {concept.id for concept in found.values() if concept is not None}
     return [c for c in concepts if c.id in ids]
 
 
@@ -483,17 +483,18 @@ def llm_queries(
     with progress.stage("model", len(concepts)):
         for concept in concepts:
             prompt = llm_prompt(concept, per_concept)
+            concept_seed_value = concept_seed(seed, concept)
             request = {
                 "model": str(Path(model_dir).resolve()),
                 "prompt": prompt,
-                "seed": concept_seed(seed, concept),
+                "seed": concept_seed_value,
                 "max_new_tokens": max_new_tokens,
             }
             entry = saved.get(concept.id)
             if isinstance(entry, dict) and entry.get("request") == request and isinstance(entry.get("text"), str):
                 text = entry["text"]
             else:
-                text = _generate(torch, tokenizer, model, prompt, request["seed"], max_new_tokens, pad_id)
+                text = _generate(torch, tokenizer, model, prompt, concept_seed_value, max_new_tokens, pad_id)
                 if cache is not None:
                     saved[concept.id] = {"request": request, "text": text}
                     atomic_write_json(cache, saved)

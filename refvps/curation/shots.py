@@ -122,7 +122,7 @@ def _quiet(logger: logging.Logger) -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _frame_index(probe: VideoProbe, seconds: np.ndarray) -> np.ndarray:
+def _frame_index(probe: VideoProbe, seconds: Sequence[float]) -> np.ndarray:
     """The probe's frame shown at each time (times of frames map onto their own index, VFR too)."""
     return np.searchsorted(probe.frame_times, np.asarray(seconds) + TIME_EPS, side="right") - 1
 

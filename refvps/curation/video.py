@@ -69,11 +69,12 @@ class VideoProbe:
 
     def readable_note(self) -> str | None:
         """A sentence saying how much of a truncated file is readable (None when all of it is)."""
-        if not self.truncated:
+        declared = self.declared_duration_s
+        if declared is None or not self.truncated:
             return None
         return (
-            f"only {self.duration_s:.2f} s of {self.declared_duration_s:.2f} s could be read "
-            f"({100 * self.duration_s / self.declared_duration_s:.0f}%): the file is truncated or damaged"
+            f"only {self.duration_s:.2f} s of {declared:.2f} s could be read "
+            f"({100 * self.duration_s / declared:.0f}%): the file is truncated or damaged"
         )
 
     def frame_time(self, index: int) -> float:
