@@ -27,6 +27,7 @@ ENCODERS = {
     "crf23": ["-c:v", "libx264", "-crf", "23", "-preset", "veryfast", "-pix_fmt", "yuv420p"],
     "crf35": ["-c:v", "libx264", "-crf", "35", "-preset", "veryfast", "-pix_fmt", "yuv420p"],
     # x264 needs even sizes in 4:2:0; an odd-sized H.264 stream is 4:4:4
+    "crf23_444": ["-c:v", "libx264", "-crf", "23", "-preset", "veryfast", "-pix_fmt", "yuv444p"],
     "crf35_444": ["-c:v", "libx264", "-crf", "35", "-preset", "veryfast", "-pix_fmt", "yuv444p"],
     "low_vp9": ["-c:v", "libvpx-vp9", "-b:v", "40k", "-deadline", "realtime", "-cpu-used", "8", "-pix_fmt", "yuv420p"],
     "vp9_crf35": ["-c:v", "libvpx-vp9", "-crf", "35", "-b:v", "0", "-deadline", "realtime", "-cpu-used", "8"],

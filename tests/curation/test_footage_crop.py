@@ -19,7 +19,8 @@ def _frames(path, count=32):
 CASES = [
     ("02_cups", 4.0, (1280, 720), (0, 88, 1280, 544), "black", "crf23", 0),  # white table next to the bottom bar
     ("05_default_juggle", 2.0, (1280, 720), (0, 88, 1280, 544), "black", "crf23", 0),
-    ("03_blocks", 3.0, (1279, 719), (0, 87, 1279, 543), "black", "crf35_444", 1),  # odd size and offset
+    ("04_coffee", 5.0, (1279, 719), (0, 87, 1279, 543), "black", "crf23_444", 0),  # odd size and offset
+    ("03_blocks", 3.0, (1279, 719), (0, 87, 1279, 543), "black", "crf35_444", 1),
     ("04_coffee", 2.0, (1279, 719), (0, 87, 1279, 543), "black", "vp9_crf35", 1),  # odd size in 4:2:0 VP9
     ("02_cups", 1.0, (1280, 720), (160, 0, 960, 720), "black", "crf35", 1),  # pillarbox
     ("05_default_juggle", 6.0, (1280, 720), (100, 60, 1075, 597), "black", "crf35", 1),  # bars on all sides
