@@ -90,13 +90,30 @@ def read_json(path: str | Path, *, what: str = "JSON file") -> Any:
 
 @contextlib.contextmanager
 def file_lock(path: str | Path) -> Iterator[None]:
-    """An exclusive advisory lock (``fcntl.flock``) held for a read-modify-write of a shared file."""
+    """An exclusive advisory lock (``fcntl.flock``) held for a read-modify-write of a shared file.
+
+    The lock file (``.<name>.lock`` beside the file) is removed when the lock is released, so none
+    stays behind in a dataset. A waiter that locked a file which was removed meanwhile sees that the
+    path no longer names the file it holds, and locks the new one instead.
+    """
     path = Path(path)
     lock_path = path.parent / f".{path.name}.lock"  # hidden, so dataset checks do not see it
     lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a+") as handle:
+    while True:
+        handle = open(lock_path, "a+")
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
         try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            current = os.stat(lock_path)
+        except FileNotFoundError:
+            current = None
+        held = os.fstat(handle.fileno())
+        if current is not None and (current.st_ino, current.st_dev) == (held.st_ino, held.st_dev):
+            break
+        handle.close()  # the holder before us removed it: lock the file that is there now
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock_path)
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        handle.close()

@@ -6,9 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.markup import escape
 
-from refvps.cli.common import console, err_console, print_json, progress_bar
+from refvps.cli.common import RichProgress, console, err_console, print_json
 from refvps.curation.review import REJECT_REASONS
 from refvps.errors import RefvpsError, UsageError
 
@@ -16,34 +15,55 @@ PATH = click.Path(path_type=Path)
 EXISTING_FILE = click.Path(path_type=Path, exists=True, dir_okay=False)
 
 
-def _shot_options(func):
-    func = click.option(
+_SHOT_OPTIONS = (  # as --help lists them (see docs/CURATION.md for tuning)
+    click.option(
         "--detector",
         type=click.Choice(["content", "adaptive"]),
         default="content",
         show_default=True,
-        help="PySceneDetect detector used to find cuts.",
-    )(func)
-    func = click.option(
+        help="PySceneDetect detector that proposes cuts.",
+    ),
+    click.option(
         "--threshold",
         type=click.FloatRange(min=0, min_open=True),
         default=None,
-        help="Detector threshold (content: 27, adaptive: 3 by default). Lower finds more cuts.",
-    )(func)
+        help="Detector threshold (content: 27, adaptive: 3 by default). Lower proposes more cuts.",
+    ),
+    click.option(
+        "--min-shot",
+        type=click.FloatRange(min=0),
+        default=0.3,
+        show_default=True,
+        help="Shortest shot (seconds); also the window each proposed cut is confirmed over.",
+    ),
+    click.option(
+        "--cut-ratio",
+        type=click.FloatRange(min=0),
+        default=3.0,
+        show_default=True,
+        help="A cut must change the picture this many times more than the shots change on their own "
+        "(0: keep every proposed cut).",
+    ),
+)
+
+
+def _shot_options(func):
+    for option in reversed(_SHOT_OPTIONS):
+        func = option(func)
     return func
 
 
-def _shot_params(detector: str, threshold: float | None):
+def _shot_params(detector: str, threshold: float | None, min_shot: float, cut_ratio: float):
     from refvps.curation.shots import ShotParams
 
-    return ShotParams(detector=detector, threshold=threshold)
+    return ShotParams(detector=detector, threshold=threshold, min_shot_s=min_shot, cut_ratio=cut_ratio)
 
 
 # -- queries --------------------------------------------------------------------------------------
 @click.command()
 @click.option("--taxonomy", type=PATH, default=None, help="Concept taxonomy (default: annotations/taxonomy.json).")
 @click.option(
-    "--templates", type=PATH, default=None, help="Templates and synonyms (default: annotations/query_templates.json)."
+    "--templates", type=PATH, default=None, help="How phrasing is combined (default: annotations/query_templates.json)."
 )
 @click.option(
     "--per-concept",
@@ -73,8 +93,9 @@ def _shot_params(detector: str, threshold: float | None):
 def queries(taxonomy, templates, per_concept, llm_dir, seed, only, out, as_json):
     """Write search queries for every concept of the taxonomy.
 
-    Offline and deterministic by default (concept names, synonyms, templates); --llm MODEL_DIR adds
-    queries proposed by a local language model, parsed defensively and de-duplicated.
+    Offline and deterministic by default: combinations of each concept's phrasing material in the
+    taxonomy (what it looks like, where it happens, footage types), de-duplicated as bags of words;
+    --llm MODEL_DIR adds queries proposed by a local language model, held to the same rules.
     """
     import importlib
 
@@ -89,21 +110,20 @@ def queries(taxonomy, templates, per_concept, llm_dir, seed, only, out, as_json)
     # What the model wrote for each concept, kept until the CSV is written: an interrupted run resumes.
     cache = out.with_name(f".{out.name}.llm-cache.json")
     if llm_dir is not None:
-        with progress_bar(disable=as_json) as bar:
-            task = bar.add_task("asking the model", total=len(concepts))
+        with RichProgress(disable=as_json, labels={"model": "asking the model"}) as progress:
             extra = q.llm_queries(
-                concepts,
-                llm_dir,
-                per_concept=per_concept,
-                existing=rows,
-                seed=seed,
-                on_concept=lambda c: bar.advance(task),
-                cache=cache,
+                concepts, llm_dir, per_concept=per_concept, existing=rows, seed=seed, progress=progress, cache=cache
             )
         llm_count = len(extra)
         rows = q.order_rows(rows + extra, concepts)
     q.write_queries_csv(out, rows)
     cache.unlink(missing_ok=True)
+    counts = q.count_by_concept(rows, concepts)
+    short = {
+        c: n
+        for c, n in q.count_by_concept([r for r in rows if r.source == "template"], concepts).items()
+        if n < per_concept
+    }
     summary = {
         "out": str(out),
         "taxonomy": str(taxonomy_path),
@@ -111,13 +131,24 @@ def queries(taxonomy, templates, per_concept, llm_dir, seed, only, out, as_json)
         "queries": len(rows),
         "template": len(rows) - llm_count,
         "llm": llm_count,
+        "per_concept": counts,
+        "short": short,
     }
     if as_json:
         print_json(summary)
-    else:
+        return
+    console.print(
+        f"Wrote {len(rows)} queries for {len(concepts)} concepts to {out} "
+        f"({len(rows) - llm_count} from the taxonomy's phrasing, {llm_count} from the model); "
+        f"per concept: {min(counts.values(), default=0)} to {max(counts.values(), default=0)}",
+        markup=False,
+    )
+    for concept_id, count in short.items():
         console.print(
-            f"Wrote {len(rows)} queries for {len(concepts)} concepts to {out} "
-            f"({len(rows) - llm_count} from templates, {llm_count} from the model)"
+            f"  {concept_id}: only {count} distinct queries from its phrasing (add looks, places or footage to it in "
+            f"{taxonomy_path.name})",
+            markup=False,
+            soft_wrap=True,
         )
 
 
@@ -208,35 +239,12 @@ def fetch(
         optout_file=optout,
     )
     ws = Workspace(workspace)
-    with progress_bar(disable=as_json) as bar:
-        task = bar.add_task("fetching", total=len(items))
-
-        def on_event(kind: str, message: str) -> None:
-            if kind == "start":
-                bar.update(task, description=f"fetching {message[:60]}")
-            elif kind == "item":
-                bar.advance(task)
-            elif kind in ("failed", "retry"):
-                bar.console.print(f"[yellow]{kind}[/]: {escape(message)}", markup=True, soft_wrap=True, highlight=False)
-
-        report = run_fetch(ws, items, options, on_event=on_event)
-    data = report.to_json()
+    with RichProgress(disable=as_json, labels={"fetch": "fetching"}) as progress:
+        report = run_fetch(ws, items, options, progress=progress)
     if as_json:
-        print_json(data)
+        print_json(report.to_json())
     else:
-        console.print(
-            f"Fetched {len(report.downloaded)} video(s) into {ws.root}; skipped {len(report.skipped)}; "
-            f"failed {len(report.failed)}"
-        )
-        for skip in report.skipped:
-            if skip["reason"] != "already in the download archive":
-                console.print(
-                    f"  skipped {skip['key'] or skip['target']}: {skip['reason']}", soft_wrap=True, markup=False
-                )
-        for failure in report.failed:
-            console.print(
-                f"  [red]failed[/] {escape(failure.target)}: {escape(failure.reason)}", markup=True, soft_wrap=True
-            )
+        _print_fetch_summary(ws, report)
     if report.failed:
         transient = sum(f.transient for f in report.failed)
         permanent = len(report.failed) - transient
@@ -251,6 +259,20 @@ def fetch(
             f"{len(report.failed)} item(s) could not be fetched; listed in {ws.failures_path}",
             hint="; ".join(advice) + "; everything fetched is kept and not fetched again",
         )
+
+
+def _print_fetch_summary(ws, report) -> None:
+    console.print(
+        f"Fetched {len(report.downloaded)} video(s) into {ws.root}; skipped {len(report.skipped)}; "
+        f"failed {len(report.failed)}",
+        markup=False,
+    )
+    for skip in report.skipped:
+        console.print(f"  skipped {skip['key'] or skip['target']}: {skip['reason']}", soft_wrap=True, markup=False)
+    for warning in report.warnings:
+        err_console.print(f"  warning: {warning}", markup=False, soft_wrap=True)
+    for failure in report.failed:
+        err_console.print(f"  failed {failure.target}: {failure.reason}", markup=False, soft_wrap=True)
 
 
 # -- review ---------------------------------------------------------------------------------------
@@ -318,6 +340,8 @@ def review(
     grid,
     detector,
     threshold,
+    min_shot,
+    cut_ratio,
     accept_key,
     spans,
     reject_key,
@@ -362,61 +386,57 @@ def review(
             note=note,
             reviewer=reviewer,
         )
-        rv.record_decisions(ws, [decision])
-        if as_json:
-            print_json({"recorded": {decision.key: decision.to_json()}})
-        else:
-            console.print(
-                f"Recorded: {decision.key} {decision.decision}"
-                + (f" ({decision.reason})" if decision.reason else "")
-                + (
-                    f", events {', '.join(f'{e.start_s:g}-{e.end_s:g}' for e in decision.events)}"
-                    if decision.events
-                    else ""
-                ),
-                markup=False,
-            )
-        return
-    if import_file is not None:
+        _record_decision(rv, ws, decision, as_json)
+    elif import_file is not None:
         imported = rv.import_decisions(ws, import_file)
         if as_json:
             print_json({"imported": [d.key for d in imported]})
         else:
             console.print(f"Merged {len(imported)} decision(s) from {import_file} into {ws.decisions_path}")
+    elif list_only:
+        _list_videos(rv, ws, as_json)
+    else:
+        _make_sheets(rv, ws, grid, _shot_params(detector, threshold, min_shot, cut_ratio), as_json)
+
+
+def _record_decision(rv, ws, decision, as_json: bool) -> None:
+    rv.record_decisions(ws, [decision])
+    if as_json:
+        print_json({"recorded": {decision.key: decision.to_json()}})
         return
-    if list_only:
-        decisions = rv.read_decisions(ws.decisions_path)
-        rows = [
-            {
-                "key": r.key,
-                "concept": r.concept,
-                "title": r.title,
-                "decision": decisions[r.key].to_json() if r.key in decisions else None,
-            }
-            for r in ws.records()
-        ]
-        if as_json:
-            print_json({"videos": rows})
-        else:
-            for row in rows:
-                d = row["decision"]
-                state = "undecided" if d is None else d["decision"] + (f" ({d['reason']})" if d.get("reason") else "")
-                console.print(
-                    f"{row['key']}\t{state}\t{row['concept'] or '?'}\t{(row['title'] or '')[:60]}", markup=False
-                )
+    events = ", ".join(f"{e.start_s:g}-{e.end_s:g}" for e in decision.events)
+    console.print(
+        f"Recorded: {decision.key} {decision.decision}"
+        + (f" ({decision.reason})" if decision.reason else "")
+        + (f", events {events}" if events else ""),
+        markup=False,
+    )
+
+
+def _list_videos(rv, ws, as_json: bool) -> None:
+    decisions = rv.read_decisions(ws.decisions_path)
+    rows = [
+        {
+            "key": r.key,
+            "concept": r.concept,
+            "title": r.title,
+            "decision": decisions[r.key].to_json() if r.key in decisions else None,
+        }
+        for r in ws.records()
+    ]
+    if as_json:
+        print_json({"videos": rows})
         return
+    for row in rows:
+        d = row["decision"]
+        state = "undecided" if d is None else d["decision"] + (f" ({d['reason']})" if d.get("reason") else "")
+        console.print(f"{row['key']}\t{state}\t{row['concept'] or '?'}\t{(row['title'] or '')[:60]}", markup=False)
+
+
+def _make_sheets(rv, ws, grid: str, shot_params, as_json: bool) -> None:
     rows, cols = _parse_grid(grid)
-    with progress_bar(disable=as_json) as bar:
-        task = bar.add_task("contact sheets", total=None)
-
-        def on_progress(key: str, done: int, total: int) -> None:
-            bar.update(
-                task, completed=done, total=total, description=f"contact sheet {key}" if key else "contact sheets"
-            )
-
-        summary = rv.review(
-            ws, rows=rows, cols=cols, shot_params=_shot_params(detector, threshold), on_progress=on_progress
-        )
+    with RichProgress(disable=as_json, labels={"sheets": "contact sheets"}) as progress:
+        summary = rv.review(ws, rows=rows, cols=cols, shot_params=shot_params, progress=progress)
     if as_json:
         print_json(summary.to_json())
     else:
@@ -471,7 +491,7 @@ def _print_review_summary(summary) -> None:
     type=click.FloatRange(min=0),
     default=3.0,
     show_default=True,
-    help="A final shot this short (seconds) is an end card and dropped.",
+    help="A final shot this short (seconds) is dropped when it looks like a card (still, mostly one flat colour).",
 )
 @click.option(
     "--min-clip",
@@ -496,6 +516,8 @@ def trim(
     crop_text,
     detector,
     threshold,
+    min_shot,
+    cut_ratio,
     fps,
     no_crop,
     end_card_max,
@@ -506,8 +528,9 @@ def trim(
     """Cut accepted videos into clips at 24 fps (shots, crops, end cards).
 
     Either --workspace WS (every accepted video, using decisions.json) or one VIDEO [--start S --end E].
-    Clips never cross a cut; padding bars are cropped; a short final shot (end card, logo) is
-    dropped. Exported clips are skipped on the next run; an interrupted run resumes.
+    Clips never cross a cut; padding bars are cropped (one box per video); a short final shot that
+    looks like a card is dropped. A video or clip that fails is reported and the rest is exported;
+    exported clips are skipped on the next run; an interrupted run resumes.
     """
     from refvps.curation.crop import CropParams
     from refvps.curation.trim import TrimParams, trim_video, trim_workspace
@@ -527,60 +550,48 @@ def trim(
         )
     params = TrimParams(
         fps=fps,
-        shots=_shot_params(detector, threshold),
+        shots=_shot_params(detector, threshold, min_shot, cut_ratio),
         crop=None if no_crop else CropParams(),
         end_card_max_s=end_card_max,
         min_clip_s=min_clip,
     )
-    with progress_bar(disable=as_json) as bar:
-        clips_task = bar.add_task("clips", total=None)
-        frames_task = bar.add_task("frames", total=None, visible=False)
-
-        def progress(kind: str, clip_id: str, done: int, total: int) -> None:
-            if kind == "plan":
-                bar.update(clips_task, total=total)
-            elif kind == "clip":
-                bar.update(frames_task, description=clip_id, completed=done, total=total, visible=True)
-            elif kind in ("skip", "done"):
-                bar.advance(clips_task)
-
+    with RichProgress(disable=as_json) as progress:
         if workspace is not None:
             summary = trim_workspace(workspace, dataset, params, taxonomy=taxonomy, progress=progress)
         else:
             source = None
             if url or uploader or license_:
                 source = Source(url=url, uploader=uploader, license=license_, video_id=video.stem, title=video.stem)
+            span = {"start_s": start, "end_s": end, "clip_key": name, "concept": concept}
+            crop = _parse_crop(crop_text)
             summary = trim_video(
-                video,
-                dataset,
-                start_s=start,
-                end_s=end,
-                clip_key=name,
-                concept=concept,
-                source=source,
-                crop=_parse_crop(crop_text),
-                params=params,
-                taxonomy=taxonomy,
-                progress=progress,
+                video, dataset, **span, source=source, crop=crop, params=params, taxonomy=taxonomy, progress=progress
             )
     if as_json:
         print_json(summary.to_json())
     else:
-        console.print(
-            f"{len(summary.exported)} clip(s) exported, {len(summary.skipped)} already complete "
-            f"({summary.videos} video(s)) into {dataset}",
-            markup=False,
-        )
-        for note in summary.dropped:
-            console.print(f"  dropped: {note}", markup=False, soft_wrap=True)
-        for clip in summary.stale:
-            console.print(f"  stale: {clip} was exported before but is no longer planned (not deleted)", markup=False)
-        for problem in summary.problems:
-            err_console.print(f"  problem: {problem}", markup=False, soft_wrap=True)
-        for conflict in summary.conflicts:
-            err_console.print(f"  conflict: {conflict}", markup=False, soft_wrap=True)
+        _print_trim_summary(summary, dataset)
     if summary.conflicts or summary.problems:
-        parts = [f"{len(summary.problems)} video(s) could not be trimmed"] if summary.problems else []
+        parts = [f"{len(summary.problems)} video(s) or clip(s) could not be exported"] if summary.problems else []
         if summary.conflicts:
             parts.append(f"{len(summary.conflicts)} labelled clip(s) were left as they are")
-        raise RefvpsError(" and ".join(parts), hint="see the lines above; everything else was exported")
+        where = "'problems' and 'conflicts' in the JSON" if as_json else "the lines above"
+        raise RefvpsError(" and ".join(parts), hint=f"see {where}; everything else was exported")
+
+
+def _print_trim_summary(summary, dataset) -> None:
+    console.print(
+        f"{len(summary.exported)} clip(s) exported, {len(summary.skipped)} already complete "
+        f"({summary.videos} video(s)) into {dataset}",
+        markup=False,
+    )
+    for note in summary.dropped:
+        console.print(f"  dropped: {note}", markup=False, soft_wrap=True)
+    for clip in summary.stale:
+        console.print(f"  stale: {clip} was exported before but is no longer planned (not deleted)", markup=False)
+    for warning in summary.warnings:
+        err_console.print(f"  warning: {warning}", markup=False, soft_wrap=True)
+    for problem in summary.problems:
+        err_console.print(f"  problem: {problem}", markup=False, soft_wrap=True)
+    for conflict in summary.conflicts:
+        err_console.print(f"  conflict: {conflict}", markup=False, soft_wrap=True)

@@ -2,14 +2,16 @@
 
 Each stage reads and writes one workspace folder (:class:`Workspace`), skips work it finds done,
 and carries provenance (source URL, uploader, license, retrieval time, query, trim span, crop)
-forward into the dataset's ``clips.json``. See DESIGN §8 and the paper §4.1-4.2.
+forward into the dataset's ``clips.json``. See docs/CURATION.md and the paper §4.1-4.2.
 
 >>> from refvps.curation import Workspace, read_fetch_input, fetch, review, trim_workspace  # doctest: +SKIP
 >>> fetch("ws", read_fetch_input("queries.csv"))                                          # doctest: +SKIP
 """
 
-from refvps.curation.crop import CropParams, apply_crop, detect_crop
+from refvps.curation.cards import CardCheck, CardParams, check_card
+from refvps.curation.crop import CropParams, apply_crop, detect_crop, union_box
 from refvps.curation.fetch import FetchItem, FetchOptions, FetchReport, YtDlpSearcher, fetch, read_fetch_input
+from refvps.curation.plan import ClipPlan, TrimParams, plan_spans
 from refvps.curation.queries import (
     Concept,
     QueryRow,
@@ -23,12 +25,14 @@ from refvps.curation.queries import (
 )
 from refvps.curation.review import REJECT_REASONS, Decision, EventSpan, read_decisions, record_decisions, review
 from refvps.curation.shots import Shot, ShotParams, detect_shots
-from refvps.curation.trim import ClipPlan, TrimParams, TrimSummary, plan_spans, trim_video, trim_workspace
-from refvps.curation.video import VideoProbe, frames_at, probe_video
+from refvps.curation.trim import TrimSummary, trim_video, trim_workspace
+from refvps.curation.video import VideoProbe, frames_at, probe_video, sample_frames
 from refvps.curation.workspace import OptOutList, VideoRecord, Workspace
 
 __all__ = [
     "REJECT_REASONS",
+    "CardCheck",
+    "CardParams",
     "ClipPlan",
     "Concept",
     "CropParams",
@@ -48,6 +52,7 @@ __all__ = [
     "Workspace",
     "YtDlpSearcher",
     "apply_crop",
+    "check_card",
     "detect_crop",
     "detect_shots",
     "fetch",
@@ -64,7 +69,9 @@ __all__ = [
     "read_fetch_input",
     "record_decisions",
     "review",
+    "sample_frames",
     "trim_video",
     "trim_workspace",
+    "union_box",
     "write_queries_csv",
 ]

@@ -7,18 +7,24 @@ as URL lists.
 
 What makes it safe to run again and again:
 
-- yt-dlp's download archive (``archive.txt``): a video recorded there is never fetched twice;
+- yt-dlp's download archive (``archive.txt``): a video recorded there is never fetched twice; a
+  plain file link is keyed by a hash of its normalised URL (two ``cut.mp4`` on different paths are
+  two videos), and every skip says why;
+- every downloaded file is probed before it counts: an error page saved as ``.mp4`` or a cut-off
+  download is deleted, reported as a failure and kept out of the archive, so a rerun fetches it again;
 - per-video metadata (``meta/<key>.json``) written only once the file is in place, from
   ``YoutubeDL.sanitize_info``; the query that found a video travels with it to ``clips.json``;
 - an opt-out list (``optout.txt`` plus ``--optout FILE``) checked before anything is downloaded;
 - duration filters written with yt-dlp's ``<?`` so that videos of unknown duration get through;
 - yt-dlp's own retries with exponential sleep, and an outer retry with backoff for transient
   failures (timeouts, HTTP 429/5xx); permanent ones (404, unsupported URL) fail at once;
-- a summary of every failure and why (``fetch/failures.json``); the rest of the list continues.
+- a summary of every failure and why (``fetch/failures.json``, one entry per run); the rest of the
+  list continues.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from dataclasses import asdict, dataclass, field
@@ -26,9 +32,24 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from refvps.curation.queries import optional_concept_index, read_input_text, read_queries_csv, require_concept
-from refvps.curation.workspace import OptOutList, VideoRecord, Workspace, iso_date, utc_now, video_key
-from refvps.errors import UsageError, require
+from refvps.curation.video import probe_video
+from refvps.curation.workspace import (
+    OptOutList,
+    VideoRecord,
+    Workspace,
+    generic_id,
+    info_key,
+    info_url,
+    is_generic,
+    normalize_url,
+    utc_now,
+    video_key,
+)
+from refvps.errors import DatasetError, UsageError, require
 from refvps.fileio import atomic_write_json
+from refvps.progress import NO_PROGRESS, Progress
+
+logger = logging.getLogger(__name__)
 
 # Video only is enough (frames are what is labelled) and needs no ffmpeg to merge streams;
 # mp4/H.264 first because every decoder reads it; at most 1080p keeps the frames a sensible size.
@@ -101,6 +122,7 @@ class FetchReport:
     skipped: list[dict[str, str]] = field(default_factory=list)  # {"target", "key", "reason"}
     failed: list[FetchFailure] = field(default_factory=list)
     searched: int = 0
+    warnings: list[str] = field(default_factory=list)  # downloaded, but the user should know (truncated files)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -108,11 +130,8 @@ class FetchReport:
             "skipped": list(self.skipped),
             "failed": [asdict(f) for f in self.failed],
             "searched": self.searched,
+            "warnings": list(self.warnings),
         }
-
-
-FetchEvent = Callable[[str, str], None]  # (kind, message): "start", "downloaded", "skipped", "failed", "retry",
-# and "item" once an input line (a URL, or a query and all its results) is done
 
 
 # -- input ----------------------------------------------------------------------------------------
@@ -265,54 +284,82 @@ class _State:
         self.item: FetchItem | None = None
         self.written: list[str] = []
         self.rejected: str | None = None
+        self.warnings: list[str] = []
+
+
+def _assign_key(workspace: Workspace, info: dict[str, Any]) -> None:
+    """Give a video its workspace key (and, for a plain file link, an id from its URL, so that
+    yt-dlp's archive tells ``a/cut.mp4`` from ``b/cut.mp4``) before the file name is made from it."""
+    extractor = info.get("extractor_key") or info.get("extractor")
+    url = info_url(info)
+    if is_generic(extractor) and url:
+        legacy = video_key(extractor, str(info.get("id")))  # the name-only key of earlier versions
+        if _same_url(workspace, legacy, url):
+            info["refvps_key"] = legacy
+            return
+        info.setdefault("display_id", info.get("id"))
+        info["id"] = generic_id(url)
+    info["refvps_key"] = video_key(extractor, str(info.get("id")))
+
+
+def _same_url(workspace: Workspace, key: str, url: str) -> bool:
+    """Whether the workspace holds ``key`` fetched from this very URL (a workspace made before plain
+    links were keyed by URL keeps its keys)."""
+    if not workspace.has_record(key):
+        return False
+    try:
+        return normalize_url(workspace.read_record(key).url or "") == normalize_url(url)
+    except DatasetError:
+        return False
+
+
+def _check_media(path: Path) -> str | None:
+    """A downloaded file must be a readable video: an error page saved as .mp4 is refused here,
+    before yt-dlp records it in the archive (so fetching it again really fetches it again). A file
+    that reads only in part is kept (trim exports what it can, and says so); the note says how much."""
+    from yt_dlp.utils import PostProcessingError
+
+    try:
+        probe = probe_video(path)
+    except DatasetError as exc:
+        path.unlink(missing_ok=True)
+        raise PostProcessingError(f"the download is not a readable video ({exc}); not kept, not archived") from None
+    return probe.readable_note()
 
 
 def _make_postprocessors(workspace: Workspace, state: _State):
     from yt_dlp.postprocessor.common import PostProcessor
 
     class KeyPP(PostProcessor):
-        """Give every video its workspace key before the file name is made from it."""
-
         def run(self, info):
-            info["refvps_key"] = video_key(info.get("extractor_key") or info.get("extractor"), str(info.get("id")))
+            _assign_key(workspace, info)
             return [], info
 
     class RecordPP(PostProcessor):
-        """Once the file is in place: write the video's record and yt-dlp's sanitized info."""
+        """Once the file is in place and checked: write the video's record and yt-dlp's sanitized info."""
 
         def run(self, info):
-            clean = self._downloader.sanitize_info(dict(info))
-            key = info.get("refvps_key") or video_key(info.get("extractor_key"), str(info.get("id")))
             filepath = Path(info.get("filepath") or info.get("_filename") or "")
+            damage = _check_media(filepath)
+            key = info_key(info)
+            if damage:
+                state.warnings.append(f"{key}: {damage}; kept (trim exports the readable part), or fetch it again")
             try:
                 relative = str(filepath.resolve().relative_to(workspace.root.resolve()))
             except ValueError:
                 relative = str(filepath)
             item = state.item
             previous = workspace.read_record(key) if workspace.has_record(key) else None
-            record = VideoRecord(
+            record = VideoRecord.from_info(
+                info,
                 key=key,
-                id=str(info.get("id")),
-                extractor=info.get("extractor_key") or info.get("extractor"),
-                url=info.get("webpage_url") or info.get("original_url") or info.get("url"),
-                uploader=info.get("uploader"),
-                uploader_id=info.get("uploader_id"),
-                channel=info.get("channel"),
-                channel_id=info.get("channel_id"),
-                license=info.get("license"),
-                duration_s=info.get("duration"),
-                title=info.get("title"),
-                date=iso_date(info.get("upload_date")),
                 retrieved=previous.retrieved if previous and previous.retrieved else utc_now(),
                 query=item.query if item else None,
                 concept=item.concept if item else None,
                 category=item.category if item else None,
                 file=relative,
-                width=info.get("width"),
-                height=info.get("height"),
-                fps=info.get("fps"),
             )
-            atomic_write_json(workspace.meta_dir / f"{key}.info.json", clean)
+            atomic_write_json(workspace.meta_dir / f"{key}.info.json", self._downloader.sanitize_info(dict(info)))
             workspace.write_record(record)
             state.written.append(key)
             return [], info
@@ -327,9 +374,7 @@ def _match_filter(options: FetchOptions, optout: OptOutList, state: _State):
     duration_filter = match_filter_func(expression) if expression else None
 
     def _filter(info: Mapping[str, Any], *, incomplete: bool = False) -> str | None:
-        key = (
-            video_key(info.get("extractor_key") or info.get("ie_key"), str(info.get("id"))) if info.get("id") else None
-        )
+        key = info_key(info) if info.get("id") else None
         reason = optout.match({**info, "key": key})
         if reason is None and duration_filter is not None:
             reason = duration_filter(info, incomplete=incomplete)
@@ -377,34 +422,19 @@ def _ydl_params(workspace: Workspace, options: FetchOptions, logger: _Logger, ma
 
 
 # -- the stage ------------------------------------------------------------------------------------
-def fetch(
-    workspace: Workspace | str | Path,
-    items: Iterable[FetchItem],
-    options: FetchOptions | None = None,
-    *,
-    searcher: Callable[[Mapping[str, Any], str, int], list[dict[str, Any]]] | None = None,
-    on_event: FetchEvent | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-) -> FetchReport:
-    """Fetch every item into the workspace; never raises for one bad item (see the report)."""
-    yt_dlp = require("yt_dlp", "curate", "refvps fetch")
-    options = options or FetchOptions()
-    if options.per_query < 1:
-        raise UsageError(f"--per-query must be at least 1, got {options.per_query}", hint="use e.g. --per-query 5")
-    if options.retries < 0:
-        raise UsageError("--retries cannot be negative", hint="use 0 to disable retries")
-    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
-    ws.create()
-    optout = ws.optout(options.optout_file)
-    items = list(items)
-    searcher = searcher or YtDlpSearcher(options.search_prefix)
-    state = _State()
-    logger = _Logger()
-    params = _ydl_params(ws, options, logger, _match_filter(options, optout, state))
-    report = FetchReport()
-    emit = on_event or (lambda kind, message: None)
+class _Fetcher:
+    """One fetch run: a yt-dlp instance, the report, and the retry policy."""
 
-    def with_retries(what: str, call: Callable[[], Any]) -> tuple[Any, BaseException | None, int]:
+    def __init__(self, ws: Workspace, options: FetchOptions, searcher, progress: Progress, sleep) -> None:
+        self.ws, self.options, self.searcher, self.progress, self.sleep = ws, options, searcher, progress, sleep
+        self.optout = ws.optout(options.optout_file)
+        self.state = _State()
+        self.params = _ydl_params(ws, options, _Logger(), _match_filter(options, self.optout, self.state))
+        self.report = FetchReport()
+        self.done = 0  # input lines finished
+
+    def with_retries(self, what: str, call: Callable[[], Any]) -> tuple[Any, BaseException | None, int]:
+        yt_dlp = require("yt_dlp", "curate", "refvps fetch")
         attempt = 0
         while True:
             attempt += 1
@@ -413,73 +443,108 @@ def fetch(
             except (yt_dlp.utils.YoutubeDLError, OSError) as exc:
                 if isinstance(exc, yt_dlp.utils.DownloadCancelled):
                     raise
-                if attempt <= options.retries and is_transient(exc):
-                    delay = options.backoff_s * 2 ** (attempt - 1)
-                    emit("retry", f"{what}: {_clean_message(exc)}; retrying in {delay:g} s")
-                    sleep(delay)
+                if attempt <= self.options.retries and is_transient(exc):
+                    delay = self.options.backoff_s * 2 ** (attempt - 1)
+                    logger.warning("%s: %s; retrying in %g s", what, _clean_message(exc), delay)
+                    self.sleep(delay)
                     continue
                 return None, exc, attempt
 
-    with yt_dlp.YoutubeDL(params) as ydl:
-        key_pp, record_pp = _make_postprocessors(ws, state)
+    def fail(self, failure: FetchFailure) -> None:
+        self.report.failed.append(failure)
+        logger.warning("failed: %s: %s", failure.target, failure.reason)
+
+    def skip(self, url: str, key: str | None, reason: str) -> None:
+        self.report.skipped.append({"target": url, "key": key or "", "reason": reason})
+        logger.info("skipped %s: %s", url, reason)
+
+    def fetch_url(self, ydl, url: str, item: FetchItem, known: Mapping[str, Any] | None = None) -> None:
+        self.progress.update("fetch", self.done, note=url)
+        if known and known.get("id"):
+            known_key = info_key({**known, "url": url})
+            reason = self.optout.match({**known, "key": known_key})
+            if reason:
+                self.skip(url, known_key, reason)
+                return
+        self.state.item, self.state.written, self.state.rejected, self.state.warnings = item, [], None, []
+        info, error, attempts = self.with_retries(url, lambda: ydl.extract_info(url, download=True))
+        if error is not None:
+            self.fail(FetchFailure(url, _clean_message(error), "url", item.query, attempts, is_transient(error)))
+            return
+        self.report.warnings += self.state.warnings
+        if self.state.written:
+            self.report.downloaded.extend(self.state.written)
+            return
+        key = info_key(info) if info and info.get("id") else None
+        if key is None and known and known.get("id"):
+            key = info_key({**known, "url": url})
+        reason = (
+            self.state.rejected
+            or f"already in the download archive ({self.ws.archive_path.name}) as {key or 'this id'}"
+        )
+        if not self.state.rejected and key and item.query and self.ws.has_record(key):
+            _note_also_found(self.ws, key, item.query)
+        self.skip(url, key, reason)
+
+    def fetch_item(self, ydl, item: FetchItem) -> None:
+        if item.kind == "url":
+            self.fetch_url(ydl, item.target, item)
+            return
+        self.report.searched += 1
+        results, error, attempts = self.with_retries(
+            f"search {item.target!r}", lambda: self.searcher(self.params, item.target, self.options.per_query)
+        )
+        if error is not None:
+            self.fail(
+                FetchFailure(item.target, _clean_message(error), "search", item.query, attempts, is_transient(error))
+            )
+            return
+        for entry in results or []:
+            self.fetch_url(ydl, entry["url"], item, entry)
+
+
+def fetch(
+    workspace: Workspace | str | Path,
+    items: Iterable[FetchItem],
+    options: FetchOptions | None = None,
+    *,
+    searcher: Callable[[Mapping[str, Any], str, int], list[dict[str, Any]]] | None = None,
+    progress: Progress = NO_PROGRESS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> FetchReport:
+    """Fetch every item into the workspace; never raises for one bad item (see the report).
+
+    Progress: stage ``"fetch"``, one step per input line (a URL, or a query and all its results).
+    """
+    yt_dlp = require("yt_dlp", "curate", "refvps fetch")
+    options = options or FetchOptions()
+    if options.per_query < 1:
+        raise UsageError(f"--per-query must be at least 1, got {options.per_query}", hint="use e.g. --per-query 5")
+    if options.retries < 0:
+        raise UsageError("--retries cannot be negative", hint="use 0 to disable retries")
+    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    ws.create()
+    items = list(items)
+    run = _Fetcher(ws, options, searcher or YtDlpSearcher(options.search_prefix), progress, sleep)
+    started = utc_now()
+    with yt_dlp.YoutubeDL(run.params) as ydl, progress.stage("fetch", len(items)):
+        key_pp, record_pp = _make_postprocessors(ws, run.state)
         ydl.add_post_processor(key_pp, when="pre_process")
         ydl.add_post_processor(record_pp, when="after_move")
-
-        def fetch_url(url: str, item: FetchItem, known: Mapping[str, Any] | None = None) -> None:
-            emit("start", url)
-            if known and known.get("id"):
-                key = video_key(known.get("ie_key"), str(known["id"]))
-                reason = optout.match({**known, "key": key})
-                if reason:
-                    report.skipped.append({"target": url, "key": key, "reason": reason})
-                    emit("skipped", f"{url}: {reason}")
-                    return
-            state.item, state.written, state.rejected = item, [], None
-            info, error, attempts = with_retries(url, lambda: ydl.extract_info(url, download=True))
-            if error is not None:
-                failure = FetchFailure(url, _clean_message(error), "url", item.query, attempts, is_transient(error))
-                report.failed.append(failure)
-                emit("failed", f"{url}: {failure.reason}")
-                return
-            if state.written:
-                report.downloaded.extend(state.written)
-                emit("downloaded", ", ".join(state.written))
-                return
-            key = None
-            if info and info.get("id"):
-                key = video_key(info.get("extractor_key") or info.get("extractor"), str(info["id"]))
-            elif known and known.get("id"):
-                key = video_key(known.get("ie_key"), str(known["id"]))
-            reason = state.rejected or "already in the download archive"
-            if not state.rejected and key and item.query and ws.has_record(key):
-                _note_also_found(ws, key, item.query)
-            report.skipped.append({"target": url, "key": key or "", "reason": reason})
-            emit("skipped", f"{url}: {reason}")
-
-        def fetch_item(item: FetchItem) -> None:
-            if item.kind == "url":
-                fetch_url(item.target, item)
-                return
-            report.searched += 1
-            emit("start", f"search: {item.target}")
-            results, error, attempts = with_retries(
-                f"search {item.target!r}", lambda: searcher(params, item.target, options.per_query)
-            )
-            if error is not None:
-                failure = FetchFailure(
-                    item.target, _clean_message(error), "search", item.query, attempts, is_transient(error)
-                )
-                report.failed.append(failure)
-                emit("failed", f"search {item.target!r}: {failure.reason}")
-                return
-            for entry in results or []:
-                fetch_url(entry["url"], item, entry)
-
         for item in items:
-            fetch_item(item)
-            emit("item", item.target)
-
-    atomic_write_json(ws.failures_path, {"time": utc_now(), "failed": [asdict(f) for f in report.failed]})
+            run.fetch_item(ydl, item)
+            run.done += 1
+            progress.advance("fetch", note=item.target)
+    report = run.report
+    ws.record_failures(
+        {
+            "time": started,
+            "items": len(items),
+            "downloaded": len(report.downloaded),
+            "skipped": len(report.skipped),
+            "failed": [asdict(f) for f in report.failed],
+        }
+    )
     ws.log(
         "fetch",
         items=len(items),

@@ -1,10 +1,19 @@
 """Search queries for every concept of the taxonomy (paper §4.1).
 
 The paper asked ChatGPT for concrete concepts and several search queries each. Here the default is
-offline and deterministic: the concept name, its synonyms, and templates ("{name} slow motion"),
-all kept in ``annotations/query_templates.json``. ``llm_queries`` adds queries proposed by a local
-text-generation model (any transformers causal LM saved with ``save_pretrained``), parsed
-defensively and de-duplicated against what is already there.
+offline and deterministic: each concept of ``annotations/taxonomy.json`` carries its own phrasing
+material -- ``looks`` (how a person names what is seen: "candle wax dripping"), ``places`` (where
+it happens: "on a table") and ``footage`` (the kinds of video that show it: "timelapse" for a
+melting candle, "slow motion" for shattering glass, never the other way round). The queries are
+combinations of these, in the order of the ``patterns`` of ``annotations/query_templates.json``
+(the looks alone first, then look + footage, look + place, look + place + footage), taken
+round-robin so that the first few queries of a concept are as different as possible.
+
+A query is kept only if a person could have typed it: at least two words, no word twice, not too
+long, and not the same bag of words as a query already chosen (``glass shattering`` and
+``shattering glass`` are one query; see :func:`query_key`). ``llm_queries`` adds queries proposed
+by a local text-generation model (any transformers causal LM saved with ``save_pretrained``),
+parsed defensively and held to the same rules.
 
 Output is a CSV with columns ``category, concept, query, source`` (source: ``template`` or ``llm``).
 """
@@ -13,15 +22,18 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import os
 import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
+from refvps.curation.workspace import read_json_member
 from refvps.errors import ConfigError, DatasetError, UsageError
 from refvps.fileio import atomic_write_json, atomic_write_text, read_json
+from refvps.progress import NO_PROGRESS, Progress
 from refvps.resources import annotations_dir
 
 QUERY_COLUMNS = ("category", "concept", "query", "source")
@@ -39,6 +51,9 @@ class Concept:
     category_name: str = ""
     category_definition: str = ""
     synonyms: tuple[str, ...] = ()
+    looks: tuple[str, ...] = ()  # how a person names what is seen
+    places: tuple[str, ...] = ()  # where it happens
+    footage: tuple[str, ...] = ()  # the kinds of video that show it
 
 
 @dataclass(frozen=True)
@@ -51,9 +66,12 @@ class QueryRow:
 
 @dataclass
 class QueryTemplates:
-    default_templates: list[str] = field(default_factory=lambda: ["{name}"])
-    category_templates: dict[str, list[str]] = field(default_factory=dict)
-    synonyms: dict[str, list[str]] = field(default_factory=dict)
+    """How the phrasing material is combined (``annotations/query_templates.json``)."""
+
+    patterns: list[str] = field(default_factory=lambda: ["{look}", "{look} {footage}", "{look} {place}"])
+    default_footage: list[str] = field(default_factory=lambda: ["video", "close up", "footage"])
+    category_footage: dict[str, list[str]] = field(default_factory=dict)
+    max_words: int = 8
 
 
 # -- finding and reading the taxonomy -------------------------------------------------------------
@@ -107,14 +125,13 @@ def find_templates(explicit: str | Path | None = None) -> Path:
 def load_taxonomy(path: str | Path) -> list[Concept]:
     """The concepts of a taxonomy file, in file order; a malformed file is a :class:`DatasetError`."""
     path = Path(path)
-    data = read_json(path, what="concept taxonomy")
-    categories = data.get("categories") if isinstance(data, dict) else None
-    if not isinstance(categories, list):
-        raise DatasetError(
-            f"{path} must hold an object with a 'categories' list",
-            hint='write {"categories": [{"id": ..., "name": ..., "concepts": [{"id": ..., "name": ...}]}]}',
-            path=path,
-        )
+    categories = read_json_member(
+        path,
+        "categories",
+        list,
+        what="concept taxonomy",
+        hint='write {"categories": [{"id": ..., "name": ..., "concepts": [{"id": ..., "name": ...}]}]}',
+    )
     concepts: list[Concept] = []
     seen: set[str] = set()
     for ci, category in enumerate(categories):
@@ -135,18 +152,40 @@ def load_taxonomy(path: str | Path) -> list[Concept]:
                     f"{path}: concept id {cid!r} appears twice", hint="concept ids must be unique", path=path
                 )
             seen.add(cid)
-            synonyms = concept.get("synonyms") or []
-            concepts.append(
-                Concept(
-                    id=cid,
-                    name=str(concept.get("name") or cid.replace("_", " ")),
-                    category=str(category["id"]),
-                    category_name=str(category.get("name") or category["id"]),
-                    category_definition=str(category.get("definition") or ""),
-                    synonyms=tuple(str(s) for s in synonyms if str(s).strip()),
-                )
-            )
+            concepts.append(_concept(concept, category, path))
     return concepts
+
+
+def _strings(entry: dict[str, Any], key: str, path: Path) -> tuple[str, ...]:
+    values = entry.get(key) or []
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise DatasetError(
+            f"{path}: concept {entry.get('id')!r}: {key!r} must be a list of strings", hint="fix that entry", path=path
+        )
+    return tuple(v.strip() for v in values if v.strip())
+
+
+def _concept(entry: dict[str, Any], category: dict[str, Any], path: Path) -> Concept:
+    cid = str(entry["id"])
+    phrasing = entry.get("phrasing") or {}
+    if not isinstance(phrasing, dict):
+        raise DatasetError(
+            f"{path}: concept {cid!r}: 'phrasing' must be an object",
+            hint='write "phrasing": {"looks": [...], "places": [...], "footage": [...]}',
+            path=path,
+        )
+    phrasing = {**phrasing, "id": cid}
+    return Concept(
+        id=cid,
+        name=str(entry.get("name") or cid.replace("_", " ")),
+        category=str(category["id"]),
+        category_name=str(category.get("name") or category["id"]),
+        category_definition=str(category.get("definition") or ""),
+        synonyms=_strings(entry, "synonyms", path),
+        looks=_strings(phrasing, "looks", path),
+        places=_strings(phrasing, "places", path),
+        footage=_strings(phrasing, "footage", path),
+    )
 
 
 def concept_index(concepts: Iterable[Concept]) -> dict[str, Concept]:
@@ -184,7 +223,7 @@ def select_concepts(concepts: Sequence[Concept], wanted: Iterable[str], *, path:
     unknown = [value for value, concept in found.items() if concept is None]
     if unknown:
         raise UsageError(f"unknown concept(s): {', '.join(unknown)}", hint=f"use ids from {path or 'the taxonomy'}")
-    ids = {concept.id for concept in found.values()}
+    ids = {concept.id for concept in found.values() if concept is not None}
     return [c for c in concepts if c.id in ids]
 
 
@@ -202,56 +241,137 @@ def optional_concept_index(taxonomy: str | Path | None = None) -> dict[str, Conc
 def load_templates(path: str | Path) -> QueryTemplates:
     path = Path(path)
     data = read_json(path, what="query templates")
-    if not isinstance(data, dict):
-        raise DatasetError(f"{path} must hold a JSON object", hint="see annotations/query_templates.json", path=path)
+    if not isinstance(data, dict) or not isinstance(data.get("patterns"), list):
+        raise DatasetError(
+            f"{path} must hold an object with a 'patterns' list",
+            hint='write {"patterns": ["{look}", "{look} {footage}", ...]} (see annotations/query_templates.json)',
+            path=path,
+        )
     templates = QueryTemplates(
-        default_templates=[str(t) for t in data.get("default_templates", ["{name}"])],
-        category_templates={str(k): [str(t) for t in v] for k, v in (data.get("category_templates") or {}).items()},
-        synonyms={str(k): [str(s) for s in v] for k, v in (data.get("synonyms") or {}).items()},
+        patterns=[str(p) for p in data["patterns"]],
+        default_footage=[str(f) for f in data.get("default_footage") or ["video"]],
+        category_footage={str(k): [str(f) for f in v] for k, v in (data.get("category_footage") or {}).items()},
+        max_words=int(data.get("max_words") or 8),
     )
-    for template in templates.default_templates + [t for ts in templates.category_templates.values() for t in ts]:
-        if "{name}" not in template:
+    for pattern in templates.patterns:
+        unknown = set(re.findall(r"{(\w+)}", pattern)) - set(SLOTS)
+        if "{look}" not in pattern or unknown:
             raise DatasetError(
-                f"{path}: template {template!r} has no {{name}} placeholder",
-                hint="write e.g. '{name} slow motion'",
+                f"{path}: pattern {pattern!r} needs {{look}} and may use only {', '.join('{' + s + '}' for s in SLOTS)}",
+                hint="write e.g. '{look} {footage}'",
                 path=path,
             )
     return templates
 
 
 # -- offline generator ----------------------------------------------------------------------------
+SLOTS = ("look", "place", "footage")
+_STOPWORDS = frozenset("a an the of in on at to into with from over by for and under through".split())
+_SPELLING = (("colour", "color"), ("mould", "mold"), ("grey", "gray"))
+
+
+def _stem(word: str) -> str:
+    """A crude singular: enough to see "flames flickering" and "flame flickering" as one query."""
+    for british, american in _SPELLING:
+        word = word.replace(british, american)
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("es") and word[-3] in "sxz":
+        return word[:-2]
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+(?:'[a-z]+)?", text.casefold())
+
+
+def query_key(text: str) -> frozenset[str]:
+    """The normalised bag of words two queries are compared by: lower case, punctuation and small
+    words (a, the, in, ...) dropped, plurals and British spellings folded, order ignored.
+
+    >>> query_key("Glass shattering") == query_key("the shattering of glasses")
+    True
+    """
+    return frozenset(_stem(w) for w in _words(text) if w not in _STOPWORDS)
+
+
 def normalize_query(text: str) -> str:
-    """The form two queries are compared in: lower case, single spaces, no surrounding punctuation."""
-    return re.sub(r"\s+", " ", text).strip(" \t.,;:!?\"'`").casefold()
+    """A query's text as written to the CSV: single spaces, no surrounding punctuation."""
+    return re.sub(r"\s+", " ", text).strip(" \t.,;:!?\"'`")
 
 
-def template_queries(concept: Concept, templates: QueryTemplates, per_concept: int) -> list[str]:
-    """The first ``per_concept`` distinct queries for a concept, in a fixed order (see module doc)."""
-    names = [concept.name, *templates.synonyms.get(concept.id, []), *concept.synonyms]
-    ordered: list[str] = list(names)
-    chosen_templates = templates.category_templates.get(concept.category, []) + templates.default_templates
-    for name in names:
-        ordered += [t.replace("{name}", name) for t in chosen_templates]
+def query_problem(text: str, max_words: int = 8) -> str | None:
+    """Why a person would not type this query (None: they could)."""
+    words = _words(text)
+    if len(words) < 2:
+        return "fewer than two words"
+    if len(words) > max_words:
+        return f"more than {max_words} words"
+    stems = [_stem(w) for w in words]
+    if len(set(words)) < len(words) or len(set(stems)) < len(stems):
+        return "a word repeated"
+    return None
+
+
+def _material(concept: Concept, templates: QueryTemplates) -> dict[str, list[str]]:
+    looks = list(dict.fromkeys([*concept.looks, concept.name, *concept.synonyms]))
+    footage = list(concept.footage) or templates.category_footage.get(concept.category) or templates.default_footage
+    return {"look": looks, "place": list(concept.places), "footage": list(footage)}
+
+
+def candidate_queries(concept: Concept, templates: QueryTemplates) -> Iterable[str]:
+    """Every combination of the concept's material, pattern by pattern; within a pattern the
+    combinations go round-robin (sum of the indices first), so variety comes early."""
+    material = _material(concept, templates)
+    for pattern in templates.patterns:
+        slots = [s for s in SLOTS if "{" + s + "}" in pattern]
+        choices = [range(len(material[s])) for s in slots]
+        for combo in sorted(itertools.product(*choices), key=lambda c: (sum(c), c)):
+            text = pattern
+            for slot, index in zip(slots, combo):
+                text = text.replace("{" + slot + "}", material[slot][index])
+            yield normalize_query(text)
+
+
+def template_queries(
+    concept: Concept, templates: QueryTemplates, per_concept: int, taken: set[frozenset[str]] | None = None
+) -> list[str]:
+    """The first ``per_concept`` acceptable queries of a concept, none with a bag of words in
+    ``taken`` (which is updated: pass one set for all concepts to keep them apart)."""
+    taken = set() if taken is None else taken
     out: list[str] = []
-    seen: set[str] = set()
-    for query in ordered:
-        key = normalize_query(query)
-        if key and key not in seen:
-            seen.add(key)
-            out.append(re.sub(r"\s+", " ", query).strip())
+    for query in candidate_queries(concept, templates):
+        key = query_key(query)
+        if key in taken or query_problem(query, templates.max_words):
+            continue
+        taken.add(key)
+        out.append(query)
         if len(out) >= per_concept:
             break
     return out
 
 
 def generate_queries(concepts: Sequence[Concept], templates: QueryTemplates, per_concept: int = 5) -> list[QueryRow]:
+    """``per_concept`` queries per concept (fewer where its material runs out: see
+    :func:`count_by_concept`), none repeated across concepts."""
     if per_concept < 1:
         raise UsageError(f"--per-concept must be at least 1, got {per_concept}", hint="use e.g. --per-concept 5")
     rows: list[QueryRow] = []
+    taken: set[frozenset[str]] = set()
     for concept in concepts:
-        for query in template_queries(concept, templates, per_concept):
+        for query in template_queries(concept, templates, per_concept, taken):
             rows.append(QueryRow(concept.category, concept.id, query, "template"))
     return rows
+
+
+def count_by_concept(rows: Iterable[QueryRow], concepts: Sequence[Concept]) -> dict[str, int]:
+    """Queries per concept id, in taxonomy order (0 for a concept without any)."""
+    counts = {c.id: 0 for c in concepts}
+    for row in rows:
+        counts[row.concept] = counts.get(row.concept, 0) + 1
+    return counts
 
 
 # -- local LLM ------------------------------------------------------------------------------------
@@ -266,7 +386,7 @@ def parse_llm_queries(text: str, *, max_words: int = 10, max_chars: int = 80) ->
     URLs, special tokens, lines that are mostly not letters, and anything too long or too short.
     """
     queries: list[str] = []
-    seen: set[str] = set()
+    seen: set[frozenset[str]] = set()
     for raw in re.split(r"[\r\n]+", text or ""):
         line = raw.strip()
         # Remove list markers repeatedly ("1. - foo"), then quotes and trailing punctuation.
@@ -287,7 +407,7 @@ def parse_llm_queries(text: str, *, max_words: int = 10, max_chars: int = 80) ->
         letters = sum(ch.isalpha() or ch == " " for ch in line)
         if letters / len(line) < 0.8:
             continue
-        key = normalize_query(line)
+        key = query_key(line)
         if key and key not in seen:
             seen.add(key)
             queries.append(line)
@@ -342,51 +462,48 @@ def llm_queries(
     existing: Iterable[QueryRow] = (),
     seed: int = 0,
     max_new_tokens: int = 96,
-    on_concept: Callable[[Concept], None] | None = None,
+    progress: Progress = NO_PROGRESS,
     cache: str | Path | None = None,
 ) -> list[QueryRow]:
     """Up to ``per_concept`` new queries per concept from a local model, seeded per concept so the
-    result does not depend on which other concepts were asked, and never a query already present.
+    result does not depend on which other concepts were asked; held to the rules of the offline
+    queries (:func:`query_problem`) and never a query already present (:func:`query_key`).
 
     ``cache``: a JSON file where each concept's generated text is saved as soon as it exists, so an
     interrupted run resumes without asking the model again (an entry is reused only for the same
-    model folder, prompt, seed and length).
+    model folder, prompt, seed and length). Progress: stage ``"model"``, one step per concept.
     """
     import torch
 
     tokenizer, model = load_text_generator(model_dir)
     saved = _read_generation_cache(cache)
-    taken = {normalize_query(r.query) for r in existing}
+    taken = {query_key(r.query) for r in existing}
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     rows: list[QueryRow] = []
-    for concept in concepts:
-        prompt = llm_prompt(concept, per_concept)
-        request = {
-            "model": str(Path(model_dir).resolve()),
-            "prompt": prompt,
-            "seed": concept_seed(seed, concept),
-            "max_new_tokens": max_new_tokens,
-        }
-        entry = saved.get(concept.id)
-        if isinstance(entry, dict) and entry.get("request") == request and isinstance(entry.get("text"), str):
-            text = entry["text"]
-        else:
-            text = _generate(torch, tokenizer, model, prompt, request["seed"], max_new_tokens, pad_id)
-            if cache is not None:
-                saved[concept.id] = {"request": request, "text": text}
-                atomic_write_json(cache, saved)
-        added = 0
-        for query in parse_llm_queries(text):
-            key = normalize_query(query)
-            if key in taken:
-                continue
-            taken.add(key)
-            rows.append(QueryRow(concept.category, concept.id, query, "llm"))
-            added += 1
-            if added >= per_concept:
-                break
-        if on_concept is not None:
-            on_concept(concept)
+    with progress.stage("model", len(concepts)):
+        for concept in concepts:
+            prompt = llm_prompt(concept, per_concept)
+            concept_seed_value = concept_seed(seed, concept)
+            request = {
+                "model": str(Path(model_dir).resolve()),
+                "prompt": prompt,
+                "seed": concept_seed_value,
+                "max_new_tokens": max_new_tokens,
+            }
+            entry = saved.get(concept.id)
+            if isinstance(entry, dict) and entry.get("request") == request and isinstance(entry.get("text"), str):
+                text = entry["text"]
+            else:
+                text = _generate(torch, tokenizer, model, prompt, concept_seed_value, max_new_tokens, pad_id)
+                if cache is not None:
+                    saved[concept.id] = {"request": request, "text": text}
+                    atomic_write_json(cache, saved)
+            fresh = [q for q in parse_llm_queries(text) if not query_problem(q)]
+            for query in fresh:
+                if query_key(query) not in taken and sum(r.concept == concept.id for r in rows) < per_concept:
+                    taken.add(query_key(query))
+                    rows.append(QueryRow(concept.category, concept.id, query, "llm"))
+            progress.advance("model", note=concept.id)
     return rows
 
 

@@ -9,8 +9,8 @@ rejected with one of the paper's reasons::
                       "concept": "candle_melting", "note": "", "decided_at": "..."},
       "tiktok_123":  {"decision": "reject", "reason": "too_fast", "note": "lightning, 3 frames"}}}
 
-An accepted video without spans is cut into its shots (each shot a clip, a short final shot
-dropped as an end card). ``crop`` ([x, y, w, h] in source pixels, or "none") overrides the
+An accepted video without spans is cut into its shots (each shot a clip; a short final shot that
+looks like a card is dropped). ``crop`` ([x, y, w, h] in source pixels, or "none") overrides the
 automatic padding detection for that video's clips.
 """
 
@@ -21,13 +21,14 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from refvps.curation.shots import Shot, ShotParams, cached_shots
 from refvps.curation.video import frames_at, probe_video, sample_times
-from refvps.curation.workspace import VideoRecord, Workspace, utc_now
+from refvps.curation.workspace import VideoRecord, Workspace, read_json_member, utc_now
 from refvps.errors import DatasetError, UsageError
-from refvps.fileio import atomic_write_json, atomic_write_text, atomic_write_with, file_lock, read_json
+from refvps.fileio import atomic_write_json, atomic_write_text, atomic_write_with, file_lock
+from refvps.progress import NO_PROGRESS, Progress
 
 REJECT_REASONS: dict[str, str] = {
     "no_dynamic_change": "no significant dynamic change of the subject (e.g. mostly stationary clouds)",
@@ -163,14 +164,7 @@ def read_decisions(path: str | Path) -> dict[str, Decision]:
     path = Path(path)
     if not path.exists():
         return {}
-    data = read_json(path, what="decisions file")
-    videos = data.get("videos") if isinstance(data, dict) else None
-    if not isinstance(videos, dict):
-        raise DatasetError(
-            f"{path} must hold an object with a 'videos' mapping",
-            hint='write {"version": 1, "videos": {...}}',
-            path=path,
-        )
+    videos = read_json_member(path, "videos", dict, what="decisions file", hint='write {"version": 1, "videos": {...}}')
     return {key: _decision_from_json(key, entry, path) for key, entry in videos.items()}
 
 
@@ -323,15 +317,61 @@ class ReviewSummary:
         return dict(self.__dict__)
 
 
+def _ensure_sheet(
+    ws: Workspace, record: VideoRecord, rows: int, cols: int, shot_params: ShotParams
+) -> tuple[list[Shot], bool]:
+    """The video's shots, and whether its contact sheet had to be made (it is kept when newer than
+    the video and its shots, for the same grid)."""
+    path = ws.video_path(record)
+    shots = cached_shots(path, ws.shots_dir / f"{record.key}.json", shot_params)
+    sheet = ws.sheets_dir / f"{record.key}.png"
+    newest_input = max(path.stat().st_mtime, (ws.shots_dir / f"{record.key}.json").stat().st_mtime)
+    grid_tag = ws.sheets_dir / f".{record.key}.grid"
+    same_grid = grid_tag.exists() and grid_tag.read_text() == f"{rows}x{cols}"
+    if sheet.exists() and sheet.stat().st_mtime >= newest_input and same_grid:
+        return shots, False
+    probe = probe_video(path)
+    header = [
+        f"{record.key}   {probe.duration_s:.2f} s   {probe.width}x{probe.height} @ {probe.fps:.2f} fps   "
+        f"{len(shots)} shot{'s' if len(shots) != 1 else ''}",
+        f"{(record.title or '')[:90]}",
+        f"concept: {record.concept or '?'}   query: {record.query or '-'}   uploader: {record.uploader or '?'}",
+    ]
+    if probe.truncated:
+        header[0] += f"   TRUNCATED: {probe.readable_note()}"
+    make_contact_sheet(path, sheet, header=header, shots=shots, rows=rows, cols=cols)
+    atomic_write_text(grid_tag, f"{rows}x{cols}")
+    return shots, True
+
+
+def _page_entry(record: VideoRecord, shots: Sequence[Shot], decision: Decision | None) -> dict[str, Any]:
+    duration = shots[-1].end_s if shots else record.duration_s
+    return {
+        "key": record.key,
+        "title": record.title or "",
+        "url": record.url or "",
+        "uploader": record.uploader or "",
+        "concept": record.concept or "",
+        "query": record.query or "",
+        "duration": round(float(duration or 0.0), 3),
+        "cuts": [round(s.start_s, 3) for s in shots[1:]],
+        "sheet": f"sheets/{record.key}.png",
+        "decision": decision.to_json() if decision else None,
+    }
+
+
 def review(
     workspace: Workspace | str | Path,
     *,
     rows: int = 4,
     cols: int = 4,
     shot_params: ShotParams = ShotParams(),
-    on_progress: Callable[[str, int, int], None] | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> ReviewSummary:
-    """Make the missing contact sheets (and the review page); report what is still undecided."""
+    """Make the missing contact sheets (and the review page); report what is still undecided.
+
+    Progress: stage ``"sheets"``, one step per video. A video that cannot be shown is a problem in
+    the summary; every other sheet and the page are still made."""
     ws = (workspace if isinstance(workspace, Workspace) else Workspace(workspace)).require()
     if rows < 1 or cols < 1:
         raise UsageError("a contact sheet needs at least one row and one column", hint="use e.g. --grid 4x4")
@@ -341,61 +381,27 @@ def review(
     entries: list[dict[str, Any]] = []
     records = ws.records()
     summary.videos = len(records)
-    for done, record in enumerate(records):
-        if on_progress:
-            on_progress(record.key, done, len(records))
-        if optout.match(record):
-            summary.opted_out.append(record.key)
-            continue
-        try:
-            path = ws.video_path(record)
-            shots = cached_shots(path, ws.shots_dir / f"{record.key}.json", shot_params)
-            sheet = ws.sheets_dir / f"{record.key}.png"
-            newest_input = max(path.stat().st_mtime, (ws.shots_dir / f"{record.key}.json").stat().st_mtime)
-            grid_tag = ws.sheets_dir / f".{record.key}.grid"
-            same_grid = grid_tag.exists() and grid_tag.read_text() == f"{rows}x{cols}"
-            if sheet.exists() and sheet.stat().st_mtime >= newest_input and same_grid:
-                summary.sheets_kept.append(record.key)
+    with progress.stage("sheets", len(records)):
+        for record in records:
+            progress.advance("sheets", note=record.key)
+            if optout.match(record):
+                summary.opted_out.append(record.key)
+                continue
+            try:
+                shots, made = _ensure_sheet(ws, record, rows, cols, shot_params)
+            except DatasetError as exc:
+                summary.problems.append(f"{record.key}: {exc}" + (f" ({exc.hint})" if exc.hint else ""))
+                continue
+            (summary.sheets_made if made else summary.sheets_kept).append(record.key)
+            decision = decisions.get(record.key)
+            if decision is None:
+                summary.undecided.append(record.key)
+            elif decision.accepted:
+                summary.accepted += 1
             else:
-                probe = probe_video(path)
-                header = [
-                    f"{record.key}   {probe.duration_s:.2f} s   {probe.width}x{probe.height} @ {probe.fps:.2f} fps   "
-                    f"{len(shots)} shot{'s' if len(shots) != 1 else ''}",
-                    f"{(record.title or '')[:90]}",
-                    f"concept: {record.concept or '?'}   query: {record.query or '-'}   uploader: {record.uploader or '?'}",
-                ]
-                make_contact_sheet(path, sheet, header=header, shots=shots, rows=rows, cols=cols)
-                atomic_write_text(grid_tag, f"{rows}x{cols}")
-                summary.sheets_made.append(record.key)
-            duration = shots[-1].end_s if shots else record.duration_s
-        except DatasetError as exc:
-            summary.problems.append(f"{record.key}: {exc}" + (f" ({exc.hint})" if exc.hint else ""))
-            continue
-        decision = decisions.get(record.key)
-        if decision is None:
-            summary.undecided.append(record.key)
-        elif decision.accepted:
-            summary.accepted += 1
-        else:
-            summary.rejected += 1
-        entries.append(
-            {
-                "key": record.key,
-                "title": record.title or "",
-                "url": record.url or "",
-                "uploader": record.uploader or "",
-                "concept": record.concept or "",
-                "query": record.query or "",
-                "duration": round(float(duration or 0.0), 3),
-                "cuts": [round(s.start_s, 3) for s in shots[1:]],
-                "sheet": f"sheets/{record.key}.png",
-                "decision": decision.to_json() if decision else None,
-            }
-        )
-    if on_progress:
-        on_progress("", len(records), len(records))
-    page = write_review_page(ws, entries)
-    summary.page = str(page)
+                summary.rejected += 1
+            entries.append(_page_entry(record, shots, decision))
+    summary.page = str(write_review_page(ws, entries))
     ws.log(
         "review",
         videos=summary.videos,

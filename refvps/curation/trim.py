@@ -2,93 +2,47 @@
 
 For every accepted video:
 
-1. shots are detected (PySceneDetect, cached in the workspace); a clip never crosses a cut;
-2. each event span of the decision is cut at the shot boundaries it crosses (a compilation with
-   one span per event gives one clip per event); a video accepted without spans gives one clip per
-   shot; a short final shot (<= ``end_card_max_s``) is an end card or logo and is dropped, unless
-   the reviewer put an event inside it; pieces shorter than ``min_clip_s`` are dropped;
-3. letterbox/pillarbox padding is detected on frames of the clip (``refvps.curation.crop``) and
-   cropped, unless the decision fixes the crop;
-4. frames are sampled at ``start + k / 24`` (the frame on screen at that instant) and written as
-   ``JPEGImages/<clip>/00000.jpg ...`` through :class:`refvps.dataset.DatasetWriter`;
-   ``meta_expressions.json`` gets the clip with its frames and no expressions yet, ``clips.json``
-   its provenance (source url/uploader/license, trim span, crop box, fps, size).
+1. shots are detected (:mod:`refvps.curation.shots`, cached in the workspace); a clip never
+   crosses a cut;
+2. the clips are planned from the decision's event spans (:mod:`refvps.curation.plan`); a short
+   final shot that looks like a card is dropped (:mod:`refvps.curation.cards`);
+3. one padding box is found for the video, over frames of every shot that gives a clip
+   (:mod:`refvps.curation.crop`), unless the decision fixes the crop;
+4. the clips are exported (:mod:`refvps.curation.export`) with their provenance: source URL,
+   uploader, licence, upload date, what the site said about size and frame rate, the query that
+   found the video, its concept and category, the trim span and the crop box.
 
-A clip is complete when both JSON entries exist, match the plan and every frame is on disk; a
-complete clip is skipped. The JSON entries are written only after the last frame, so an
-interrupted clip is simply exported again, to the same bytes: an interrupted run followed by a
-rerun gives the same dataset as one uninterrupted run. A clip whose plan changed is re-exported,
-except when masks or expressions were already added to it: then it is reported, never overwritten.
+Nothing is lost silently. A video that cannot be read, or a clip whose frames do not decode or
+cannot be written, is reported (name, reason, what to do) and the run goes on with the rest; a
+truncated file is exported as far as it decodes, with a note saying how much that was; every
+dropped shot or piece is listed with its reason. An interrupted run followed by a rerun gives the
+same dataset as one uninterrupted run.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+import logging
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
-import numpy as np
-
-from refvps.curation.crop import CropParams, apply_crop, detect_crop
+from refvps.curation.cards import check_card
+from refvps.curation.crop import Box, detect_crop, union_box
+from refvps.curation.export import DatasetState, discard_partial, export_clip
+from refvps.curation.plan import DEFAULT_TRIM, ClipPlan, TrimParams, plan_video
 from refvps.curation.queries import Concept, optional_concept_index, require_concept
 from refvps.curation.review import Decision, EventSpan, read_decisions
-from refvps.curation.shots import Shot, ShotParams, cached_shots, detect_shots
-from refvps.curation.video import VideoProbe, frames_at, probe_video, sample_times
+from refvps.curation.shots import Shot, cached_shots, detect_shots
+from refvps.curation.video import VideoProbe, probe_video, sample_frames, sample_times
 from refvps.curation.workspace import VideoRecord, Workspace, safe_key
-from refvps.dataset.format import (
-    CLIPS_FILE,
-    EXPRESSIONS_FILE,
-    FRAME_EXT,
-    FRAMES_DIR,
-    MASKS_DIR,
-    REFVPS_FPS,
-    ClipMeta,
-    DatasetWriter,
-    Source,
-    Trim,
-    frame_name,
-    read_index,
-)
+from refvps.dataset.format import DatasetWriter, Source
 from refvps.errors import DatasetError, UsageError
 from refvps.fileio import read_json
+from refvps.progress import NO_PROGRESS, Progress
 
-SPAN_TOL = 1e-6  # seconds: two plans with spans closer than this are the same
+logger = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class TrimParams:
-    fps: float = REFVPS_FPS
-    shots: ShotParams = ShotParams()
-    crop: CropParams | None = CropParams()  # None: never crop
-    crop_samples: int = 12
-    end_card_max_s: float = 3.0
-    min_clip_s: float = 1.0
-    jpeg_quality: int = 95
-
-
-@dataclass(frozen=True)
-class ClipPlan:
-    """One clip to export: a span of one shot of one video."""
-
-    clip_id: str
-    video_key: str
-    start_s: float
-    frame_count: int
-    fps: float
-    shot_index: int
-    event_index: int | None
-    concept: str | None = None
-    category: str | None = None
-    crop_override: tuple[int, int, int, int] | str | None = None
-
-    @property
-    def end_s(self) -> float:
-        """End of the exported span: exactly ``frame_count / fps`` after the start."""
-        return self.start_s + self.frame_count / self.fps
-
-    def times(self) -> list[float]:
-        return [self.start_s + k / self.fps for k in range(self.frame_count)]
+MIN_CROP_SAMPLES_PER_SHOT = 4
 
 
 @dataclass
@@ -98,266 +52,182 @@ class TrimSummary:
     conflicts: list[str] = field(default_factory=list)  # plan changed but the clip has labels
     stale: list[str] = field(default_factory=list)  # exported before, no longer planned
     dropped: list[str] = field(default_factory=list)  # end cards and too-short pieces (why)
-    problems: list[str] = field(default_factory=list)  # videos that could not be trimmed
+    problems: list[str] = field(default_factory=list)  # videos or clips that could not be exported (why, what to do)
+    warnings: list[str] = field(default_factory=list)  # exported, but the user should know (truncated sources)
     videos: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
-# progress(kind, clip_id, done, total): kind is "plan" (total clips), "clip" (frames of a clip),
-# "skip", "done"; raising from it (e.g. KeyboardInterrupt) stops the run cleanly between frames.
-Progress = Callable[[str, str, int, int], None]
+@dataclass
+class VideoJob:
+    """One video, planned: its clips with the video's crop box, provenance and notes."""
+
+    key: str
+    probe: VideoProbe
+    plans: list[ClipPlan]
+    source: Source | None
+    notes: list[str]  # about the source file (damage, framing): every clip's curation.video_notes
+    damage: str | None = None  # how much of a damaged or truncated file could be read: every clip's notes
+    extra: dict[str, Any] = field(default_factory=dict)  # more of the clips' curation block
 
 
-# -- planning -------------------------------------------------------------------------------------
-def plan_spans(
-    shots: Sequence[Shot],
-    events: Sequence[EventSpan],
-    params: TrimParams,
-    looks_like_card: Callable[[Shot], bool] | None = None,
-) -> tuple[list[tuple[float, float, int, int | None, str | None]], list[str]]:
-    """Spans ``(start, end, shot_index, event_index, concept)`` that never cross a cut, and notes
-    on what was dropped.
-
-    The final shot is an end card when there is more than one shot, it lasts at most
-    ``end_card_max_s``, no event starts inside it, and -- when the reviewer gave spans that reach
-    into it -- it looks like a card (``looks_like_card``: mostly one flat colour, as logo cards are).
-    """
-    if not shots:
-        return [], ["video has no frames"]
-    notes: list[str] = []
-    last = shots[-1]
-    events_in_last = any(last.start_s <= e.start_s < last.end_s for e in events)
-    end_card = len(shots) > 1 and last.duration_s <= params.end_card_max_s and not events_in_last
-    if end_card and any(e.end_s > last.start_s for e in events):
-        end_card = looks_like_card(last) if looks_like_card is not None else True
-    if end_card:
-        notes.append(f"end card: final shot {last.start_s:.3f}-{last.end_s:.3f} s ({last.duration_s:.2f} s) dropped")
-    usable = shots[:-1] if end_card else list(shots)
-    pieces: list[tuple[float, float, int, int | None, str | None]] = []
-    if not events:
-        pieces = [(s.start_s, s.end_s, s.index, None, None) for s in usable]
-    else:
-        for ei, event in enumerate(events):
-            for shot in usable:
-                start, end = max(event.start_s, shot.start_s), min(event.end_s, shot.end_s)
-                if end > start:
-                    pieces.append((start, end, shot.index, ei, event.concept))
-            if event.end_s > usable[-1].end_s + SPAN_TOL and not end_card:
-                notes.append(f"event {ei}: {event.end_s:.3f} s is past the end of the video ({usable[-1].end_s:.3f} s)")
-    kept = []
-    shortest = max(params.min_clip_s, 1.0 / params.fps)  # a clip has at least one frame
-    for piece in pieces:
-        if piece[1] - piece[0] < shortest:
-            notes.append(f"piece {piece[0]:.3f}-{piece[1]:.3f} s (shot {piece[2]}) shorter than {shortest:g} s dropped")
-        else:
-            kept.append(piece)
-    return sorted(kept, key=lambda p: p[0]), notes
+# -- one video ------------------------------------------------------------------------------------
+def _crop_samples(shots: Sequence[Shot], total: int) -> list[tuple[Shot, list[float]]]:
+    """Sample times per shot: ``total`` spread by duration, at least a few in every shot."""
+    length = sum(s.duration_s for s in shots) or 1.0
+    out = []
+    for shot in shots:
+        count = max(MIN_CROP_SAMPLES_PER_SHOT, round(total * shot.duration_s / length))
+        out.append((shot, sample_times(shot.start_s, shot.end_s, count)))
+    return out
 
 
-def plan_video(
+def video_crop(
+    probe: VideoProbe, shots: Sequence[Shot], override: Box | str | None, params: TrimParams
+) -> tuple[Box, list[str]]:
+    """The one crop box of a video, from the shots that give clips, and notes on how it was found."""
+    full = (0, 0, probe.width, probe.height)
+    if override == "none" or params.crop is None:
+        return full, []
+    if isinstance(override, tuple):
+        x, y, w, h = override
+        if x + w > probe.width or y + h > probe.height:
+            raise UsageError(
+                f"crop {list(override)} is outside the {probe.width}x{probe.height} frame",
+                hint="fix 'crop' in decisions.json (x, y, w, h in source pixels) or remove it",
+            )
+        return override, []
+    boxes, failed = [], 0
+    for _shot, times in _crop_samples(shots, params.crop_samples):
+        got, missed = sample_frames(probe, times, fmt="gray")
+        failed += len(missed)
+        if got:
+            boxes.append(detect_crop([image for _, image in got], params.crop))
+    box = union_box(boxes) or full
+    notes = []
+    if len(set(boxes)) > 1:
+        notes.append(
+            f"shots are framed differently ({', '.join(str(list(b)) for b in sorted(set(boxes)))}): crop {list(box)} holds them all"
+        )
+    if failed:
+        notes.append(f"{failed} padding sample(s) did not decode")
+    return box, notes
+
+
+def prepare_video(
     key: str,
-    shots: Sequence[Shot],
-    decision: Decision | None,
+    path: Path,
+    decision: Decision,
     params: TrimParams,
     *,
     concept: str | None,
     category: str | None,
-    categories: Mapping[str, str] | None = None,
-    looks_like_card: Callable[[Shot], bool] | None = None,
-) -> tuple[list[ClipPlan], list[str]]:
-    events = decision.events if decision else []
-    spans, notes = plan_spans(shots, events, params, looks_like_card)
-    plans = []
-    for index, (start, end, shot_index, event_index, event_concept) in enumerate(spans):
-        # floor: the exported span [start, start + n / fps) never reaches past the piece (or the cut)
-        frame_count = int(math.floor((end - start) * params.fps + 1e-6))
-        clip_concept = event_concept or (decision.concept if decision else None) or concept
-        clip_category = (categories or {}).get(clip_concept or "", category if clip_concept == concept else None)
-        plans.append(
-            ClipPlan(
-                clip_id=f"{key}_{index:02d}",
-                video_key=key,
-                start_s=float(start),
-                frame_count=frame_count,
-                fps=params.fps,
-                shot_index=shot_index,
-                event_index=event_index,
-                concept=clip_concept,
-                category=clip_category,
-                crop_override=decision.crop if decision else None,
-            )
+    categories: Mapping[str, str],
+    shots_cache: Path | None = None,
+) -> tuple[VideoJob, list[str]]:
+    """Probe, find shots, plan and crop one video; returns the job and the notes of what was dropped."""
+    probe = probe_video(path)
+    shots = cached_shots(path, shots_cache, params.shots) if shots_cache else detect_shots(probe, params.shots)
+    plans, dropped = plan_video(
+        key,
+        shots,
+        decision,
+        params,
+        concept=concept,
+        category=category,
+        categories=categories,
+        looks_like_card=lambda shot: check_card(probe, shot),
+    )
+    used = sorted({p.shot_index for p in plans})
+    crop, notes = video_crop(probe, [shots[i] for i in used], decision.crop, params) if plans else (None, [])
+    damage = _damage_note(probe, shots)
+    if damage:
+        notes.insert(0, damage)
+    plans = [replace(p, crop=crop) for p in plans]
+    return VideoJob(key, probe, plans, None, notes, damage), dropped
+
+
+def _damage_note(probe: VideoProbe, shots: Sequence[Shot]) -> str | None:
+    """How much of a truncated or damaged file could be read (None: all of it)."""
+    note = probe.readable_note()
+    if note is None and shots and shots[-1].end_frame < probe.frame_count:
+        note = (
+            f"decoding stops at {shots[-1].end_s:.2f} s of {probe.duration_s:.2f} s "
+            f"({100 * shots[-1].end_s / probe.duration_s:.0f}%): the file is damaged there"
         )
-    return plans, [f"{key}: {n}" for n in notes]
+    return note
 
 
-def card_checker(
-    probe: VideoProbe, *, samples: int = 3, tol: float = 12.0, share: float = 0.5
-) -> Callable[[Shot], bool]:
-    """A test for "this shot looks like an end card": in its middle frames, at least ``share`` of
-    the pixels lie within ``tol`` (luma) of the most common level -- a flat background with a logo."""
-
-    def looks_like_card(shot: Shot) -> bool:
-        times = sample_times(shot.start_s, shot.end_s, samples)
-        shares = []
-        for _, rgb in frames_at(probe, times):
-            luma = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
-            hist = np.bincount(np.clip(luma, 0, 255).astype(np.int64).ravel(), minlength=256)
-            peak = int(hist.argmax())
-            lo, hi = max(0, int(peak - tol)), min(255, int(peak + tol))
-            shares.append(hist[lo : hi + 1].sum() / luma.size)
-        return bool(shares) and float(np.median(shares)) >= share
-
-    return looks_like_card
+def _problem(what: str, exc: Exception) -> str:
+    hint = getattr(exc, "hint", None)
+    if isinstance(exc, OSError) and not hint:
+        hint = "check the dataset folder: free space and permissions"
+    return f"{what}: {exc}" + (f" ({hint})" if hint else "")
 
 
 # -- the dataset side -----------------------------------------------------------------------------
-class _DatasetState:
-    """The two JSON index files of the dataset, read once per run."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        self.clips = self._read(root / CLIPS_FILE, "clips")
-        self.videos = self._read(root / EXPRESSIONS_FILE, "videos")
-
-    @staticmethod
-    def _read(path: Path, key: str) -> dict[str, Any]:
-        return read_index(path, key, hint="fix the file or export into a new dataset folder")[key]
-
-    def frame_files(self, clip_id: str) -> list[Path]:
-        return sorted((self.root / FRAMES_DIR / clip_id).glob(f"*{FRAME_EXT}"))
-
-    def has_labels(self, clip_id: str) -> bool:
-        masks = self.root / MASKS_DIR / clip_id
-        expressions = (self.videos.get(clip_id) or {}).get("expressions") or {}
-        return bool(expressions) or (masks.is_dir() and any(masks.iterdir()))
-
-    def status(self, plan: ClipPlan) -> str:
-        """'complete', 'missing' (nothing or a partial export) or 'changed'."""
-        meta, video = self.clips.get(plan.clip_id), self.videos.get(plan.clip_id)
-        if meta is None or video is None:
-            return "missing"
-        trim = meta.get("trim") or {}
-        curation = meta.get("curation") or {}
-        same = (
-            abs(float(trim.get("start_s", -1)) - plan.start_s) <= SPAN_TOL
-            and abs(float(trim.get("end_s", -1)) - plan.end_s) <= SPAN_TOL
-            and curation.get("video") == plan.video_key
-            and float(meta.get("fps") or 0) == plan.fps
-            and len(video.get("frames") or []) == plan.frame_count
-        )
-        if same and isinstance(plan.crop_override, tuple):
-            same = list(meta.get("crop") or []) == list(plan.crop_override)
-        if not same:
-            return "changed"
-        names = {p.stem for p in self.frame_files(plan.clip_id)}
-        if not all(frame_name(k) in names for k in range(plan.frame_count)):
-            return "missing"
-        return "complete"
-
-
-def _crop_for(plan: ClipPlan, probe: VideoProbe, params: TrimParams) -> tuple[int, int, int, int]:
-    full = (0, 0, probe.width, probe.height)
-    if plan.crop_override == "none" or params.crop is None:
-        return full
-    if isinstance(plan.crop_override, tuple):
-        x, y, w, h = plan.crop_override
-        if x + w > probe.width or y + h > probe.height:
-            raise UsageError(
-                f"crop {list(plan.crop_override)} of {plan.video_key} is outside the {probe.width}x{probe.height} frame",
-                hint="fix 'crop' in decisions.json (x, y, w, h in source pixels) or remove it",
-            )
-        return plan.crop_override
-    times = sample_times(plan.start_s, plan.end_s, max(1, min(params.crop_samples, plan.frame_count)))
-    frames = [rgb for _, rgb in frames_at(probe, times)]
-    return detect_crop(frames, params.crop)
-
-
-def export_clip(
-    writer: DatasetWriter,
-    plan: ClipPlan,
-    probe: VideoProbe,
-    source: Source | None,
-    params: TrimParams,
-    *,
-    notes: Sequence[str] = (),
-    progress: Progress | None = None,
-) -> ClipMeta:
-    """Write one clip's frames, then its two JSON entries (last, so a partial clip is never listed)."""
-    crop = _crop_for(plan, probe, params)
-    names: list[str] = []
-    for k, rgb in frames_at(probe, plan.times()):
-        name = frame_name(k)
-        writer.write_frame(plan.clip_id, name, apply_crop(rgb, crop))
-        names.append(name)
-        if progress:
-            progress("clip", plan.clip_id, k + 1, plan.frame_count)
-    if len(names) != plan.frame_count:
-        raise DatasetError(
-            f"{probe.path}: got {len(names)} of {plan.frame_count} frames for clip {plan.clip_id}",
-            hint="the video may be truncated; fetch it again",
-            path=probe.path,
-        )
-    # Frames left from an earlier, longer plan of this clip are not part of it any more.
-    keep = set(names)
-    for stale in (writer.root / FRAMES_DIR / plan.clip_id).glob(f"*{FRAME_EXT}"):
-        if stale.stem not in keep:
-            stale.unlink()
-    meta = ClipMeta(
-        clip_id=plan.clip_id,
-        concept=plan.concept,
-        category=plan.category,
-        fps=plan.fps,
-        width=crop[2],
-        height=crop[3],
-        source=source,
-        trim=Trim(plan.start_s, plan.end_s),
-        crop=crop,
-        extra={
-            "curation": {
-                "video": plan.video_key,
-                "shot": plan.shot_index,
-                "event": plan.event_index,
-                "source_fps": round(probe.fps, 6),
-                "source_size": [probe.width, probe.height],
-                "video_notes": list(notes),
-            }
-        },
-    )
-    writer.update_expressions(plan.clip_id, [], frames=names)
-    writer.update_meta(meta)
-    return meta
-
-
-def _export_plans(
-    writer: DatasetWriter,
-    state: _DatasetState,
-    plans: Sequence[ClipPlan],
-    probe: VideoProbe,
-    source: Source | None,
-    params: TrimParams,
-    summary: TrimSummary,
-    notes: Sequence[str],
-    progress: Progress | None,
+def _export_job(
+    writer: DatasetWriter, state: DatasetState, job: VideoJob, summary: TrimSummary, progress: Progress
 ) -> None:
-    for plan in plans:
+    """Export one video's clips; a clip that fails is reported and the others go on."""
+    curation = {
+        "source_fps": round(job.probe.fps, 6),
+        "source_size": [job.probe.width, job.probe.height],
+        "video_notes": list(job.notes),
+        **job.extra,
+    }
+    for plan in job.plans:
         status = state.status(plan)
         if status == "complete":
             summary.skipped.append(plan.clip_id)
-            if progress:
-                progress("skip", plan.clip_id, plan.frame_count, plan.frame_count)
-            continue
-        if status == "changed" and state.has_labels(plan.clip_id):
+        elif status == "changed" and state.has_labels(plan.clip_id):
             summary.conflicts.append(
-                f"{plan.clip_id}: the decision or shots changed its span, but it already has masks or expressions; "
-                "kept as it is (remove the clip from the dataset to re-export it)"
+                f"{plan.clip_id}: the decision, shots or crop changed its plan, but it already has masks or "
+                "expressions; kept as it is (remove the clip from the dataset to re-export it)"
             )
-            continue
-        export_clip(writer, plan, probe, source, params, notes=notes, progress=progress)
-        summary.exported.append(plan.clip_id)
-        if progress:
-            progress("done", plan.clip_id, plan.frame_count, plan.frame_count)
+        else:
+            try:
+                export_clip(
+                    writer,
+                    plan,
+                    job.probe,
+                    job.source,
+                    curation=curation,
+                    notes=job.damage or "",
+                    progress=progress,
+                )
+                summary.exported.append(plan.clip_id)
+            except (DatasetError, OSError) as exc:
+                removed = discard_partial(writer, state, plan)
+                summary.problems.append(_problem(f"{plan.clip_id} (video {job.key}) not exported", exc) + removed)
+        progress.advance("clips", note=plan.clip_id)
+
+
+def _export_all(
+    dataset: str | Path, jobs: Sequence[VideoJob], params: TrimParams, summary: TrimSummary, progress: Progress
+) -> None:
+    writer = DatasetWriter(dataset, jpeg_quality=params.jpeg_quality)
+    state = DatasetState(writer.root)
+    with progress.stage("clips", sum(len(job.plans) for job in jobs)):
+        for job in jobs:
+            if job.damage:
+                summary.warnings.append(
+                    f"{job.key}: {job.damage}; its clips come from the readable part (fetch it again for the rest)"
+                )
+            _export_job(writer, state, job, summary, progress)
+
+
+def _stale(dataset: str | Path, keys: set[str], planned: set[str]) -> list[str]:
+    """Clips exported before from these videos that are no longer planned (reported, not deleted)."""
+    clips = DatasetState(Path(dataset)).clips if Path(dataset).is_dir() else {}
+    out = []
+    for clip_id, meta in sorted(clips.items()):
+        video = (meta.get("curation") or {}).get("video") if isinstance(meta, dict) else None
+        if video in keys and clip_id not in planned:
+            out.append(clip_id)
+    return out
 
 
 def _categories(index: dict[str, Concept] | None) -> dict[str, str]:
@@ -375,32 +245,18 @@ def _check_dataset_folder(dataset: str | Path) -> None:
         )
 
 
-# -- the stage ------------------------------------------------------------------------------------
-def trim_workspace(
-    workspace: Workspace | str | Path,
-    dataset: str | Path,
-    params: TrimParams = TrimParams(),
-    *,
-    taxonomy: str | Path | None = None,
-    progress: Progress | None = None,
-) -> TrimSummary:
-    """Export every accepted video of the workspace into the dataset (see the module docstring)."""
-    ws = (workspace if isinstance(workspace, Workspace) else Workspace(workspace)).require()
-    _check_dataset_folder(dataset)
-    if not ws.decisions_path.exists():
-        raise DatasetError(
-            f"no decisions yet: {ws.decisions_path}",
-            hint="review the videos first: refvps review --workspace WS (then --accept/--reject or --import)",
-            path=ws.decisions_path,
-        )
-    decisions = read_decisions(ws.decisions_path)
+# -- the stages -----------------------------------------------------------------------------------
+def _workspace_jobs(
+    ws: Workspace,
+    decisions: Mapping[str, Decision],
+    params: TrimParams,
+    categories: Mapping[str, str],
+    summary: TrimSummary,
+) -> list[VideoJob]:
+    """A job per accepted video that can be read; every other accepted video is a reported problem."""
     optout = ws.optout()
-    categories = _categories(optional_concept_index(taxonomy))
-    writer = DatasetWriter(dataset, jpeg_quality=params.jpeg_quality)
-    state = _DatasetState(writer.root)
-    summary = TrimSummary()
-    work: list[tuple[VideoRecord, Path, VideoProbe, list[ClipPlan], list[str]]] = []
     records = {r.key: r for r in ws.records()}
+    jobs = []
     for key, decision in sorted(decisions.items()):
         if not decision.accepted:
             continue
@@ -412,35 +268,58 @@ def trim_workspace(
             summary.problems.append(f"{key}: on the opt-out list; not exported")
             continue
         try:
-            path = ws.video_path(record)
-            probe = probe_video(path)
-            shots = cached_shots(path, ws.shots_dir / f"{key}.json", params.shots)
-        except DatasetError as exc:
-            summary.problems.append(f"{key}: {exc}" + (f" ({exc.hint})" if exc.hint else ""))
+            job, dropped = prepare_video(
+                key,
+                ws.video_path(record),
+                decision,
+                params,
+                concept=record.concept,
+                category=record.category,
+                categories=categories,
+                shots_cache=ws.shots_dir / f"{key}.json",
+            )
+        except (DatasetError, UsageError, OSError) as exc:
+            summary.problems.append(_problem(f"{key}: not exported", exc))
             continue
-        plans, notes = plan_video(
-            key,
-            shots,
-            decision,
-            params,
-            concept=record.concept,
-            category=record.category,
-            categories=categories,
-            looks_like_card=card_checker(probe),
+        summary.dropped += [f"{key}: {note}" for note in dropped]
+        if not job.plans:
+            summary.problems.append(
+                f"{key}: accepted, but no clip comes out of it ({'; '.join(dropped) or 'no frames'}) "
+                "(fix its event spans with refvps review --accept KEY --span START-END, or reject it)"
+            )
+            continue
+        job.source = record.source()
+        if record.also_found_by:
+            job.extra["also_found_by"] = list(record.also_found_by)
+        jobs.append(job)
+    return jobs
+
+
+def trim_workspace(
+    workspace: Workspace | str | Path,
+    dataset: str | Path,
+    params: TrimParams = DEFAULT_TRIM,
+    *,
+    taxonomy: str | Path | None = None,
+    progress: Progress = NO_PROGRESS,
+) -> TrimSummary:
+    """Export every accepted video of the workspace into the dataset (see the module docstring)."""
+    ws = (workspace if isinstance(workspace, Workspace) else Workspace(workspace)).require()
+    _check_dataset_folder(dataset)
+    if not ws.decisions_path.exists():
+        raise DatasetError(
+            f"no decisions yet: {ws.decisions_path}",
+            hint="review the videos first: refvps review --workspace WS (then --accept/--reject or --import)",
+            path=ws.decisions_path,
         )
-        summary.dropped += notes
-        work.append((record, path, probe, plans, notes))
-    summary.videos = len(work)
-    planned = {p.clip_id for *_, plans, _ in work for p in plans}
-    for clip_id, meta in sorted(state.clips.items()):
-        video = (meta.get("curation") or {}).get("video") if isinstance(meta, dict) else None
-        if video in records and clip_id not in planned:
-            summary.stale.append(clip_id)
-    if progress:
-        progress("plan", "", 0, len(planned))
-    for record, _path, probe, plans, notes in work:
-        video_notes = [n.split(": ", 1)[1] for n in notes]
-        _export_plans(writer, state, plans, probe, record.source(), params, summary, video_notes, progress)
+    decisions = read_decisions(ws.decisions_path)
+    categories = _categories(optional_concept_index(taxonomy))
+    summary = TrimSummary()
+    jobs = _workspace_jobs(ws, decisions, params, categories, summary)
+    summary.videos = len(jobs)
+    keys = {r.key for r in ws.records()}
+    summary.stale = _stale(dataset, keys, {p.clip_id for job in jobs for p in job.plans})
+    _export_all(dataset, jobs, params, summary, progress)
     ws.log(
         "trim",
         dataset=str(Path(dataset).resolve()),
@@ -448,6 +327,8 @@ def trim_workspace(
             "fps": params.fps,
             "detector": params.shots.detector,
             "threshold": params.shots.threshold,
+            "min_shot_s": params.shots.min_shot_s,
+            "cut_ratio": params.shots.cut_ratio,
             "end_card_max_s": params.end_card_max_s,
             "min_clip_s": params.min_clip_s,
             "crop": params.crop is not None,
@@ -456,8 +337,22 @@ def trim_workspace(
         skipped=len(summary.skipped),
         conflicts=len(summary.conflicts),
         stale=len(summary.stale),
+        problems=len(summary.problems),
     )
     return summary
+
+
+def _single_span(probe: VideoProbe, path: Path, start_s: float | None, end_s: float | None) -> list[EventSpan]:
+    """The event span of ``trim VIDEO --start --end`` (none: the whole video), checked."""
+    if start_s is None and end_s is None:
+        return []
+    if start_s is not None and start_s >= probe.duration_s:
+        raise UsageError(f"--start {start_s} is past the end of {path} ({probe.duration_s:.2f} s)", hint="fix the span")
+    start = 0.0 if start_s is None else start_s
+    end = probe.duration_s if end_s is None else end_s
+    if start < 0 or end <= start:
+        raise UsageError(f"--end ({end:g}) must be after --start ({start:g}) and both >= 0", hint="fix the span")
+    return [EventSpan(start, end)]
 
 
 def trim_video(
@@ -470,54 +365,40 @@ def trim_video(
     concept: str | None = None,
     category: str | None = None,
     source: Source | None = None,
-    crop: tuple[int, int, int, int] | str | None = None,
-    params: TrimParams = TrimParams(),
+    crop: Box | str | None = None,
+    params: TrimParams = DEFAULT_TRIM,
     taxonomy: str | Path | None = None,
-    progress: Progress | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> TrimSummary:
     """Trim one video file (no workspace): the span [start, end) -- the whole video when both are
-    None -- cut at its shots, exported like :func:`trim_workspace` does."""
+    None -- cut at its shots, exported like :func:`trim_workspace` does. A span that yields no clip
+    is a :class:`UsageError` (nothing is written)."""
     path = Path(video)
     _check_dataset_folder(dataset)
     index = optional_concept_index(taxonomy)
     if concept and index is not None:
         known = require_concept(index, concept)
         concept, category = known.id, category or known.category
-    categories = _categories(index)
     probe = probe_video(path)
-    if start_s is not None and start_s >= probe.duration_s:
-        raise UsageError(f"--start {start_s} is past the end of {path} ({probe.duration_s:.2f} s)", hint="fix the span")
-    if (start_s is None) != (end_s is None):
-        start_s = 0.0 if start_s is None else start_s
-        end_s = probe.duration_s if end_s is None else end_s
-    events = []
-    if start_s is not None and end_s is not None:
-        if not end_s > start_s >= 0:
-            raise UsageError(f"--end ({end_s}) must be after --start ({start_s}) and both >= 0", hint="fix the span")
-        events = [EventSpan(start_s, end_s)]
+    events = _single_span(probe, path, start_s, end_s)
     key = safe_key(clip_key or path.stem)
     decision = Decision(key=key, decision="accept", events=events, concept=concept, crop=crop)
-    shots = detect_shots(probe, params.shots)
-    plans, notes = plan_video(
-        key,
-        shots,
-        decision,
-        params,
-        concept=concept,
-        category=category,
-        categories=categories,
-        looks_like_card=card_checker(probe),
+    job, dropped = prepare_video(
+        key, path, decision, params, concept=concept, category=category, categories=_categories(index)
     )
-    summary = TrimSummary(videos=1, dropped=notes)
-    if progress:
-        progress("plan", "", 0, len(plans))
-    writer = DatasetWriter(dataset, jpeg_quality=params.jpeg_quality)
-    state = _DatasetState(writer.root)
-    if source is None:
-        source = _sidecar_source(path) or Source(
-            url=path.resolve().as_uri(), platform="file", video_id=path.stem, title=path.stem
+    if not job.plans:
+        span = f"{events[0].start_s:g}-{events[0].end_s:g} s" if events else "the whole video"
+        raise UsageError(
+            f"{span} of {path} gives no clip: {'; '.join(dropped) or 'no frames'}",
+            hint=f"choose a span of at least {params.min_clip_s:g} s inside one shot (or lower --min-clip)",
         )
-    _export_plans(writer, state, plans, probe, source, params, summary, [n.split(": ", 1)[1] for n in notes], progress)
+    job.source = (
+        source
+        or _sidecar_source(path)
+        or Source(url=path.resolve().as_uri(), platform="file", video_id=path.stem, title=path.stem)
+    )
+    summary = TrimSummary(videos=1, dropped=[f"{key}: {note}" for note in dropped])
+    _export_all(dataset, [job], params, summary, progress)
     return summary
 
 
@@ -529,11 +410,4 @@ def _sidecar_source(video: Path) -> Source | None:
     info = read_json(sidecar, what="yt-dlp info file")
     if not isinstance(info, dict):
         return None
-    return Source(
-        url=info.get("webpage_url") or info.get("original_url"),
-        platform=(info.get("extractor_key") or info.get("extractor") or "").lower() or None,
-        uploader=info.get("uploader") or info.get("channel") or info.get("uploader_id"),
-        license=info.get("license"),
-        video_id=str(info["id"]) if info.get("id") is not None else None,
-        title=info.get("title"),
-    )
+    return VideoRecord.from_info(info, key=video.stem, file=video.name).source()

@@ -7,10 +7,11 @@
       provenance.jsonl        one line per stage run: stage, arguments, tool versions, counts, times
       archive.txt             yt-dlp download archive ("<extractor> <id>" per line): nothing is fetched twice
       optout.txt              uploaders or video ids that opted out, one per line (# comments)
-      videos/<key>.<ext>      downloaded media (key = "<extractor>_<id>", e.g. youtube_dQw4w9WgXcQ)
+      videos/<key>.<ext>      downloaded media (key = "<extractor>_<id>", e.g. youtube_dQw4w9WgXcQ; a plain
+                              file link: "generic_<name>_<hash of the URL>", see :func:`info_key`)
       meta/<key>.json         provenance of one video (VideoRecord): url, uploader, license, duration, query...
       meta/<key>.info.json    yt-dlp's full info dict for that video, through YoutubeDL.sanitize_info
-      fetch/failures.json     what the last fetch could not get, and why
+      fetch/failures.json     what each fetch run could not get, and why (one entry per run, oldest first)
       shots/<key>.json        cached shot boundaries (PySceneDetect) with the parameters that made them
       review/sheets/<key>.png contact sheets (frame grid with timestamps)
       review/index.html       a page showing the sheets with accept/reject controls
@@ -23,8 +24,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import hashlib
 import json
+import logging
 import re
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -34,9 +38,22 @@ from refvps.dataset.format import Source
 from refvps.errors import DatasetError, UsageError
 from refvps.fileio import atomic_write_json, atomic_write_text, file_lock, read_json
 
+logger = logging.getLogger(__name__)
+
 WORKSPACE_FILE = "workspace.json"
 WORKSPACE_VERSION = 1
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".mov", ".m4v", ".avi", ".flv", ".3gp")
+
+
+def read_json_member(path: Path, key: str, kind: type, *, what: str, hint: str) -> Any:
+    """``data[key]`` of a JSON file that must be an object holding a ``kind`` (list, dict) there;
+    anything else is a :class:`DatasetError` naming the file."""
+    data = read_json(path, what=what)
+    member = data.get(key) if isinstance(data, dict) else None
+    if not isinstance(member, kind):
+        article = "an" if kind.__name__[0] in "aeiou" else "a"
+        raise DatasetError(f"{path} must hold an object with {article} {kind.__name__} {key!r}", hint=hint, path=path)
+    return member
 
 
 def utc_now() -> str:
@@ -54,6 +71,60 @@ def video_key(extractor: str | None, video_id: str) -> str:
     """The workspace key of a video: ``<extractor>_<id>`` (ids alone can collide across sites)."""
     prefix = safe_key((extractor or "video").lower())
     return safe_key(f"{prefix}_{video_id}")
+
+
+# Extractors whose "id" is only the file name of the URL: two links to cut.mp4 would share it.
+GENERIC_EXTRACTORS = {"generic"}
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normalize_url(url: str) -> str:
+    """A URL in the form two links to the same file share: scheme and host in lower case, no
+    default port, no fragment, query parameters sorted.
+
+    >>> normalize_url("HTTPS://Example.org:443/a/Cut.mp4?b=2&a=1#t=10")
+    'https://example.org/a/Cut.mp4?a=1&b=2'
+    """
+    parts = urllib.parse.urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if parts.port is not None and parts.port != _DEFAULT_PORTS.get(scheme):
+        host = f"{host}:{parts.port}"
+    query = urllib.parse.urlencode(sorted(urllib.parse.parse_qsl(parts.query, keep_blank_values=True)))
+    return urllib.parse.urlunsplit((scheme, host, parts.path or "/", query, ""))
+
+
+def generic_id(url: str, name: str | None = None) -> str:
+    """The id of a plain file link: a readable prefix (the file name) and a stable hash of the
+    normalised URL, so that ``a/cut.mp4``, ``b/cut.mp4`` and ``cut.webm`` never share a key.
+
+    >>> generic_id("https://example.org/a/cut.mp4")
+    'cut_2f5370c679'
+    """
+    stem = name or Path(urllib.parse.urlsplit(url).path).stem or "video"
+    digest = hashlib.sha256(normalize_url(url).encode("utf-8")).hexdigest()[:10]
+    return f"{safe_key(stem, max_len=40)}_{digest}"
+
+
+def is_generic(extractor: str | None) -> bool:
+    return (extractor or "").lower() in GENERIC_EXTRACTORS
+
+
+def info_url(info: Mapping[str, Any]) -> str | None:
+    """The URL a yt-dlp info dict (or a flat search entry) stands for."""
+    return info.get("webpage_url") or info.get("original_url") or info.get("url")
+
+
+def info_key(info: Mapping[str, Any]) -> str:
+    """The workspace key of a yt-dlp info dict or flat search entry (see :func:`video_key`,
+    :func:`generic_id`); the key fetch gave it (``refvps_key``) when it has one."""
+    if info.get("refvps_key"):
+        return str(info["refvps_key"])
+    extractor = info.get("extractor_key") or info.get("ie_key") or info.get("extractor")
+    url = info_url(info)
+    if is_generic(extractor) and url:
+        return video_key(extractor, generic_id(url))
+    return video_key(extractor, str(info.get("id")))
 
 
 def iso_date(upload_date: str | None) -> str | None:
@@ -77,6 +148,7 @@ class VideoRecord:
     key: str
     id: str
     extractor: str | None = None
+    display_id: str | None = None  # the site's own name for it, when the id is made up (plain file links)
     url: str | None = None
     uploader: str | None = None
     uploader_id: str | None = None
@@ -108,6 +180,30 @@ class VideoRecord:
         values["also_found_by"] = list(values.get("also_found_by") or [])
         return cls(**values)
 
+    @classmethod
+    def from_info(cls, info: Mapping[str, Any], *, key: str, **fields: Any) -> "VideoRecord":
+        """A record from a yt-dlp info dict; ``fields`` (file, retrieved, query, concept, ...) are
+        what yt-dlp does not know."""
+        return cls(
+            key=key,
+            id=str(info.get("id")),
+            extractor=info.get("extractor_key") or info.get("extractor"),
+            display_id=info.get("display_id"),
+            url=info_url(info),
+            uploader=info.get("uploader"),
+            uploader_id=info.get("uploader_id"),
+            channel=info.get("channel"),
+            channel_id=info.get("channel_id"),
+            license=info.get("license"),
+            duration_s=info.get("duration"),
+            title=info.get("title"),
+            date=iso_date(info.get("upload_date")),
+            width=info.get("width"),
+            height=info.get("height"),
+            fps=info.get("fps"),
+            **fields,
+        )
+
     def source(self) -> Source:
         """The clip-level provenance (``clips.json`` ``source``) of this video."""
         return Source(
@@ -118,6 +214,14 @@ class VideoRecord:
             retrieved=self.retrieved,
             video_id=self.id,
             title=self.title,
+            uploader_id=self.uploader_id,
+            channel=self.channel,
+            upload_date=self.date,
+            duration_s=self.duration_s,
+            width=self.width,
+            height=self.height,
+            fps=self.fps,
+            query=self.query,
         )
 
 
@@ -125,10 +229,22 @@ class OptOutList:
     """Uploaders or video ids that asked not to be included (paper §4.1: users may opt out).
 
     One entry per line; ``#`` starts a comment; matching ignores case and a leading ``@``. An entry
-    matches a video's id, workspace key, URL, uploader, uploader id, channel or channel id.
+    matches a video's id (or the file name of a plain link), workspace key, URL, uploader, uploader
+    id, channel or channel id.
     """
 
-    FIELDS = ("id", "key", "url", "webpage_url", "uploader", "uploader_id", "channel", "channel_id", "creator")
+    FIELDS = (
+        "id",
+        "display_id",
+        "key",
+        "url",
+        "webpage_url",
+        "uploader",
+        "uploader_id",
+        "channel",
+        "channel_id",
+        "creator",
+    )
 
     def __init__(self, entries: Iterable[str] = ()):
         self.entries = {self._norm(e) for e in entries if self._norm(e)}
@@ -293,6 +409,30 @@ class Workspace:
 
     def optout(self, extra: Path | None = None) -> OptOutList:
         return OptOutList.read(self.optout_path, extra)
+
+    # -- failures -----------------------------------------------------------------------------
+    def failure_history(self) -> list[dict[str, Any]]:
+        """Every fetch run's failures, oldest first (``fetch/failures.json``)."""
+        if not self.failures_path.exists():
+            return []
+        try:
+            data = read_json(self.failures_path, what="fetch failures")
+        except DatasetError as exc:
+            aside = self.failures_path.with_name(f"failures.unreadable-{utc_now().replace(':', '')}.json")
+            self.failures_path.replace(aside)
+            logger.warning("%s; moved aside to %s, a new history starts", exc, aside.name)
+            return []
+        if isinstance(data, dict) and isinstance(data.get("runs"), list):
+            return list(data["runs"])
+        if isinstance(data, dict) and "failed" in data:  # the one-run format of earlier versions
+            return [{"time": data.get("time"), "failed": data.get("failed") or []}]
+        return []
+
+    def record_failures(self, run: Mapping[str, Any]) -> None:
+        """Append one fetch run (time, counts, failures) to the history."""
+        with file_lock(self.failures_path):
+            runs = self.failure_history() + [dict(run)]
+            atomic_write_json(self.failures_path, {"version": 2, "runs": runs})
 
     # -- provenance ---------------------------------------------------------------------------
     def log(self, stage: str, **data: Any) -> None:

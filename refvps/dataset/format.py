@@ -75,6 +75,15 @@ class Source:
     retrieved: str | None = None
     video_id: str | None = None
     title: str | None = None
+    # What the site said about the video (yt-dlp's info), and the search query that found it.
+    uploader_id: str | None = None
+    channel: str | None = None
+    upload_date: str | None = None  # ISO date
+    duration_s: float | None = None
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    query: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}

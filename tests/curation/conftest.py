@@ -4,7 +4,9 @@ traced back to the source frame it came from)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import http.server
 import subprocess
 import threading
@@ -27,7 +29,7 @@ STAMP_BLOCK = 16
 @dataclass(frozen=True)
 class ShotSpec:
     frames: int
-    kind: str = "content"  # "content" (textured, moving) or "card" (flat end card with a logo)
+    kind: str = "content"  # "content" (textured, moving), "card" (flat end card, still logo), "logo" (animated logo)
     hue: int = 0  # which colour scheme a content shot uses
 
 
@@ -77,10 +79,10 @@ def read_stamp(rgb: np.ndarray, x0: int, y0: int) -> int:
 
 def render_content(index: int, in_shot: int, shot: ShotSpec, w: int, h: int) -> np.ndarray:
     rng = np.random.default_rng(1000 + shot.hue)
-    if shot.kind == "card":
+    if shot.kind in ("card", "logo"):
         img = np.full((h, w, 3), 245, np.uint8)
-        # A "logo" that grows a little, as end cards animate.
-        size = 30 + in_shot % 10
+        # A logo on a flat background; an animated one grows and shrinks (then it is no longer still).
+        size = 30 + (in_shot % 10 if shot.kind == "logo" else 0)
         cy, cx = h // 2, w // 2
         img[cy - size // 2 : cy + size // 2, cx - size : cx + size] = (20, 20, 20)
     else:
@@ -130,6 +132,12 @@ def write_video(
         container.mux(packet)
     container.close()
     return SyntheticVideo(path, fps, size, (left, top, cw, ch), list(shots), cuts)
+
+
+def generic_key(url: str, name: str) -> str:
+    """The workspace key fetch gives a plain file link, computed here from its definition (file
+    name, then the first 10 hex digits of the SHA-256 of the URL, already normal for these tests)."""
+    return f"generic_{name}_{hashlib.sha256(url.encode()).hexdigest()[:10]}"
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str, str]:
@@ -252,13 +260,22 @@ def media(tmp_path_factory):
     return folder
 
 
-@pytest.fixture
-def server(media):
+@contextlib.contextmanager
+def serve_folder(folder: Path):
+    """Serve ``folder`` over HTTP on 127.0.0.1: yields (base URL, request state)."""
     state: dict = {}
     handler = type("Handler", (_Handler,), {"state": state})
-    httpd = _QuietServer(("127.0.0.1", 0), functools.partial(handler, directory=str(media)))
+    httpd = _QuietServer(("127.0.0.1", 0), functools.partial(handler, directory=str(folder)))
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", state
-    httpd.shutdown()
-    httpd.server_close()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", state
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture
+def server(media):
+    with serve_folder(media) as served:
+        yield served

@@ -9,7 +9,7 @@ import pytest
 
 from refvps.dataset.format import Dataset
 
-from .conftest import ShotSpec, run_cli
+from .conftest import ShotSpec, generic_key, run_cli
 
 
 def test_fetch_review_trim_from_the_command_line(tmp_path, server, capsys):
@@ -27,18 +27,19 @@ def test_fetch_review_trim_from_the_command_line(tmp_path, server, capsys):
     assert "2 video(s): 2 sheet(s) made" in out and "2 undecided" in out
 
     # Accept the compilation with no spans (one clip per shot, end card dropped); reject the other.
-    assert run_cli(capsys, "review", "-w", ws, "--accept", "generic_comp")[0] == 0
-    assert run_cli(capsys, "review", "-w", ws, "--reject", "generic_clip_a", "--reason", "irrelevant")[0] == 0
+    comp, clip_a = generic_key(f"{base}/comp.mp4", "comp"), generic_key(f"{base}/clip_a.mp4", "clip_a")
+    assert run_cli(capsys, "review", "-w", ws, "--accept", comp)[0] == 0
+    assert run_cli(capsys, "review", "-w", ws, "--reject", clip_a, "--reason", "irrelevant")[0] == 0
 
     code, out, err = run_cli(capsys, "trim", "-w", ws, "-d", dataset, "--json")
     assert code == 0, err
     summary = json.loads(out)
-    assert summary["exported"] == ["generic_comp_00", "generic_comp_01"]
+    assert summary["exported"] == [f"{comp}_00", f"{comp}_01"]
     assert any("end card" in note for note in summary["dropped"])
 
     ds = Dataset(dataset)
-    first = ds.clip("generic_comp_00")
-    assert len(first) == 36 and len(ds.clip("generic_comp_01")) == 30  # 24 fps source: frame for frame
+    first = ds.clip(f"{comp}_00")
+    assert len(first) == 36 and len(ds.clip(f"{comp}_01")) == 30  # 24 fps source: frame for frame
     assert first.meta.crop == (0, 16, 160, 96) and first.read_frame("00000").shape == (96, 160, 3)
     assert first.meta.source.url == f"{base}/comp.mp4" and first.meta.source.platform == "generic"
     assert first.meta.source.retrieved
@@ -119,3 +120,47 @@ def test_a_concept_given_by_name_is_stored_as_its_taxonomy_id(tmp_path, make_vid
     assert code == 0, err
     meta = Dataset(tmp_path / "d").clip("v_00").meta
     assert (meta.concept, meta.category) == ("ice_melting", "temporal_object_changes")
+
+
+def test_a_span_that_yields_nothing_is_an_error(tmp_path, make_video, capsys):
+    video = make_video(tmp_path / "v.mp4", [ShotSpec(90, hue=0)], fps=30)
+    dataset = tmp_path / "d"
+    for start, end, message in (
+        ("0.5", "0.8", "0.5-0.8 s of"),  # shorter than --min-clip: no clip would come out
+        ("2", "1", "must be after --start"),
+    ):
+        code, out, err = run_cli(capsys, "trim", str(video.path), "--start", start, "--end", end, "-d", str(dataset))
+        flat = " ".join(err.split())
+        assert code == 2 and message in flat and "Traceback" not in err, (start, end, err)
+    assert not dataset.exists()  # nothing was written
+
+
+def test_no_lock_file_stays_in_the_dataset_root(tmp_path, make_video, capsys):
+    video = make_video(tmp_path / "v.mp4", [ShotSpec(40, hue=0)], fps=30)
+    assert run_cli(capsys, "trim", str(video.path), "-d", str(tmp_path / "d"))[0] == 0
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["JPEGImages", "clips.json", "meta_expressions.json"]
+
+
+def test_the_index_lock_still_excludes_once_its_file_is_removed(tmp_path):
+    """file_lock removes its lock file on release; writers that were waiting on the removed file
+    must still take turns (each read-modify-write sees the one before it)."""
+    import threading
+
+    from refvps.fileio import file_lock
+
+    counter = tmp_path / "counter.txt"
+    counter.write_text("0")
+
+    def bump():
+        for _ in range(50):
+            with file_lock(counter):
+                value = int(counter.read_text())
+                counter.write_text(str(value + 1))
+
+    threads = [threading.Thread(target=bump) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert counter.read_text() == "200"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["counter.txt"]

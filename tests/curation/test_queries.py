@@ -15,9 +15,10 @@ from refvps.curation.queries import (
     generate_queries,
     load_taxonomy,
     load_templates,
-    normalize_query,
     parse_llm_queries,
+    query_key,
 )
+from refvps.progress import Progress
 
 from .conftest import run_cli
 
@@ -38,24 +39,79 @@ def test_offline_queries_are_deterministic_and_complete(tmp_path, capsys):
     assert out_a.read_bytes() == out_b.read_bytes()
     rows = read_rows(out_a)
     taxonomy = json.loads((REPO / "annotations" / "taxonomy.json").read_text())
-    concepts = [(c["id"], k["id"], k["name"]) for c in taxonomy["categories"] for k in c["concepts"]]
+    concepts = [
+        (c["id"], k["id"], next(look for look in k["phrasing"]["looks"] if len(look.split()) > 1))
+        for c in taxonomy["categories"]
+        for k in c["concepts"]
+    ]
     assert len(rows) == 4 * len(concepts)
     by_concept: dict[str, list[dict[str, str]]] = {}
     for row in rows:
         by_concept.setdefault(row["concept"], []).append(row)
-    for category, concept, name in concepts:
+    for category, concept, first_look in concepts:
         mine = by_concept[concept]
         assert [r["category"] for r in mine] == [category] * 4
-        assert mine[0]["query"] == name  # the plain concept name comes first
-        assert len({normalize_query(r["query"]) for r in mine}) == 4
+        assert mine[0]["query"] == first_look  # the first way of naming it (in two words or more) comes first
         assert {r["source"] for r in mine} == {"template"}
 
 
-def test_templates_file_covers_the_taxonomy():
+def _bag(query: str) -> frozenset[str]:
+    """A naive normalisation written here: lower case, letters only, small words dropped, a plural
+    s and British -our folded, word order ignored."""
+    small = {"a", "an", "the", "of", "in", "on", "at", "to", "into", "with", "from", "over", "by", "for", "and"}
+    words = "".join(ch if ch.isalnum() else " " for ch in query.lower()).split()
+    folded = {w.replace("colour", "color").removesuffix("s") for w in words if w not in small}
+    return frozenset(folded)
+
+
+def test_queries_are_what_a_person_would_type_at_every_k():
+    """No duplicate after normalisation, no word twice, nothing shorter than two words, and every
+    concept gets its k queries, for every -k up to 20."""
     concepts = load_taxonomy(find_taxonomy())
     templates = load_templates(find_templates())
-    assert {c.id for c in concepts} <= set(templates.synonyms)
-    assert set(templates.category_templates) == {c.category for c in concepts}
+    for k in range(1, 21):
+        rows = generate_queries(concepts, templates, k)
+        counts: dict[str, int] = {}
+        for row in rows:
+            counts[row.concept] = counts.get(row.concept, 0) + 1
+        assert counts == {c.id: k for c in concepts}, k
+        bags = [_bag(row.query) for row in rows]
+        assert len(set(bags)) == len(bags), k  # "glass shattering" and "shattering glass" are one query
+        for row in rows:
+            words = row.query.lower().split()
+            assert len(words) >= 2, row
+            assert len(set(words)) == len(words), row  # no "timelapse timelapse"
+            assert query_key(row.query) == query_key(" ".join(reversed(words)))
+
+
+def test_each_concept_is_filmed_its_own_way():
+    """Footage types come from the concept: no aurora in slow motion, no glass shattering in timelapse."""
+    rows = generate_queries(load_taxonomy(find_taxonomy()), load_templates(find_templates()), 20)
+    by = {}
+    for row in rows:
+        by.setdefault(row.concept, []).append(row.query)
+    assert not any("slow motion" in q for q in by["aurora_shimmering"])
+    assert not any("timelapse" in q for q in by["glass_shattering"] + by["wine_glass_breaking"])
+    assert any("timelapse" in q for q in by["candle_melting"]) and any("slow motion" in q for q in by["water_splash"])
+
+
+def test_the_shipped_taxonomy_gives_every_concept_phrasing_material():
+    concepts = load_taxonomy(find_taxonomy())
+    templates = load_templates(find_templates())
+    for concept in concepts:
+        assert len(concept.looks) >= 3 and len(concept.places) >= 2 and len(concept.footage) >= 2, concept.id
+    assert set(templates.category_footage) == {c.category for c in concepts}
+
+
+def test_the_cli_reports_queries_per_concept(tmp_path, capsys):
+    out = tmp_path / "q.csv"
+    code, stdout, _ = run_cli(
+        capsys, "queries", "-k", "7", "--concept", "fire", "--concept", "ice_melting", "--out", str(out), "--json"
+    )
+    summary = json.loads(stdout)
+    assert code == 0 and summary["per_concept"] == {"ice_melting": 7, "fire": 7} and summary["short"] == {}
+    code, stdout, _ = run_cli(capsys, "queries", "-k", "7", "--concept", "fire", "--out", str(out))
+    assert code == 0 and "per concept: 7 to 7" in stdout
 
 
 def test_explicit_taxonomy_wins_and_synonyms_in_it_are_used(tmp_path, capsys):
@@ -187,10 +243,10 @@ def test_llm_queries_from_a_local_model(tmp_path, capsys, tiny_llm):
     for concept in ("candle_melting", "fire", "wave_breaking"):
         assert sum(r["concept"] == concept and r["source"] == "llm" for r in rows) <= 3
     # De-duplicated against each other and against the template queries; each one is plain text.
-    keys = [normalize_query(r["query"]) for r in rows]
+    keys = [query_key(r["query"]) for r in rows]
     assert len(keys) == len(set(keys))
     for row in llm:
-        assert 1 <= len(row["query"].split()) <= 10 and "\n" not in row["query"] and "[" not in row["query"]
+        assert 2 <= len(row["query"].split()) <= 10 and "\n" not in row["query"] and "[" not in row["query"]
     # Rows are grouped by concept in taxonomy order, templates first.
     order = [r["concept"] for r in rows]
     assert order == sorted(order, key=["candle_melting", "wave_breaking", "fire"].index)
@@ -212,12 +268,13 @@ def test_llm_run_resumes_and_each_concept_is_seeded_on_its_own(tmp_path, tiny_ll
     monkeypatch.setattr(q, "_generate", lambda *args: asked.append(args[3]) or real_generate(*args))
     cache = tmp_path / "cache.json"
 
-    def ctrl_c_after_the_first(concept):
-        if concept.id == concepts[0].id:
-            raise KeyboardInterrupt
+    class CtrlCAfterTheFirst(Progress):
+        def advance(self, stage, n=1, *, note=None):
+            if note == concepts[0].id:
+                raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        q.llm_queries(concepts, tiny_llm, per_concept=3, cache=cache, on_concept=ctrl_c_after_the_first)
+        q.llm_queries(concepts, tiny_llm, per_concept=3, cache=cache, progress=CtrlCAfterTheFirst())
     assert list(json.loads(cache.read_text())) == [concepts[0].id]  # saved before the interruption
     asked.clear()
     assert q.llm_queries(concepts, tiny_llm, per_concept=3, cache=cache) == straight

@@ -147,9 +147,9 @@ def test_a_missing_video_file_fails_the_review_but_not_the_others(ws_two, capsys
     assert run_cli(capsys, "review", "-w", str(ws_two), "--accept", "generic_cut")[0] == 0
     assert run_cli(capsys, "review", "-w", str(ws_two), "--accept", "generic_plain")[0] == 0
     code, out, err = run_cli(capsys, "trim", "-w", str(ws_two), "-d", str(ws_two.parent / "dataset"), "--json")
-    assert code == 1 and "1 video(s) could not be trimmed" in err
+    assert code == 1 and "1 video(s) or clip(s) could not be exported" in err
     assert "labelled" not in err  # no conflicts, so none are mentioned
-    assert json.loads(out)["exported"] == ["generic_cut_00"]
+    assert json.loads(out)["exported"] == ["generic_cut_00", "generic_cut_01"]  # its short final shot moves: kept
 
 
 def test_opted_out_videos_are_not_reviewed(ws_two):

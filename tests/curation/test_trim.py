@@ -11,11 +11,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from refvps.curation.cards import CardCheck
+from refvps.curation.plan import TrimParams, plan_spans
 from refvps.curation.review import Decision, EventSpan, record_decisions
 from refvps.curation.shots import Shot
-from refvps.curation.trim import TrimParams, plan_spans, trim_video, trim_workspace
+from refvps.curation.trim import trim_video, trim_workspace
 from refvps.curation.workspace import Workspace
+from refvps.dataset import validate
 from refvps.dataset.format import Dataset, DatasetWriter, Expression
+from refvps.progress import Progress
 
 from .conftest import ShotSpec, read_stamp
 
@@ -26,11 +30,33 @@ def _shots(*bounds_s: float) -> list[Shot]:
     return [Shot(i, int(a * 30), int(b * 30), a, b) for i, (a, b) in enumerate(zip(bounds_s, bounds_s[1:]))]
 
 
+CARD = CardCheck(flat_share=0.97, motion=0.0, card=True)
+FOOTAGE = CardCheck(flat_share=0.3, motion=6.0, card=False)
+
+
+def card(shot):
+    return CARD
+
+
+def footage(shot):
+    return FOOTAGE
+
+
 # -- planning (pure) ------------------------------------------------------------------------------
 def test_auto_plan_is_one_clip_per_shot_without_the_end_card():
-    spans, notes = plan_spans(_shots(0, 4, 9, 11), [], TrimParams())
+    spans, notes = plan_spans(_shots(0, 4, 9, 11), [], TrimParams(), card)
     assert [(a, b) for a, b, *_ in spans] == [(0, 4), (4, 9)]
-    assert any("end card" in n for n in notes)
+    assert any("end card" in n and "looks like a card" in n for n in notes)
+
+
+def test_a_short_final_shot_is_kept_unless_it_looks_like_a_card():
+    """Short is not enough: a final 2 s shot that moves is footage (nothing is dropped unseen)."""
+    for test in (footage, None):
+        spans, notes = plan_spans(_shots(0, 4, 9, 11), [], TrimParams(), test)
+        assert [(a, b) for a, b, *_ in spans] == [(0, 4), (4, 9), (9, 11)] and notes == []
+    # ... and a card longer than end_card_max_s is not taken for an end card.
+    spans, _ = plan_spans(_shots(0, 4, 9, 13), [], TrimParams(end_card_max_s=3.0), card)
+    assert len(spans) == 3
 
 
 def test_events_are_cut_at_shots_and_short_pieces_dropped():
@@ -46,11 +72,11 @@ def test_event_inside_a_short_final_shot_is_kept():
     spans, _ = plan_spans(_shots(0, 4, 6), [EventSpan(4.2, 5.8)], TrimParams())
     assert [(a, b) for a, b, *_ in spans] == [(4.2, 5.8)]
     # ... one that only runs into it is cut at the end card when the shot looks like a card ...
-    spans, notes = plan_spans(_shots(0, 4, 6), [EventSpan(2, 5.5)], TrimParams(), lambda shot: True)
+    spans, notes = plan_spans(_shots(0, 4, 6), [EventSpan(2, 5.5)], TrimParams(), card)
     assert [(a, b) for a, b, *_ in spans] == [(2, 4)]
     assert any("end card" in n for n in notes)
     # ... and kept (cut at the shot boundary) when the short final shot is ordinary footage.
-    spans, notes = plan_spans(_shots(0, 4, 6), [EventSpan(2, 5.5)], TrimParams(), lambda shot: False)
+    spans, notes = plan_spans(_shots(0, 4, 6), [EventSpan(2, 5.5)], TrimParams(), footage)
     assert [(a, b) for a, b, *_ in spans] == [(2, 4), (4, 5.5)]
     assert not any("end card" in n for n in notes)
 
@@ -63,7 +89,7 @@ def test_a_piece_shorter_than_one_output_frame_is_dropped_even_without_a_minimum
 
 
 def test_single_shot_video_is_never_an_end_card():
-    spans, _ = plan_spans(_shots(0, 2.5), [], TrimParams())
+    spans, _ = plan_spans(_shots(0, 2.5), [], TrimParams(), card)
     assert [(a, b) for a, b, *_ in spans] == [(0, 2.5)]
 
 
@@ -130,6 +156,9 @@ def test_workspace_trim_compilation(tmp_path, compilation):
             "retrieved": "2024-06-01T12:00:00Z",
             "video_id": "comp",
             "title": "video generic_comp",
+            "upload_date": "2024-05-01",
+            "duration_s": 185 / 30,
+            "query": "fire query",
         }
         assert meta["concept"] == "fire" and meta["category"] == "entities_with_dynamic_boundaries"
         assert meta_expr[clip_id]["expressions"] == {}
@@ -164,17 +193,19 @@ def _tree(root: Path) -> dict[str, str]:
 def test_interrupted_trim_then_rerun_equals_uninterrupted(tmp_path, compilation):
     ws_root, _ = compilation
     record_decisions(Workspace(ws_root), [Decision("generic_comp", "accept")])
-    seen = {"frames": 0}
 
-    def interrupt(kind, clip_id, done, total):
-        if kind == "clip":
-            seen["frames"] += 1
-            if seen["frames"] == 48 + 17:  # in the middle of the second clip
-                raise KeyboardInterrupt
+    class Interrupt(Progress):
+        frames = 0
+
+        def advance(self, stage, n=1, *, note=None):
+            if stage == "frames":
+                self.frames += n
+                if self.frames == 48 + 17:  # in the middle of the second clip
+                    raise KeyboardInterrupt
 
     resumed = tmp_path / "resumed"
     with pytest.raises(KeyboardInterrupt):
-        trim_workspace(ws_root, resumed, progress=interrupt)
+        trim_workspace(ws_root, resumed, progress=Interrupt())
     listed = json.loads((resumed / "clips.json").read_text())["clips"]
     assert list(listed) == ["generic_comp_00"]  # the half-written clip is not listed
     second = trim_workspace(ws_root, resumed)
@@ -232,8 +263,7 @@ def test_trim_one_video_with_span(tmp_path, make_video):
     video = make_video(tmp_path / "one.mp4", [ShotSpec(40, hue=0), ShotSpec(80, hue=1)], bars=(40, 0, 40, 0))
     root = tmp_path / "dataset"
     summary = trim_video(video.path, root, start_s=0.2, end_s=3.5, clip_key="melt", concept="ice_melting")
-    # 0.2-3.5 crosses the cut at 40/30 s: two clips, one per side (the short final shot is ordinary
-    # footage, not a card, so the part of the span inside it stays).
+    # 0.2-3.5 crosses the cut at 40/30 s: two clips, one per side.
     assert summary.exported == ["melt_00", "melt_01"]
     clips = json.loads((root / "clips.json").read_text())["clips"]
     assert clips["melt_00"]["category"] == "temporal_object_changes"
@@ -245,7 +275,6 @@ def test_trim_one_video_with_span(tmp_path, make_video):
 
 
 def test_exported_dataset_validates_once_labelled(tmp_path, compilation):
-    validate = pytest.importorskip("refvps.dataset.validate")
     ws_root, _ = compilation
     record_decisions(Workspace(ws_root), [Decision("generic_comp", "accept")])
     root = tmp_path / "dataset"
@@ -272,3 +301,14 @@ def test_exported_dataset_validates_once_labelled(tmp_path, compilation):
         )
     report = validate.validate_dataset(root, refvps_rules=True)
     assert report.ok, [str(p) for p in report.problems]
+
+
+def test_end_cards_on_generated_video(tmp_path, make_video):
+    """Without a span: a short final shot that moves is kept, a still logo card is dropped."""
+    moving = make_video(tmp_path / "moving.mp4", [ShotSpec(60, hue=0), ShotSpec(50, hue=1)])
+    summary = trim_video(moving.path, tmp_path / "a", clip_key="moving")
+    assert summary.exported == ["moving_00", "moving_01"] and summary.dropped == []
+    carded = make_video(tmp_path / "carded.mp4", [ShotSpec(60, hue=0), ShotSpec(50, hue=1), ShotSpec(40, "card")])
+    summary = trim_video(carded.path, tmp_path / "b", clip_key="carded")
+    assert summary.exported == ["carded_00", "carded_01"]
+    assert len(summary.dropped) == 1 and "end card" in summary.dropped[0]
