@@ -39,6 +39,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "review": ("refvps.cli.curate_cmds", "review", "Make contact sheets and record accept/reject decisions."),
     "trim": ("refvps.cli.curate_cmds", "trim", "Cut accepted videos into clips at 24 fps (shots, crops, end cards)."),
     "annotate": ("refvps.cli.annotate_cmds", "annotate", "Label masks, Ignore regions and expressions with SAM2."),
+    "convert": ("refvps.cli.convert_cmds", "convert", "Convert Ref-DAVIS, Ref-YouTube-VOS, MeViS, VSPW or BURST."),
+    "export-submission": ("refvps.cli.convert_cmds", "export_submission", "Zip predictions for an official server."),
 }
 
 

@@ -23,14 +23,17 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from refvps.dataset.format import (
+    ANNOTATED_FRAMES,
     CLIPS_FILE,
     EXPRESSIONS_FILE,
     FRAME_EXT,
     FRAMES_DIR,
+    LABEL_IDS,
     MASK_EXT,
     MASKS_DIR,
     REFVPS_FPS,
     Dataset,
+    parse_target,
 )
 from refvps.dataset.palette import IGNORE_INDEX
 from refvps.errors import DatasetError, DatasetInvalidError, RefvpsError, UsageError
@@ -363,7 +366,7 @@ def _validate_clip(root, clip_id, video, meta, has_clips_file, taxonomy, refvps_
     expressions = video.get("expressions", {}) if isinstance(video.get("expressions"), dict) else {}
 
     # Expressions.
-    obj_ids: dict[str, int] = {}
+    obj_ids: dict[str, tuple[int, ...]] = {}
     seen_text: dict[str, str] = {}
     for exp_id, entry in expressions.items():
         if not isinstance(entry, dict):
@@ -390,13 +393,13 @@ def _validate_clip(root, clip_id, video, meta, has_clips_file, taxonomy, refvps_
             else:
                 seen_text[key] = exp_id
         try:
-            obj_ids[exp_id] = int(entry.get("obj_id"))
+            obj_ids[exp_id] = parse_target(entry.get("obj_id"))
         except (TypeError, ValueError):
             out.add(
                 "json_schema",
                 exp_path,
                 f"clip {clip_id}: expression {exp_id} has obj_id {entry.get('obj_id')!r}",
-                'set obj_id to the label index of the target, as a string ("1")',
+                'set obj_id to the label index of the target, as a string ("1"), or a list of them',
                 clip_id,
             )
 
@@ -555,8 +558,11 @@ def _validate_clip(root, clip_id, video, meta, has_clips_file, taxonomy, refvps_
                 clip_id,
             )
 
-    # Masks.
+    # Masks (of the frames that carry ground truth: all, unless the clip lists annotated_frames).
+    annotated = _annotated_frames(clip_id, video, frames, exp_path, out)
     masks = _list_files(masks_dir, MASK_EXT)
+    if masks is None and not annotated:
+        return  # a clip without ground truth (e.g. a split whose masks are not public)
     if masks is None:
         out.add(
             "missing_mask",
@@ -566,6 +572,8 @@ def _validate_clip(root, clip_id, video, meta, has_clips_file, taxonomy, refvps_
             clip_id,
         )
         return
+    listed = set(annotated)
+    frames = annotated
     for name in frames:
         if name not in masks:
             out.add(
@@ -586,7 +594,8 @@ def _validate_clip(root, clip_id, video, meta, has_clips_file, taxonomy, refvps_
     if not check_masks:
         return
 
-    allowed = {0, IGNORE_INDEX, *obj_ids.values()}
+    targets = {label for labels in obj_ids.values() for label in labels}
+    allowed = {0, IGNORE_INDEX, *targets, *_label_ids(video)}
     found_ids: set[int] = set()
     for name in frames:
         if name not in masks:
@@ -631,14 +640,15 @@ def _validate_clip(root, clip_id, video, meta, has_clips_file, taxonomy, refvps_
             out.add(
                 "mask_values",
                 path,
-                f"clip {clip_id}: mask {name} has values {sorted(wrong)[:8]} outside {{0, {', '.join(map(str, sorted(set(obj_ids.values()))))}, 255}}",
+                f"clip {clip_id}: mask {name} has values {sorted(wrong)[:8]} outside {{0, {', '.join(map(str, sorted(allowed - {0, IGNORE_INDEX})))}, 255}}",
                 "use 0 for background, the expression's obj_id for the target and 255 for Ignore",
                 clip_id,
             )
         found_ids |= values - {0, IGNORE_INDEX}
 
+    # A benchmark may refer to an object absent from every annotated frame (only Ref-VPS forbids it).
+    absent_severity = ERROR if refvps_rules else WARNING
     if report.n_masks and frames:
-        targets = set(obj_ids.values())
         if targets and not (found_ids & targets):
             out.add(
                 "empty_target",
@@ -646,17 +656,57 @@ def _validate_clip(root, clip_id, video, meta, has_clips_file, taxonomy, refvps_
                 f"clip {clip_id}: the target is empty in every frame",
                 "label the target in the frames where it appears (refvps annotate)",
                 clip_id,
+                absent_severity,
             )
         else:
-            for exp_id, obj_id in sorted(obj_ids.items()):
-                if obj_id not in found_ids:
+            for exp_id, labels in sorted(obj_ids.items()):
+                if not set(labels) & found_ids:
+                    shown = labels[0] if len(labels) == 1 else list(labels)
                     out.add(
                         "obj_id_absent",
                         exp_path,
-                        f"clip {clip_id}: expression {exp_id} refers to object {obj_id}, which no mask contains",
+                        f"clip {clip_id}: expression {exp_id} refers to object {shown}, which no mask contains",
                         "fix the expression's obj_id or label that object",
                         clip_id,
+                        absent_severity,
                     )
+
+
+def _annotated_frames(clip_id: str, video: dict, frames: list[str], exp_path: Path, out: _Collector) -> list[str]:
+    """The frames that must have a mask: ``annotated_frames`` when the clip lists it, else every frame.
+
+    Each listed frame must be one of the clip's frames (docs/BENCHMARKS_SUITE.md)."""
+    annotated = video.get(ANNOTATED_FRAMES)
+    if not isinstance(annotated, list):
+        return frames
+    known = set(frames)
+    kept = []
+    for name in map(str, annotated):
+        if name in known:
+            kept.append(name)
+        else:
+            out.add(
+                "json_schema",
+                exp_path,
+                f"clip {clip_id}: annotated frame {name} is not one of its frames",
+                f"list in '{ANNOTATED_FRAMES}' only names that are in the clip's 'frames'",
+                clip_id,
+            )
+    return kept
+
+
+def _label_ids(video: dict) -> set[int]:
+    """Labels the clip declares besides its expressions' targets (docs/BENCHMARKS_SUITE.md)."""
+    declared = video.get(LABEL_IDS)
+    if not isinstance(declared, list):
+        return set()
+    found = set()
+    for value in declared:
+        try:
+            found.add(int(value))
+        except (TypeError, ValueError):
+            continue  # the schema check reports it
+    return found
 
 
 def _check_orphans(root: Path, videos: dict, clips_meta: dict | None, out: _Collector) -> None:

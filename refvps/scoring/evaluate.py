@@ -13,6 +13,7 @@ frames the dataset does not have are listed in ``coverage`` and not scored.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from refvps.scoring.engine import (
 )
 from refvps.scoring.gtcache import resolve_cache_dir
 from refvps.scoring.metrics import BOUND_TH, RECALL_THRESHOLD, j_recall, temporal_consistency
+from refvps.scoring.protocols import apply_protocol, resolve_protocol
 from refvps.scoring.results import (
     Coverage,
     ExpressionResult,
@@ -44,6 +46,8 @@ from refvps.scoring.results import (
     aggregate_concepts,
     summarise,
 )
+
+log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[str, int], None]
 """Called once per finished clip with (clip_id, number of masks scored in it)."""
@@ -89,6 +93,7 @@ def plan_scoring(
     coverage = Coverage(ignored_files=source.ignored)
     coverage.unknown_clips = sorted(c for c in source.index if c not in dataset)
     tasks: list[ClipTask] = []
+    no_ground_truth: list[str] = []  # clips none of whose frames carries ground truth
     unknown_frame_examples: list[dict[str, str]] = []
     n_masks = 0
     matched_any = False
@@ -102,7 +107,7 @@ def plan_scoring(
                 path=dataset.root / "meta_expressions.json",
             )
         for expression in clip.expressions:
-            if not 1 <= expression.obj_id <= 254:
+            if not all(1 <= v <= 254 for v in expression.target_labels):
                 raise DatasetError(
                     f"clip {clip.id}: expression {expression.exp_id} refers to object {expression.obj_id}, "
                     "which is not a label index (1..254)",
@@ -110,6 +115,10 @@ def plan_scoring(
                     + str(dataset.root),
                     path=dataset.root / "meta_expressions.json",
                 )
+        scored = clip.annotated_frames  # the frames that carry ground truth (docs/BENCHMARKS_SUITE.md)
+        if not scored:
+            no_ground_truth.append(clip.id)
+            continue
         predicted = source.index.get(clip.id, {})
         known_exps = {e.exp_id for e in clip.expressions}
         for exp_id in sorted(predicted):
@@ -119,11 +128,13 @@ def plan_scoring(
         clip_missing = 0
         for expression in clip.expressions:
             frames = predicted.get(expression.exp_id, {})
-            present = sum(1 for f in clip.frame_names if f in frames)
-            matched_any = matched_any or present > 0
-            n_missing = len(clip.frame_names) - present
+            absent = [f for f in scored if f not in frames]
+            matched_any = matched_any or len(absent) < len(scored)
+            n_missing = len(absent)
             clip_missing += n_missing
-            if n_missing == len(clip.frame_names):
+            for frame in absent[: max(0, _EXAMPLES - len(coverage.missing_frame_examples))]:
+                coverage.missing_frame_examples.append({"video": clip.id, "exp_id": expression.exp_id, "frame": frame})
+            if n_missing == len(scored):
                 coverage.missing_expressions.append({"video": clip.id, "exp_id": expression.exp_id})
             for frame in frames:
                 if frame not in frame_set:
@@ -132,14 +143,15 @@ def plan_scoring(
                         unknown_frame_examples.append({"video": clip.id, "exp_id": expression.exp_id, "frame": frame})
         if clip_missing:
             coverage.clips_with_missing.append(clip.id)
+            coverage.missing_per_clip[clip.id] = clip_missing
         coverage.missing_frames += clip_missing
-        n_masks += len(clip.frame_names) * len(clip.expressions)
+        n_masks += len(scored) * len(clip.expressions)
         tasks.append(
             ClipTask(
                 clip_id=clip.id,
                 masks_dir=str(clip.masks_dir),
-                frames=list(clip.frame_names),
-                expressions=[(e.exp_id, e.obj_id) for e in clip.expressions],
+                frames=list(scored),
+                expressions=[(e.exp_id, e.target_labels) for e in clip.expressions],
                 predictions=source.clip(clip.id),
                 boundary=boundary,
                 bound_th=bound_th,
@@ -149,6 +161,7 @@ def plan_scoring(
             )
         )
     coverage.unknown_frame_examples = unknown_frame_examples
+    _check_ground_truth(dataset, no_ground_truth, bool(tasks))
     if not tasks:
         raise DatasetError(
             f"the dataset has no clip with expressions to score: {dataset.root}",
@@ -168,9 +181,35 @@ def plan_scoring(
     return ScoringPlan(tasks, coverage, n_masks)
 
 
+def _check_ground_truth(dataset: Dataset, without: list[str], any_with: bool) -> None:
+    """No clip with ground truth is an error that says where scoring happens instead; some is a warning."""
+    if without and not any_with:
+        raise DatasetError(
+            f"the dataset {dataset.root} has no ground truth: none of its {len(without)} clip(s) has an annotated "
+            "frame (a split whose masks are not public, such as Ref-YouTube-VOS valid/test or MeViS valid)",
+            hint="predict it and score on the benchmark's official server: refvps export-submission PRED "
+            f"--dataset {dataset.root} --benchmark ref-ytvos|mevis --out submission.zip",
+            path=dataset.root,
+        )
+    if without:
+        log.warning("%d clip(s) have no ground truth and are not scored (first: %s)", len(without), without[0])
+
+
+_SHOWN = 5  # missing frames and clips a message names
+
+
 def missing_message(coverage: Coverage) -> str:
-    """The one-line description of missing predictions (warning, or error under ``--strict``)."""
-    parts = [f"{coverage.missing_frames} predicted frame(s) missing in {len(coverage.clips_with_missing)} clip(s)"]
+    """The one-line description of missing predictions (warning, or error under ``--strict``): how many,
+    in which clips, and the first few by name (clip / exp_id / frame)."""
+    per_clip = sorted(coverage.missing_per_clip.items(), key=lambda kv: (-kv[1], kv[0]))
+    counts = ", ".join(f"{clip}: {n}" for clip, n in per_clip[:_SHOWN]) + (", ..." if len(per_clip) > _SHOWN else "")
+    parts = [
+        f"{coverage.missing_frames} predicted frame(s) missing in {len(coverage.clips_with_missing)} clip(s)"
+        + (f" ({counts})" if counts else "")
+    ]
+    if coverage.missing_frame_examples:
+        shown = coverage.missing_frame_examples[:_SHOWN]
+        parts.append("first: " + ", ".join(f"{m['video']}/{m['exp_id']}/{m['frame']}" for m in shown))
     if coverage.missing_expressions:
         first = coverage.missing_expressions[0]
         parts.append(
@@ -214,6 +253,7 @@ def evaluate(
     gt_cache: str | Path | bool | None = None,
     progress: ProgressCallback | None = None,
     on_start: Callable[[int], None] | None = None,
+    protocol: str | None = None,
 ) -> Results:
     """Score ``predictions`` (a PNG tree, a .zip or a COCO-RLE .json) against ``dataset``.
 
@@ -226,6 +266,9 @@ def evaluate(
     ``gt_cache`` is where the ground truth encoded as RLE is kept between runs, for scoring RLE
     predictions without F (:mod:`refvps.scoring.gtcache`; keyed by the PNGs' content, so never
     stale): None or True = ``$REFVPS_CACHE_DIR`` or ``~/.cache/refvps``, False = off, or a folder.
+
+    ``protocol`` names how the headline numbers are computed (:mod:`refvps.scoring.protocols`); by
+    default the one the dataset's clips.json names, else ``refvps``.
     """
     if workers < 0:
         raise UsageError(f"--workers must be 0 (all CPUs) or more, got {workers}")
@@ -235,6 +278,7 @@ def evaluate(
         raise UsageError(f"chunk must be at least 1, got {chunk}")
     source = predictions if isinstance(predictions, PredictionSource) else open_predictions(predictions)
     data = dataset if isinstance(dataset, Dataset) else open_dataset(dataset, validate=validate)
+    chosen = resolve_protocol(protocol, data)
     cache_dir = resolve_cache_dir(gt_cache) if source.format == FORMAT_RLE and not boundary else None
     plan = plan_scoring(data, source, boundary=boundary, bound_th=bound_th, chunk=chunk, gt_cache=cache_dir)
     if strict and (plan.coverage.has_missing or plan.coverage.has_unknown):
@@ -253,7 +297,7 @@ def evaluate(
     if on_start is not None:
         on_start(plan.n_masks)
     outcomes = _run(plan.tasks, min(n_workers, len(plan.tasks)), progress)
-    return _assemble(
+    results = _assemble(
         data,
         source,
         plan,
@@ -271,6 +315,7 @@ def evaluate(
         },
         method=method,
     )
+    return apply_protocol(chosen, results, data, source)
 
 
 def _run(tasks: list[ClipTask], workers: int, progress: ProgressCallback | None) -> dict[str, ClipOutcome]:
@@ -340,7 +385,7 @@ def _assemble(
                     J_recall=100.0 * j_recall(frames.iou),
                     n_frames=len(frames.iou),
                     n_missing=frames.n_missing,
-                    obj_id=obj_id,
+                    obj_id=obj_id[0] if len(obj_id) == 1 else list(obj_id),
                     concept=clip.meta.concept,
                     category=clip.meta.category,
                     expression=texts.get(exp_id, ""),
@@ -368,6 +413,7 @@ def _assemble(
         "method": method,
         "refvps_version": __version__,
         "date": now_iso(),
+        "benchmark": _declared_benchmark(dataset),
         "options": options,
         "metrics": {
             "J": "mean over frames of IoU outside Ignore (1 when both empty), x100; dataset: mean over (clip, expression)",
@@ -378,3 +424,15 @@ def _assemble(
         },
     }
     return Results(summary, rows, clips, concepts, categories, plan.coverage, meta)
+
+
+def _declared_benchmark(dataset: Dataset) -> str | None:
+    """``"<benchmark> <split>"`` when every clip's clips.json entry names the same (``refvps convert``
+    writes them); the leaderboard ranks rows of one benchmark together."""
+    named = set()
+    for meta in dataset.raw_clips.values():
+        if isinstance(meta, dict) and meta.get("benchmark"):
+            named.add(" ".join(str(meta[k]) for k in ("benchmark", "split") if meta.get(k)))
+        else:
+            return None
+    return named.pop() if len(named) == 1 else None
