@@ -221,11 +221,14 @@ def leaderboard(
     synthetic benchmark are never ranked against them.
     """
     from refvps.leaderboard import DEFAULT_TITLE, build_leaderboard, load_entries, reference_entries
+    from refvps.leaderboard.reference import suite_reference_entries
     from refvps.leaderboard.render import benchmark_groups, leaderboard_rows
 
     entries = load_entries(results, benchmark=benchmark)
     if not no_reference:
-        entries += reference_entries(reference_dir)
+        # the paper's rows of the other benchmarks join only runs of the same benchmark and protocol
+        suite = suite_reference_entries(entries) if reference_dir is None else []
+        entries += reference_entries(reference_dir) + suite
     groups = benchmark_groups(leaderboard_rows(entries))
     if len(groups) > 1:
         listed = ", ".join(f"{name} ({len(rows)} row{'s' if len(rows) > 1 else ''})" for name, rows in groups)

@@ -15,7 +15,13 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from refvps.convert.common import BenchmarkInfo, ConversionReport, run_conversion
+from refvps.convert.common import (
+    BenchmarkInfo,
+    ConversionReport,
+    check_destination,
+    conversion_fingerprint,
+    run_conversion,
+)
 from refvps.errors import UsageError
 from refvps.progress import NO_PROGRESS, Progress
 
@@ -68,6 +74,7 @@ def convert(
     source = Path(source)
     if not source.is_dir():
         raise UsageError(f"source folder not found: {source}", hint="pass the benchmark's root folder", path=source)
+    check_destination(Path(out), conversion_fingerprint(info, split, source, options))  # before reading anything
     notes: list[str] = []
     jobs = module.jobs(source, split, options, notes)
     if not jobs:

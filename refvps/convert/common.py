@@ -317,8 +317,8 @@ def run_conversion(
     """Write ``jobs`` into the dataset at ``out``, resuming a conversion started with the same settings."""
     out.mkdir(parents=True, exist_ok=True)
     state = out / STATE_DIR / "clips"
-    fingerprint = {"benchmark": info.key, "split": split, "source": str(source.resolve()), "options": options or {}}
-    _check_same_conversion(out, fingerprint)
+    fingerprint = conversion_fingerprint(info, split, source, options)
+    check_destination(out, fingerprint)
     report = ConversionReport(info.key, split, out, clips=len(jobs), notes=list(notes))
     linker = FrameLinker()
     _write_record(out, fingerprint, report, "running")
@@ -402,7 +402,13 @@ def _assemble_index(out: Path, clip_ids: Sequence[str], state: Path) -> None:
     atomic_write_json(out / CLIPS_FILE, {"clips": clips})
 
 
-def _check_same_conversion(out: Path, fingerprint: dict[str, Any]) -> None:
+def conversion_fingerprint(info: BenchmarkInfo, split: str, source: Path, options: dict | None) -> dict[str, Any]:
+    """What must match for a rerun to resume a conversion: benchmark, split, source folder, options."""
+    return {"benchmark": info.key, "split": split, "source": str(source.resolve()), "options": options or {}}
+
+
+def check_destination(out: Path, fingerprint: dict[str, Any]) -> None:
+    """Refuse an ``--out`` that holds another conversion, or a dataset refvps convert did not make."""
     path = out / RECORD_FILE
     if path.exists():
         previous = read_json(path, what="conversion record").get("fingerprint")

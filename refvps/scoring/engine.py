@@ -377,9 +377,10 @@ def _target_bytes(labels: np.ndarray, values: tuple[int, ...], name: str) -> np.
     """(labels in values) as 0/255 uint8, in a reused buffer: a target made of one label or several."""
     if len(values) == 1:
         return _equal_bytes(labels, values[0], name)
+    table = np.zeros(256, np.uint8)
+    table[list(values)] = 255
     out = _buffer(name, labels.shape, np.uint8)
-    np.isin(labels, np.asarray(values, np.uint8), out=out.view(bool))
-    np.negative(out, out=out)
+    np.take(table, labels, out=out)
     return out
 
 

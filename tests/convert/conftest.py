@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from refvps.convert import convert
-from refvps.dataset.format import Dataset
+from refvps.dataset.format import Dataset, image_size
 from refvps.predictions import PredictionWriter
 
 from . import official
@@ -65,7 +65,7 @@ def random_predictions(root: Path, out: Path, seed: int, *, all_frames: bool = T
     rng = np.random.default_rng(seed)
     writer = PredictionWriter(out)
     for clip in Dataset(root):
-        width, height = clip.meta.width, clip.meta.height
+        width, height = image_size(clip.frame_path(clip.frame_names[0]))
         for expression in clip.expressions:
             for name in clip.frame_names if all_frames else clip.annotated_frames:
                 mask = np.zeros((height, width), bool)

@@ -70,9 +70,9 @@ class Source:
 DAVIS_VIDEOS = {"bike-packing": 5, "classic-car": 4, "train-only": 3}
 
 
-def write_ref_davis(root: Path) -> Source:
+def write_ref_davis(root: Path, unreferred_object: bool = True) -> Source:
     """Two val videos; ``classic-car`` is misspelt in the text files and has an object (2) no
-    expression names; annotator 2's files are latin-1 with a non-ASCII letter; obj 2 is listed
+    expression names (unless ``unreferred_object`` is False); annotator 2's files are latin-1 with a non-ASCII letter; obj 2 is listed
     before obj 1 in one file (ReferFormer sorts). Truth: video -> list of unsupervised label maps."""
     davis = root / "DAVIS"
     sets = davis / "ImageSets" / "2017"
@@ -86,7 +86,8 @@ def write_ref_davis(root: Path) -> Source:
             write_jpeg(davis / "JPEGImages" / "480p" / video / f"{t:05d}.jpg", frame_rgb(seed, t))
             label = np.zeros((H, W), np.uint8)
             label[box(t, 2, 4, 14, 12)] = 1
-            label[box(t, 20, 20, 10, 10, dx=-2)] = 2
+            if video != "classic-car" or unreferred_object:
+                label[box(t, 20, 20, 10, 10, dx=-2)] = 2
             label[0:2, :] = 255  # void
             labels.append(label)
             write_png(davis / "Annotations_unsupervised" / "480p" / video / f"{t:05d}.png", label)
