@@ -220,15 +220,13 @@ def leaderboard(
     gets its own table: the published rows are on the real Ref-VPS test set, so results on the
     synthetic benchmark are never ranked against them.
     """
-    from refvps.leaderboard import DEFAULT_TITLE, build_leaderboard, load_entries, reference_entries
-    from refvps.leaderboard.reference import suite_reference_entries
+    from refvps.leaderboard import DEFAULT_TITLE, build_leaderboard, load_entries
+    from refvps.leaderboard.reference import references_for
     from refvps.leaderboard.render import benchmark_groups, leaderboard_rows
 
     entries = load_entries(results, benchmark=benchmark)
     if not no_reference:
-        # the paper's rows of the other benchmarks join only runs of the same benchmark and protocol
-        suite = suite_reference_entries(entries) if reference_dir is None else []
-        entries += reference_entries(reference_dir) + suite
+        entries += references_for(entries, reference_dir)
     groups = benchmark_groups(leaderboard_rows(entries))
     if len(groups) > 1:
         listed = ", ".join(f"{name} ({len(rows)} row{'s' if len(rows) > 1 else ''})" for name, rows in groups)

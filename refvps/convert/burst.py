@@ -155,8 +155,11 @@ class _ClassLabels:
                 str(k),
                 f"the {names.get(category, category)}",
                 self.sets.labels_of([k]),
-                extra={"class_name": names.get(category, str(category)), "class_id": category,
-                       "track_ids": self.tracks[category]},
+                extra={
+                    "class_name": names.get(category, str(category)),
+                    "class_id": category,
+                    "track_ids": self.tracks[category],
+                },
             )
             for k, category in enumerate(self.categories)
         ]

@@ -42,7 +42,7 @@ from refvps.dataset.format import (
     image_size,
     video_entry,
 )
-from refvps.dataset.palette import IGNORE_INDEX, write_label_png
+from refvps.dataset.palette import IGNORE_INDEX, read_label_png, write_label_png
 from refvps.errors import DatasetError, RefvpsError, UsageError
 from refvps.fileio import atomic_write_json, atomic_write_with, read_json
 from refvps.progress import NO_PROGRESS, Progress
@@ -134,6 +134,21 @@ def make_expression(
     """An expression whose target is the union of ``labels`` (one label: an ordinary ``obj_id``)."""
     labels = tuple(int(v) for v in labels)
     return Expression(str(exp_id), text, labels[0], annotator, labels if len(labels) > 1 else (), extra or {})
+
+
+def ordered_entries(entries: dict) -> list[tuple[str, Any]]:
+    """A benchmark's ``{exp_id: entry}`` in expression order ("2" before "10")."""
+    return sorted(entries.items(), key=lambda kv: (len(str(kv[0])), str(kv[0])))
+
+
+def label_files(folder: Path, names: Sequence[str]) -> LabelMaps:
+    """The label maps of ``names`` read from ``<folder>/<name>.png`` as they are (palette or greyscale)."""
+
+    def generate() -> Iterator[tuple[str, np.ndarray]]:
+        for name in names:
+            yield name, read_label_png(folder / f"{name}.png")
+
+    return generate
 
 
 def safe_clip_id(name: str, taken: set[str]) -> str:

@@ -32,6 +32,7 @@ from refvps.convert.common import (
     ObjectSetLabels,
     decode_rle,
     make_expression,
+    ordered_entries,
     require_path,
     safe_clip_id,
 )
@@ -69,19 +70,16 @@ def jobs(source: Path, split: str, options: dict, notes: list[str]) -> list[Clip
         job = ClipJob(
             clip_id=clip_id,
             frames=[(name, folder / "JPEGImages" / video / f"{name}.jpg") for name in names],
-            expressions=[make_expression(e, str(x["exp"]), [1], extra=_extra(x)) for e, x in _ordered(entries)],
-            meta=INFO.stamp(ClipMeta(clip_id, fps=FPS, notes="MeViS states no frame rate; fps is a placeholder"),
-                            split, video),
+            expressions=[make_expression(e, str(x["exp"]), [1], extra=_extra(x)) for e, x in ordered_entries(entries)],
+            meta=INFO.stamp(
+                ClipMeta(clip_id, fps=FPS, notes="MeViS states no frame rate; fps is a placeholder"), split, video
+            ),
         )
         if masks is not None:
             combos = _Combinations(clip_id, names, entries, masks, job.frames[0][1] if job.frames else None)
             job.labels, job.resolve = combos.labels, combos.expressions
         result.append(job)
     return result
-
-
-def _ordered(entries: dict) -> list[tuple[str, dict]]:
-    return sorted(entries.items(), key=lambda kv: (len(kv[0]), kv[0]))
 
 
 def _extra(entry: dict) -> dict:
@@ -98,11 +96,13 @@ class _Combinations:
         self.clip_id = clip_id
         self.first_frame = first_frame
         self.frames = frames
-        self.entries = _ordered(entries)
+        self.entries = ordered_entries(entries)
         self.objects = sorted({str(a) for _, e in self.entries for a in e.get("anno_id", [])}, key=_number_first)
         missing = [a for a in self.objects if a not in masks]
         if missing:
-            raise DatasetError(f"video {clip_id}: anno_id {missing[0]} is not in mask_dict.json", hint="check the files")
+            raise DatasetError(
+                f"video {clip_id}: anno_id {missing[0]} is not in mask_dict.json", hint="check the files"
+            )
         self.rles = [masks[a] for a in self.objects]
         self.sets = ObjectSetLabels(clip_id, len(self.objects))
 

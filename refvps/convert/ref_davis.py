@@ -27,13 +27,9 @@ those objects as the DAVIS evaluator does, so objects no expression names stay (
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
 
-import numpy as np
-
-from refvps.convert.common import BenchmarkInfo, ClipJob, frame_stem, list_images, require_path
+from refvps.convert.common import BenchmarkInfo, ClipJob, frame_stem, label_files, list_images, require_path
 from refvps.dataset.format import ClipMeta, Expression
-from refvps.dataset.palette import read_label_png
 
 INFO = BenchmarkInfo(
     key="ref-davis",
@@ -86,12 +82,16 @@ def _expressions(video: str, texts: list[dict], notes: list[str]) -> list[Expres
 
 
 def jobs(source: Path, split: str, options: dict, notes: list[str]) -> list[ClipJob]:
-    davis = require_path(source / "DAVIS", "the DAVIS folder", "pass the folder that holds DAVIS/ and davis_text_annotations/")
+    davis = require_path(
+        source / "DAVIS", "the DAVIS folder", "pass the folder that holds DAVIS/ and davis_text_annotations/"
+    )
     text_dir = require_path(
         source / "davis_text_annotations", "the Ref-DAVIS text annotations", "unzip davis_text_annotations.zip into SRC"
     )
     split_file = require_path(davis / "ImageSets" / "2017" / f"{split}.txt", f"the {split} video list", "unzip DAVIS")
-    texts = [read_expressions(require_path(text_dir / f, "a text file", "unzip it"), enc) for f, enc, _, _ in TEXT_FILES]
+    texts = [
+        read_expressions(require_path(text_dir / f, "a text file", "unzip it"), enc) for f, enc, _, _ in TEXT_FILES
+    ]
     jobs = []
     for video in [v.strip() for v in split_file.read_text().splitlines() if v.strip()]:
         expressions = _expressions(video, texts, notes)
@@ -107,15 +107,7 @@ def jobs(source: Path, split: str, options: dict, notes: list[str]) -> list[Clip
                 frames=frames,
                 expressions=expressions,
                 meta=INFO.stamp(ClipMeta(video, fps=FPS), split, video),
-                labels=_labels(masks_dir, [name for name, _ in frames]),
+                labels=label_files(masks_dir, [name for name, _ in frames]),
             )
         )
     return jobs
-
-
-def _labels(masks_dir: Path, names: list[str]):
-    def generate() -> Iterator[tuple[str, np.ndarray]]:
-        for name in names:
-            yield name, read_label_png(masks_dir / f"{name}.png")
-
-    return generate

@@ -21,13 +21,17 @@ frames; a frame without one is left out of ``annotated_frames``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
 
-import numpy as np
-
-from refvps.convert.common import BenchmarkInfo, ClipJob, make_expression, require_path, safe_clip_id
+from refvps.convert.common import (
+    BenchmarkInfo,
+    ClipJob,
+    label_files,
+    make_expression,
+    ordered_entries,
+    require_path,
+    safe_clip_id,
+)
 from refvps.dataset.format import ClipMeta, Expression, parse_target
-from refvps.dataset.palette import read_label_png
 from refvps.errors import DatasetError
 from refvps.fileio import read_json
 
@@ -74,9 +78,11 @@ def split_videos(source: Path, split: str, notes: list[str]) -> dict:
 def expressions_of(entries: dict) -> list[Expression]:
     """A video's expressions as refvps reads them (``obj_id`` 1 where the split gives none)."""
     expressions = []
-    for exp_id, entry in sorted(entries.items(), key=lambda kv: (len(kv[0]), kv[0])):
+    for exp_id, entry in ordered_entries(entries):
         extra = {k: v for k, v in entry.items() if k not in ("exp", "obj_id")}
-        expressions.append(make_expression(exp_id, str(entry["exp"]), parse_target(entry.get("obj_id", "1")), None, extra))
+        expressions.append(
+            make_expression(exp_id, str(entry["exp"]), parse_target(entry.get("obj_id", "1")), None, extra)
+        )
     return expressions
 
 
@@ -106,14 +112,6 @@ def jobs(source: Path, split: str, options: dict, notes: list[str]) -> list[Clip
             annotated = [n for n in names if (masks_root / video / f"{n}.png").exists()]
             if len(annotated) < len(names):
                 job.annotated_frames = annotated
-            job.labels = _labels(masks_root / video, annotated)
+            job.labels = label_files(masks_root / video, annotated)
         result.append(job)
     return result
-
-
-def _labels(folder: Path, names: list[str]):
-    def generate() -> Iterator[tuple[str, np.ndarray]]:
-        for name in names:
-            yield name, read_label_png(folder / f"{name}.png")
-
-    return generate

@@ -106,7 +106,9 @@ def leaderboard_rows(entries: Sequence[Entry]) -> list[Row]:
                 F=_number(summary.get("F")),
                 J_recall=_number(summary.get("J_recall")),
                 J_concept_balanced=_number(summary.get("J_concept_balanced")),
-                categories={str(c.get("category")): _number(c.get("J")) for c in entry.per_category},
+                categories={
+                    str(c["category"]): _number(c.get("J")) for c in entry.per_category if c.get("category") is not None
+                },
                 concepts={str(c.get("concept")): _number(c.get("J")) for c in entry.per_concept},
             )
         )

@@ -128,14 +128,9 @@ def plan_scoring(
         clip_missing = 0
         for expression in clip.expressions:
             frames = predicted.get(expression.exp_id, {})
-            absent = [f for f in scored if f not in frames]
-            matched_any = matched_any or len(absent) < len(scored)
-            n_missing = len(absent)
+            n_missing = _note_missing(coverage, clip.id, expression.exp_id, scored, frames)
+            matched_any = matched_any or n_missing < len(scored)
             clip_missing += n_missing
-            for frame in absent[: max(0, _EXAMPLES - len(coverage.missing_frame_examples))]:
-                coverage.missing_frame_examples.append({"video": clip.id, "exp_id": expression.exp_id, "frame": frame})
-            if n_missing == len(scored):
-                coverage.missing_expressions.append({"video": clip.id, "exp_id": expression.exp_id})
             for frame in frames:
                 if frame not in frame_set:
                     coverage.unknown_frames += 1
@@ -179,6 +174,16 @@ def plan_scoring(
             path=source.path,
         )
     return ScoringPlan(tasks, coverage, n_masks)
+
+
+def _note_missing(coverage: Coverage, clip_id: str, exp_id: str, scored: list[str], frames) -> int:
+    """Count the scored frames one expression has no prediction for, naming the first few in ``coverage``."""
+    absent = [f for f in scored if f not in frames]
+    for frame in absent[: max(0, _EXAMPLES - len(coverage.missing_frame_examples))]:
+        coverage.missing_frame_examples.append({"video": clip_id, "exp_id": exp_id, "frame": frame})
+    if absent and len(absent) == len(scored):
+        coverage.missing_expressions.append({"video": clip_id, "exp_id": exp_id})
+    return len(absent)
 
 
 def _check_ground_truth(dataset: Dataset, without: list[str], any_with: bool) -> None:

@@ -268,7 +268,8 @@ def apply_protocol(protocol: Protocol, results: Results, dataset: Dataset, sourc
     summary.J, summary.F, summary.JF = scores.J, scores.F, scores.JF
     summary.TempCon = scores.TempCon if scores.TempCon is not None else summary.TempCon
     summary.J_recall = scores.J_recall if scores.J_recall is not None else summary.J_recall
-    summary.J_ci95 = summary.JF_ci95 = summary.TempCon_ci95 = None
+    summary.J_ci95 = summary.JF_ci95 = summary.TempCon_ci95 = None  # refvps's statistics, not the protocol's
+    summary.J_concept_balanced = None
     results.meta["protocol_scores"] = {
         "J": scores.J,
         "F": scores.F,

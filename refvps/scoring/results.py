@@ -91,7 +91,7 @@ class Summary:
     TempCon: float
     J_recall: float
     J_ci95: list[float] | None
-    J_concept_balanced: float
+    J_concept_balanced: float | None  # None under a protocol other than refvps (refvps.scoring.protocols)
     n_clips: int
     n_expressions: int
     n_frames: int

@@ -101,7 +101,11 @@ def write_ref_davis(root: Path, unreferred_object: bool = True) -> Source:
             'bike-packing 2 "a bike ridden by a man"',
             'clasic-car 1 "a black car driving"',
         ],
-        "Davis17_annot2.txt": ['bike-packing 1 "a cyclist in a café"', 'bike-packing 2 "a bicycle"', 'clasic-car 1 "car"'],
+        "Davis17_annot2.txt": [
+            'bike-packing 1 "a cyclist in a café"',
+            'bike-packing 2 "a bicycle"',
+            'clasic-car 1 "car"',
+        ],
         "Davis17_annot2_full_video.txt": [
             'bike-packing 1 "the rider"',
             'bike-packing 2 "the bicycle under him"',
@@ -134,7 +138,10 @@ def write_ref_ytvos(root: Path) -> Source:
             }
         },
         "valid": {
-            "vvalid01": {"expressions": {"0": {"exp": "a cat"}, "1": {"exp": "the sofa"}}, "frames": ["00000", "00005"]},
+            "vvalid01": {
+                "expressions": {"0": {"exp": "a cat"}, "1": {"exp": "the sofa"}},
+                "frames": ["00000", "00005"],
+            },
             "vvalid02": {"expressions": {"0": {"exp": "a bird flying"}}, "frames": ["00000", "00005", "00010"]},
             "vtest01": {"expressions": {"0": {"exp": "a horse"}}, "frames": ["00000", "00005"]},
         },

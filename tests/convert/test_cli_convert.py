@@ -137,3 +137,24 @@ def test_unknown_category_is_named_so(tmp_path, cli):
     result = cli("evaluate", writer_root, "--dataset", root, "--bootstrap", "0", "--no-cache")
     assert result.code == 0, result.err
     assert "unknown" in result.out and "None" not in result.out
+
+
+def test_readme_commands_for_the_suite_use_existing_commands_and_options(cli):
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Evaluate on the paper's benchmarks", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```bash", 1)[1].split("```", 1)[0]
+    commands = [c.strip() for line in block.strip().splitlines() for c in line.split("&&")]
+    assert len([c for c in commands if c.startswith("refvps convert ")]) == 5
+    for command in commands:
+        words = command.split()
+        assert words[0] == "refvps", command
+        name = words[1] if words[1] != "run-baseline" else f"{words[1]} {words[2]}"
+        help_text = cli(*name.split(), "--help")
+        assert help_text.code == 0, (command, help_text.err)
+        for option in (w for w in words if w.startswith("--")):
+            assert option in help_text.out, (command, option)
+    convert_help = cli("convert", "--help").out
+    for benchmark in ("ref-davis", "ref-ytvos", "mevis", "vspw-stuff", "burst"):
+        assert benchmark in convert_help

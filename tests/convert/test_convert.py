@@ -7,7 +7,6 @@ import json
 import os
 
 import numpy as np
-import pytest
 
 from refvps.dataset.format import Dataset
 from refvps.dataset.palette import read_label_png

@@ -77,3 +77,4 @@ def test_a_converted_run_is_ranked_with_the_rows_of_its_protocol_only(ref_davis,
     readme = (tmp_path / "site" / "README.md").read_text()
     assert "REM (reported, paper v1)" in readme and "72.60" in readme  # REM's Ref-DAVIS J&F next to the run
     assert "VSPW" not in readme and "BURST" not in readme
+    assert "## Ref-VPS\n" not in readme and "J None" not in readme  # only its own benchmark's published rows

@@ -65,7 +65,9 @@ def test_oracle_scores_100_under_each_protocol(name, request, tmp_path, davis_al
     root = davis_all_referred if name == "davis" else request.getfixturevalue(name).root
     run_reference("oracle", root, tmp_path / "oracle")
     results = _score(tmp_path / "oracle", root, strict=True)
-    protocol = {"davis": "ref-davis", "ytvos_train": "refvps", "mevis": "mevis"}.get(name, name.replace("vspw", "vspw-stuff"))
+    protocol = {"davis": "ref-davis", "ytvos_train": "refvps", "mevis": "mevis"}.get(
+        name, name.replace("vspw", "vspw-stuff")
+    )
     assert results.meta["protocol"] == protocol
     assert results.summary.J == pytest.approx(100.0)
     if results.summary.F is not None:
@@ -232,9 +234,13 @@ def test_union_targets_score_the_same_from_rle_runs(mevis, tmp_path):
     for clip in Dataset(mevis.root):
         for expression in clip.expressions:
             for frame in clip.frame_names:
-                encoded = mask_utils.encode(np.asfortranarray(_pred(pred, clip.id, expression.exp_id, frame).astype(np.uint8)))
+                encoded = mask_utils.encode(
+                    np.asfortranarray(_pred(pred, clip.id, expression.exp_id, frame).astype(np.uint8))
+                )
                 segmentation = {"size": list(encoded["size"]), "counts": encoded["counts"].decode("ascii")}
-                entries.append({"video": clip.id, "exp_id": expression.exp_id, "frame": frame, "segmentation": segmentation})
+                entries.append(
+                    {"video": clip.id, "exp_id": expression.exp_id, "frame": frame, "segmentation": segmentation}
+                )
     (tmp_path / "pred.json").write_text(json.dumps(entries))
     from_png = _score(pred, mevis.root, boundary=False)
     from_rle = _score(tmp_path / "pred.json", mevis.root, boundary=False)
