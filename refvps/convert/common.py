@@ -235,7 +235,10 @@ def decode_rle(rle: dict, shape: tuple[int, int] | None = None) -> np.ndarray:
     from pycocotools import mask as mask_utils
 
     counts = rle["counts"]
-    height, width = (int(v) for v in (rle.get("size") or shape))
+    size = rle.get("size") or shape
+    if size is None:
+        raise DatasetError("an RLE mask without a size", hint="check the annotation file")
+    height, width = int(size[0]), int(size[1])
     if isinstance(counts, list):
         encoded = mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)
     else:
@@ -367,7 +370,7 @@ def _write_clip(out: Path, job: ClipJob, linker: FrameLinker) -> dict[str, Any]:
     width, height = image_size(out / FRAMES_DIR / job.clip_id / f"{job.frames[0][0]}{FRAME_EXT}")
     job.meta.width, job.meta.height = width, height
     names = [name for name, _ in job.frames]
-    written, present = _write_labels(out, job, (height, width)) if job.labels is not None else ([], set())
+    written, present = _write_labels(out, job, (height, width))
     if job.resolve is not None and job.labels is not None:
         job.expressions = job.resolve()
     annotated = job.annotated_frames
@@ -386,7 +389,10 @@ def _write_clip(out: Path, job: ClipJob, linker: FrameLinker) -> dict[str, Any]:
 
 def _write_labels(out: Path, job: ClipJob, shape: tuple[int, int]) -> tuple[list[str], set[int]]:
     """Write the clip's label maps; returns the frames written and the label values found in them."""
-    written, present = [], set()
+    written: list[str] = []
+    present: set[int] = set()
+    if job.labels is None:
+        return written, present
     for name, label in job.labels():
         label = np.asarray(label)
         if label.shape != shape:

@@ -93,10 +93,10 @@ class _MeanOverExpressions(Protocol):
         if unpredicted:
             log.warning("%d video(s) have no prediction at all and score J = F = 0 (as MeViS does)", len(unpredicted))
         J = [0.0 if r.video in unpredicted else r.J for r in rows]
-        F = None if any(r.F is None for r in rows) else [0.0 if r.video in unpredicted else r.F for r in rows]
+        F = [0.0 if r.video in unpredicted else r.F for r in rows]
         return ProtocolScores(
             J=float(np.mean(J)),
-            F=None if F is None else float(np.mean(F)),
+            F=None if any(f is None for f in F) else float(np.mean([f or 0.0 for f in F])),
             TempCon=float(np.mean([r.TempCon for r in rows])),
             J_recall=float(np.mean([0.0 if r.video in unpredicted else r.J_recall for r in rows])),
         )
@@ -171,10 +171,13 @@ class _RefDavis(Protocol):
                 hint="the DAVIS evaluation counts the objects of the first frame; check the dataset",
                 path=dataset.root,
             )
-        mean = lambda key: None if groups[0][key] is None else float(np.mean([g[key] for g in groups]))  # noqa: E731
+
+        def mean(key: str) -> float:
+            return float(np.mean([g[key] for g in groups]))
+
         return ProtocolScores(
             J=mean("J"),
-            F=mean("F"),
+            F=mean("F") if boundary else None,
             TempCon=mean("TempCon"),
             J_recall=mean("J_recall"),
             groups=groups,
@@ -308,7 +311,7 @@ def _run_of(expression) -> str | None:
 def _run_summary(run: str, matched: Sequence[_Matched], boundary: bool) -> dict[str, Any]:
     """davis2017-evaluation's J-Mean, F-Mean (means over objects of each object's frame mean), on 0-100."""
     J = 100.0 * float(np.mean([np.nanmean(m.j) for m in matched]))
-    F = 100.0 * float(np.mean([np.nanmean(m.f) for m in matched])) if boundary else None
+    F = 100.0 * float(np.mean([np.nanmean(m.f) for m in matched if m.f is not None])) if boundary else None
     return {
         "run": run,
         "J": J,
@@ -387,17 +390,13 @@ def _match(clip_id, ids, preds, gts, void, targets: _TargetBoundaries | None) ->
     f = np.zeros((len(preds), len(gts), n_frames)) if targets is not None else None
     for a, pred in enumerate(preds):
         pred = pred & valid
-        maps = (
-            [boundary_map(pred[t].view(np.uint8), keep=targets.keep[t]) for t in range(n_frames)]
-            if f is not None
-            else None
-        )
         for k, gt in enumerate(gts):
             inter = np.count_nonzero(pred & gt, axis=(1, 2))
             union = np.count_nonzero(pred | gt, axis=(1, 2))
-            with np.errstate(divide="ignore", invalid="ignore"):
-                j[a, k] = np.where(union == 0, 1.0, inter / np.maximum(union, 1))
-            if f is not None:
+            j[a, k] = np.where(union == 0, 1.0, inter / np.maximum(union, 1))
+        if targets is not None and f is not None:
+            maps = [boundary_map(pred[t].view(np.uint8), keep=targets.keep[t]) for t in range(n_frames)]
+            for k in range(len(gts)):
                 f[a, k] = [targets.f(k, t, maps[t]) for t in range(n_frames)]
     scores = j.mean(axis=2) if f is None else (j.mean(axis=2) + f.mean(axis=2)) / 2
     pairs = max_assignment(scores)
