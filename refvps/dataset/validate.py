@@ -561,7 +561,7 @@ def _validate_clip(root, clip_id, video, meta, has_clips_file, taxonomy, refvps_
     # Masks (of the frames that carry ground truth: all, unless the clip lists annotated_frames).
     annotated = _annotated_frames(clip_id, video, frames, exp_path, out)
     masks = _list_files(masks_dir, MASK_EXT)
-    if masks is None and not annotated:
+    if masks is None and not annotated and isinstance(video.get(ANNOTATED_FRAMES), list):
         return  # a clip without ground truth (e.g. a split whose masks are not public)
     if masks is None:
         out.add(
