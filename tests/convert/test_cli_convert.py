@@ -158,3 +158,15 @@ def test_readme_commands_for_the_suite_use_existing_commands_and_options(cli):
     convert_help = cli("convert", "--help").out
     for benchmark in ("ref-davis", "ref-ytvos", "mevis", "vspw-stuff", "burst"):
         assert benchmark in convert_help
+
+
+def test_cli_choices_are_the_registries():
+    from refvps.cli.convert_cmds import BENCHMARKS, convert
+    from refvps.cli.scoring_cmds import evaluate
+    from refvps.convert import CONVERTERS
+    from refvps.scoring.protocols import PROTOCOLS
+
+    assert set(BENCHMARKS) == set(CONVERTERS)
+    protocol = next(p for p in evaluate.params if p.name == "protocol")
+    assert set(protocol.type.choices) == set(PROTOCOLS)
+    assert next(p for p in convert.params if p.name == "benchmark").type.choices == list(BENCHMARKS)
