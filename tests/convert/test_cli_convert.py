@@ -169,4 +169,4 @@ def test_cli_choices_are_the_registries():
     assert set(BENCHMARKS) == set(CONVERTERS)
     protocol = next(p for p in evaluate.params if p.name == "protocol")
     assert set(protocol.type.choices) == set(PROTOCOLS)
-    assert next(p for p in convert.params if p.name == "benchmark").type.choices == list(BENCHMARKS)
+    assert tuple(next(p for p in convert.params if p.name == "benchmark").type.choices) == BENCHMARKS
