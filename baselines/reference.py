@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from baselines.external import RunSummary
-from refvps.dataset.format import Clip, image_size
+from refvps.dataset.format import Clip, image_size, target_mask
 from refvps.dataset.validate import open_valid_dataset
 from refvps.errors import UsageError
 from refvps.predictions import PredictionWriter, check_prediction_folder
@@ -167,10 +167,15 @@ def _write_clip(name: str, clip: Clip, writer: PredictionWriter, config: MotionC
     """Write one clip's masks for every expression, a frame at a time; returns the masks written."""
     written = 0
     if name == "oracle":
-        for frame in clip.frame_names:
+        if not clip.annotated_frames:
+            raise UsageError(
+                f"the oracle copies the ground truth, and clip {clip.id} has none",
+                hint="run the oracle on a split with public masks",
+            )
+        for frame in clip.annotated_frames:  # the frames that carry ground truth (all, unless the clip says)
             label = clip.read_label(frame)
             for expression in clip.expressions:
-                writer.write(clip.id, expression.exp_id, frame, label == expression.obj_id)
+                writer.write(clip.id, expression.exp_id, frame, target_mask(label, expression.target_labels))
                 written += 1
         return written
     if name == "motion":

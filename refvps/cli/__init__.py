@@ -41,6 +41,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "annotate": ("refvps.cli.annotate_cmds", "annotate", "Label masks, Ignore regions and expressions with SAM2."),
     "codabench": ("refvps.cli.codabench_cmds", "codabench", "Build a Codabench bundle: dev and hidden-test phases."),
     "codabench-score": ("refvps.cli.codabench_cmds", "codabench_score", "Score a submission on Codabench's worker."),
+    "convert": ("refvps.cli.convert_cmds", "convert", "Convert Ref-DAVIS, Ref-YouTube-VOS, MeViS, VSPW or BURST."),
+    "export-submission": ("refvps.cli.convert_cmds", "export_submission", "Zip predictions for an official server."),
 }
 
 

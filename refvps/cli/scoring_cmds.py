@@ -55,6 +55,12 @@ def _fmt(value, digits: int = 2) -> str:
     "(default: $REFVPS_CACHE_DIR or ~/.cache/refvps).",
 )
 @click.option("--no-cache", is_flag=True, help="Do not read or write the ground-truth cache.")
+@click.option(
+    "--protocol",
+    type=click.Choice(["refvps", "ref-davis", "mevis", "vspw-stuff", "burst"]),
+    help="How the headline numbers are computed (default: the one the dataset's clips.json names, else refvps); "
+    "see docs/BENCHMARKS_SUITE.md.",
+)
 def evaluate(
     predictions: Path,
     dataset_root: Path,
@@ -70,6 +76,7 @@ def evaluate(
     per_concept: bool,
     cache_dir: Path | None,
     no_cache: bool,
+    protocol: str | None,
 ) -> None:
     """Score PREDICTIONS against the dataset: J, F, J&F, TempCon, breakdowns and 95% intervals.
 
@@ -99,6 +106,7 @@ def evaluate(
             seed=seed,
             gt_cache=False if no_cache else cache_dir,
             progress=progress,
+            protocol=protocol,
         )
     if output is not None:
         results.write_json(output)
@@ -124,21 +132,47 @@ def _print_summary(results, *, per_concept: bool) -> None:
     console.print(table)
     console.print(
         f"[dim]{s.n_clips} clips, {s.n_expressions} expressions, {s.n_frames} masks scored"
-        f" ({s.n_missing_frames} missing, scored empty); format {results.meta['format']}[/]"
+        f" ({s.n_missing_frames} missing, scored empty); format {results.meta['format']}; "
+        f"protocol {results.meta.get('protocol', 'refvps')}[/]"
     )
+    _print_protocol(results.meta)
     groups = [("category", results.per_category)]
     if per_concept:
         groups.append(("concept", results.per_concept))
     for label, rows in groups:
-        if not rows:
-            continue
+        if not rows or all(row.key is None for row in rows):
+            continue  # a dataset without clips.json (or without this field) has nothing to break down
         breakdown = Table(show_header=True, box=None, title=f"per {label}", title_justify="left")
         breakdown.add_column(label)
         for column in ("clips", "J", "F", "TempCon"):
             breakdown.add_column(column, justify="right")
         for row in rows:
-            breakdown.add_row(escape(str(row.key)), str(row.n_clips), _fmt(row.J), _fmt(row.F), _fmt(row.TempCon))
+            name = "unknown" if row.key is None else str(row.key)
+            breakdown.add_row(escape(name), str(row.n_clips), _fmt(row.J), _fmt(row.F), _fmt(row.TempCon))
         console.print(breakdown)
+
+
+def _print_protocol(meta: dict) -> None:
+    """The groups a protocol averaged over (expression sets of Ref-DAVIS, classes of VSPW and BURST)."""
+    scores = meta.get("protocol_scores")
+    if not scores or not scores.get("groups"):
+        return
+    kind, groups = scores["group_kind"], scores["groups"]
+    console.print(
+        f"[dim]{escape(meta.get('protocol', ''))}: {escape(meta.get('protocol_description', ''))}; "
+        f"{len(groups)} {escape(kind)}(es) averaged[/]",
+        soft_wrap=True,
+    )
+    if len(groups) > 12:
+        return  # per class, see results.json (meta.protocol_scores)
+    table = Table(show_header=True, box=None, title=f"per {kind}", title_justify="left")
+    table.add_column(kind)
+    for column in ("J", "F", "J&F"):
+        table.add_column(column, justify="right")
+    for group in groups:
+        name = str(group.get("run") or group.get("class"))
+        table.add_row(escape(name), _fmt(group.get("J")), _fmt(group.get("F")), _fmt(group.get("JF")))
+    console.print(table)
 
 
 @click.command()
@@ -174,12 +208,13 @@ def leaderboard(
     gets its own table: the published rows are on the real Ref-VPS test set, so results on the
     synthetic benchmark are never ranked against them.
     """
-    from refvps.leaderboard import DEFAULT_TITLE, build_leaderboard, load_entries, reference_entries
+    from refvps.leaderboard import DEFAULT_TITLE, build_leaderboard, load_entries
+    from refvps.leaderboard.reference import references_for
     from refvps.leaderboard.render import benchmark_groups, leaderboard_rows
 
     entries = load_entries(results, benchmark=benchmark)
     if not no_reference:
-        entries += reference_entries(reference_dir)
+        entries += references_for(entries, reference_dir)
     groups = benchmark_groups(leaderboard_rows(entries))
     if len(groups) > 1:
         listed = ", ".join(f"{name} ({len(rows)} row{'s' if len(rows) > 1 else ''})" for name, rows in groups)

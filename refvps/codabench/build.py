@@ -48,10 +48,11 @@ from refvps.codabench.scoring import ScoringConfig
 from refvps.codabench.splits import LAYOUT_FIELD, Split, SplitPlan, resolve_splits
 from refvps.codabench.submission import SubmissionLimits
 from refvps.codabench.yamltext import dump_yaml
-from refvps.dataset import CLIPS_FILE, EXPRESSIONS_FILE, image_size
+from refvps.dataset import CLIPS_FILE, EXPRESSIONS_FILE, Dataset, image_size
 from refvps.dataset.validate import open_valid_dataset
 from refvps.errors import UsageError
 from refvps.progress import NO_PROGRESS, Progress
+from refvps.scoring.protocols import DEFAULT_PROTOCOL, dataset_protocol
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ def _split_files(split: Split, *, frames: bool, masks: bool) -> tuple[list[Path]
     for clip_id in split.clip_ids:
         clip = dataset.clip(clip_id)
         files += [clip.frame_path(n) for n in clip.frame_names] if frames else []
-        files += [clip.mask_path(n) for n in clip.frame_names] if masks else []
+        files += [clip.mask_path(n) for n in clip.annotated_frames] if masks else []
     videos = {c: dataset.raw_expressions[c] for c in split.clip_ids}
     clips = {c: dataset.raw_clips[c] for c in split.clip_ids if c in dataset.raw_clips}
     return files, {"videos": videos}, {"clips": clips}
@@ -124,7 +125,7 @@ def _limits(splits: SplitPlan) -> SubmissionLimits:
         split_masks = 0
         for clip_id in split.clip_ids:
             clip = dataset.clip(clip_id)
-            width, height = image_size(clip.mask_path(clip.frame_names[0]))
+            width, height = image_size(clip.mask_path(clip.annotated_frames[0]))
             largest = max(largest, (height, width), key=lambda s: s[0] * s[1])
             split_masks += len(clip) * len(clip.expressions)
         masks = max(masks, split_masks)
@@ -209,8 +210,31 @@ def _validate(splits: SplitPlan, progress: Progress) -> None:
     with progress.stage("validate", 2):
         for split in (splits.dev, splits.test):
             clips = list(split.clip_ids) if splits.layout == LAYOUT_FIELD else None
-            open_valid_dataset(split.root, clips, check_masks=True, require_masks=True)
+            dataset, _ = open_valid_dataset(split.root, clips, check_masks=True, require_masks=True)
+            _check_scorable(split, dataset)
             progress.advance("validate", note=split.name)
+
+
+def _check_scorable(split: Split, dataset: Dataset) -> None:
+    """The scoring program computes Ref-VPS's columns on every clip: a clip without ground truth, or a
+    benchmark converted with its own protocol (docs/BENCHMARKS_SUITE.md), cannot be hosted that way."""
+    protocol = dataset_protocol(dataset)
+    if protocol not in (None, DEFAULT_PROTOCOL):
+        raise UsageError(
+            f"split {split.name} ({split.root}) is scored under the {protocol} protocol, and the Codabench "
+            f"bundle's leaderboard holds Ref-VPS's numbers (protocol {DEFAULT_PROTOCOL})",
+            hint="submit a converted benchmark to its official server (refvps export-submission) "
+            "or score it locally with refvps evaluate",
+            path=split.root / CLIPS_FILE,
+        )
+    without = [c for c in split.clip_ids if not dataset.clip(c).annotated_frames]
+    if without:
+        raise UsageError(
+            f"split {split.name} has {len(without)} clip(s) without ground truth (first: {without[0]}): "
+            "its annotated_frames list is empty, so the scoring program could not score them",
+            hint="annotate those clips, or leave them out of the split",
+            path=split.root / EXPRESSIONS_FILE,
+        )
 
 
 def build_bundle(

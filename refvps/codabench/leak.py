@@ -8,9 +8,9 @@ among them, is compared with the test split's masks three ways:
 
 * by path: nothing under ``Annotations/<test clip>/``;
 * by content: no file with the bytes of a test mask PNG (a copy under any name);
-* by pixels: no PNG whose foreground equals a test target's mask, or its target-plus-Ignore mask
-  (an oracle "prediction" of the test split, or a test clip duplicated into the dev split under
-  another name).
+* by pixels: no PNG whose foreground equals a test target's mask (a union of labels too), or its
+  target-plus-Ignore mask (an oracle "prediction" of the test split, or a test clip duplicated into
+  the dev split under another name).
 
 The last two skip frames where the target is absent or fills the frame: such a mask looks the same
 in every clip of that size, so finding it elsewhere reveals nothing.
@@ -31,7 +31,7 @@ import numpy as np
 
 from refvps.codabench.plan import BundlePlan
 from refvps.codabench.splits import Split
-from refvps.dataset import MASKS_DIR
+from refvps.dataset import MASKS_DIR, target_mask
 from refvps.errors import DatasetError, PredictionError
 from refvps.predictions import decode_mask_png
 from refvps.progress import NO_PROGRESS, Progress
@@ -64,11 +64,13 @@ def fingerprint_split(test: Split, *, progress: Progress = NO_PROGRESS) -> TestF
     with progress.stage("fingerprint", len(test.clip_ids)):
         for clip_id in test.clip_ids:
             clip = dataset.clip(clip_id)
-            obj_ids = sorted({e.obj_id for e in clip.expressions})
-            for name in clip.frame_names:
+            targets = sorted({e.target_labels for e in clip.expressions})  # a target may be a union of labels
+            labels = sorted({k for target in targets for k in target})
+            for name in clip.annotated_frames:
                 label = clip.read_label(name)
+                candidates = [label == k for k in labels] + [target_mask(label, t) for t in targets if len(t) > 1]
                 # A frame where the target is absent (or everywhere) looks the same in every clip: not a secret.
-                telling = [m for m in [label == k for k in obj_ids] + [label != 0] if m.any() and not m.all()]
+                telling = [m for m in [*candidates, label != 0] if m.any() and not m.all()]
                 if telling:
                     prints.file_hashes.add(hashlib.sha256(clip.mask_path(name).read_bytes()).digest())
                     prints.masks.setdefault(label.shape, set()).update(_mask_digest(m) for m in telling)

@@ -29,6 +29,7 @@ from refvps.errors import ConfigError, DatasetError, RefvpsError
 from refvps.fileio import atomic_write_json, atomic_write_text, read_json
 from refvps.predictions import open_predictions
 from refvps.scoring import Results, evaluate
+from refvps.scoring.protocols import DEFAULT_PROTOCOL
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +149,7 @@ def score_submission(input_dir: str | Path, output_dir: str | Path, config: Scor
             seed=config.seed,
             validate=False,  # the reference data has no frames; the bundle validated its split when built
             gt_cache=False,
+            protocol=DEFAULT_PROTOCOL,  # the leaderboard's columns are Ref-VPS's (the bundle refuses other protocols)
         )
         scores = leaderboard_scores(results)
     except RefvpsError as exc:

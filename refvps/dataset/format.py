@@ -10,6 +10,13 @@
       clips.json                          {"clips": {clip_id: {"concept", "category", "fps", "width",
                                           "height", "source", "trim", "crop", "notes"}}}
 
+Benchmarks converted by ``refvps convert`` extend the clip entry (docs/BENCHMARKS_SUITE.md, "Format
+extension"): ``annotated_frames`` lists the frames that carry ground truth when only some do (``[]``:
+none, a split whose masks are not public), ``label_ids`` the labels the masks hold besides the
+expressions' targets, and an expression's ``obj_id`` may be a list: its target is the union of those
+labels. Keys an expression entry has besides ``exp``, ``obj_id`` and ``annotator`` are kept in
+:attr:`Expression.extra` (a converted benchmark's class name, annotator run, source ids).
+
 :class:`Dataset` reads it (frames and masks lazily); :class:`DatasetWriter` writes it atomically.
 Reading is tolerant (it is how ``validate`` finds problems); :func:`refvps.dataset.validate` is strict.
 """
@@ -37,6 +44,8 @@ CLIPS_FILE = "clips.json"
 FRAME_EXT = ".jpg"
 MASK_EXT = ".png"
 REFVPS_FPS = 24
+ANNOTATED_FRAMES = "annotated_frames"  # clip key: the frames that carry ground truth, when not all do
+LABEL_IDS = "label_ids"  # clip key: labels the masks hold besides the expressions' targets
 
 
 def frame_name(index: int) -> str:
@@ -50,17 +59,29 @@ class Expression:
 
     ``exp_id`` is the key in ``meta_expressions.json`` ("0".."3" in Ref-VPS), ``obj_id`` the label
     index it refers to in the masks (1 for Ref-VPS), ``annotator`` who wrote it (None if unknown).
+    ``labels`` is set when the target is the union of several labels (``obj_id`` is then the first);
+    :attr:`target_labels` is what the target is made of either way. ``extra`` keeps the entry's
+    other keys (docs/BENCHMARKS_SUITE.md).
     """
 
     exp_id: str
     text: str
     obj_id: int = 1
     annotator: str | None = None
+    labels: tuple[int, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def target_labels(self) -> tuple[int, ...]:
+        """The label indices whose union is the target: ``labels``, or ``(obj_id,)``."""
+        return self.labels or (self.obj_id,)
 
     def to_json(self) -> dict[str, Any]:
-        entry: dict[str, Any] = {"exp": self.text, "obj_id": str(self.obj_id)}
+        obj_id: Any = [str(v) for v in self.labels] if len(self.labels) > 1 else str(self.obj_id)
+        entry: dict[str, Any] = {"exp": self.text, "obj_id": obj_id}
         if self.annotator is not None:
             entry["annotator"] = self.annotator
+        entry.update({k: v for k, v in self.extra.items() if k not in entry})
         return entry
 
 
@@ -189,12 +210,25 @@ class Clip:
         meta: ClipMeta,
         frame_names: Sequence[str],
         expressions: Sequence[Expression],
+        annotated_frames: Sequence[str] | None = None,
     ):
         self.root = root
         self.id = clip_id
         self.meta = meta
         self.frame_names: list[str] = list(frame_names)
         self.expressions: list[Expression] = list(expressions)
+        self._annotated = None if annotated_frames is None else list(annotated_frames)
+
+    @property
+    def annotated_frames(self) -> list[str]:
+        """The frames that carry ground truth: every frame, unless the clip lists a subset
+        (``annotated_frames`` in meta_expressions.json; docs/BENCHMARKS_SUITE.md)."""
+        return list(self.frame_names) if self._annotated is None else list(self._annotated)
+
+    @property
+    def is_sparse(self) -> bool:
+        """True when only some frames (possibly none) carry ground truth."""
+        return self._annotated is not None
 
     def __repr__(self) -> str:
         return f"Clip({self.id!r}, frames={len(self.frame_names)}, expressions={len(self.expressions)})"
@@ -309,7 +343,7 @@ class Dataset:
         video = self._videos[clip_id]
         meta_json = self._clips_meta.get(clip_id)
         meta = ClipMeta.from_json(clip_id, meta_json) if isinstance(meta_json, Mapping) else ClipMeta(clip_id)
-        return Clip(self.root, clip_id, meta, _frames_of(video), _expressions_of(video))
+        return Clip(self.root, clip_id, meta, _frames_of(video), _expressions_of(video), _annotated_of(video))
 
     def meta(self, clip_id: str) -> ClipMeta:
         return self.clip(clip_id).meta
@@ -371,6 +405,46 @@ def _frames_of(video: Any) -> list[str]:
     return [str(f) for f in frames] if isinstance(frames, list) else []
 
 
+def video_entry(
+    expressions: Sequence[Expression],
+    frames: Sequence[str],
+    *,
+    annotated_frames: Sequence[str] | None = None,
+    label_ids: Iterable[int] = (),
+) -> dict[str, Any]:
+    """A clip's entry in ``meta_expressions.json``; ``annotated_frames`` and ``label_ids`` are the
+    optional keys of converted benchmarks (docs/BENCHMARKS_SUITE.md)."""
+    entry: dict[str, Any] = {"expressions": {e.exp_id: e.to_json() for e in expressions}, "frames": list(frames)}
+    if annotated_frames is not None:
+        entry[ANNOTATED_FRAMES] = list(annotated_frames)
+    labels = sorted({int(v) for v in label_ids})
+    if labels:
+        entry[LABEL_IDS] = [str(v) for v in labels]
+    return entry
+
+
+def _annotated_of(video: Any) -> list[str] | None:
+    frames = video.get(ANNOTATED_FRAMES) if isinstance(video, Mapping) else None
+    return [str(f) for f in frames] if isinstance(frames, list) else None
+
+
+def parse_target(value: Any) -> tuple[int, ...]:
+    """The label indices of an expression's ``obj_id``: ``"3"`` is (3,), ``["1", "4"]`` is (1, 4).
+
+    Raises ValueError (or TypeError) when it is neither; validate reports that.
+    """
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise ValueError("an obj_id list is empty")
+        return tuple(int(v) for v in value)
+    if isinstance(value, bool):
+        raise TypeError("obj_id is a boolean")
+    return (int(value),)
+
+
+_EXPRESSION_KEYS = ("exp", "obj_id", "annotator")
+
+
 def _expressions_of(video: Any) -> list[Expression]:
     entries = video.get("expressions") if isinstance(video, Mapping) else None
     if not isinstance(entries, Mapping):
@@ -380,10 +454,20 @@ def _expressions_of(video: Any) -> list[Expression]:
         if not isinstance(entry, Mapping):
             continue
         try:
-            obj_id = int(entry.get("obj_id", 1))
+            labels = parse_target(entry.get("obj_id", 1))
         except (TypeError, ValueError):
-            obj_id = -1  # validate reports it
-        expressions.append(Expression(str(exp_id), str(entry.get("exp", "")), obj_id, entry.get("annotator")))
+            labels = (-1,)  # validate reports it
+        extra = {k: v for k, v in entry.items() if k not in _EXPRESSION_KEYS}
+        expressions.append(
+            Expression(
+                str(exp_id),
+                str(entry.get("exp", "")),
+                labels[0],
+                entry.get("annotator"),
+                labels if len(labels) > 1 else (),
+                extra,
+            )
+        )
     return sorted(expressions, key=lambda e: (len(e.exp_id), e.exp_id))
 
 
@@ -486,9 +570,12 @@ class DatasetWriter:
                     atomic_write_json(path, data)
 
 
-def target_mask(label: npt.ArrayLike, obj_id: int = 1) -> npt.NDArray[np.bool_]:
-    """Boolean mask of object ``obj_id`` in a label map (Ignore is never target)."""
-    return np.equal(label, obj_id)
+def target_mask(label: npt.ArrayLike, obj_id: int | Sequence[int] = 1) -> npt.NDArray[np.bool_]:
+    """Boolean mask of object ``obj_id`` in a label map (Ignore is never target); a sequence of
+    label indices gives their union (an :attr:`Expression.target_labels`)."""
+    if isinstance(obj_id, (int, np.integer)):
+        return np.equal(label, obj_id)
+    return np.isin(np.asarray(label), np.asarray(list(obj_id), dtype=np.int64))
 
 
 def ignore_mask(label: npt.ArrayLike) -> npt.NDArray[np.bool_]:

@@ -115,7 +115,7 @@ def clip_stats(clip: Clip, *, read_masks: bool = True) -> ClipStats:
     with_ignore = with_target = None
     if read_masks and clip.has_masks():
         with_ignore = with_target = 0
-        targets = {e.obj_id for e in clip.expressions} or {1}
+        targets = {t for e in clip.expressions for t in e.target_labels} or {1}
         for name in clip.frame_names:
             path = clip.mask_path(name)
             if not path.exists():

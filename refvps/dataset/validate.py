@@ -22,14 +22,17 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from refvps.dataset.format import (
+    ANNOTATED_FRAMES,
     CLIPS_FILE,
     EXPRESSIONS_FILE,
     FRAME_EXT,
     FRAMES_DIR,
+    LABEL_IDS,
     MASK_EXT,
     MASKS_DIR,
     REFVPS_FPS,
     Dataset,
+    parse_target,
 )
 from refvps.dataset.images import FRAME, LABEL_MAP, open_image, read_image_bytes
 from refvps.dataset.palette import IGNORE_INDEX, LabelImage, decode_label_image
@@ -54,7 +57,7 @@ RULES: dict[str, str] = {
     "duplicate_frame": "'frames' lists each frame once",
     "frame_unreadable": "every frame decodes as an image",
     "frame_size": "all frames of a clip have the same size, which matches clips.json width/height",
-    "missing_mask": "every frame has Annotations/<clip>/<frame>.png (dense labels)",
+    "missing_mask": "every frame (or each one in the clip's annotated_frames) has Annotations/<clip>/<frame>.png",
     "extra_mask": "every mask belongs to a listed frame",
     "mask_unreadable": "every mask decodes as a PNG",
     "mask_not_palette": "masks are 8-bit palette PNGs",
@@ -377,7 +380,10 @@ class _ClipCheck:
     frames: list[str]  # its 'frames' list
     expressions: dict[str, Any]  # its 'expressions' mapping
     out: _Collector
-    obj_ids: dict[str, int] = field(default_factory=dict)  # exp_id -> the object it refers to
+    annotated: list[str]  # the frames that carry ground truth: 'annotated_frames', else every frame
+    sparse: bool  # the clip lists 'annotated_frames' (docs/BENCHMARKS_SUITE.md, "Format extension")
+    label_ids: set[int]  # labels the masks may hold besides the expressions' targets ('label_ids')
+    obj_ids: dict[str, tuple[int, ...]] = field(default_factory=dict)  # exp_id -> the labels of its target
     present: set[str] = field(default_factory=set)  # frame files on disk
     sizes: dict[str, tuple[int, int]] = field(default_factory=dict)  # frame -> (width, height)
 
@@ -404,14 +410,21 @@ class _ClipCheck:
 def _validate_clip(settings: _Settings, clip_id: str, video: Any, meta: Any, out: _Collector) -> None:
     if not isinstance(video, dict):
         return  # the schema check has reported it
+    frames = [str(f) for f in video.get("frames", []) if isinstance(f, (str, int))]
+    sparse = isinstance(video.get(ANNOTATED_FRAMES), list)
     clip = _ClipCheck(
         settings,
         clip_id,
         meta if isinstance(meta, dict) else None,
-        [str(f) for f in video.get("frames", []) if isinstance(f, (str, int))],
+        frames,
         video.get("expressions", {}) if isinstance(video.get("expressions"), dict) else {},
         out,
+        annotated=frames,
+        sparse=sparse,
+        label_ids=_label_ids(video),
     )
+    if sparse:
+        clip.annotated = _annotated_frames(clip, video[ANNOTATED_FRAMES])
     _check_expressions(clip)
     if settings.refvps_rules:
         _check_refvps_expressions(clip)
@@ -425,7 +438,7 @@ def _validate_clip(settings: _Settings, clip_id: str, video: Any, meta: Any, out
 
 
 def _check_expressions(clip: _ClipCheck) -> None:
-    """Texts present and distinct; obj_ids that are integers (kept in ``clip.obj_ids``)."""
+    """Texts present and distinct; obj_ids that are integers or lists of them (kept in ``clip.obj_ids``)."""
     seen_text: dict[str, str] = {}
     for exp_id, entry in clip.expressions.items():
         if not isinstance(entry, dict):
@@ -451,13 +464,13 @@ def _check_expressions(clip: _ClipCheck) -> None:
                 seen_text[key] = exp_id
         obj_id: Any = entry.get("obj_id")
         try:
-            clip.obj_ids[exp_id] = int(obj_id)
+            clip.obj_ids[exp_id] = parse_target(obj_id)
         except (TypeError, ValueError):
             clip.add(
                 "json_schema",
                 clip.exp_path,
                 f"clip {clip.clip_id}: expression {exp_id} has obj_id {obj_id!r}",
-                'set obj_id to the label index of the target, as a string ("1")',
+                'set obj_id to the label index of the target, as a string ("1"), or a list of them',
             )
 
 
@@ -600,9 +613,14 @@ def _check_frame_sizes(clip: _ClipCheck) -> None:
 
 
 def _check_mask_files(clip: _ClipCheck) -> set[str] | None:
-    """The mask folder holds one PNG per listed frame and nothing else; returns the masks present."""
+    """The mask folder holds one PNG per annotated frame and nothing else; returns the masks present.
+
+    A clip that lists no annotated frames (``annotated_frames: []``) has no ground truth, and needs no
+    mask folder (a split whose masks are not public; docs/BENCHMARKS_SUITE.md)."""
     clip_id, masks_dir = clip.clip_id, clip.masks_dir
     masks = _list_files(masks_dir, MASK_EXT)
+    if masks is None and clip.sparse and not clip.annotated:
+        return None
     if masks is None:
         clip.add(
             "missing_mask",
@@ -611,32 +629,39 @@ def _check_mask_files(clip: _ClipCheck) -> set[str] | None:
             f"annotate the clip (refvps annotate) so that {MASKS_DIR}/{clip_id}/ holds one PNG per frame",
         )
         return None
-    for name in clip.frames:
+    for name in clip.annotated:
         if name not in masks:
             clip.add(
                 "missing_mask",
                 masks_dir / f"{name}{MASK_EXT}",
                 f"clip {clip_id}: frame {name} has no mask",
-                "every frame is labelled; write an all-0 mask for frames where the target is absent",
+                f"every frame listed in '{ANNOTATED_FRAMES}' is labelled; write an all-0 mask where the target "
+                "is absent"
+                if clip.sparse
+                else "every frame is labelled; write an all-0 mask for frames where the target is absent",
             )
-    for name in sorted(masks - set(clip.frames)):
+    for name in sorted(masks - set(clip.annotated)):
         clip.add(
             "extra_mask",
             masks_dir / f"{name}{MASK_EXT}",
-            f"clip {clip_id}: mask {name} has no listed frame",
-            "delete the mask or add its frame",
+            f"clip {clip_id}: mask {name} has no listed frame"
+            + (f" in '{ANNOTATED_FRAMES}'" if clip.sparse and name in clip.frames else ""),
+            f"delete the mask or add its frame to '{ANNOTATED_FRAMES}'"
+            if clip.sparse
+            else "delete the mask or add its frame",
         )
     return masks
 
 
 def _check_mask_contents(clip: _ClipCheck, masks: set[str]) -> None:
-    """Every mask decodes, is an 8-bit palette PNG of its frame's size, and holds only known labels."""
-    referred = set(clip.obj_ids.values())
-    allowed = {0, IGNORE_INDEX, *referred}
+    """Every mask decodes, is an 8-bit palette PNG of its frame's size, and holds only known labels
+    (the expressions' targets and the clip's ``label_ids``)."""
+    referred = {label for labels in clip.obj_ids.values() for label in labels}
+    allowed = {0, IGNORE_INDEX, *referred, *clip.label_ids}
     found_ids: set[int] = set()
     unreferenced: dict[int, int] = Counter()  # without expressions: label -> frames holding it
     decoded = 0
-    for name in clip.frames:
+    for name in clip.annotated:
         if name not in masks:
             continue
         path = clip.masks_dir / f"{name}{MASK_EXT}"
@@ -663,14 +688,14 @@ def _check_mask_contents(clip: _ClipCheck, masks: set[str]) -> None:
                 "mask_values",
                 path,
                 f"clip {clip.clip_id}: mask {name} has values {sorted(wrong)[:8]} outside "
-                f"{{0, {', '.join(map(str, sorted(referred)))}, 255}}",
+                f"{{0, {', '.join(map(str, sorted(allowed - {0, IGNORE_INDEX})))}, 255}}",
                 "use 0 for background, the expression's obj_id for the target and 255 for Ignore",
             )
         found_ids |= values - {0, IGNORE_INDEX}
     clip.out.report.n_masks += decoded
     if unreferenced:
         _report_unreferenced(clip, unreferenced)
-    if decoded and clip.frames:
+    if decoded and clip.annotated:
         _check_targets(clip, found_ids)
 
 
@@ -706,24 +731,63 @@ def _report_unreferenced(clip: _ClipCheck, frames_per_label: dict[int, int]) -> 
 
 
 def _check_targets(clip: _ClipCheck, found_ids: set[int]) -> None:
-    """The objects the expressions refer to appear in some mask."""
-    targets = set(clip.obj_ids.values())
+    """The objects the expressions refer to appear in some mask.
+
+    Only Ref-VPS forbids a target absent from every annotated frame; a converted benchmark may refer
+    to one (a warning then)."""
+    severity = ERROR if clip.settings.refvps_rules else WARNING
+    targets = {label for labels in clip.obj_ids.values() for label in labels}
     if targets and not (found_ids & targets):
         clip.add(
             "empty_target",
             clip.masks_dir,
             f"clip {clip.clip_id}: the target is empty in every frame",
             "label the target in the frames where it appears (refvps annotate)",
+            severity,
         )
         return
-    for exp_id, obj_id in sorted(clip.obj_ids.items()):
-        if obj_id not in found_ids:
+    for exp_id, labels in sorted(clip.obj_ids.items()):
+        if not set(labels) & found_ids:
+            shown = labels[0] if len(labels) == 1 else list(labels)
             clip.add(
                 "obj_id_absent",
                 clip.exp_path,
-                f"clip {clip.clip_id}: expression {exp_id} refers to object {obj_id}, which no mask contains",
+                f"clip {clip.clip_id}: expression {exp_id} refers to object {shown}, which no mask contains",
                 "fix the expression's obj_id or label that object",
+                severity,
             )
+
+
+def _annotated_frames(clip: _ClipCheck, listed: list[Any]) -> list[str]:
+    """The clip's ``annotated_frames`` that are among its frames; each other name is reported
+    (docs/BENCHMARKS_SUITE.md, "Format extension")."""
+    known = set(clip.frames)
+    kept = []
+    for name in map(str, listed):
+        if name in known:
+            kept.append(name)
+        else:
+            clip.add(
+                "json_schema",
+                clip.exp_path,
+                f"clip {clip.clip_id}: annotated frame {name} is not one of its frames",
+                f"list in '{ANNOTATED_FRAMES}' only names that are in the clip's 'frames'",
+            )
+    return kept
+
+
+def _label_ids(video: dict[str, Any]) -> set[int]:
+    """Labels the clip declares besides its expressions' targets (docs/BENCHMARKS_SUITE.md)."""
+    declared = video.get(LABEL_IDS)
+    if not isinstance(declared, list):
+        return set()
+    found = set()
+    for value in declared:
+        try:
+            found.add(int(value))
+        except (TypeError, ValueError):
+            continue  # the schema check reports it
+    return found
 
 
 def _check_orphans(root: Path, videos: dict[str, Any], clips_meta: dict[str, Any] | None, out: _Collector) -> None:

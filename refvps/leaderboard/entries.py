@@ -116,8 +116,11 @@ class Entry:
 
 
 def _benchmark_of(results: Mapping[str, Any]) -> str | None:
-    dataset = (results.get("meta") or {}).get("dataset")
-    return Path(dataset).name if dataset else None
+    """The benchmark the dataset declares (``refvps convert`` records it), else the dataset's folder name."""
+    meta = results.get("meta") or {}
+    if meta.get("benchmark"):
+        return str(meta["benchmark"])
+    return Path(meta["dataset"]).name if meta.get("dataset") else None
 
 
 def make_entry(

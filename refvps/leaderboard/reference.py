@@ -15,6 +15,7 @@ They were not scored by refvps and have no breakdowns; their J and TempCon are t
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterable, Sequence
 
 from refvps.errors import UsageError
 from refvps.leaderboard.entries import Entry, read_entry, reported_entry, write_entry
@@ -133,6 +134,36 @@ def reference_entries(folder: str | Path | None = None) -> list[Entry]:
             path=folder,
         )
     return [read_entry(p) for p in files]
+
+
+SUITE_DIR = "suite"
+
+
+def suite_reference_entries(matching: Iterable[Entry] = ()) -> list[Entry]:
+    """The published rows of the paper's other benchmarks (``leaderboard/reference/suite/``: Ref-DAVIS17,
+    Ref-YouTube-VOS, VSPW-stuff, BURST; docs/BENCHMARKS_SUITE.md), those of the benchmarks and protocols
+    of the ``matching`` entries only, so that a run lands next to the paper's rows of its benchmark."""
+    from refvps.leaderboard.render import benchmark_key, entry_benchmark
+
+    folder = repository_reference_dir() / SUITE_DIR
+    entries = [read_entry(p) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+    wanted = {benchmark_key(entry_benchmark(e)) for e in matching}
+    return [e for e in entries if benchmark_key(entry_benchmark(e)) in wanted]
+
+
+def references_for(entries: Sequence[Entry], folder: str | Path | None = None) -> list[Entry]:
+    """The published rows a leaderboard of ``entries`` shows: those of ``folder`` when it is given; else the
+    paper's rows of the entries' own suite benchmarks and protocols, and the Ref-VPS rows unless every
+    entry belongs to one of those other benchmarks."""
+    if folder is not None:
+        return reference_entries(folder)
+    from refvps.leaderboard.render import benchmark_key, entry_benchmark
+
+    suite = suite_reference_entries(entries)
+    covered = {benchmark_key(entry_benchmark(e)) for e in suite}
+    if entries and all(benchmark_key(entry_benchmark(e)) in covered for e in entries):
+        return suite
+    return reference_entries() + suite
 
 
 def write_reference_entries(folder: str | Path) -> list[Path]:

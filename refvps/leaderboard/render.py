@@ -55,7 +55,16 @@ class Row:
 
     @property
     def benchmark(self) -> str:
-        return self.entry.info.benchmark or "?"
+        return entry_benchmark(self.entry)
+
+
+def entry_benchmark(entry: Entry) -> str:
+    """The benchmark an entry is ranked in: its name, and the protocol it was scored under unless that is
+    Ref-VPS's own (results.json ``meta.protocol``; docs/BENCHMARKS_SUITE.md). Rows scored under
+    different protocols are different benchmarks here, so they are never ranked together."""
+    name = entry.info.benchmark or "?"
+    protocol = (entry.results.get("meta") or {}).get("protocol") or "refvps"
+    return name if protocol == "refvps" else f"{name} ({protocol} protocol)"
 
 
 def benchmark_key(name: str | None) -> str:
@@ -97,7 +106,9 @@ def leaderboard_rows(entries: Sequence[Entry]) -> list[Row]:
                 F=_number(summary.get("F")),
                 J_recall=_number(summary.get("J_recall")),
                 J_concept_balanced=_number(summary.get("J_concept_balanced")),
-                categories={str(c.get("category")): _number(c.get("J")) for c in entry.per_category},
+                categories={
+                    str(c["category"]): _number(c.get("J")) for c in entry.per_category if c.get("category") is not None
+                },
                 concepts={str(c.get("concept")): _number(c.get("J")) for c in entry.per_concept},
             )
         )

@@ -68,6 +68,10 @@ def _buffer(name: str, shape: tuple[int, ...], dtype: npt.DTypeLike) -> np.ndarr
     return buffer[:size].reshape(shape)
 
 
+Target = tuple[int, ...]
+"""The label indices whose union is an expression's target (one for Ref-VPS; docs/BENCHMARKS_SUITE.md)."""
+
+
 @dataclass
 class ClipTask:
     """What a worker needs to score one clip."""
@@ -75,7 +79,7 @@ class ClipTask:
     clip_id: str
     masks_dir: str
     frames: list[str]
-    expressions: list[tuple[str, int]]  # (exp_id, obj_id)
+    expressions: list[tuple[str, Target]]  # (exp_id, the labels whose union is its target)
     predictions: ClipPredictions
     boundary: bool = True
     bound_th: float = BOUND_TH
@@ -213,17 +217,17 @@ class _GroundTruthChunk:
     asked for, the :class:`TargetBoundary` (true boundary and its dilation, computed once).
     """
 
-    def __init__(self, labels: np.ndarray, obj_ids: list[int], radius: float, boundary: bool):
+    def __init__(self, labels: np.ndarray, obj_ids: list[Target], radius: float, boundary: bool):
         self.radius = radius
         self.void = _equal_bytes(labels, IGNORE_INDEX, "void")
         self.void_boxes = [nonzero_box(frame) for frame in self.void]
         self.keep = np.bitwise_not(self.void, out=_buffer("keep", labels.shape, np.uint8)) if boundary else None
-        self.targets: dict[int, np.ndarray] = {}
-        self.target_boxes: dict[int, list[Box | None]] = {}
-        self.target_counts: dict[int, np.ndarray] = {}
-        self._boundaries: dict[int, list[TargetBoundary | None]] = {}
+        self.targets: dict[Target, np.ndarray] = {}
+        self.target_boxes: dict[Target, list[Box | None]] = {}
+        self.target_counts: dict[Target, np.ndarray] = {}
+        self._boundaries: dict[Target, list[TargetBoundary | None]] = {}
         for obj_id in obj_ids:
-            masks = _equal_bytes(labels, obj_id, f"target{obj_id}")
+            masks = _target_bytes(labels, obj_id, f"target{obj_id}")
             self.targets[obj_id] = masks
             self.target_boxes[obj_id] = [nonzero_box(frame) for frame in masks]
             self.target_counts[obj_id] = np.array(
@@ -232,7 +236,7 @@ class _GroundTruthChunk:
             )
             self._boundaries[obj_id] = [None] * len(labels)
 
-    def boundary(self, obj_id: int, index: int) -> TargetBoundary:
+    def boundary(self, obj_id: Target, index: int) -> TargetBoundary:
         found = self._boundaries[obj_id][index]
         if found is None:  # once per frame and target, shared by its expressions
             # Target and Ignore are different labels, so the target needs no void removal.
@@ -243,7 +247,7 @@ class _GroundTruthChunk:
 
 
 def _score_mask(
-    gt: _GroundTruthChunk, obj_id: int, index: int, raw: np.ndarray | None, boundary: bool, scratch: np.ndarray
+    gt: _GroundTruthChunk, obj_id: Target, index: int, raw: np.ndarray | None, boundary: bool, scratch: np.ndarray
 ) -> tuple[int, int, float | None]:
     """(|p & g|, |p|, F or None) of one predicted mask (uint8, nonzero = foreground; None = empty)."""
     if raw is None:
@@ -342,6 +346,17 @@ def _score_chunk_masks(task: ClipTask, names: list[str], labels: np.ndarray, sco
         scores.iou[exp_id][start : start + len(names)] = iou_from_counts(inter, union)
 
 
+def _target_bytes(labels: np.ndarray, values: Target, name: str) -> np.ndarray:
+    """(labels in values) as 0/255 uint8, in a reused buffer: a target made of one label or several."""
+    if len(values) == 1:
+        return _equal_bytes(labels, values[0], name)
+    table = np.zeros(256, np.uint8)
+    table[list(values)] = 255
+    out = _buffer(name, labels.shape, np.uint8)
+    np.take(table, labels, out=out)
+    return out
+
+
 def _equal_bytes(labels: np.ndarray, value: int, name: str) -> np.ndarray:
     """(labels == value) as 0/255 uint8, in a reused buffer."""
     out = _buffer(name, labels.shape, np.uint8)
@@ -430,18 +445,24 @@ def _ground_truth_runs(task: ClipTask, values: list[int]) -> tuple[tuple[int, in
     return shape, [runs[index] for index in range(len(task.frames))]
 
 
+def _union_rle(size: list[int], frame_runs: dict[int, bytes], values: Target, mask_utils: Any) -> dict[str, Any]:
+    """The RLE of the union of ``values``' masks in one frame (one label: its RLE as it is)."""
+    parts = [{"size": size, "counts": frame_runs[v]} for v in values]
+    return parts[0] if len(parts) == 1 else dict(mask_utils.merge(parts, intersect=False))
+
+
 def _score_clip_runs(task: ClipTask, predictions: RleClipPredictions) -> ClipOutcome:
     """J (and TempCon's per-frame IoU) of RLE predictions, on runs: pycocotools ``merge``/``area``
     against the ground truth's RLE, made once per frame (or read from the cache); no mask is decoded."""
     from pycocotools import mask as mask_utils
 
     obj_ids = sorted({obj for _, obj in task.expressions})
-    shape, runs = _ground_truth_runs(task, sorted(set(obj_ids) | {IGNORE_INDEX}))
+    shape, runs = _ground_truth_runs(task, sorted({v for obj in obj_ids for v in obj} | {IGNORE_INDEX}))
     size = [int(shape[0]), int(shape[1])]
     n_frames = len(task.frames)
     void = [{"size": size, "counts": frame[IGNORE_INDEX]} for frame in runs]
     has_void = mask_utils.area(void) > 0
-    targets = {obj: [{"size": size, "counts": frame[obj]} for frame in runs] for obj in obj_ids}
+    targets = {obj: [_union_rle(size, frame, obj, mask_utils) for frame in runs] for obj in obj_ids}
     target_counts = {obj: mask_utils.area(targets[obj]).astype(np.int64) for obj in obj_ids}
     scores = _ClipScores.empty(task, boundary=False)
     for exp_id, obj_id in task.expressions:

@@ -18,7 +18,7 @@ import multiprocessing
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -33,11 +33,13 @@ from refvps.scoring.engine import (
     ClipTask,
     ErrorOutcome,
     ExpressionFrames,
+    Target,
     release_buffers,
     score_clip_safe,
 )
 from refvps.scoring.gtcache import resolve_cache_dir
 from refvps.scoring.metrics import BOUND_TH, RECALL_THRESHOLD, j_recall, temporal_consistency
+from refvps.scoring.protocols import apply_protocol, resolve_protocol
 from refvps.scoring.results import (
     Coverage,
     ExpressionResult,
@@ -53,7 +55,8 @@ logger = logging.getLogger(__name__)
 SCORING_STAGE = "scoring"
 """The progress stage of :func:`evaluate`: its steps are masks (frames x expressions), noted per clip."""
 
-_EXAMPLES = 20  # how many unknown items coverage lists by name
+_EXAMPLES = 20  # how many missing or unknown items coverage lists by name
+_SHOWN = 5  # how many missing frames and clips a message names
 
 
 @dataclass
@@ -90,32 +93,42 @@ def plan_scoring(
     chunk: int = DEFAULT_CHUNK,
     gt_cache: str | None = None,
 ) -> ScoringPlan:
-    """Match predictions to the dataset: one task per clip, plus what is missing and unknown."""
+    """Match predictions to the dataset: one task per clip, plus what is missing and unknown.
+
+    Only the frames that carry ground truth are scored (:attr:`Clip.annotated_frames`: every frame,
+    unless the clip lists a subset; docs/BENCHMARKS_SUITE.md); a clip with none is left out.
+    """
     coverage = Coverage(ignored_files=source.ignored)
     coverage.unknown_clips = sorted(c for c in source.index if c not in dataset)
     tasks: list[ClipTask] = []
+    no_ground_truth: list[str] = []  # clips none of whose frames carries ground truth
     n_masks = 0
     matched_any = False
     for clip in dataset:
         if not clip.expressions:
             continue
         _check_scorable(clip, dataset.root)
-        matched_any |= _cover_clip(clip, source.index.get(clip.id, {}), coverage)
-        n_masks += len(clip.frame_names) * len(clip.expressions)
+        scored = clip.annotated_frames
+        if not scored:
+            no_ground_truth.append(clip.id)
+            continue
+        matched_any |= _cover_clip(clip, scored, source.index.get(clip.id, {}), coverage)
+        n_masks += len(scored) * len(clip.expressions)
         tasks.append(
             ClipTask(
                 clip_id=clip.id,
                 masks_dir=str(clip.masks_dir),
-                frames=list(clip.frame_names),
-                expressions=[(e.exp_id, e.obj_id) for e in clip.expressions],
+                frames=scored,
+                expressions=[(e.exp_id, e.target_labels) for e in clip.expressions],
                 predictions=source.clip(clip.id),
                 boundary=boundary,
                 bound_th=bound_th,
                 chunk=chunk,
-                first_frame=str(clip.frame_path(clip.frame_names[0])),
+                first_frame=str(clip.frame_path(scored[0])),
                 gt_cache=gt_cache,
             )
         )
+    _check_ground_truth(dataset, no_ground_truth, bool(tasks))
     if not tasks:
         raise DatasetError(
             f"the dataset has no clip with expressions to score: {dataset.root}",
@@ -136,24 +149,27 @@ def plan_scoring(
 
 
 def _check_scorable(clip: Clip, root: Path) -> None:
-    """A clip the scorer can score: it lists frames, and its expressions refer to label indices."""
+    """A clip the scorer can score: it lists frames, and its expressions' targets are label indices."""
     index_file = root / EXPRESSIONS_FILE
     if not clip.frame_names:
         raise DatasetError(
             f"clip {clip.id} lists no frames in {index_file}", hint=f"run: refvps validate {root}", path=index_file
         )
     for expression in clip.expressions:
-        if not 1 <= expression.obj_id <= 254:
+        if not all(1 <= label <= 254 for label in expression.target_labels):
+            shown = ", ".join(map(str, expression.target_labels))
             raise DatasetError(
-                f"clip {clip.id}: expression {expression.exp_id} refers to object {expression.obj_id}, "
+                f"clip {clip.id}: expression {expression.exp_id} refers to object {shown}, "
                 "which is not a label index (1..254)",
                 hint=f"set obj_id to the target's label in the masks (1 in Ref-VPS); run: refvps validate {root}",
                 path=index_file,
             )
 
 
-def _cover_clip(clip: Clip, predicted: Locators, coverage: Coverage) -> bool:
-    """Add one clip's missing and unknown predictions to ``coverage``; whether any frame is predicted."""
+def _cover_clip(clip: Clip, scored: list[str], predicted: Locators, coverage: Coverage) -> bool:
+    """Add one clip's missing and unknown predictions to ``coverage``; whether any scored frame is predicted.
+
+    A prediction for a frame of the clip that carries no ground truth is neither missing nor unknown."""
     known_exps = {e.exp_id for e in clip.expressions}
     for exp_id in sorted(predicted):
         if exp_id not in known_exps:
@@ -163,12 +179,9 @@ def _cover_clip(clip: Clip, predicted: Locators, coverage: Coverage) -> bool:
     matched = False
     for expression in clip.expressions:
         frames = predicted.get(expression.exp_id, {})
-        present = sum(1 for f in clip.frame_names if f in frames)
-        matched = matched or present > 0
-        n_missing = len(clip.frame_names) - present
+        n_missing = _note_missing(coverage, clip.id, expression.exp_id, scored, frames)
+        matched = matched or n_missing < len(scored)
         clip_missing += n_missing
-        if n_missing == len(clip.frame_names):
-            coverage.missing_expressions.append({"video": clip.id, "exp_id": expression.exp_id})
         for frame in frames:
             if frame not in frame_set:
                 coverage.unknown_frames += 1
@@ -178,13 +191,47 @@ def _cover_clip(clip: Clip, predicted: Locators, coverage: Coverage) -> bool:
                     )
     if clip_missing:
         coverage.clips_with_missing.append(clip.id)
+        coverage.missing_per_clip[clip.id] = clip_missing
     coverage.missing_frames += clip_missing
     return matched
 
 
+def _note_missing(coverage: Coverage, clip_id: str, exp_id: str, scored: list[str], frames: Mapping[str, Any]) -> int:
+    """Count the scored frames one expression has no prediction for, naming the first few in ``coverage``."""
+    absent = [f for f in scored if f not in frames]
+    for frame in absent[: max(0, _EXAMPLES - len(coverage.missing_frame_examples))]:
+        coverage.missing_frame_examples.append({"video": clip_id, "exp_id": exp_id, "frame": frame})
+    if absent and len(absent) == len(scored):
+        coverage.missing_expressions.append({"video": clip_id, "exp_id": exp_id})
+    return len(absent)
+
+
+def _check_ground_truth(dataset: Dataset, without: list[str], any_with: bool) -> None:
+    """No clip with ground truth is an error that says where scoring happens instead; some is a warning."""
+    if without and not any_with:
+        raise DatasetError(
+            f"the dataset {dataset.root} has no ground truth: none of its {len(without)} clip(s) has an annotated "
+            "frame (a split whose masks are not public, such as Ref-YouTube-VOS valid/test or MeViS valid)",
+            hint="predict it and score on the benchmark's official server: refvps export-submission PRED "
+            f"--dataset {dataset.root} --benchmark ref-ytvos|mevis --out submission.zip",
+            path=dataset.root,
+        )
+    if without:
+        logger.warning("%d clip(s) have no ground truth and are not scored (first: %s)", len(without), without[0])
+
+
 def missing_message(coverage: Coverage) -> str:
-    """The one-line description of missing predictions (warning, or error under ``--strict``)."""
-    parts = [f"{coverage.missing_frames} predicted frame(s) missing in {len(coverage.clips_with_missing)} clip(s)"]
+    """The one-line description of missing predictions (warning, or error under ``--strict``): how many,
+    in which clips, and the first few by name (clip / exp_id / frame)."""
+    per_clip = sorted(coverage.missing_per_clip.items(), key=lambda kv: (-kv[1], kv[0]))
+    counts = ", ".join(f"{clip}: {n}" for clip, n in per_clip[:_SHOWN]) + (", ..." if len(per_clip) > _SHOWN else "")
+    parts = [
+        f"{coverage.missing_frames} predicted frame(s) missing in {len(coverage.clips_with_missing)} clip(s)"
+        + (f" ({counts})" if counts else "")
+    ]
+    if coverage.missing_frame_examples:
+        shown = coverage.missing_frame_examples[:_SHOWN]
+        parts.append("first: " + ", ".join(f"{m['video']}/{m['exp_id']}/{m['frame']}" for m in shown))
     if coverage.missing_expressions:
         first = coverage.missing_expressions[0]
         parts.append(
@@ -227,6 +274,7 @@ def evaluate(
     chunk: int = DEFAULT_CHUNK,
     gt_cache: str | Path | bool | None = None,
     progress: Progress = NO_PROGRESS,
+    protocol: str | None = None,
 ) -> Results:
     """Score ``predictions`` (a PNG tree, a .zip or a COCO-RLE .json) against ``dataset``.
 
@@ -240,6 +288,9 @@ def evaluate(
     ``gt_cache`` is where the ground truth encoded as RLE is kept between runs, for scoring RLE
     predictions without F (:mod:`refvps.scoring.gtcache`; keyed by the PNGs' content, so never
     stale): None or True = ``$REFVPS_CACHE_DIR`` or ``~/.cache/refvps``, False = off, or a folder.
+
+    ``protocol`` names how the headline numbers are computed (:mod:`refvps.scoring.protocols`,
+    docs/BENCHMARKS_SUITE.md); by default the one the dataset's clips.json names, else ``refvps``.
     """
     if workers < 0:
         raise UsageError(f"--workers must be 0 (all CPUs) or more, got {workers}")
@@ -249,6 +300,7 @@ def evaluate(
         raise UsageError(f"chunk must be at least 1, got {chunk}")
     source = predictions if isinstance(predictions, PredictionSource) else open_predictions(predictions)
     data = dataset if isinstance(dataset, Dataset) else open_dataset(dataset, validate=validate)
+    chosen = resolve_protocol(protocol, data)
     cache_dir = resolve_cache_dir(gt_cache) if isinstance(source, RleSource) and not boundary else None
     plan = plan_scoring(data, source, boundary=boundary, bound_th=bound_th, chunk=chunk, gt_cache=cache_dir)
     if strict:
@@ -257,7 +309,7 @@ def evaluate(
     n_workers = (os.cpu_count() or 1) if workers == 0 else workers
     with progress.stage(SCORING_STAGE, total=plan.n_masks):
         outcomes = _run(plan.tasks, min(n_workers, len(plan.tasks)), progress)
-    return _assemble(
+    results = _assemble(
         data,
         source,
         plan,
@@ -275,6 +327,7 @@ def evaluate(
         },
         method=method,
     )
+    return apply_protocol(chosen, results, data, source)
 
 
 def _refuse_incomplete(coverage: Coverage, path: Path) -> None:
@@ -386,13 +439,14 @@ def _assemble(
         "method": method,
         "refvps_version": __version__,
         "date": now_iso(),
+        "benchmark": _declared_benchmark(dataset),
         "options": options,
         "metrics": dict(METRIC_DEFINITIONS),
     }
     return Results(summary, rows, clips, concepts, categories, plan.coverage, meta)
 
 
-def _expression_result(clip: Clip, exp_id: str, obj_id: int, frames: ExpressionFrames) -> ExpressionResult:
+def _expression_result(clip: Clip, exp_id: str, obj_id: Target, frames: ExpressionFrames) -> ExpressionResult:
     """One (clip, expression)'s scores from its per-frame IoU and F (``docs/METRICS.md``)."""
     texts = {e.exp_id: e.text for e in clip.expressions}
     return ExpressionResult(
@@ -404,10 +458,22 @@ def _expression_result(clip: Clip, exp_id: str, obj_id: int, frames: ExpressionF
         J_recall=100.0 * float(j_recall(frames.iou)),
         n_frames=len(frames.iou),
         n_missing=frames.n_missing,
-        obj_id=obj_id,
+        obj_id=obj_id[0] if len(obj_id) == 1 else list(obj_id),
         concept=clip.meta.concept,
         category=clip.meta.category,
         expression=texts.get(exp_id, ""),
         iou=frames.iou,
         f=frames.f,
     )
+
+
+def _declared_benchmark(dataset: Dataset) -> str | None:
+    """``"<benchmark> <split>"`` when every clip's clips.json entry names the same (``refvps convert``
+    writes them); the leaderboard ranks rows of one benchmark together."""
+    named = set()
+    for meta in dataset.raw_clips.values():
+        if isinstance(meta, dict) and meta.get("benchmark"):
+            named.add(" ".join(str(meta[k]) for k in ("benchmark", "split") if meta.get(k)))
+        else:
+            return None
+    return named.pop() if len(named) == 1 else None

@@ -34,7 +34,7 @@ class ExpressionResult:
     J_recall: float
     n_frames: int
     n_missing: int
-    obj_id: int = 1
+    obj_id: int | list[int] = 1  # a list when the target is the union of several labels
     concept: str | None = None
     category: str | None = None
     expression: str = ""
@@ -84,7 +84,7 @@ class Summary:
     TempCon: float
     J_recall: float
     J_ci95: list[float] | None
-    J_concept_balanced: float
+    J_concept_balanced: float | None  # None under a protocol other than refvps (refvps.scoring.protocols)
     n_clips: int
     n_expressions: int
     n_frames: int
@@ -107,6 +107,8 @@ class Coverage:
     missing_frames: int = 0
     missing_expressions: list[dict[str, str]] = field(default_factory=list)  # entirely absent
     clips_with_missing: list[str] = field(default_factory=list)
+    missing_per_clip: dict[str, int] = field(default_factory=dict)
+    missing_frame_examples: list[dict[str, str]] = field(default_factory=list)  # the first few, by name
     unknown_clips: list[str] = field(default_factory=list)
     unknown_expressions: list[dict[str, str]] = field(default_factory=list)
     unknown_frames: int = 0
