@@ -150,8 +150,8 @@ def time_end_to_end(model, frames: list[np.ndarray], texts: list[str], window: i
         expressions = [Expression(str(i), t, 1) for i, t in enumerate(texts)]
         DatasetWriter(root).write_clip("bench", frames, labels, expressions, ClipMeta("bench"))
         options = InferenceOptions(window=window, expression_batch=expression_batch)
-        predict_dataset(model, root, Path(tmp) / "warm", options, progress=False)
-        summary = predict_dataset(model, root, Path(tmp) / "pred", options, progress=False)
+        predict_dataset(model, root, Path(tmp) / "warm", options)
+        summary = predict_dataset(model, root, Path(tmp) / "pred", options)
     return {"seconds": summary.seconds, "frame_expressions_per_s": summary.frame_expressions_per_s}
 
 

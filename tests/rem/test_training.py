@@ -15,17 +15,11 @@ import torch
 from refvps.errors import ConfigError, DatasetError
 from rem_model.builder import build_rem
 from rem_model.data import DataSource, build_training_dataset, collate
-from rem_model.model import LoraSettings
-from rem_model.train import (
-    TrainConfig,
-    _unwrap_worker_error,
-    build_optimizer,
-    find_checkpoint,
-    load_train_config,
-    merge_lora_state_dict,
-    run,
-    step_generator,
-)
+from rem_model.model import LoraSettings, merge_lora_state_dict
+from rem_model.train import TrainConfig, load_train_config, run
+from rem_model.train.batches import step_generator
+from rem_model.train.loop import _unwrap_worker_error, build_optimizer
+from rem_model.train.saving import find_checkpoint
 
 from .conftest import fill_zero_parameters
 
@@ -85,8 +79,22 @@ def test_wan_has_no_spatial_only_stage():
         model.configure_trainable(1)
     summary = model.configure_trainable("all")
     assert summary.trainable > 0
-    frozen = model.frozen_parameter_names()
-    assert frozen and all(n.startswith("condition_embedder.time_") for n in frozen)
+
+
+def test_wan_freezes_what_the_authors_freeze(toy_dataset):
+    """The authors' WanVdiff_wrapper sets requires_grad False on every parameter whose name contains
+    "patch_embedding" or "condition_embedder" (time embedder, time projection, text embedder); one
+    step must change every other transformer weight and none of those."""
+    model = build_rem("rem-wan-tiny", random_init=True, seed=3)
+    fill_zero_parameters(model.denoiser)
+    model.configure_trainable("all")
+    names = [n for n, _ in model.denoiser.named_parameters()]
+    theirs = {n for n in names if "patch_embedding" in n or "condition_embedder" in n}
+    assert any(n.startswith("condition_embedder.text_embedder.") for n in theirs)
+    assert any(n.startswith("patch_embedding.") for n in theirs)
+    assert set(model.frozen_parameter_names()) == theirs
+    changed, every = _one_step(model, _batch(toy_dataset, model.config, 5), "all")
+    assert every - changed == theirs
 
 
 def test_tiny_model_overfits_a_fixed_batch(small_config, toy_dataset):
@@ -165,7 +173,7 @@ def _config(toy_dataset, out, **extra):
 
 def test_save_then_resume_gives_the_same_next_loss(tmp_path, toy_dataset):
     # 4 samples in batches of 2: 2 steps per epoch, so the resume crosses an epoch boundary too.
-    first = run(_config(toy_dataset, tmp_path / "a", max_steps=4, checkpointing_steps=2), progress=False)
+    first = run(_config(toy_dataset, tmp_path / "a", max_steps=4, checkpointing_steps=2))
     assert first.global_step == 4 and (tmp_path / "a" / "checkpoint-2").is_dir()
     resumed = run(
         _config(
@@ -175,7 +183,6 @@ def test_save_then_resume_gives_the_same_next_loss(tmp_path, toy_dataset):
             checkpointing_steps=100,
             resume_from_checkpoint=str(tmp_path / "a" / "checkpoint-2"),
         ),
-        progress=False,
     )
     assert resumed.global_step == 4 and len(resumed.losses) == 2
     assert resumed.losses == pytest.approx(first.losses[2:], rel=1e-5)
@@ -191,19 +198,19 @@ def test_epochs_count_the_optimizer_step_at_the_end_of_each_epoch(tmp_path, toy_
     steps after batches 3, 6 and 8 (the end of the data), so an epoch is ceil(8 / 3) = 3 steps and 2
     epochs are 6 steps (rounding down gave 4 and stopped inside the second epoch)."""
     result = run(
-        _config(toy_dataset, tmp_path / "e", batch_size=1, gradient_accumulation_steps=3, epochs=2), progress=False
+        _config(toy_dataset, tmp_path / "e", batch_size=1, gradient_accumulation_steps=3, epochs=2)
     )
     assert result.global_step == 6 and len(result.losses) == 6
 
 
 def test_resume_latest_picks_the_newest_checkpoint(tmp_path, toy_dataset):
     out = tmp_path / "b"
-    run(_config(toy_dataset, out, max_steps=3, checkpointing_steps=1, checkpoints_total_limit=2), progress=False)
+    run(_config(toy_dataset, out, max_steps=3, checkpointing_steps=1, checkpoints_total_limit=2))
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-3"]
     # A save interrupted half-way (written under a temporary name) is never taken for a checkpoint.
     (out / "checkpoint-9.partial").mkdir()
     assert find_checkpoint(out, "latest") == out / "checkpoint-3"
-    again = run(_config(toy_dataset, out, max_steps=3, resume_from_checkpoint="latest"), progress=False)
+    again = run(_config(toy_dataset, out, max_steps=3, resume_from_checkpoint="latest"))
     assert again.global_step == 3 and again.losses == []  # nothing left to do
 
 
@@ -267,7 +274,8 @@ def test_two_process_cpu_run_of_two_steps(tmp_path, toy_dataset):
             "--master_port",
             str(port),
             "-m",
-            "rem_model.train",
+            "refvps",
+            "train-rem",
             str(config),
             "--max-steps",
             "2",
