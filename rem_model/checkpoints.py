@@ -364,6 +364,7 @@ def save_checkpoint(
             components.append(name)
         model.tokenizer.save_pretrained(str(out / TOKENIZER_DIR))
         components.append("tokenizer")
+    tensors = _unshared(tensors)
     atomic_write_with(out / WEIGHTS_FILE, lambda buf: buf.write(save(tensors, metadata={"format": FORMAT_NAME})))
     config = model.config
     if self_contained:
@@ -376,6 +377,18 @@ def save_checkpoint(
         **(dict(metadata) if metadata else {}),
     }
     atomic_write_json(out / CONFIG_FILE, meta)
+    return out
+
+
+def _unshared(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Tied weights (UMT5's shared embedding is also its encoder's) as separate copies: safetensors
+    refuses tensors that share memory; each key loads back into the same tied parameter."""
+    seen: set[tuple[int, int]] = set()
+    out = {}
+    for key, value in tensors.items():
+        where = (value.untyped_storage().data_ptr(), value.storage_offset())
+        out[key] = value.clone() if where in seen else value
+        seen.add(where)
     return out
 
 

@@ -125,7 +125,7 @@ def setup_run(config: TrainConfig) -> TrainingRun:
     accelerator.register_for_checkpointing(state)
     if accelerator.is_main_process:
         accelerator.init_trackers("rem", config=_flat(config.to_json()))
-        _write_run_file(output_dir, config, model.config, summary, num_frames, len(dataset))
+        _write_run_file(output_dir, config, model, summary, num_frames, len(dataset), accelerator)
     epochs = math.ceil(total_steps / steps_per_epoch)
     return TrainingRun(
         config=config,
@@ -486,15 +486,20 @@ def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _write_run_file(
-    output_dir: Path, config: TrainConfig, rem_config: REMConfig, summary, num_frames: int, samples: int
+    output_dir: Path, config: TrainConfig, model: REMModel, summary, num_frames: int, samples: int, accelerator
 ) -> None:
+    """``<output_dir>/run.json``: the settings as resolved (launcher settings included)."""
     atomic_write_json(
         output_dir / "run.json",
         {
             "train_config": config.to_json(),
-            "rem_config": rem_config.to_json(),
+            "rem_config": model.config.to_json(),
             "trainable": dataclasses.asdict(summary),
             "num_frames": num_frames,
             "samples_per_epoch": samples,
+            "processes": accelerator.num_processes,
+            "mixed_precision": accelerator.mixed_precision,
+            "gradient_accumulation_steps": accelerator.gradient_accumulation_steps,
+            "frozen_dtype": str(next(model.vae.parameters()).dtype),
         },
     )

@@ -229,9 +229,7 @@ def test_pad_aspect_predicts_at_frame_size(tmp_path, toy_dataset, tiny_model):
 
 def test_wan_tiny_predicts_every_frame(tmp_path, long_clips):
     model = build_rem("rem-wan-tiny", random_init=True)
-    summary = predict_dataset(
-        model, long_clips, tmp_path / "wan", InferenceOptions(window=9), clip_ids=["toy000"]
-    )
+    summary = predict_dataset(model, long_clips, tmp_path / "wan", InferenceOptions(window=9), clip_ids=["toy000"])
     assert summary.frames == 30 and len(list((tmp_path / "wan" / "toy000" / "3").glob("*.png"))) == 30
 
 
