@@ -92,8 +92,6 @@ def run(config: TrainConfig, *, progress: Progress = NO_PROGRESS) -> TrainResult
         training.accelerator, training.model, training.denoiser, training.output_dir, config, training.state
     )
     training.accelerator.end_training()
-    if final_dir is not None:
-        logger.info("trained %d steps; weights in %s", training.state.global_step, final_dir)
     seconds = time.perf_counter() - started
     last = losses[-1] if losses else None
     return TrainResult(training.state.global_step, final_dir, last, losses, seconds, main)

@@ -290,7 +290,7 @@ def test_two_process_cpu_run_of_two_steps(tmp_path, toy_dataset):
     # One log line per step (only the main process writes), two samples per step (one per process).
     log = [json.loads(line) for line in (tmp_path / "ddp" / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2]
-    assert result.stderr.count("trained 2 steps") == 1
+    assert result.stdout.count("trained 2 steps") == 1  # one summary, the main process's
     assert (tmp_path / "ddp" / "final" / "model.safetensors").is_file()
     # Both processes wrote their part of the accelerate state; the folder got its final name once.
     assert sorted(p.name for p in (tmp_path / "ddp").glob("checkpoint-*")) == ["checkpoint-2"]
