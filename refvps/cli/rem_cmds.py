@@ -202,23 +202,27 @@ def run_rem(
     }
     with RichProgress(disable=as_json or not state.is_main_process, labels={"frames": "REM"}) as progress:
         summary = predict_dataset(model, dataset, out, options, clip_ids=selected, progress=progress, run_info=run_info)
-    result = {
-        "out": str(out),
-        "config": model.config.name,
-        "clips_predicted": len(summary.clips_predicted),
-        "clips_resumed": len(summary.clips_skipped),
-        "frames": summary.frames,
-        "frame_expressions": summary.frame_expressions,
-        "seconds": round(summary.seconds, 2),
-        "frame_expressions_per_s": round(summary.frame_expressions_per_s, 2),
-    }
-    if not state.is_main_process:
-        return  # under 'accelerate launch', one summary (the main process's), not one per process
+    if state.is_main_process:  # under 'accelerate launch', one summary (the main process's)
+        _print_summary(summary, model.config.name, out, dataset_root, as_json)
+
+
+def _print_summary(summary, config_name: str, out: Path, dataset_root: Path, as_json: bool) -> None:
     if as_json:
-        print_json(result)
+        print_json(
+            {
+                "out": str(out),
+                "config": config_name,
+                "clips_predicted": len(summary.clips_predicted),
+                "clips_resumed": len(summary.clips_skipped),
+                "frames": summary.frames,
+                "frame_expressions": summary.frame_expressions,
+                "seconds": round(summary.seconds, 2),
+                "frame_expressions_per_s": round(summary.frame_expressions_per_s, 2),
+            }
+        )
         return
     console.print(
-        f"REM ({model.config.name}): {len(summary.clips_predicted)} clips predicted, "
+        f"REM ({config_name}): {len(summary.clips_predicted)} clips predicted, "
         f"{len(summary.clips_skipped)} already done, {summary.frame_expressions} frame-expressions "
         f"in {summary.seconds:.1f} s -> {escape(str(out))}"
     )

@@ -236,3 +236,13 @@ def test_wan_tiny_predicts_every_frame(tmp_path, long_clips):
 def test_unknown_clip_is_a_usage_error(tmp_path, toy_dataset, tiny_model):
     with pytest.raises(UsageError, match="nope"):
         predict_dataset(tiny_model, toy_dataset, tmp_path / "x", clip_ids=["nope"])
+
+
+def test_progress_is_reported_through_the_progress_protocol(tmp_path, toy_dataset, tiny_model):
+    from refvps.progress import RecordingProgress
+
+    progress = RecordingProgress()
+    predict_dataset(tiny_model, toy_dataset, tmp_path / "p", InferenceOptions(window=4), progress=progress)
+    assert progress.totals["frames"] == 20 and progress.completed["frames"] == 20
+    assert progress.events[-1] == ("end", "frames")
+    assert {e[3] for e in progress.events if e[0] == "advance"} == {"toy000", "toy001"}  # notes name the clip
