@@ -8,7 +8,8 @@ latents are averaged before decoding (``blend: latents``, per-frame VAEs only), 
 jump where one window hands over to the next. The last window ends at the last frame (it overlaps
 the one before instead of shrinking). ``blend: first`` keeps each frame's prediction from the
 first window that saw it, which with ``stride = window`` is exactly the authors' scripts.
-docs/REM.md has the seam measurement behind the default.
+BENCHMARKS.md (REM section) has the seam measurement behind the default; docs/REM.md compares
+every step with the authors' code.
 
 Each window is encoded by the VAE once and the latent is reused for all the clip's expressions,
 batched. Soft masks are resized back to the frame (bilinear, after cropping any letterbox) and

@@ -37,11 +37,11 @@ def test_run_rem_writes_predictions_and_a_json_summary(tmp_path, toy_dataset, ti
         ],
     )
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output)
+    summary = json.loads(result.stdout)
     assert summary["config"] == "rem-tiny" and summary["frame_expressions"] == 80 and summary["clips_predicted"] == 2
     assert len(list(out.rglob("*.png"))) == 80
     args = ["--dataset", str(toy_dataset), "--out", str(out), "--checkpoint", str(tiny_checkpoint)]
-    again = json.loads(CliRunner().invoke(run_rem, [*args, "--window", "4", "--json"]).output)
+    again = json.loads(CliRunner().invoke(run_rem, [*args, "--window", "4", "--json"]).stdout)
     assert again["clips_predicted"] == 0 and again["clips_resumed"] == 2
     # Resuming with other settings would mix two runs' masks in one folder: refused, naming the change.
     other = CliRunner().invoke(run_rem, [*args, "--window", "5"])
