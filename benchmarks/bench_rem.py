@@ -17,6 +17,20 @@ On a CPU::
 
 ``--end-to-end`` also times ``predict_dataset`` on a clip written to disk (JPEG decode and PNG
 writing included). ``--markdown FILE`` appends the table with the command, machine and date.
+
+Two more measurements, each its own mode:
+
+* ``--build-memory`` — peak resident memory of building each ``--configs`` model with random
+  weights on the CPU in ``--dtypes``, each in a fresh subprocess, against the bytes of its weights
+  (the floor) and, with ``--reference``, against the float32-then-cast build that refvps did before::
+
+      python benchmarks/bench_rem.py --build-memory --configs rem-ms rem-wan-1.3b --dtypes bf16 --reference
+
+* ``--seams`` — long synthetic clips through ``rem-tiny`` with and without overlapping windows:
+  J and TempCon overall, ``|ΔIoU|`` (TempCon's term) at the frame pairs where the set of windows
+  that predicts a frame changes and inside windows, and the time::
+
+      python benchmarks/bench_rem.py --seams --clips 6 --clip-frames 96
 """
 
 from __future__ import annotations
@@ -39,7 +53,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rem_model.builder import build_rem, parse_dtype  # noqa: E402
 from rem_model.data.transforms import Geometry, frames_tensor, probs_to_frame  # noqa: E402
-from rem_model.model import cast  # noqa: E402
 
 TEXTS = [
     "the grey smoke rising on the left",
@@ -96,7 +109,7 @@ def random_frames(count: int, size_hw: tuple[int, int], seed: int = 0) -> list[n
 def time_inference(model, frames: list[np.ndarray], texts: list[str], expression_batch: int, repeats: int) -> dict:
     """One clip of len(frames) frames as one window: encode once, denoise per expression, decode."""
     device = model.device
-    geometry = Geometry.fit(frames[0].shape[:2], model.config.resolution, "squash")
+    geometry = Geometry.fit(frames[0].shape[:2], model.config.resolution, "squash", model.config.resample)
 
     def once() -> None:
         video = frames_tensor(frames, geometry).unsqueeze(0).to(device)
@@ -149,10 +162,141 @@ def time_end_to_end(model, frames: list[np.ndarray], texts: list[str], window: i
         labels = [np.zeros(f.shape[:2], np.uint8) for f in frames]
         expressions = [Expression(str(i), t, 1) for i, t in enumerate(texts)]
         DatasetWriter(root).write_clip("bench", frames, labels, expressions, ClipMeta("bench"))
-        options = InferenceOptions(window=window, expression_batch=expression_batch)
-        predict_dataset(model, root, Path(tmp) / "warm", options, progress=False)
-        summary = predict_dataset(model, root, Path(tmp) / "pred", options, progress=False)
+        options = InferenceOptions(window=window, stride=window, expression_batch=expression_batch)
+        predict_dataset(model, root, Path(tmp) / "warm", options)
+        summary = predict_dataset(model, root, Path(tmp) / "pred", options)
     return {"seconds": summary.seconds, "frame_expressions_per_s": summary.frame_expressions_per_s}
+
+
+# ------------------------------------------------------------------------------------ build memory
+def measure_build(config: str, dtype: str, reference: bool) -> dict:
+    """In this (fresh) process: build ``config`` with random weights on the CPU and report the peak
+    resident set, before and after, and the bytes of the weights. ``reference``: build in float32
+    and cast afterwards (what refvps did before weights were made in their dtype)."""
+    import gc
+
+    from rem_model.model import cast
+
+    import_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    started = time.perf_counter()
+    if reference:
+        model = build_rem(config, random_init=True)
+        cast(model, None, parse_dtype(dtype))
+    else:
+        model = build_rem(config, random_init=True, dtype=dtype, device="cpu")
+    seconds = time.perf_counter() - started
+    gc.collect()
+    weights = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
+    return {
+        "config": config,
+        "dtype": dtype,
+        "how": "fp32 then cast (before)" if reference else "in its dtype",
+        "weights_gb": weights / 1e9,
+        "import_peak_gb": import_rss,
+        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+        "seconds": seconds,
+    }
+
+
+def build_memory(configs: list[str], dtypes: list[str], reference: bool) -> list[dict]:
+    """One fresh subprocess per build, so that each peak is its own."""
+    import subprocess
+
+    rows = []
+    for config in configs:
+        for dtype in dtypes:
+            for ref in [False, True] if reference else [False]:
+                command = [sys.executable, __file__, "--measure-build", config, dtype] + (
+                    ["--reference"] if ref else []
+                )
+                done = subprocess.run(command, capture_output=True, text=True, check=False)
+                if done.returncode != 0:
+                    rows.append({"config": config, "dtype": dtype, "error": done.stderr.strip().splitlines()[-1:]})
+                else:
+                    rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+                print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+# ------------------------------------------------------------------------------------ seams
+SEAM_MODES = [  # (label, stride as a fraction of the window, blend)
+    ("no overlap (before; the authors')", 1.0, "first"),
+    ("overlap 1/4, mean probabilities", 0.75, "probs"),
+    ("overlap 1/2, mean probabilities", 0.5, "probs"),
+    ("overlap 1/4, mean latents", 0.75, "latents"),
+    ("overlap 1/2, mean latents", 0.5, "latents"),
+]
+
+
+def seam_pairs(length: int, window: int, stride: int) -> set[int]:
+    """Frames t whose pair (t, t + 1) crosses a change of the windows that predict the frame."""
+    from rem_model.inference import window_starts
+
+    starts = window_starts(length, window, stride)
+    covering = [frozenset(k for k, s in enumerate(starts) if s <= t < s + window) for t in range(length)]
+    return {t for t in range(length - 1) if covering[t] != covering[t + 1]}
+
+
+def per_frame_ious(pred_dir: Path, clip, expression) -> np.ndarray:
+    from PIL import Image
+
+    from refvps.dataset.palette import IGNORE_INDEX
+    from refvps.scoring.metrics import jaccard
+
+    labels = clip.label_stack()
+    pred = np.stack(
+        [np.asarray(Image.open(pred_dir / clip.id / expression.exp_id / f"{n}.png")) > 0 for n in clip.frame_names]
+    )
+    return np.asarray(jaccard(labels == expression.obj_id, pred, labels == IGNORE_INDEX), dtype=float)
+
+
+def measure_seams(data: Path, work: Path, model, label: str, fraction: float, blend: str) -> dict:
+    from refvps.dataset.format import Dataset
+    from rem_model.inference import InferenceOptions, predict_dataset, window_starts
+
+    window = model.config.window
+    stride = max(1, round(window * fraction))
+    out = work / f"{blend}-{stride}"
+    summary = predict_dataset(model, data, out, InferenceOptions(window=window, stride=stride, blend=blend))
+    seam, inside, old, jays, tempcons = [], [], [], [], []
+    for clip in Dataset(data):
+        seams = seam_pairs(len(clip.frame_names), window, stride)
+        # Where windows without overlap hand over: the same frame pairs for every mode.
+        handovers = seam_pairs(len(clip.frame_names), window, window)
+        for expression in clip.expressions:
+            ious = per_frame_ious(out, clip, expression)
+            steps = np.abs(np.diff(ious))
+            seam += [steps[t] for t in seams]
+            inside += [steps[t] for t in range(len(steps)) if t not in seams]
+            old += [steps[t] for t in handovers]
+            jays.append(ious.mean())
+            tempcons.append(100 * steps.mean())
+    return {
+        "mode": label,
+        "stride": stride,
+        "blend": blend,
+        "J": 100 * float(np.mean(jays)),
+        "TempCon": float(np.mean(tempcons)),
+        "TempCon_seams": 100 * float(np.mean(seam)),
+        "TempCon_inside": 100 * float(np.mean(inside)),
+        "TempCon_at_handovers": 100 * float(np.mean(old)),
+        "seam_pairs": len(seam),
+        "windows": sum(len(window_starts(len(c.frame_names), window, stride)) for c in Dataset(data)),
+        "seconds": summary.seconds,
+        "frame_expressions": summary.frame_expressions,
+    }
+
+
+def seams(clips: int, frames: int, work: Path) -> list[dict]:
+    from refvps.synth import generate_benchmark
+
+    data = generate_benchmark(work / "data", clips=clips, seed=0, frames=frames)
+    model = build_rem("rem-tiny")
+    rows = []
+    for label, fraction, blend in SEAM_MODES:
+        rows.append(measure_seams(data, work, model, label, fraction, blend))
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
 
 
 def machine(device: torch.device) -> str:
@@ -161,7 +305,7 @@ def machine(device: torch.device) -> str:
     return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
 
 
-def main(argv=None) -> int:
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default="rem-ms")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -178,10 +322,40 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--json", type=Path, help="write the rows as JSON")
     parser.add_argument("--markdown", type=Path, help="append a Markdown table to this file")
-    args = parser.parse_args(argv)
+    parser.add_argument("--build-memory", action="store_true", help="peak RSS of building --configs (see above)")
+    parser.add_argument("--configs", nargs="+", default=["rem-ms", "rem-wan-1.3b"])
+    parser.add_argument("--reference", action="store_true", help="also the float32-then-cast build")
+    parser.add_argument("--measure-build", nargs=2, metavar=("CONFIG", "DTYPE"), help=argparse.SUPPRESS)
+    parser.add_argument("--seams", action="store_true", help="window seams on long synthetic clips (see above)")
+    parser.add_argument("--clips", type=int, default=6)
+    parser.add_argument("--clip-frames", type=int, default=96)
+    parser.add_argument("--work", type=Path, default=None, help="--seams: working folder (default: a temporary one)")
+    return parser.parse_args(argv)
 
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.measure_build:
+        print(json.dumps(measure_build(*args.measure_build, reference=args.reference)))
+        return 0
+    if args.build_memory:
+        rows = build_memory(args.configs, args.dtypes, args.reference)
+    elif args.seams:
+        with tempfile.TemporaryDirectory() as tmp:
+            rows = seams(args.clips, args.clip_frames, args.work or Path(tmp))
+    else:
+        rows = speed(args)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+    if args.markdown and not (args.build_memory or args.seams):
+        append_markdown(args.markdown, rows, args, argv)
+    return 0
+
+
+def speed(args) -> list[dict]:
+    """Inference (and a training step) of ``--config`` in each of ``--dtypes``."""
     device = torch.device(args.device)
     width, height = (int(v) for v in args.frame_size.lower().split("x"))
     frames = random_frames(args.frames, (height, width))
@@ -198,10 +372,7 @@ def main(argv=None) -> int:
             row.update({f"e2e_{k}": v for k, v in e2e.items()})
         del model
         if not args.skip_training:
-            train_model = build_rem(args.config, random_init=True, device=device)
-            if dtype != torch.float32:
-                cast(train_model.vae, None, dtype)
-                cast(train_model.text_encoder, None, dtype)
+            train_model = build_rem(args.config, random_init=True, device=device, frozen_dtype=dtype)
             step = time_training_step(
                 train_model, args.train_frames, dtype, max(1, args.repeats - 1), args.gradient_checkpointing
             )
@@ -211,12 +382,7 @@ def main(argv=None) -> int:
             torch.cuda.empty_cache()
         rows.append(row)
         print(json.dumps(row), flush=True)
-
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
-    if args.markdown:
-        append_markdown(args.markdown, rows, args, argv)
-    return 0
+    return rows
 
 
 def append_markdown(path: Path, rows: list[dict], args, argv) -> None:

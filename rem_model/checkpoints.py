@@ -5,7 +5,8 @@ Formats read:
 * **authors, ModelScope** — a torch file whose ``unet`` key is the ``UNet3DConditionModel`` state
   dict (``train_REM_MS_*.py`` saves ``{'unet', 'optimizer', 'epoch', 'args', ...}``);
 * **authors, Wan** — a torch file whose ``model_state`` key is the state dict of their wrapper:
-  ``backbone.dit.*`` (the ``WanTransformer3DModel``) and ``backbone.vae.*`` (the frozen VAE);
+  ``backbone.dit.*`` (the ``WanTransformer3DModel``) and ``backbone.vae.*`` (the frozen VAE), and
+  ``backbone.text_encoder.*`` when saved from their inference wrapper;
 * **ours** — a folder with ``rem_config.json`` (the configuration and what the file holds) and
   ``model.safetensors`` with ``denoiser.*`` keys, plus ``vae.*`` and ``text_encoder.*`` (and a
   ``tokenizer/`` folder) when the checkpoint is self-contained, as the tiny models are;
@@ -13,6 +14,12 @@ Formats read:
 
 A missing, unexpected or mis-shaped key is an error that names the keys: a checkpoint that only
 half loads gives a model that silently predicts nonsense.
+
+Memory: torch files are opened with ``mmap=True`` and safetensors files memory-mapped, and tensors
+are copied into the model one at a time (in the model's dtype), so loading never holds a second
+full copy of the weights. ``save_denoiser_pretrained`` writes the denoiser in diffusers'
+``save_pretrained`` layout, which ``UNet3DConditionModel`` / ``WanTransformer3DModel.from_pretrained``
+read.
 """
 
 from __future__ import annotations
@@ -20,9 +27,10 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import pickle
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 import torch
 
@@ -78,15 +86,42 @@ def _names(keys, limit: int = _SHOWN) -> str:
     return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
 
 
+class LazyTensors(Mapping[str, torch.Tensor]):
+    """Tensors of a memory-mapped safetensors file, each read only when it is asked for.
+
+    ``names`` maps the keys this view shows to the keys in the file (a component's view of our file).
+    """
+
+    def __init__(self, handle: Any, names: Mapping[str, str]):
+        self._handle = handle
+        self._names = dict(names)
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        return self._handle.get_tensor(self._names[key])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def shape(self, key: str) -> tuple[int, ...]:
+        return tuple(self._handle.get_slice(self._names[key]).get_shape())
+
+
+def _shape(state: Mapping[str, torch.Tensor], key: str) -> tuple[int, ...]:
+    return state.shape(key) if isinstance(state, LazyTensors) else tuple(state[key].shape)
+
+
 def check_state_dict(module: torch.nn.Module, state: Mapping[str, torch.Tensor], *, what: str, path: Path) -> None:
     """Raise :class:`ConfigError` naming every missing, unexpected or mis-shaped key."""
     expected = module.state_dict()
     missing = set(expected) - set(state)
     unexpected = set(state) - set(expected)
     mis_shaped = [
-        f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}"
+        f"{k} {_shape(state, k)} vs {tuple(expected[k].shape)}"
         for k in set(expected) & set(state)
-        if tuple(state[k].shape) != tuple(expected[k].shape)
+        if _shape(state, k) != tuple(expected[k].shape)
     ]
     problems = []
     if missing:
@@ -114,7 +149,7 @@ def _torch_load(path: Path, trust: bool) -> Any:
     )
     try:
         with torch.serialization.safe_globals([argparse.Namespace, _dt.datetime, Path, type(Path())]):
-            return torch.load(path, map_location="cpu", weights_only=True)
+            return _load_mapped(path, weights_only=True)
     except OSError as exc:
         raise ConfigError(
             f"cannot read checkpoint {path}: {exc.strerror or exc}", hint="check that the file is readable", path=path
@@ -133,17 +168,28 @@ def _torch_load(path: Path, trust: bool) -> Any:
     except Exception:  # noqa: BLE001 - arbitrary bytes fail the unpickler in many ways (KeyError, struct.error, ...)
         raise unreadable from None
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return _load_mapped(path, weights_only=False)
     except Exception:  # noqa: BLE001 - as above
         raise unreadable from None
 
 
-def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+def _load_mapped(path: Path, *, weights_only: bool) -> Any:
+    """``torch.load`` with the file memory-mapped (tensors are read when touched); files in torch's
+    legacy (pre-zip) format cannot be mapped and are read whole."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=weights_only, mmap=True)
+    except RuntimeError as exc:
+        if "mmap" not in str(exc):
+            raise
+    return torch.load(path, map_location="cpu", weights_only=weights_only)
+
+
+def _read_safetensors(path: Path) -> LazyTensors:
+    from safetensors import SafetensorError, safe_open
 
     try:
-        return load_file(str(path))
+        handle = safe_open(str(path), framework="pt", device="cpu")
+        return LazyTensors(handle, {key: key for key in handle.keys()})
     except (SafetensorError, OSError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}", hint="is the file complete?", path=path) from None
 
@@ -190,32 +236,14 @@ def read_checkpoint(info: CheckpointInfo, *, trust: bool = False) -> dict[str, d
         flat = _read_safetensors(info.path)
         if any(k.startswith("denoiser.") for k in flat):
             return _split_components(flat, info.path)
-        return {"denoiser": {_strip_wrappers(k): v for k, v in flat.items()}}
+        return {"denoiser": LazyTensors(flat._handle, {_strip_wrappers(k): k for k in flat})}
     data = _torch_load(info.path, trust)
     if isinstance(data, Mapping) and "unet" in data and isinstance(data["unet"], Mapping):
         info.kind = "authors-ms"
         return {"denoiser": {_strip_wrappers(k): v for k, v in data["unet"].items()}}
     if isinstance(data, Mapping) and "model_state" in data and isinstance(data["model_state"], Mapping):
         info.kind = "authors-wan"
-        parts: dict[str, dict[str, torch.Tensor]] = {"denoiser": {}, "vae": {}}
-        other = []
-        for key, value in data["model_state"].items():
-            key = _strip_wrappers(key)
-            if key.startswith("backbone.dit."):
-                parts["denoiser"][key[len("backbone.dit.") :]] = value
-            elif key.startswith("backbone.vae."):
-                parts["vae"][key[len("backbone.vae.") :]] = value
-            else:
-                other.append(key)
-        if other:
-            raise ConfigError(
-                f"checkpoint {info.path}: 'model_state' has keys outside backbone.dit / backbone.vae: {_names(other)}",
-                hint="this is not a checkpoint of the authors' Wan wrapper",
-                path=info.path,
-            )
-        if not parts["vae"]:
-            del parts["vae"]
-        return parts
+        return _split_authors_wan(data["model_state"], info.path)
     if isinstance(data, Mapping) and data and all(isinstance(v, torch.Tensor) for v in data.values()):
         info.kind = "state-dict"
         return {"denoiser": {_strip_wrappers(k): v for k, v in data.items()}}
@@ -227,9 +255,33 @@ def read_checkpoint(info: CheckpointInfo, *, trust: bool = False) -> dict[str, d
     )
 
 
-def _split_components(flat: Mapping[str, torch.Tensor], path: Path) -> dict[str, dict[str, torch.Tensor]]:
+# The authors' Wan wrapper (models/want2v_wrapper.py) keeps the backbone under these prefixes.
+_AUTHORS_WAN_PREFIXES = {"backbone.dit.": "denoiser", "backbone.vae.": "vae", "backbone.text_encoder.": "text_encoder"}
+
+
+def _split_authors_wan(state: Mapping[str, torch.Tensor], path: Path) -> dict[str, dict[str, torch.Tensor]]:
     parts: dict[str, dict[str, torch.Tensor]] = {}
-    for key, value in flat.items():
+    other = []
+    for key, value in state.items():
+        key = _strip_wrappers(key)
+        prefix = next((p for p in _AUTHORS_WAN_PREFIXES if key.startswith(p)), None)
+        if prefix is None:
+            other.append(key)
+            continue
+        parts.setdefault(_AUTHORS_WAN_PREFIXES[prefix], {})[key[len(prefix) :]] = value
+    if other or "denoiser" not in parts:
+        raise ConfigError(
+            f"checkpoint {path}: 'model_state' has keys outside {', '.join(_AUTHORS_WAN_PREFIXES)}: "
+            + (_names(other) if other else "(no backbone.dit keys)"),
+            hint="this is not a checkpoint of the authors' Wan wrapper",
+            path=path,
+        )
+    return parts
+
+
+def _split_components(flat: LazyTensors, path: Path) -> dict[str, LazyTensors]:
+    names: dict[str, dict[str, str]] = {}
+    for key in flat:
         component, _, rest = key.partition(".")
         if component not in ("denoiser", "vae", "text_encoder") or not rest:
             raise ConfigError(
@@ -237,18 +289,22 @@ def _split_components(flat: Mapping[str, torch.Tensor], path: Path) -> dict[str,
                 hint="the file was not written by rem_model.save_checkpoint",
                 path=path,
             )
-        parts.setdefault(component, {})[rest] = value
-    return parts
+        names.setdefault(component, {})[rest] = key
+    return {component: LazyTensors(flat._handle, keys) for component, keys in names.items()}
 
 
 def load_into(model: "REMModel", parts: Mapping[str, Mapping[str, torch.Tensor]], path: Path) -> list[str]:
-    """Load each component strictly; returns the components loaded."""
+    """Load each component strictly (every key, every shape), one tensor at a time into the model's
+    own tensors (so in the model's dtype, parts kept in float32 included); returns the components."""
     modules = {"denoiser": model.denoiser, "vae": model.vae, "text_encoder": model.text_encoder}
     loaded = []
     for component, state in parts.items():
         module = modules[component]
         check_state_dict(module, state, what=f"{model.config.name} {component}", path=path)
-        module.load_state_dict(dict(state), strict=True)
+        targets = module.state_dict(keep_vars=True)
+        with torch.no_grad():
+            for key in state:
+                targets[key].copy_(state[key])
         loaded.append(component)
     return loaded
 
@@ -290,7 +346,8 @@ def save_checkpoint(
     """Write our checkpoint folder: ``rem_config.json`` + ``model.safetensors`` (+ ``tokenizer/``).
 
     ``self_contained`` stores the frozen VAE and text encoder too (default: only for models with
-    no pretrained backbone to come from, i.e. those without a hub id). LoRA is merged in.
+    no pretrained backbone to come from, i.e. those without a hub id). LoRA is merged in;
+    ``denoiser_state`` is a full state dict of the denoiser (default: the model's own).
     """
     from safetensors.torch import save
 
@@ -298,7 +355,7 @@ def save_checkpoint(
     out.mkdir(parents=True, exist_ok=True)
     if self_contained is None:
         self_contained = model.config.hub_id is None
-    state = dict(denoiser_state) if denoiser_state is not None else model.merged_denoiser_state_dict()
+    state = model.merged_denoiser_state_dict(dict(denoiser_state) if denoiser_state is not None else None)
     tensors = {f"denoiser.{k}": v.detach().cpu().contiguous() for k, v in state.items()}
     components = ["denoiser"]
     if self_contained:
@@ -307,6 +364,7 @@ def save_checkpoint(
             components.append(name)
         model.tokenizer.save_pretrained(str(out / TOKENIZER_DIR))
         components.append("tokenizer")
+    tensors = _unshared(tensors)
     atomic_write_with(out / WEIGHTS_FILE, lambda buf: buf.write(save(tensors, metadata={"format": FORMAT_NAME})))
     config = model.config
     if self_contained:
@@ -320,3 +378,47 @@ def save_checkpoint(
     }
     atomic_write_json(out / CONFIG_FILE, meta)
     return out
+
+
+def _unshared(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Tied weights (UMT5's shared embedding is also its encoder's) as separate copies: safetensors
+    refuses tensors that share memory; each key loads back into the same tied parameter."""
+    seen: set[tuple[int, int]] = set()
+    out = {}
+    for key, value in tensors.items():
+        where = (value.untyped_storage().data_ptr(), value.storage_offset())
+        out[key] = value.clone() if where in seen else value
+        seen.add(where)
+    return out
+
+
+# Where a diffusers pipeline folder keeps the denoiser of each family.
+DIFFUSERS_SUBFOLDER = {"modelscope": "unet", "wan": "transformer"}
+
+
+def save_denoiser_pretrained(
+    model: "REMModel", out: str | Path, denoiser_state: Mapping[str, torch.Tensor] | None = None
+) -> Path:
+    """Write the denoiser (LoRA merged) in diffusers' ``save_pretrained`` layout at
+    ``out/unet`` (ModelScope) or ``out/transformer`` (Wan): ``config.json`` + safetensors weights, so
+    that ``UNet3DConditionModel.from_pretrained(out, subfolder="unet")`` (or
+    ``WanTransformer3DModel.from_pretrained(out, subfolder="transformer")``) reads it, and a copy of
+    the backbone's pipeline folder with this folder swapped in is a pipeline with REM's denoiser.
+
+    ``denoiser_state`` is a full state dict (e.g. gathered from FSDP shards); default: the model's.
+    The module that is saved is built on the meta device and takes the tensors as they are (no copy).
+    """
+    from accelerate import init_empty_weights
+
+    folder = Path(out) / DIFFUSERS_SUBFOLDER[model.config.family]
+    state = model.merged_denoiser_state_dict(dict(denoiser_state) if denoiser_state is not None else None)
+    with init_empty_weights():  # parameters on the meta device; buffers (e.g. rotary tables) real
+        fresh = type(model.denoiser).from_config(model.denoiser.config)
+    fresh.load_state_dict({k: v.detach().cpu().contiguous() for k, v in state.items()}, strict=True, assign=True)
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    fresh.save_pretrained(str(partial))
+    if folder.exists():
+        shutil.rmtree(folder)
+    partial.rename(folder)
+    return folder

@@ -15,8 +15,10 @@ rem-wan-tiny    the Wan classes at tiny sizes (CPU, tests)
 ==============  ============================================================================
 
 The values come from the hub configs of the backbones (``ali-vilab/text-to-video-ms-1.7b``,
-``Wan-AI/Wan2.1-T2V-1.3B-Diffusers``, ``Wan-AI/Wan2.1-T2V-14B-Diffusers``) and, for training, from
-the paper (appendix C.2) and the authors' public scripts (github.com/miccooper9/ReferEverything).
+``Wan-AI/Wan2.1-T2V-1.3B-Diffusers``, ``Wan-AI/Wan2.1-T2V-14B-Diffusers``) and, for training and
+inference settings, from the paper (appendix C.2) and the authors' public scripts
+(github.com/miccooper9/ReferEverything at 6dcc5a9). Every place where a configuration deliberately
+differs from the authors' code says so in a comment; ``docs/REM.md`` lists them all with the reason.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from typing import Any, Literal
 from refvps.errors import ConfigError
 
 Family = Literal["modelscope", "wan"]
+Resample = Literal["area", "bilinear"]
+RESAMPLES = ("bilinear", "area")
 
 # The temporal layers of UNet3DConditionModel. The authors' stage-1 script freezes parameters whose
 # name contains "temp", which misses transformer_in (a temporal transformer over frames).
@@ -64,10 +68,20 @@ class REMConfig:
     vae: dict[str, Any]
     text_encoder: dict[str, Any]
     resolution: tuple[int, int]  # (height, width) the model sees
-    window: int  # inference window in frames (ModelScope 72; Wan 4k+1)
+    window: int  # inference window in frames (ModelScope 72; Wan 4k+1, the authors 73)
     train_frames: int  # frames per training sample (paper: T = 8; Wan needs 4k+1, the authors use 17)
-    max_text_tokens: int  # tokens fed to the text encoder (CLIP 77; the authors also pad UMT5 to 77)
+    max_text_tokens: int  # text embeddings the denoiser sees (CLIP 77; the authors also cut UMT5's to 77)
     hub_id: str | None = None  # where the pretrained backbone lives on the Hugging Face hub
+    # Shorter windows for clips shorter than ``window``, longest first (the authors' Wan script: 61, 49,
+    # 37, 25, 17, 9); below the last, the longest valid length that fits (see :meth:`window_for`).
+    window_fallbacks: tuple[int, ...] = ()
+    # Tokens the tokenizer pads to before the text encoder runs (Wan: 512, as WanPipeline and the
+    # authors); ``None``: max_text_tokens. The embeddings are then cut to max_text_tokens.
+    tokenizer_length: int | None = None
+    # How frames are resized to the model resolution: "bilinear" is PIL's bilinear filter, what the
+    # authors' torchvision ``T.Resize((512, 512))`` does on PIL images; "area" is OpenCV's area filter
+    # when shrinking (bilinear when growing).
+    resample: Resample = "bilinear"
     # DDPM schedule used to noise the video latent to timestep 0 (ModelScope). Wan is a flow-matching
     # model whose sigma at t = 0 is 0: its latent goes in clean, as in the authors' code.
     noise_schedule: dict[str, Any] | None = None
@@ -116,6 +130,24 @@ class REMConfig:
             return max(1, frames)
         return max(1, ((max(frames, 1) - 1) // k) * k + 1)
 
+    def window_for(self, length: int, window: int | None = None) -> int:
+        """The window for a clip of ``length`` frames: ``window`` (default: the config's) when the clip
+        is that long, else the longest of ``window_fallbacks`` that fits (as the authors' Wan script
+        picks from 73, 61, ..., 9), else the longest valid length that fits (their script stops there).
+
+        >>> get_config("rem-wan-1.3b").window_for(200), get_config("rem-wan-1.3b").window_for(50)
+        (73, 49)
+        >>> get_config("rem-wan-1.3b").window_for(7), get_config("rem-ms").window_for(30)
+        (5, 30)
+        """
+        window = window or self.window
+        if length >= window:
+            return window
+        for fallback in self.window_fallbacks:
+            if fallback < window and fallback <= length:
+                return fallback
+        return self.round_window(length)
+
     def replace(self, **changes: Any) -> "REMConfig":
         return dataclasses.replace(self, **changes)
 
@@ -123,8 +155,8 @@ class REMConfig:
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["resolution"] = list(self.resolution)
-        data["temporal_modules"] = list(self.temporal_modules)
-        data["frozen_modules"] = list(self.frozen_modules)
+        for key in _TUPLE_FIELDS:
+            data[key] = list(data[key])
         return data
 
     @classmethod
@@ -139,12 +171,17 @@ class REMConfig:
             )
         values = dict(data)
         values["resolution"] = tuple(int(v) for v in values["resolution"])
-        for key in ("temporal_modules", "frozen_modules"):
+        for key in _TUPLE_FIELDS:
             if key in values:
                 values[key] = tuple(values[key])
         if values["family"] not in ("modelscope", "wan"):
             raise ConfigError(f"unknown family {values['family']!r}", hint="use 'modelscope' or 'wan'", path=source)
+        if values.get("resample", "bilinear") not in RESAMPLES:
+            raise ConfigError(f"unknown resample {values['resample']!r}", hint=f"use one of {RESAMPLES}", path=source)
         return cls(**values)
+
+
+_TUPLE_FIELDS = ("temporal_modules", "frozen_modules", "window_fallbacks")
 
 
 def _ddpm_scaled_linear() -> dict[str, Any]:
@@ -224,8 +261,12 @@ _WAN_TRANSFORMER_BASE = {
     "rope_max_seq_len": 1024,
 }
 
-# Wan's time embedding is condition_embedder.time_embedder + condition_embedder.time_proj.
-_WAN_FROZEN = ("condition_embedder.time_embedder", "condition_embedder.time_proj")
+# What the authors' WanVdiff_wrapper freezes: every parameter whose name contains "patch_embedding"
+# or "condition_embedder" (time embedder, time projection and text embedder).
+_WAN_FROZEN = ("patch_embedding", "condition_embedder")
+# The authors' Wan inference script: windows of 73 frames, and for shorter clips the first of these.
+_WAN_WINDOW = 73
+_WAN_WINDOW_FALLBACKS = (61, 49, 37, 25, 17, 9)
 
 CONFIGS: dict[str, REMConfig] = {}
 
@@ -252,6 +293,7 @@ register(
         max_text_tokens=77,
         hub_id="ali-vilab/text-to-video-ms-1.7b",
         noise_schedule=_ddpm_scaled_linear(),
+        # Deliberate difference: the authors' stage-1 freeze ("temp" in the name) misses transformer_in.
         temporal_modules=MODELSCOPE_TEMPORAL_MODULES,
         frozen_modules=("time_embedding",),
         lr_stage1=1e-6,  # paper C.2; the authors' stage-1 script uses 1e-5
@@ -275,10 +317,12 @@ def _wan_t2v(name: str, size: str, hub_id: str, *, heads: int, ffn: int, layers:
         },
         vae=_WAN_VAE,
         text_encoder=_UMT5_XXL,
-        resolution=(480, 832),
-        window=81,
+        resolution=(512, 512),  # the authors train and infer at 512 x 512, not Wan's native 480 x 832
+        window=_WAN_WINDOW,
+        window_fallbacks=_WAN_WINDOW_FALLBACKS,
         train_frames=17,
         max_text_tokens=77,
+        tokenizer_length=512,
         hub_id=hub_id,
         frozen_modules=_WAN_FROZEN,
         lr_stage1=1e-5,  # Wan trains in one stage; the authors: 1e-5, then 1e-6 after 3500 steps
@@ -349,6 +393,9 @@ register(
         window=24,
         train_frames=8,
         max_text_tokens=16,
+        # The shipped weights were trained on area-resized frames (the synthetic frames are exactly
+        # twice the model size, where the area filter is a 2 x 2 mean).
+        resample="area",
         noise_schedule=_ddpm_scaled_linear(),
         temporal_modules=MODELSCOPE_TEMPORAL_MODULES,
         frozen_modules=("time_embedding",),
@@ -403,8 +450,10 @@ register(
         },
         resolution=(32, 48),
         window=9,
+        window_fallbacks=(5,),
         train_frames=5,
         max_text_tokens=16,
+        tokenizer_length=32,
         frozen_modules=_WAN_FROZEN,
         lr_stage1=1e-3,
         lr_stage2=1e-3,

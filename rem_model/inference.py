@@ -1,10 +1,19 @@
 """Inference: predict every frame of every clip of a Ref-VPS-format dataset, for every expression.
 
-A clip is cut into windows of ``window`` frames (72 for ModelScope, 4k + 1 for Wan, as trained);
-a last window that would be short is moved back to overlap the previous one instead of shrinking
-to a tiny tail (the authors' sample script silently predicts frames 10–29 only). Each window is
-encoded by the VAE once and the latent is reused for all the clip's expressions, batched. Soft
-masks are resized back to the frame (bilinear, after cropping any letterbox) and thresholded at 0.5.
+A clip is cut into windows of ``window`` frames (72 for ModelScope; 73 for Wan, as the authors run
+it, and for a shorter clip the longest of 61, 49, ..., 9 that fits, then the longest 4k + 1 that
+fits). Consecutive windows start ``stride`` frames apart; where windows overlap, each frame's mask
+probabilities are the mean over the windows that saw it (``blend: probs``), or the predicted
+latents are averaged before decoding (``blend: latents``, per-frame VAEs only), so the masks do not
+jump where one window hands over to the next. The last window ends at the last frame (it overlaps
+the one before instead of shrinking). ``blend: first`` keeps each frame's prediction from the
+first window that saw it, which with ``stride = window`` is exactly the authors' scripts.
+BENCHMARKS.md (REM section) has the seam measurement behind the default; docs/REM.md compares
+every step with the authors' code.
+
+Each window is encoded by the VAE once and the latent is reused for all the clip's expressions,
+batched. Soft masks are resized back to the frame (bilinear, after cropping any letterbox) and
+thresholded at 0.5.
 
 Predictions are written with :class:`refvps.predictions.PredictionWriter` as
 ``<out>/<clip>/<exp_id>/<frame>.png``; a clip is marked done once all its masks are written, so a
@@ -16,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,14 +38,25 @@ from refvps.dataset.format import Clip, Dataset
 from refvps.dataset.validate import check_clip_names, open_valid_dataset
 from refvps.errors import UsageError
 from refvps.predictions import PredictionWriter, check_prediction_folder
-from refvps.predictions.record import check_same_run, checkpoint_record, now_iso, read_run, write_run
+from refvps.predictions.record import checkpoint_record, now_iso, resume_record, run_lifecycle
+from refvps.progress import NO_PROGRESS, Progress
 from rem_model.data.transforms import ASPECTS, Geometry, frames_tensor, probs_to_frame
+from rem_model.distributed import process_state
 from rem_model.model import REMModel
+
+logger = logging.getLogger(__name__)
+
+BLENDS = ("probs", "latents", "first")
+# Windows overlap by this fraction of their length by default (stride = window - window // 4):
+# BENCHMARKS.md (REM section) measures seams and cost for no overlap, 1/4 and 1/2.
+DEFAULT_OVERLAP = 4
 
 
 @dataclass(frozen=True)
 class InferenceOptions:
-    window: int | None = None  # frames per window; default: the config's (72 ModelScope, 81 Wan)
+    window: int | None = None  # frames per window; default: the config's (72 ModelScope, 73 Wan)
+    stride: int | None = None  # frames between window starts; default: window - window // 4
+    blend: str = "probs"  # overlapping frames: mean of mask probabilities, of latents, or the first window's
     aspect: str = "squash"  # "squash" (the authors' resize) or "pad" (keep the aspect ratio)
     expression_batch: int = 4  # expressions through the denoiser at once
     seed: int = 0  # seeds the t = 0 noise (ModelScope), so a run is reproducible
@@ -49,29 +70,51 @@ class InferenceOptions:
                 f"--expression-batch must be at least 1, got {self.expression_batch}",
                 hint="4 (every expression of a Ref-VPS clip at once) is the default; lower it if memory is short",
             )
-        if self.window is not None:
-            if self.window < 1:
-                raise UsageError(
-                    f"--window must be at least 1, got {self.window}",
-                    hint=f"leave it out for the {model.config.name} default ({model.config.window} frames)",
-                )
-            if not model.config.valid_window(self.window):
-                k = model.config.temporal_compression
-                raise UsageError(
-                    f"{model.config.name} takes windows of {k}k+1 frames, got {self.window}",
-                    hint=f"use e.g. --window {model.config.round_window(self.window)} or {model.config.window}",
-                )
+        self._check_window(model)
+        if self.blend not in BLENDS:
+            raise UsageError(f"unknown blend {self.blend!r}", hint=f"use one of {', '.join(BLENDS)}")
+        if self.blend == "latents" and model.config.temporal_compression > 1:
+            raise UsageError(
+                f"--blend latents needs a per-frame VAE; a {model.config.name} latent frame covers "
+                f"{model.config.temporal_compression} frames of a window",
+                hint="use --blend probs (the mean of the decoded mask probabilities)",
+            )
+
+    def _check_window(self, model: REMModel) -> None:
+        if self.stride is not None and self.stride < 1:
+            raise UsageError(f"--stride must be at least 1, got {self.stride}", hint="leave it out for the default")
+        if self.window is None:
+            return
+        if self.window < 1:
+            raise UsageError(
+                f"--window must be at least 1, got {self.window}",
+                hint=f"leave it out for the {model.config.name} default ({model.config.window} frames)",
+            )
+        if not model.config.valid_window(self.window):
+            k = model.config.temporal_compression
+            raise UsageError(
+                f"{model.config.name} takes windows of {k}k+1 frames, got {self.window}",
+                hint=f"use e.g. --window {model.config.round_window(self.window)} or {model.config.window}",
+            )
+
+    def stride_for(self, window: int) -> int:
+        """The stride for windows of ``window`` frames (never more than the window)."""
+        if self.stride is not None:
+            return min(self.stride, window)
+        return max(1, window - window // DEFAULT_OVERLAP)
 
 
-def window_starts(length: int, window: int) -> list[int]:
-    """First frames of the windows covering ``length`` frames: full windows, the last one overlapping.
+def window_starts(length: int, window: int, stride: int | None = None) -> list[int]:
+    """First frames of the windows covering ``length`` frames, ``stride`` apart (default: ``window``);
+    the last window ends at the last frame.
 
-    >>> window_starts(30, 8)
-    [0, 8, 16, 22]
+    >>> window_starts(30, 8), window_starts(30, 8, stride=6)
+    ([0, 8, 16, 22], [0, 6, 12, 18, 22])
     """
+    stride = stride or window
     if length <= window:
         return [0]
-    starts = list(range(0, length - window + 1, window))
+    starts = list(range(0, length - window + 1, stride))
     if starts[-1] + window < length:
         starts.append(length - window)
     return starts
@@ -79,34 +122,60 @@ def window_starts(length: int, window: int) -> list[int]:
 
 @dataclass(frozen=True)
 class Window:
-    """One window of a clip: the frames it feeds the model and the frames it is first to predict."""
+    """One window of a clip: the frames it feeds the model, and the frames it completes."""
 
-    indices: tuple[int, ...]  # frame indices fed to the model (a short clip's last frame repeated)
-    new: tuple[int, ...]  # positions in ``indices`` whose predictions are written
+    indices: tuple[int, ...]  # frame indices fed to the model
+    final: tuple[int, ...]  # frames no later window covers: their masks are written after this one
+    first: tuple[int, ...]  # frames no earlier window covered
 
 
-def plan_windows(length: int, window: int, model: REMModel) -> list[Window]:
-    """Windows for a clip of ``length`` frames; every frame is predicted exactly once."""
-    config = model.config
-    if length <= window:
-        # One window of the whole clip, padded (last frame repeated) to a length the VAE takes.
-        size = length
-        while not config.valid_window(size):
-            size += 1
-        indices = tuple(list(range(length)) + [length - 1] * (size - length))
-        return [Window(indices, tuple(range(length)))]
-    windows, done = [], 0
-    for start in window_starts(length, window):
+def plan_windows(length: int, window: int, stride: int | None = None) -> list[Window]:
+    """Windows of ``window`` frames (at most ``length``) covering a clip of ``length`` frames."""
+    window = min(window, length)
+    starts = window_starts(length, window, stride)
+    plans = []
+    for number, start in enumerate(starts):
         indices = tuple(range(start, start + window))
-        new = tuple(p for p, i in enumerate(indices) if i >= done)
-        done = start + window
-        windows.append(Window(indices, new))
-    return windows
+        later = starts[number + 1] if number + 1 < len(starts) else length
+        earlier_end = starts[number - 1] + window if number else 0
+        plans.append(
+            Window(indices, tuple(i for i in indices if i < later), tuple(i for i in indices if i >= earlier_end))
+        )
+    return plans
 
 
 def clip_seed(seed: int, clip_id: str, start: int) -> int:
     digest = hashlib.sha256(f"{seed}:{clip_id}:{start}".encode()).digest()
     return int.from_bytes(digest[:8], "little") % (2**63)
+
+
+class FrameBlender:
+    """Per-frame sums of what the windows predicted for a frame (mask probabilities or latents), and
+    how many windows contributed, until the frame is complete."""
+
+    def __init__(self, blend: str):
+        self.blend = blend
+        self.sums: dict[int, torch.Tensor] = {}
+        self.counts: dict[int, int] = {}
+
+    def add(self, window: Window, values: torch.Tensor) -> None:
+        """``values`` ``(E, T, ...)``: one entry per frame of ``window`` (for latents, T = frames)."""
+        wanted = set(window.first) if self.blend == "first" else set(window.indices)
+        for position, frame in enumerate(window.indices):
+            if frame not in wanted:
+                continue
+            value = values[:, position]
+            if frame in self.sums:
+                self.sums[frame] += value
+                self.counts[frame] += 1
+            else:
+                self.sums[frame] = value.clone()
+                self.counts[frame] = 1
+
+    def pop(self, frames: Sequence[int]) -> torch.Tensor:
+        """The means of ``frames`` as ``(E, len(frames), ...)``; they are forgotten."""
+        means = [self.sums.pop(f) / self.counts.pop(f) for f in frames]
+        return torch.stack(means, dim=1)
 
 
 @torch.no_grad()
@@ -115,39 +184,74 @@ def predict_clip(
     clip: Clip,
     options: InferenceOptions = InferenceOptions(),
     *,
-    on_window: Callable[[int], None] | None = None,
+    on_frames: Callable[[int], None] | None = None,
 ) -> Iterator[tuple[list[int], dict[str, np.ndarray]]]:
-    """Yield ``(frame indices, {exp_id: (n, H, W) bool masks})`` window by window."""
+    """Yield ``(frame indices, {exp_id: (n, H, W) bool masks})`` as windows complete frames."""
     options.check(model)
-    window = options.window or model.config.window
-    threshold = model.config.mask_threshold if options.threshold is None else options.threshold
     expressions = list(clip.expressions)
-    if not clip.frame_names or not expressions:
+    length = len(clip.frame_names)
+    if not length or not expressions:
         return
+    threshold = model.config.mask_threshold if options.threshold is None else options.threshold
     text = model.encode_text([e.text for e in expressions])
-    device = model.device
+    size = model.config.window_for(length, options.window)
+    blender = FrameBlender(options.blend)
+    reader = _FrameReader(clip)
     geometry: Geometry | None = None
-    for win in plan_windows(len(clip.frame_names), window, model):
-        unique = sorted(set(win.indices))
-        decoded = {i: clip.read_frame(clip.frame_names[i]) for i in unique}
-        frames = [decoded[i] for i in win.indices]
+    for window in plan_windows(length, size, options.stride_for(size)):
+        frames = reader.read(window.indices)
         if geometry is None:
-            geometry = Geometry.fit(frames[0].shape[:2], model.config.resolution, options.aspect)
-        video = frames_tensor(frames, geometry).unsqueeze(0).to(device)
-        generator = torch.Generator(device="cpu").manual_seed(clip_seed(options.seed, clip.id, win.indices[0]))
+            geometry = Geometry.fit(frames[0].shape[:2], model.config.resolution, options.aspect, model.config.resample)
+        video = frames_tensor(frames, geometry).unsqueeze(0).to(model.device)
+        generator = torch.Generator(device="cpu").manual_seed(clip_seed(options.seed, clip.id, window.indices[0]))
         z1 = model.encode_video(video, generator)
-        keep = list(win.new)
-        out: dict[str, np.ndarray] = {}
-        for first in range(0, len(expressions), options.expression_batch):
-            batch = expressions[first : first + options.expression_batch]
-            z = z1.expand(len(batch), *z1.shape[1:])
-            probs = model.predict_probs(z, text[first : first + len(batch)])[:, keep]
-            masks = probs_to_frame(probs, geometry) > threshold
-            for expression, mask in zip(batch, masks.cpu().numpy()):
-                out[expression.exp_id] = mask
-        yield [win.indices[p] for p in keep], out
-        if on_window is not None:
-            on_window(len(keep))
+        blender.add(window, _window_predictions(model, z1, text, options))
+        probs = _complete(model, blender.pop(window.final), options)
+        masks = (probs_to_frame(probs, geometry) > threshold).cpu().numpy()
+        yield list(window.final), {e.exp_id: mask for e, mask in zip(expressions, masks)}
+        if on_frames is not None:
+            on_frames(len(window.final))
+
+
+def _window_predictions(
+    model: REMModel, z1: torch.Tensor, text: torch.Tensor, options: InferenceOptions
+) -> torch.Tensor:
+    """What the window says for every expression: latents ``(E, T, C, h, w)`` for latent blending
+    (per-frame VAEs, T latent frames = T frames), else mask probabilities ``(E, T, H, W)``."""
+    out = []
+    for first in range(0, text.shape[0], options.expression_batch):
+        batch = text[first : first + options.expression_batch]
+        latents = model.denoise(z1.expand(batch.shape[0], *z1.shape[1:]), batch).float()
+        if options.blend == "latents":
+            out.append(latents.transpose(1, 2))
+        else:
+            out.append(model.codec.decode_mask_probs(latents))
+    return torch.cat(out)
+
+
+def _complete(model: REMModel, blended: torch.Tensor, options: InferenceOptions) -> torch.Tensor:
+    """Mask probabilities ``(E, n, H, W)`` of completed frames (blended latents are decoded here)."""
+    if options.blend != "latents":
+        return blended
+    probs = []
+    for first in range(0, blended.shape[0], options.expression_batch):
+        latents = blended[first : first + options.expression_batch].transpose(1, 2)
+        probs.append(model.codec.decode_mask_probs(latents))
+    return torch.cat(probs)
+
+
+class _FrameReader:
+    """Decoded frames of the current window, kept for the next one (overlapping windows share frames)."""
+
+    def __init__(self, clip: Clip):
+        self.clip = clip
+        self.cache: dict[int, np.ndarray] = {}
+
+    def read(self, indices: Sequence[int]) -> list[np.ndarray]:
+        self.cache = {
+            i: self.cache[i] if i in self.cache else self.clip.read_frame(self.clip.frame_names[i]) for i in indices
+        }
+        return [self.cache[i] for i in indices]
 
 
 @dataclass
@@ -173,7 +277,7 @@ def predict_dataset(
     options: InferenceOptions = InferenceOptions(),
     *,
     clip_ids: Sequence[str] | None = None,
-    progress: bool = True,
+    progress: Progress = NO_PROGRESS,
     run_info: dict | None = None,
 ) -> PredictSummary:
     """Predict every frame of every expression of every clip (of ``clip_ids``) into ``out``.
@@ -181,73 +285,65 @@ def predict_dataset(
     Finished clips (``.done`` markers) are skipped, so calling it again resumes. Under a multi-process
     launch each process takes its share of the remaining clips. A dataset given as a path is validated
     first (:func:`refvps.dataset.validate.open_valid_dataset`, ground truth not needed): a broken one is
-    refused before any work is done; a :class:`Dataset` is used as the caller opened it.
+    refused before any work is done; a :class:`Dataset` is used as the caller opened it. ``run.json``
+    records the run (:func:`refvps.predictions.record.run_lifecycle`).
     """
     options.check(model)
-    if isinstance(dataset, Dataset):  # opened, and validated, by the caller
-        data = dataset
-        wanted = list(dict.fromkeys(clip_ids)) if clip_ids else data.clip_ids
-        check_clip_names(data.root, data.clip_ids, wanted)
-    else:
-        data, wanted = open_valid_dataset(dataset, clip_ids, check_masks=False, require_masks=False)
+    data, wanted = _open(dataset, clip_ids)
+    out = Path(out)
     check_prediction_folder(out, data.root)
     writer = PredictionWriter(out)
     state = process_state()
     done = writer.done_clips()
     fingerprint = run_fingerprint(model, options, run_info)
-    previous = read_run(Path(out))
-    check_same_run(previous, fingerprint, Path(out), done & set(wanted))
-    summary = PredictSummary(Path(out), clips_skipped=[c for c in wanted if c in done])
+    previous = resume_record(out, fingerprint, done & set(wanted))
+    summary = PredictSummary(out, clips_skipped=[c for c in wanted if c in done])
     todo = [c for c in wanted if c not in done]
-    record = None
-    if state.is_main_process:
-        record = _run_record(model, data, options, run_info, fingerprint, previous, len(wanted))
-        write_run(Path(out), record)
-    try:
+    if summary.clips_skipped:
+        logger.info("%d clip(s) already predicted in %s: resuming", len(summary.clips_skipped), out)
+    record = _run_record(model, data, options, run_info, fingerprint, previous, len(wanted))
+    with run_lifecycle(out, record, enabled=state.is_main_process):
         started = time.perf_counter()
         with state.split_between_processes(todo) as mine:
-            mine = list(mine)
-            clips = [data.clip(c) for c in mine]
-            total = sum(len(c.frame_names) for c in clips)
-            bar = _bar(progress and state.is_main_process)
-            task = bar.add_task("REM", total=total) if bar else None
-            try:
-                if bar:
-                    bar.start()
-                for clip in clips:
-                    if bar:
-                        bar.update(task, description=f"REM {clip.id}")
-                    advance = (lambda n: bar.update(task, advance=n)) if bar else None
-                    for indices, masks in predict_clip(model, clip, options, on_window=advance):
-                        names = [clip.frame_names[i] for i in indices]
-                        for exp_id, stack in masks.items():
-                            writer.write_many(clip.id, exp_id, names, stack)
-                        summary.frames += len(indices)
-                        summary.frame_expressions += len(indices) * len(masks)
-                    writer.mark_done(
-                        clip.id,
-                        {
-                            "frames": len(clip.frame_names),
-                            "expressions": [e.exp_id for e in clip.expressions],
-                            "config": model.config.name,
-                        },
-                    )
-                    summary.clips_predicted.append(clip.id)
-            finally:
-                if bar:
-                    bar.stop()
-    except BaseException as exc:
-        # The record must not say "running" once the run is gone; finished clips stay done.
-        if record is not None:
-            record.update(status="interrupted" if isinstance(exc, KeyboardInterrupt) else "error", finished=now_iso())
-            write_run(Path(out), record)
-        raise
-    summary.seconds = time.perf_counter() - started
-    state.wait_for_everyone()
-    if record is not None:
-        record.update(status="complete", finished=now_iso(), exit_status=0)
-        write_run(Path(out), record)
+            _predict_clips(model, [data.clip(c) for c in mine], writer, options, summary, progress)
+        summary.seconds = time.perf_counter() - started
+        state.wait_for_everyone()
     return summary
+
+
+def _open(dataset: str | Path | Dataset, clip_ids: Sequence[str] | None) -> tuple[Dataset, list[str]]:
+    if isinstance(dataset, Dataset):  # opened, and validated, by the caller
+        wanted = list(dict.fromkeys(clip_ids)) if clip_ids else dataset.clip_ids
+        check_clip_names(dataset.root, dataset.clip_ids, wanted)
+        return dataset, wanted
+    return open_valid_dataset(dataset, clip_ids, check_masks=False, require_masks=False)
+
+
+def _predict_clips(
+    model: REMModel,
+    clips: list[Clip],
+    writer: PredictionWriter,
+    options: InferenceOptions,
+    summary: PredictSummary,
+    progress: Progress,
+) -> None:
+    """Predict and write ``clips`` one after the other; a clip is marked done once it is complete."""
+    with progress.stage("frames", total=sum(len(c.frame_names) for c in clips)):
+        for clip in clips:
+            advance = lambda n, clip=clip: progress.advance("frames", n, note=clip.id)  # noqa: E731
+            for indices, masks in predict_clip(model, clip, options, on_frames=advance):
+                names = [clip.frame_names[i] for i in indices]
+                for exp_id, stack in masks.items():
+                    writer.write_many(clip.id, exp_id, names, stack)
+                summary.frames += len(indices)
+                summary.frame_expressions += len(indices) * len(masks)
+            details = {
+                "frames": len(clip.frame_names),
+                "expressions": [e.exp_id for e in clip.expressions],
+                "config": model.config.name,
+            }
+            writer.mark_done(clip.id, details)
+            summary.clips_predicted.append(clip.id)
 
 
 def _run_record(model, data, options, run_info, fingerprint, previous, n_clips) -> dict:
@@ -277,35 +373,20 @@ def _run_record(model, data, options, run_info, fingerprint, previous, n_clips) 
         },
         "fingerprint": fingerprint,
         "started": previous.get("started") if resumed and previous.get("started") else now_iso(),
-        "status": "running",
     }
 
 
 def run_fingerprint(model: REMModel, options: InferenceOptions, run_info: dict | None) -> dict:
     """What decides the masks of a run: a resumed run must agree on all of it."""
     info = run_info or {}
+    window = options.window or model.config.window
     return {
         "config": model.config.name,
-        "window": options.window or model.config.window,
+        "window": window,
+        "stride": options.stride_for(window),
+        "blend": options.blend,
         "aspect": options.aspect,
         "seed": options.seed,
         "threshold": options.threshold if options.threshold is not None else model.config.mask_threshold,
         **{key: info.get(key) for key in ("pretrained", "checkpoint", "dtype", "random_init")},
     }
-
-
-def process_state():
-    """accelerate's view of the processes (clips are split across them)."""
-    from accelerate import PartialState
-
-    from rem_model.train import cpu_only_distributed
-
-    return PartialState(cpu=cpu_only_distributed())
-
-
-def _bar(enabled: bool):
-    if not enabled:
-        return None
-    from refvps.cli.common import progress_bar
-
-    return progress_bar()

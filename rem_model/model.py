@@ -3,7 +3,8 @@
 Forward (paper §3.3): the clean video latent z0 is noised to the smallest timestep (z1), the
 denoiser gets (z1, t = 0, text) and its output is read as the latent of the mask sequence. Loss:
 MSE to the VAE latent of the ground-truth mask. Nothing is replaced or added; the VAE, the text
-encoder and the denoiser's time embedding stay frozen.
+encoder and the denoiser's time embedding stay frozen (for Wan also the patch embedding and the
+text embedder, as the authors freeze them). docs/REM.md compares every step with the authors' code.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ class REMModel(nn.Module):
         self.tokenizer = tokenizer
         self.codec = MaskCodec(config, vae)
         self.alpha_bar = self._alpha_bar(config)
-        self.lora_enabled = False
+        self.lora: LoraSettings | None = None  # set by add_lora
         for module in (self.vae, self.text_encoder):
             module.requires_grad_(False)
             module.eval()
@@ -82,25 +83,32 @@ class REMModel(nn.Module):
         return self.config.family
 
     @property
+    def lora_enabled(self) -> bool:
+        return self.lora is not None
+
+    @property
     def device(self) -> torch.device:
         return next(self.denoiser.parameters()).device
 
     # ------------------------------------------------------------------ text
     @torch.no_grad()
     def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
-        """Text embeddings ``(B, L, D)`` of ``texts`` from the frozen text encoder."""
+        """Text embeddings ``(B, max_text_tokens, D)`` of ``texts`` from the frozen text encoder."""
         texts = [clean_prompt(t) for t in texts]
         length = self.config.max_text_tokens
-        tokens = self.tokenizer(texts, padding="max_length", max_length=length, truncation=True, return_tensors="pt")
+        padded = self.config.tokenizer_length or length
+        tokens = self.tokenizer(texts, padding="max_length", max_length=padded, truncation=True, return_tensors="pt")
         device = next(self.text_encoder.parameters()).device
         ids = tokens["input_ids"].to(device)
         if self.family == "wan":
-            # As WanPipeline: encode with the attention mask, keep the real tokens, zero the padding.
+            # As the authors (and WanPipeline): tokens padded to 512, encoded with the attention mask,
+            # the real tokens kept and the rest zeroed; then cut to 77 positions (the authors pad the
+            # real tokens with zeros to 77; a sentence of more than 77 tokens is cut, theirs fails).
             mask = tokens["attention_mask"].to(device)
             hidden = self.text_encoder(ids, attention_mask=mask).last_hidden_state
-            return hidden * mask.unsqueeze(-1).to(hidden.dtype)
+            return (hidden * mask.unsqueeze(-1).to(hidden.dtype))[:, :length]
         # As TextToVideoSDPipeline (and the authors): CLIP's last hidden state over all 77 positions.
-        return self.text_encoder(ids)[0]
+        return self.text_encoder(ids)[0][:, :length]
 
     # ------------------------------------------------------------------ video latents
     def to_timestep_zero(self, z0: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -205,7 +213,7 @@ class REMModel(nn.Module):
     # ------------------------------------------------------------------ LoRA
     def add_lora(self, settings: "LoraSettings", *, exclude_temporal: bool = False) -> None:
         """Low-rank adapters (peft) on the denoiser's attention projections."""
-        if self.lora_enabled:
+        if self.lora is not None:
             return
         from refvps.errors import require
 
@@ -228,27 +236,15 @@ class REMModel(nn.Module):
         self.denoiser.requires_grad_(False)
         # peft's injection works on any module (UNet3DConditionModel has no add_adapter of its own).
         inject_adapter_in_model(lora_config, self.denoiser)
-        self.lora_enabled = True
+        self.lora = settings
 
-    def merged_denoiser_state_dict(self) -> dict[str, torch.Tensor]:
-        """The denoiser's weights with any LoRA folded in, under the plain (adapter-free) key names."""
-        if not self.lora_enabled:
-            return {k: v.detach() for k, v in self.denoiser.state_dict().items()}
-        from peft.tuners.tuners_utils import BaseTunerLayer
-
-        layers = [m for m in self.denoiser.modules() if isinstance(m, BaseTunerLayer)]
-        for layer in layers:
-            layer.merge()
-        try:
-            state = {}
-            for key, value in self.denoiser.state_dict().items():
-                if "lora_" in key:
-                    continue
-                state[key.replace(".base_layer.", ".")] = value.detach().clone()
-        finally:
-            for layer in layers:
-                layer.unmerge()
-        return state
+    def merged_denoiser_state_dict(self, state: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """The denoiser's weights (or ``state``, e.g. gathered from FSDP shards) with any LoRA folded in,
+        under the plain (adapter-free) key names."""
+        state = self.denoiser.state_dict() if state is None else state
+        if self.lora is None:
+            return {k: v.detach() for k, v in state.items()}
+        return merge_lora_state_dict(state, self.lora.alpha / self.lora.rank)
 
     # ------------------------------------------------------------------ memory
     def enable_gradient_checkpointing(self) -> None:
@@ -279,6 +275,31 @@ class LoraSettings:
     target_modules: tuple[str, ...] = ("to_q", "to_k", "to_v", "to_out.0")
 
 
+def merge_lora_state_dict(state: dict[str, torch.Tensor], scaling: float) -> dict[str, torch.Tensor]:
+    """Fold peft LoRA weights into their base layers, ``W + scaling · B A``, under the plain key names.
+
+    Works on any full state dict (one gathered from FSDP shards too), so there is one merge for
+    training and export.
+    """
+    adapters: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in state.items():
+        for part in ("lora_A", "lora_B"):
+            marker = f".{part}."
+            if marker in key and key.endswith(".weight"):
+                adapters.setdefault(key[: key.index(marker)], {})[part] = value
+    merged: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if ".lora_" in key:
+            continue
+        if ".base_layer." in key and key.endswith(".weight"):
+            pair = adapters.get(key[: key.index(".base_layer.")], {})
+            if "lora_A" in pair and "lora_B" in pair:
+                delta = pair["lora_B"].float() @ pair["lora_A"].float()
+                value = (value.float() + scaling * delta).to(value.dtype)
+        merged[key.replace(".base_layer.", ".")] = value.detach()
+    return merged
+
+
 def _checkpointed(forward):
     from torch.utils.checkpoint import checkpoint
 
@@ -300,7 +321,8 @@ def cast(module: nn.Module, device=None, dtype: torch.dtype | None = None) -> nn
     purpose (frozen, as in diffusers' training examples)."""
     import logging
 
-    kept = _fp32_tensors(module) if dtype in (torch.float16, torch.bfloat16) else []
+    half = dtype in (torch.float16, torch.bfloat16)
+    kept = _fp32_tensors(module) if half else []
     logger = logging.getLogger("diffusers.models.modeling_utils")
     level = logger.level
     logger.setLevel(logging.ERROR)
@@ -309,7 +331,9 @@ def cast(module: nn.Module, device=None, dtype: torch.dtype | None = None) -> nn
     finally:
         logger.setLevel(level)
     for owner, name, value in kept:
-        target = value.to(device) if device is not None else value
+        # float32 values are restored exactly; parts made in half precision (random weights drawn in
+        # the target dtype) are widened to float32.
+        target = value.float().to(device) if device is not None else value.float()
         if name in owner._parameters:
             owner._parameters[name].data = target
         else:
@@ -318,9 +342,9 @@ def cast(module: nn.Module, device=None, dtype: torch.dtype | None = None) -> nn
 
 
 def _fp32_tensors(root: nn.Module) -> list[tuple[nn.Module, str, torch.Tensor]]:
-    """(owning module, attribute, copy) of the float32 parameters and buffers under the
-    ``_keep_in_fp32_modules`` names of the diffusers models in ``root`` (matched on the parts of the
-    dotted name, as diffusers does)."""
+    """(owning module, attribute, float32 copy or the half-precision tensor) of the floating-point
+    parameters and buffers under the ``_keep_in_fp32_modules`` names of the diffusers models in
+    ``root`` (matched on the parts of the dotted name, as diffusers does)."""
     from diffusers import ModelMixin
 
     found = []
@@ -331,8 +355,10 @@ def _fp32_tensors(root: nn.Module) -> list[tuple[nn.Module, str, torch.Tensor]]:
         for path, owner in model.named_modules():
             for name, tensor in [*owner._parameters.items(), *owner._buffers.items()]:
                 full = f"{path}.{name}" if path else name
-                if tensor is not None and tensor.dtype == torch.float32 and any(p in keep for p in full.split(".")):
-                    found.append((owner, name, tensor.detach().clone()))
+                if tensor is None or not tensor.dtype.is_floating_point or not any(p in keep for p in full.split(".")):
+                    continue
+                copy = tensor.detach().clone() if tensor.dtype == torch.float32 else tensor.detach()
+                found.append((owner, name, copy))
     return found
 
 

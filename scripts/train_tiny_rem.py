@@ -46,6 +46,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import math
 import shutil
 import sys
@@ -117,7 +118,7 @@ def load_vae_data(root: Path, resolution: tuple[int, int]) -> tuple[np.ndarray, 
         geometry = None
         for name in clip.frame_names:
             rgb = clip.read_frame(name)
-            geometry = geometry or Geometry.fit(rgb.shape[:2], resolution, "squash")
+            geometry = geometry or Geometry.fit(rgb.shape[:2], resolution, "squash", "area")  # as rem-tiny
             frames.append(np.round((frame_to_model(rgb, geometry) + 1) * 127.5).astype(np.uint8))
             label = clip.read_label(name)
             for obj in objects:
@@ -261,9 +262,7 @@ def rem_stage(
     ) == steps:
         log(f"stage {stage} already trained: {final}")
         return final
-    from refvps.cli.common import err_console
-
-    result = run(config, progress=False, console=err_console)
+    result = run(config)  # loss lines through logging (configured in main)
     log(f"stage {stage}: {result.global_step} steps in {result.seconds:.0f} s, last loss {result.last_loss}")
     record_time(out.parent, f"stage{stage}", result.seconds)
     return final
@@ -324,7 +323,7 @@ def codec_round_trip_iou(model, eval_root: Path) -> tuple[float, float]:
     for clip in Dataset(eval_root):
         labels = clip.label_stack()
         valid = labels != IGNORE_INDEX
-        geometry = Geometry.fit(labels.shape[1:], model.config.resolution, "squash")
+        geometry = Geometry.fit(labels.shape[1:], model.config.resolution, "squash", model.config.resample)
         for obj in sorted({e.obj_id for e in clip.expressions}):
             truth = labels == obj
             small = masks_tensor(list(truth.astype(np.float32)), geometry)
@@ -398,6 +397,7 @@ def main(argv=None) -> int:
         help="torch threads (1 is fastest on a machine whose cores are shared with other jobs)",
     )
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
     work = args.work
     work.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from refvps.cli.common import console, err_console, print_json
+from refvps.cli.common import RichProgress, console, print_json
 
 PATH = click.Path(path_type=Path)
 
@@ -24,20 +24,27 @@ PATH = click.Path(path_type=Path)
 @click.option(
     "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override any key of the config (repeatable)."
 )
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary at the end.")
-def train_rem(config, output_dir, resume, max_steps, overrides, as_json):
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary at the end (no progress bar).")
+@click.option("--no-progress", is_flag=True, help="No progress bar (log lines only).")
+def train_rem(config, output_dir, resume, max_steps, overrides, as_json, no_progress):
     """Train the reference REM model from a YAML/JSON config file.
 
-    One process here; on several GPUs run the same config with
-    'accelerate launch -m rem_model.train CONFIG' (DDP, or FSDP via 'accelerate config').
+    One process here; on several GPUs run the same command under accelerate,
+    'accelerate launch -m refvps train-rem CONFIG' (DDP, or FSDP via 'accelerate config'; its
+    mixed precision is used unless the config sets one), or under
+    'torchrun --nproc_per_node N -m refvps train-rem CONFIG'.
     Checkpoints are accelerate save_state folders (checkpoint-N); '--resume-from-checkpoint latest'
-    continues from the newest. The final weights land in OUTPUT_DIR/final.
+    continues from the newest. The final weights land in OUTPUT_DIR/final (and the denoiser in
+    diffusers' save_pretrained layout in final/unet or final/transformer).
     """
     from rem_model.train import command_line_overrides, load_train_config, run
 
     items = command_line_overrides(overrides, output_dir=output_dir, resume=resume, max_steps=max_steps)
     train_config = load_train_config(config, items)
-    result = run(train_config, progress=not as_json, console=err_console)
+    with RichProgress(disable=as_json or no_progress, labels={"steps": "REM"}) as progress:
+        result = run(train_config, progress=progress)
+    if not result.is_main_process:
+        return  # under a multi-process launch, one summary (the main process's)
     summary = {
         "steps": result.global_step,
         "final": str(result.final_dir) if result.final_dir else None,
@@ -86,7 +93,24 @@ def train_rem(config, output_dir, resume, max_steps, overrides, as_json):
     help="REM weights: the authors' .pth (unet / model_state) or our checkpoint folder.",
 )
 @click.option(
-    "--window", type=int, default=None, help="Frames per window (default: 72 ModelScope, 81 Wan; Wan needs 4k+1)."
+    "--window",
+    type=int,
+    default=None,
+    help="Frames per window (default: 72 ModelScope, 73 Wan, shorter for short clips; Wan needs 4k+1).",
+)
+@click.option(
+    "--stride",
+    type=int,
+    default=None,
+    help="Frames between window starts (default: window - window // 4, so windows overlap by a quarter).",
+)
+@click.option(
+    "--blend",
+    type=click.Choice(["probs", "latents", "first"]),
+    default="probs",
+    show_default=True,
+    help="Frames seen by several windows: mean mask probability, mean latent (ModelScope), or the first "
+    "window's (with --stride equal to --window: the authors' scripts).",
 )
 @click.option(
     "--aspect",
@@ -121,6 +145,8 @@ def run_rem(
     pretrained,
     checkpoint,
     window,
+    stride,
+    blend,
     aspect,
     expression_batch,
     device,
@@ -142,7 +168,8 @@ def run_rem(
     from refvps.dataset.validate import open_valid_dataset
     from refvps.predictions import check_prediction_folder
     from rem_model.builder import build_rem
-    from rem_model.inference import InferenceOptions, predict_dataset, process_state
+    from rem_model.distributed import process_state
+    from rem_model.inference import InferenceOptions, predict_dataset
 
     # Dataset and output folder first: a wrong path should not wait for the weights to load.
     check_prediction_folder(out, dataset_root)
@@ -163,7 +190,9 @@ def run_rem(
         seed=seed,
         trust_checkpoint=trust_checkpoint,
     )
-    options = InferenceOptions(window=window, aspect=aspect, expression_batch=expression_batch, seed=seed)
+    options = InferenceOptions(
+        window=window, stride=stride, blend=blend, aspect=aspect, expression_batch=expression_batch, seed=seed
+    )
     run_info = {
         "pretrained": str(pretrained) if pretrained else model.config.hub_id,
         "checkpoint": str(Path(checkpoint).resolve()) if checkpoint else None,
@@ -171,24 +200,29 @@ def run_rem(
         "dtype": dtype,
         "random_init": random_init,
     }
-    summary = predict_dataset(model, dataset, out, options, clip_ids=selected, progress=not as_json, run_info=run_info)
-    result = {
-        "out": str(out),
-        "config": model.config.name,
-        "clips_predicted": len(summary.clips_predicted),
-        "clips_resumed": len(summary.clips_skipped),
-        "frames": summary.frames,
-        "frame_expressions": summary.frame_expressions,
-        "seconds": round(summary.seconds, 2),
-        "frame_expressions_per_s": round(summary.frame_expressions_per_s, 2),
-    }
-    if not state.is_main_process:
-        return  # under 'accelerate launch', one summary (the main process's), not one per process
+    with RichProgress(disable=as_json or not state.is_main_process, labels={"frames": "REM"}) as progress:
+        summary = predict_dataset(model, dataset, out, options, clip_ids=selected, progress=progress, run_info=run_info)
+    if state.is_main_process:  # under 'accelerate launch', one summary (the main process's)
+        _print_summary(summary, model.config.name, out, dataset_root, as_json)
+
+
+def _print_summary(summary, config_name: str, out: Path, dataset_root: Path, as_json: bool) -> None:
     if as_json:
-        print_json(result)
+        print_json(
+            {
+                "out": str(out),
+                "config": config_name,
+                "clips_predicted": len(summary.clips_predicted),
+                "clips_resumed": len(summary.clips_skipped),
+                "frames": summary.frames,
+                "frame_expressions": summary.frame_expressions,
+                "seconds": round(summary.seconds, 2),
+                "frame_expressions_per_s": round(summary.frame_expressions_per_s, 2),
+            }
+        )
         return
     console.print(
-        f"REM ({model.config.name}): {len(summary.clips_predicted)} clips predicted, "
+        f"REM ({config_name}): {len(summary.clips_predicted)} clips predicted, "
         f"{len(summary.clips_skipped)} already done, {summary.frame_expressions} frame-expressions "
         f"in {summary.seconds:.1f} s -> {escape(str(out))}"
     )

@@ -5,11 +5,14 @@ A source is one of:
 ``refvps``   any Ref-VPS-format dataset (e.g. ``refvps synth OUT``): ``root``
 ``ytvos``    Ref-YouTube-VOS: ``root`` (holding ``train/`` and ``meta_expressions/``), ``split``
 ``refcoco``  Ref-COCO / + / g in the refer format: ``root`` (``refs(unc).p`` + ``instances.json``),
-             ``images`` (COCO train2014), ``split_by``, ``split``; as pseudo-videos when the run
-             samples more than one frame (stage 2)
+             ``images`` (COCO train2014), ``split_by``, ``split``; an image source gives one-frame
+             samples when the run alternates image and video batches (the authors' Wan recipe) or
+             trains on single frames (stage 1), and pseudo-videos otherwise (ModelScope stage 2)
 
 ``weight`` repeats (> 1) or subsamples (< 1) a source, ``max_samples`` caps it (the paper mixes
-12k Ref-COCO samples into stage 2). The choice is fixed by the seed.
+12k Ref-COCO samples into stage 2). The choice is fixed by the seed. Videos are sampled as strided
+windows (``sampling: window``) or, as the authors' Wan loader does, as sorted random frame subsets
+(``sampling: subset``).
 """
 
 from __future__ import annotations
@@ -31,10 +34,12 @@ from rem_model.data.video import (
     VideoExpressionDataset,
     VideoItem,
     collate,
+    sample_subset,
     sample_window,
 )
 
 SOURCE_KINDS = ("refvps", "ytvos", "refcoco")
+IMAGE_KINDS = ("refcoco",)
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,12 @@ class DataSource:
     split_by: str = "unc"
     pseudo_video: bool | None = None  # refcoco: default = (num_frames > 1)
     max_stride: int = 3  # videos: the largest frame stride when sampling a window
+    sampling: str = "window"  # videos: "window" (strided window) or "subset" (the authors' Wan loader)
     clips: tuple[str, ...] | None = None  # refvps: only these clips
+
+    @property
+    def is_image(self) -> bool:
+        return self.kind in IMAGE_KINDS
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "DataSource":
@@ -78,6 +88,13 @@ class MixedDataset(TorchDataset):
             picks = list(range(size)) * full + sorted(rng.choice(size, size=rest, replace=False).tolist())
             self.index.extend((which, i) for i in picks)
 
+    def indices_by_frames(self) -> dict[int, list[int]]:
+        """Indices of the samples grouped by their number of frames (a batch holds one length only)."""
+        groups: dict[int, list[int]] = {}
+        for position, (which, _) in enumerate(self.index):
+            groups.setdefault(int(self.datasets[which].num_frames), []).append(position)
+        return groups
+
     def __len__(self) -> int:
         return len(self.index)
 
@@ -98,15 +115,28 @@ class MixedDataset(TorchDataset):
 
 
 def build_source(
-    source: DataSource, *, resolution: tuple[int, int], num_frames: int, aspect: str = "squash", seed: int = 0
+    source: DataSource,
+    *,
+    resolution: tuple[int, int],
+    num_frames: int,
+    aspect: str = "squash",
+    resample: str = "bilinear",
+    seed: int = 0,
 ) -> TorchDataset:
     if aspect not in ASPECTS:
         raise ConfigError(f"unknown aspect {aspect!r}", hint=f"use one of {ASPECTS}")
-    common: dict[str, Any] = {"resolution": resolution, "num_frames": num_frames, "aspect": aspect, "seed": seed}
+    common: dict[str, Any] = {
+        "resolution": resolution,
+        "num_frames": num_frames,
+        "aspect": aspect,
+        "resample": resample,
+        "seed": seed,
+    }
+    video: dict[str, Any] = {"max_stride": source.max_stride, "sampling": source.sampling}
     if source.kind == "refvps":
-        return RefVPSVideoDataset(source.root, clips=source.clips, max_stride=source.max_stride, **common)
+        return RefVPSVideoDataset(source.root, clips=source.clips, **video, **common)
     if source.kind == "ytvos":
-        return RefYouTubeVOSDataset(source.root, split=source.split, max_stride=source.max_stride, **common)
+        return RefYouTubeVOSDataset(source.root, split=source.split, **video, **common)
     if source.images is None:
         raise ConfigError(
             "a refcoco source needs 'images' (the COCO train2014 folder)",
@@ -127,15 +157,21 @@ def build_training_dataset(
     *,
     resolution: tuple[int, int],
     num_frames: int,
+    image_frames: int | None = None,
     aspect: str = "squash",
+    resample: str = "bilinear",
     seed: int = 0,
 ) -> MixedDataset:
-    """All sources of a run mixed by their weights."""
+    """All sources of a run mixed by their weights; image sources give ``image_frames``-frame samples
+    when it is set (one-frame image batches alternating with video batches), else ``num_frames``."""
     if not sources:
         raise ConfigError("the training config lists no data sources", hint="add a 'data' list (kind, root, ...)")
     datasets, counts = [], []
     for offset, source in enumerate(sources):
-        dataset = build_source(source, resolution=resolution, num_frames=num_frames, aspect=aspect, seed=seed + offset)
+        frames = image_frames if (source.is_image and image_frames is not None) else num_frames
+        dataset = build_source(
+            source, resolution=resolution, num_frames=frames, aspect=aspect, resample=resample, seed=seed + offset
+        )
         count = max(1, math.ceil(len(dataset) * source.weight))
         if source.max_samples is not None:
             count = min(count, source.max_samples)
@@ -160,5 +196,6 @@ __all__ = [
     "build_training_dataset",
     "collate",
     "pseudo_video",
+    "sample_subset",
     "sample_window",
 ]

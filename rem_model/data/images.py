@@ -4,8 +4,9 @@ Ref-COCO, Ref-COCO+ and Ref-COCOg ship as ``refs(<split_by>).p`` (a pickle of re
 annotation, split, sentences) next to ``instances.json`` (COCO annotations); the images are COCO
 train2014. Masks come from the COCO polygons or RLE through pycocotools.
 
-Stage 1 trains on the images as one-frame videos. Stage 2 turns them into pseudo-videos (as the
-paper does, following ReferFormer): the image and its mask move along one smooth random affine
+Stage 1 trains on the images as one-frame videos, and so does the Wan recipe (one-frame image
+batches alternate with video batches, as the authors' ``train_REM_wan.py``). ModelScope's stage 2
+turns them into pseudo-videos (as the paper does, following ReferFormer): the image and its mask move along one smooth random affine
 trajectory (rotation, scale, shear, translation), one frame per step, so the target moves the way
 objects move under a panning, zooming camera.
 """
@@ -108,6 +109,7 @@ class ImageExpressionDataset(TorchDataset):
         num_frames: int = 1,
         pseudo_video: bool | None = None,
         aspect: Aspect = "squash",
+        resample: str = "bilinear",
         seed: int = 0,
         affine: AffineRange = AffineRange(),
     ):
@@ -120,6 +122,7 @@ class ImageExpressionDataset(TorchDataset):
                 hint="set pseudo_video: true for image sources in video training (stage 2)",
             )
         self.aspect = aspect
+        self.resample = resample
         self.seed = seed
         self.affine = affine
         self.epoch = 0
@@ -137,7 +140,7 @@ class ImageExpressionDataset(TorchDataset):
             frames, masks = pseudo_video(image, mask, self.num_frames, rng, self.affine)
         else:
             frames, masks = [image], [mask.astype(np.float32)]
-        geometry = Geometry.fit(image.shape[:2], self.resolution, self.aspect)
+        geometry = Geometry.fit(image.shape[:2], self.resolution, self.aspect, self.resample)
         return {
             "frames": frames_tensor(frames, geometry),
             "masks": masks_tensor(masks, geometry),

@@ -7,7 +7,12 @@ Two ways to fit a frame to the model resolution:
 * ``pad`` — resize to fit inside, keeping the aspect ratio, and pad the rest (letterbox); the
   prediction is cropped back to the content box before it is resized to the frame.
 
-Frames become float tensors in [−1, 1] (``(x / 127.5) − 1``); masks floats in {0, 1}.
+and two resampling filters (the configuration's ``resample``): ``bilinear`` is PIL's bilinear filter
+(antialiased when shrinking), which is what the authors' ``torchvision.transforms.Resize`` does to
+PIL images; ``area`` is OpenCV's area filter when shrinking and bilinear when growing.
+
+Frames become float tensors in [−1, 1] (``(x / 127.5) − 1``, the authors' ``Normalize(0.5, 0.5)``);
+masks floats in {0, 1}.
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ from typing import Literal
 import cv2
 import numpy as np
 import torch
+from PIL import Image
+
+from rem_model.config import RESAMPLES
 
 Aspect = Literal["squash", "pad"]
 ASPECTS = ("squash", "pad")
@@ -30,33 +38,46 @@ class Geometry:
     src_size: tuple[int, int]  # (height, width) of the frame
     dst_size: tuple[int, int]  # (height, width) of the model input
     box: tuple[int, int, int, int]  # (top, left, height, width) of the frame's content in dst
+    resample: str = "bilinear"  # "bilinear" (PIL, the authors') or "area" (OpenCV)
 
     @classmethod
-    def fit(cls, src_size: tuple[int, int], dst_size: tuple[int, int], aspect: Aspect = "squash") -> "Geometry":
+    def fit(
+        cls,
+        src_size: tuple[int, int],
+        dst_size: tuple[int, int],
+        aspect: Aspect = "squash",
+        resample: str = "bilinear",
+    ) -> "Geometry":
         if aspect not in ASPECTS:
             raise ValueError(f"aspect must be one of {ASPECTS}, got {aspect!r}")
+        if resample not in RESAMPLES:
+            raise ValueError(f"resample must be one of {RESAMPLES}, got {resample!r}")
         src_h, src_w = src_size
         dst_h, dst_w = dst_size
         if aspect == "squash":
-            return cls(src_size, dst_size, (0, 0, dst_h, dst_w))
+            return cls(src_size, dst_size, (0, 0, dst_h, dst_w), resample)
         scale = min(dst_h / src_h, dst_w / src_w)
         h = max(1, min(dst_h, round(src_h * scale)))
         w = max(1, min(dst_w, round(src_w * scale)))
-        return cls(src_size, dst_size, ((dst_h - h) // 2, (dst_w - w) // 2, h, w))
+        return cls(src_size, dst_size, ((dst_h - h) // 2, (dst_w - w) // 2, h, w), resample)
 
 
-def _resize(image: np.ndarray, size_hw: tuple[int, int], *, shrink: int, grow: int) -> np.ndarray:
+def _resize(image: np.ndarray, size_hw: tuple[int, int], resample: str) -> np.ndarray:
+    """Resize a uint8 (H, W, 3) frame or a float32 (H, W) mask to ``size_hw`` = (height, width)."""
     h, w = size_hw
     if image.shape[:2] == (h, w):
         return image
+    if resample == "bilinear":
+        # PIL's own filter on PIL images, as torchvision's Resize does (uint8 frames stay uint8).
+        return np.asarray(Image.fromarray(image).resize((w, h), Image.Resampling.BILINEAR))
     smaller = h * w < image.shape[0] * image.shape[1]
-    return cv2.resize(image, (w, h), interpolation=shrink if smaller else grow)
+    return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if smaller else cv2.INTER_LINEAR)
 
 
 def frame_to_model(rgb: np.ndarray, geometry: Geometry) -> np.ndarray:
     """An (H, W, 3) uint8 frame placed into the model input, as float32 (h, w, 3) in [−1, 1]."""
     top, left, h, w = geometry.box
-    content = _resize(rgb, (h, w), shrink=cv2.INTER_AREA, grow=cv2.INTER_LINEAR).astype(np.float32) / 127.5 - 1.0
+    content = _resize(rgb, (h, w), geometry.resample).astype(np.float32) / 127.5 - 1.0
     if (h, w) == geometry.dst_size:
         return content
     canvas = np.zeros((*geometry.dst_size, 3), np.float32)  # 0 is mid-grey in [−1, 1]
@@ -65,9 +86,10 @@ def frame_to_model(rgb: np.ndarray, geometry: Geometry) -> np.ndarray:
 
 
 def mask_to_model(mask: np.ndarray, geometry: Geometry) -> np.ndarray:
-    """A float mask (H, W) in [0, 1] placed into the model input; area-resized, so soft at edges."""
+    """A float mask (H, W) in [0, 1] placed into the model input; resized with the frame's filter, so
+    soft at edges (the authors resize masks with the nearest neighbour: see docs/REM.md)."""
     top, left, h, w = geometry.box
-    content = _resize(mask.astype(np.float32), (h, w), shrink=cv2.INTER_AREA, grow=cv2.INTER_LINEAR)
+    content = _resize(np.ascontiguousarray(mask, dtype=np.float32), (h, w), geometry.resample)
     if (h, w) == geometry.dst_size:
         return content
     canvas = np.zeros(geometry.dst_size, np.float32)

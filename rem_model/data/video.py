@@ -1,8 +1,9 @@
 """Video training data: any Ref-VPS-format dataset, and Ref-YouTube-VOS (its train split).
 
-Each item is one (clip, expression) pair; each time it is drawn, a window of ``num_frames`` frames
-is sampled from the clip with a random stride (1..``max_stride``) and start, so that an epoch sees
-every expression once. The randomness of item ``i`` in epoch ``e`` comes from
+Each item is one (clip, expression) pair; each time it is drawn, ``num_frames`` frames are sampled
+from the clip, so that an epoch sees every expression once: a window with a random stride
+(1..``max_stride``) and start (``sampling: window``), or, as the authors' Wan data loader does, a
+sorted random subset of the clip's frames (``sampling: subset``). The randomness of item ``i`` in epoch ``e`` comes from
 ``numpy.random.default_rng([seed, e, i])``: a resumed run draws exactly the samples that an
 uninterrupted run would have drawn.
 """
@@ -54,6 +55,27 @@ def sample_window(length: int, num_frames: int, rng: np.random.Generator, max_st
     return [start + stride * k for k in range(num_frames)]
 
 
+def sample_subset(length: int, num_frames: int, rng: np.random.Generator) -> list[int]:
+    """Indices of ``num_frames`` frames drawn without replacement and sorted, as the authors' Wan
+    data loader (``datasets/ytvos_T5.py``) draws them; a shorter clip is repeated from its start.
+
+    >>> sample_subset(4, 10, np.random.default_rng(0)), sample_subset(5, 7, np.random.default_rng(0))
+    ([0, 0, 0, 1, 1, 1, 2, 2, 3, 3], [0, 0, 1, 1, 2, 3, 4])
+    """
+    if length <= 0:
+        raise ValueError("empty clip")
+    if length >= num_frames:
+        return sorted(rng.choice(length, size=num_frames, replace=False).tolist())
+    if num_frames > 2 * length:
+        picks = list(range(length)) * (num_frames // length) + list(range(num_frames % length))
+    else:
+        picks = list(range(length)) + list(range(num_frames - length))
+    return sorted(picks)
+
+
+SAMPLINGS = ("window", "subset")
+
+
 class VideoExpressionDataset(TorchDataset):
     """Windows of (frames, target mask, sentence) from a list of :class:`VideoItem`."""
 
@@ -66,14 +88,20 @@ class VideoExpressionDataset(TorchDataset):
         resolution: tuple[int, int],
         num_frames: int,
         aspect: Aspect = "squash",
+        resample: str = "bilinear",
         max_stride: int = 3,
+        sampling: str = "window",
         seed: int = 0,
     ):
+        if sampling not in SAMPLINGS:
+            raise DatasetError(f"unknown frame sampling {sampling!r}", hint=f"use one of {', '.join(SAMPLINGS)}")
         self.items = list(items)
         self.resolution = tuple(resolution)
         self.num_frames = num_frames
         self.aspect = aspect
+        self.resample = resample
         self.max_stride = max_stride
+        self.sampling = sampling
         self.seed = seed
         self.epoch = 0
 
@@ -94,7 +122,10 @@ class VideoExpressionDataset(TorchDataset):
             raise DatasetError(
                 f"clip {item.clip_id} has no annotated frame", hint="training needs masks", path=item.frames[0].parent
             )
-        positions = sample_window(len(annotated), self.num_frames, rng, self.max_stride)
+        if self.sampling == "subset":
+            positions = sample_subset(len(annotated), self.num_frames, rng)
+        else:
+            positions = sample_window(len(annotated), self.num_frames, rng, self.max_stride)
         chosen = [annotated[p] for p in positions]
         frames = [read_rgb(item.frames[i]) for i in chosen]
         masks = []
@@ -109,7 +140,7 @@ class VideoExpressionDataset(TorchDataset):
                 )
             # Ignore (255) trains as background: a latent target cannot leave pixels out.
             masks.append((label == item.obj_id).astype(np.float32) * (label != IGNORE_INDEX))
-        geometry = Geometry.fit(frames[0].shape[:2], self.resolution, self.aspect)
+        geometry = Geometry.fit(frames[0].shape[:2], self.resolution, self.aspect, self.resample)
         return {
             "frames": frames_tensor(frames, geometry),
             "masks": masks_tensor(masks, geometry),
@@ -119,7 +150,7 @@ class VideoExpressionDataset(TorchDataset):
 
 
 class RefVPSVideoDataset(VideoExpressionDataset):
-    """Any Ref-VPS-format dataset (DESIGN §3), e.g. the synthetic benchmark, as training data."""
+    """Any Ref-VPS-format dataset (docs/FORMAT.md), e.g. the synthetic benchmark, as training data."""
 
     source = "refvps"
 

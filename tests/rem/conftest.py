@@ -9,8 +9,6 @@ from rem_model.config import get_config
 
 from .toydata import make_toy_dataset
 
-pytest.importorskip("diffusers")
-
 
 @pytest.fixture(scope="session")
 def toy_dataset(tmp_path_factory):

@@ -158,3 +158,42 @@ def test_a_vae_scaling_factor_set_after_building_is_kept(tmp_path, small_config)
     loaded = build_rem(None, checkpoint=save_checkpoint(model, tmp_path / "ours"))
     assert loaded.vae.config.scaling_factor == 0.25 and loaded.config.vae["scaling_factor"] == 0.25
     torch.testing.assert_close(loaded.codec.encode_masks(masks), model.codec.encode_masks(masks))
+
+
+def test_weights_are_made_in_their_dtype_and_checkpoints_are_memory_mapped(tmp_path, small_config, monkeypatch):
+    """A half-precision build never holds a float32 copy of the backbone first: the diffusers and
+    transformers loaders get the dtype, and a torch checkpoint is opened with mmap=True."""
+    from diffusers import AutoencoderKL, UNet3DConditionModel
+    from transformers import CLIPTextModel
+
+    backbone = build_rem(small_config, random_init=True, seed=3)
+    for name, module in (
+        ("unet", backbone.denoiser),
+        ("vae", backbone.vae),
+        ("text_encoder", backbone.text_encoder),
+        ("tokenizer", backbone.tokenizer),
+    ):
+        module.save_pretrained(tmp_path / "backbone" / name)
+    path = tmp_path / "authors.pth"
+    torch.save({"unet": backbone.denoiser.state_dict()}, path)
+    asked = {}
+    for cls in (UNet3DConditionModel, AutoencoderKL, CLIPTextModel):
+        original = cls.from_pretrained.__func__
+
+        def spy(klass, *args, _original=original, **kwargs):
+            asked[klass.__name__] = kwargs.get("torch_dtype", kwargs.get("dtype"))
+            return _original(klass, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "from_pretrained", classmethod(spy))
+    loads = []
+    load = torch.load
+    monkeypatch.setattr(torch, "load", lambda *a, **k: loads.append(k.get("mmap")) or load(*a, **k))
+    model = build_rem(small_config, pretrained=tmp_path / "backbone", checkpoint=path, dtype="bf16")
+    assert asked == {
+        "UNet3DConditionModel": torch.bfloat16,
+        "AutoencoderKL": torch.bfloat16,
+        "CLIPTextModel": torch.bfloat16,
+    }
+    assert loads == [True]
+    assert model.denoiser.conv_in.weight.dtype == torch.bfloat16
+    assert torch.equal(model.denoiser.conv_in.weight, backbone.denoiser.conv_in.weight.to(torch.bfloat16))

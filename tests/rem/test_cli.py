@@ -37,11 +37,11 @@ def test_run_rem_writes_predictions_and_a_json_summary(tmp_path, toy_dataset, ti
         ],
     )
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output)
+    summary = json.loads(result.stdout)
     assert summary["config"] == "rem-tiny" and summary["frame_expressions"] == 80 and summary["clips_predicted"] == 2
     assert len(list(out.rglob("*.png"))) == 80
     args = ["--dataset", str(toy_dataset), "--out", str(out), "--checkpoint", str(tiny_checkpoint)]
-    again = json.loads(CliRunner().invoke(run_rem, [*args, "--window", "4", "--json"]).output)
+    again = json.loads(CliRunner().invoke(run_rem, [*args, "--window", "4", "--json"]).stdout)
     assert again["clips_predicted"] == 0 and again["clips_resumed"] == 2
     # Resuming with other settings would mix two runs' masks in one folder: refused, naming the change.
     other = CliRunner().invoke(run_rem, [*args, "--window", "5"])
@@ -119,3 +119,25 @@ def test_train_rem_on_a_dataset_without_masks_is_an_error_with_a_hint(tmp_path, 
     err = " ".join(capsys.readouterr().err.split())
     assert info.value.code == 1 and "Traceback" not in err
     assert "has no masks" in err and "Hint:" in err
+
+
+@pytest.mark.parametrize("offline", [False, True])
+def test_a_hub_id_without_network_is_one_clear_error(tmp_path, toy_dataset, offline):
+    """No network (an endpoint that refuses connections) or HF_HUB_OFFLINE, an empty cache, and a hub
+    id: one Error naming the cache folder looked in and how to pass a local copy; no retry warnings."""
+    import os
+    import subprocess
+    import sys
+
+    cache = tmp_path / "hub"
+    env = {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_CACHE": str(cache), "HF_HOME": str(tmp_path)}
+    if offline:
+        env["HF_HUB_OFFLINE"] = "1"
+    command = [sys.executable, "-m", "refvps", "run-baseline", "rem", "--dataset", str(toy_dataset)]
+    command += ["--out", str(tmp_path / "pred"), "--config", "rem-tiny", "--pretrained", "someone/a-backbone"]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    err = " ".join(result.stderr.split())
+    assert result.returncode != 0 and "Traceback" not in err and "Retrying" not in err
+    assert result.stderr.count("Error:") == 1 and len(result.stderr.strip().splitlines()) <= 4, result.stderr
+    assert str(cache / "models--someone--a-backbone") in err
+    assert "--pretrained" in err and "hf download someone/a-backbone" in err

@@ -17,7 +17,7 @@ def test_registry_has_the_issue_configs():
     assert get_config("rem-ms").hub_id == "ali-vilab/text-to-video-ms-1.7b"
     assert get_config("rem-ms").window == 72 and get_config("rem-ms").resolution == (512, 512)
     assert get_config("rem-ms").train_frames == 8
-    # Paper C.2 and DESIGN §6: AdamW lr 1e-6, weight decay 1e-5.
+    # Paper C.2: AdamW lr 1e-6, weight decay 1e-5.
     assert get_config("rem-ms").lr_stage2 == 1e-6 and get_config("rem-ms").weight_decay == 1e-5
     for name in ("rem-wan-1.3b", "rem-wan-14b"):
         config = get_config(name)
@@ -99,19 +99,23 @@ def test_pretrained_folder_round_trip_and_architecture_check(tmp_path, small_con
 
 
 def test_half_precision_keeps_what_diffusers_keeps_in_fp32(tmp_path):
-    # build_rem(dtype="bf16") must leave the Wan transformer as diffusers' own loader does: the time
-    # embedder, modulation tables, norms and rotary embedding in float32, the rest in bfloat16.
+    # A model cast to bf16 must be what diffusers' own loader makes of it: the time embedder,
+    # modulation tables, norms and rotary embedding in float32 (values unchanged), the rest in bfloat16.
     from diffusers import WanTransformer3DModel
+
+    from rem_model.model import cast
 
     model = build_rem("rem-wan-tiny", random_init=True, seed=2)
     model.denoiser.save_pretrained(tmp_path)
     reference = WanTransformer3DModel.from_pretrained(tmp_path, torch_dtype=torch.bfloat16)
-    cast_model = build_rem("rem-wan-tiny", random_init=True, seed=2, dtype="bf16")
-    ours = dict(cast_model.denoiser.named_parameters()) | dict(cast_model.denoiser.named_buffers())
     theirs = dict(reference.named_parameters()) | dict(reference.named_buffers())
-    assert ours.keys() == theirs.keys()
-    assert {n for n, t in ours.items() if t.dtype == torch.float32} == {
-        n for n, t in theirs.items() if t.dtype == torch.float32
-    }
-    assert any(t.dtype == torch.bfloat16 for t in ours.values())
+    kept = {n for n, t in theirs.items() if t.dtype == torch.float32}
+    cast(model.denoiser, None, torch.bfloat16)
+    ours = dict(model.denoiser.named_parameters()) | dict(model.denoiser.named_buffers())
+    assert ours.keys() == theirs.keys() and kept and any(t.dtype == torch.bfloat16 for t in ours.values())
+    assert {n for n, t in ours.items() if t.dtype == torch.float32} == kept
     assert all(torch.equal(ours[n], theirs[n]) for n in ours)
+    # Random weights drawn directly in bf16 (no float32 copy first) end in the same layout.
+    direct = build_rem("rem-wan-tiny", random_init=True, seed=2, dtype="bf16").denoiser
+    layout = {n: t.dtype for n, t in [*direct.named_parameters(), *direct.named_buffers()]}
+    assert layout == {n: t.dtype for n, t in theirs.items()}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import pickle
 
 import numpy as np
 import pytest
@@ -14,6 +13,8 @@ from refvps.errors import ConfigError, DatasetError
 from rem_model.data import DataSource, MixedDataset, build_training_dataset, pseudo_video, sample_window
 from rem_model.data.images import RefCOCODataset
 from rem_model.data.video import RefVPSVideoDataset, RefYouTubeVOSDataset
+
+from .toydata import make_refer_dataset
 
 
 def test_sample_window_strides_and_short_clips():
@@ -93,58 +94,8 @@ def test_ref_youtube_vos_layout(tmp_path):
         RefYouTubeVOSDataset(tmp_path / "nothing", resolution=(24, 32), num_frames=2)
 
 
-def _refcoco(root):
-    images = root / "train2014"
-    images.mkdir(parents=True)
-    Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(images / "COCO_train2014_000000000001.jpg")
-    instances = {
-        "images": [{"id": 1, "file_name": "COCO_train2014_000000000001.jpg", "height": 40, "width": 60}],
-        # A polygon square from (10, 5) to (30, 25): 20 x 20 pixels.
-        "annotations": [
-            {
-                "id": 7,
-                "image_id": 1,
-                "category_id": 1,
-                "segmentation": [[10, 5, 30, 5, 30, 25, 10, 25]],
-                "area": 400,
-                "bbox": [10, 5, 20, 20],
-                "iscrowd": 0,
-            }
-        ],
-        "categories": [{"id": 1, "name": "thing"}],
-    }
-    refs = [
-        {
-            "ref_id": 0,
-            "ann_id": 7,
-            "image_id": 1,
-            "split": "train",
-            "category_id": 1,
-            "file_name": "x.jpg",
-            "sentences": [
-                {"sent": "the square", "raw": "The square.", "tokens": ["the", "square"]},
-                {"sent": "black box on top", "raw": "", "tokens": []},
-            ],
-        },
-        {
-            "ref_id": 1,
-            "ann_id": 7,
-            "image_id": 1,
-            "split": "val",
-            "category_id": 1,
-            "file_name": "x.jpg",
-            "sentences": [{"sent": "held out", "raw": "", "tokens": []}],
-        },
-    ]
-    (root / "refcoco").mkdir()
-    (root / "refcoco" / "instances.json").write_text(json.dumps(instances))
-    with open(root / "refcoco" / "refs(unc).p", "wb") as handle:
-        pickle.dump(refs, handle)
-    return root / "refcoco", images
-
-
 def test_refcoco_refer_format_as_images_and_pseudo_videos(tmp_path):
-    root, images = _refcoco(tmp_path)
+    root, images = make_refer_dataset(tmp_path)
     still = RefCOCODataset(root, images, resolution=(40, 60), num_frames=1)
     assert [item.text for item in still.items] == ["the square", "black box on top"]  # train split only
     sample = still[0]
@@ -207,3 +158,35 @@ def test_a_dataset_without_masks_cannot_train(tmp_path, toy_dataset):
     assert "refvps synth" in info.value.hint
     with pytest.raises(DatasetError, match="clips not in"):
         RefVPSVideoDataset(toy_dataset, clips=["toy000", "nope"], resolution=(32, 48), num_frames=2)
+
+
+def test_bilinear_resample_is_torchvision_resize_of_a_pil_image():
+    """The authors feed frames through T.Compose([T.Resize((h, w)), T.ToTensor(), T.Normalize(0.5, 0.5)])
+    on PIL images; the bilinear geometry must give the same tensor."""
+    import torch
+    import torchvision.transforms as T
+
+    from rem_model.data.transforms import Geometry, frames_tensor
+
+    frame = np.random.default_rng(0).integers(0, 255, (90, 160, 3), dtype=np.uint8)
+    transform = T.Compose([T.Resize((64, 96)), T.ToTensor(), T.Normalize(mean=[0.5] * 3, std=[0.5] * 3)])
+    for size in ((64, 96), (128, 224)):  # shrinking and growing
+        transform.transforms[0] = T.Resize(size)
+        geometry = Geometry.fit((90, 160), size, "squash", "bilinear")
+        torch.testing.assert_close(frames_tensor([frame], geometry)[0], transform(Image.fromarray(frame)))
+
+
+def test_subset_sampling_draws_sorted_distinct_frames(toy_dataset):
+    dataset = build_training_dataset(
+        [DataSource("refvps", str(toy_dataset), sampling="subset")], resolution=(24, 32), num_frames=5
+    )
+    assert dataset.datasets[0].sampling == "subset"
+    rng = np.random.default_rng(3)
+    from rem_model.data import sample_subset
+
+    for _ in range(20):
+        picks = sample_subset(10, 5, rng)
+        assert picks == sorted(set(picks)) and len(picks) == 5 and 0 <= picks[0] and picks[-1] < 10
+    assert dataset[0]["frames"].shape == (5, 3, 24, 32)
+    with pytest.raises(ConfigError, match="unknown data source keys"):
+        DataSource.from_json({"kind": "refvps", "root": "x", "samplng": "subset"})

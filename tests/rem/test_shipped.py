@@ -10,13 +10,13 @@ import pytest
 import torch
 
 import rem_model
+from refvps import synth
 from refvps.dataset.format import Dataset
 from refvps.dataset.palette import IGNORE_INDEX
 from rem_model.builder import build_rem
 from rem_model.data.transforms import Geometry, masks_tensor
 from rem_model.inference import predict_dataset
 
-synth = pytest.importorskip("refvps.synth")
 WEIGHTS = Path(rem_model.__file__).parent / "weights" / "rem-tiny"
 
 
@@ -55,7 +55,7 @@ def test_codec_round_trip_iou_on_synthetic_masks(shipped, held_out):
     ious = []
     for clip in Dataset(held_out):
         labels = clip.label_stack()
-        geometry = Geometry.fit(labels.shape[1:], shipped.config.resolution, "squash")
+        geometry = Geometry.fit(labels.shape[1:], shipped.config.resolution, "squash", shipped.config.resample)
         masks = masks_tensor(list((labels == 1).astype(np.float32)), geometry)  # at the model resolution
         decoded = shipped.codec.decode_mask_probs(shipped.codec.encode_masks(masks.unsqueeze(0)))[0] > 0.5
         ious.extend(_iou(decoded.numpy(), masks.numpy() > 0.5).tolist())
@@ -64,7 +64,7 @@ def test_codec_round_trip_iou_on_synthetic_masks(shipped, held_out):
 
 @pytest.mark.slow
 def test_segments_held_out_clips_far_better_than_trivial_predictions(shipped, held_out, tmp_path):
-    predict_dataset(shipped, held_out, tmp_path / "pred", progress=False)
+    predict_dataset(shipped, held_out, tmp_path / "pred")
     model_j, empty_j, full_j = [], [], []
     from PIL import Image
 
@@ -98,7 +98,7 @@ def test_predictions_follow_the_paper_pipeline(shipped, held_out):
     from rem_model.inference import InferenceOptions, clip_seed, predict_clip
 
     clip = Dataset(held_out).clip(Dataset(held_out).clip_ids[0])
-    indices, predicted = next(predict_clip(shipped, clip, InferenceOptions(window=8)))
+    indices, predicted = next(predict_clip(shipped, clip, InferenceOptions(window=8, stride=8)))
     assert indices == list(range(8))
     # The synthetic frames (256 x 144) are twice the model size (128 x 72): the area resize is a 2 x 2 mean.
     frames = np.stack([clip.read_frame(n) for n in clip.frame_names[:8]])

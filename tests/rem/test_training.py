@@ -15,17 +15,11 @@ import torch
 from refvps.errors import ConfigError, DatasetError
 from rem_model.builder import build_rem
 from rem_model.data import DataSource, build_training_dataset, collate
-from rem_model.model import LoraSettings
-from rem_model.train import (
-    TrainConfig,
-    _unwrap_worker_error,
-    build_optimizer,
-    find_checkpoint,
-    load_train_config,
-    merge_lora_state_dict,
-    run,
-    step_generator,
-)
+from rem_model.model import LoraSettings, merge_lora_state_dict
+from rem_model.train import TrainConfig, load_train_config, run
+from rem_model.train.batches import step_generator
+from rem_model.train.loop import _unwrap_worker_error, build_optimizer
+from rem_model.train.saving import find_checkpoint
 
 from .conftest import fill_zero_parameters
 
@@ -85,8 +79,22 @@ def test_wan_has_no_spatial_only_stage():
         model.configure_trainable(1)
     summary = model.configure_trainable("all")
     assert summary.trainable > 0
-    frozen = model.frozen_parameter_names()
-    assert frozen and all(n.startswith("condition_embedder.time_") for n in frozen)
+
+
+def test_wan_freezes_what_the_authors_freeze(toy_dataset):
+    """The authors' WanVdiff_wrapper sets requires_grad False on every parameter whose name contains
+    "patch_embedding" or "condition_embedder" (time embedder, time projection, text embedder); one
+    step must change every other transformer weight and none of those."""
+    model = build_rem("rem-wan-tiny", random_init=True, seed=3)
+    fill_zero_parameters(model.denoiser)
+    model.configure_trainable("all")
+    names = [n for n, _ in model.denoiser.named_parameters()]
+    theirs = {n for n in names if "patch_embedding" in n or "condition_embedder" in n}
+    assert any(n.startswith("condition_embedder.text_embedder.") for n in theirs)
+    assert any(n.startswith("patch_embedding.") for n in theirs)
+    assert set(model.frozen_parameter_names()) == theirs
+    changed, every = _one_step(model, _batch(toy_dataset, model.config, 5), "all")
+    assert every - changed == theirs
 
 
 @pytest.mark.slow
@@ -166,7 +174,7 @@ def _config(toy_dataset, out, **extra):
 
 def test_save_then_resume_gives_the_same_next_loss(tmp_path, toy_dataset):
     # 4 samples in batches of 2: 2 steps per epoch, so the resume crosses an epoch boundary too.
-    first = run(_config(toy_dataset, tmp_path / "a", max_steps=4, checkpointing_steps=2), progress=False)
+    first = run(_config(toy_dataset, tmp_path / "a", max_steps=4, checkpointing_steps=2))
     assert first.global_step == 4 and (tmp_path / "a" / "checkpoint-2").is_dir()
     resumed = run(
         _config(
@@ -176,7 +184,6 @@ def test_save_then_resume_gives_the_same_next_loss(tmp_path, toy_dataset):
             checkpointing_steps=100,
             resume_from_checkpoint=str(tmp_path / "a" / "checkpoint-2"),
         ),
-        progress=False,
     )
     assert resumed.global_step == 4 and len(resumed.losses) == 2
     assert resumed.losses == pytest.approx(first.losses[2:], rel=1e-5)
@@ -191,20 +198,18 @@ def test_epochs_count_the_optimizer_step_at_the_end_of_each_epoch(tmp_path, toy_
     """8 samples (2 clips x 4 expressions) in batches of 1 with gradient accumulation 3: accelerate
     steps after batches 3, 6 and 8 (the end of the data), so an epoch is ceil(8 / 3) = 3 steps and 2
     epochs are 6 steps (rounding down gave 4 and stopped inside the second epoch)."""
-    result = run(
-        _config(toy_dataset, tmp_path / "e", batch_size=1, gradient_accumulation_steps=3, epochs=2), progress=False
-    )
+    result = run(_config(toy_dataset, tmp_path / "e", batch_size=1, gradient_accumulation_steps=3, epochs=2))
     assert result.global_step == 6 and len(result.losses) == 6
 
 
 def test_resume_latest_picks_the_newest_checkpoint(tmp_path, toy_dataset):
     out = tmp_path / "b"
-    run(_config(toy_dataset, out, max_steps=3, checkpointing_steps=1, checkpoints_total_limit=2), progress=False)
+    run(_config(toy_dataset, out, max_steps=3, checkpointing_steps=1, checkpoints_total_limit=2))
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-3"]
     # A save interrupted half-way (written under a temporary name) is never taken for a checkpoint.
     (out / "checkpoint-9.partial").mkdir()
     assert find_checkpoint(out, "latest") == out / "checkpoint-3"
-    again = run(_config(toy_dataset, out, max_steps=3, resume_from_checkpoint="latest"), progress=False)
+    again = run(_config(toy_dataset, out, max_steps=3, resume_from_checkpoint="latest"))
     assert again.global_step == 3 and again.losses == []  # nothing left to do
 
 
@@ -268,7 +273,8 @@ def test_two_process_cpu_run_of_two_steps(tmp_path, toy_dataset):
             "--master_port",
             str(port),
             "-m",
-            "rem_model.train",
+            "refvps",
+            "train-rem",
             str(config),
             "--max-steps",
             "2",
@@ -285,7 +291,7 @@ def test_two_process_cpu_run_of_two_steps(tmp_path, toy_dataset):
     # One log line per step (only the main process writes), two samples per step (one per process).
     log = [json.loads(line) for line in (tmp_path / "ddp" / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2]
-    assert result.stderr.count("trained 2 steps") == 1
+    assert result.stdout.count("trained 2 steps") == 1  # one summary, the main process's
     assert (tmp_path / "ddp" / "final" / "model.safetensors").is_file()
     # Both processes wrote their part of the accelerate state; the folder got its final name once.
     assert sorted(p.name for p in (tmp_path / "ddp").glob("checkpoint-*")) == ["checkpoint-2"]
@@ -298,3 +304,111 @@ def test_two_process_cpu_run_of_two_steps(tmp_path, toy_dataset):
 def test_example_configs_parse(name):
     config = load_train_config(Path(__file__).resolve().parents[2] / "rem_model" / "configs" / f"{name}.yaml")
     assert config.data and config.mixed_precision == "bf16"
+
+
+def test_alternating_batches_give_every_process_an_image_then_a_video_batch():
+    from accelerate.data_loader import BatchSamplerShard
+
+    from rem_model.train.batches import AlternatingBatches
+
+    images, videos = list(range(0, 9)), list(range(100, 104))
+    single = AlternatingBatches(images, videos, batch_size=2, seed=0)
+    batches = list(single)
+    assert len(batches) == len(single) == 8  # one pass over the images: 4 image batches, 4 video batches
+    assert [b[0] < 100 for b in batches] == [True, False] * 4
+    assert sorted(i for b in batches[::2] for i in b) == sorted(set(i for b in batches[::2] for i in b))
+    assert all(i in videos for b in batches[1::2] for i in b)  # videos cycle as long as the images last
+    single.use_epoch(1)
+    assert list(single) != batches  # another shuffle each epoch, the same on a resume
+    single.use_epoch(0)
+    assert list(single) == batches
+    # Two processes: accelerate gives process k batch k of every pair; both alternate.
+    shared = AlternatingBatches(images, videos, batch_size=2, seed=0, group=2)
+    for process in (0, 1):
+        mine = list(BatchSamplerShard(shared, num_processes=2, process_index=process))
+        assert [b[0] < 100 for b in mine] == [True, False] * 2
+
+
+def test_wan_training_alternates_one_frame_image_batches_with_video_batches(tmp_path, toy_dataset, monkeypatch):
+    from rem_model.train import loop
+
+    from .toydata import make_refer_dataset
+
+    refer, images = make_refer_dataset(tmp_path)
+    seen = []
+    step = loop.training_step
+    monkeypatch.setattr(loop, "training_step", lambda *a: seen.append(tuple(a[2]["frames"].shape[:2])) or step(*a))
+    config = _config(
+        toy_dataset,
+        tmp_path / "wan",
+        model="rem-wan-tiny",
+        stage="all",
+        num_frames=5,
+        batch_size=1,
+        epochs=1,
+        data=[
+            {"kind": "refvps", "root": str(toy_dataset)},
+            {"kind": "refcoco", "root": str(refer), "images": str(images)},
+        ],
+    )
+    result = run(config)
+    # Two image samples: an epoch is 2 x 2 steps (as the authors' 2 * len(im_loader)), image first.
+    assert seen == [(1, 1), (1, 5), (1, 1), (1, 5)] and result.global_step == 4
+    pseudo = _config(toy_dataset, tmp_path / "ms", num_frames=2, batch_size=1, epochs=1, data=config.to_json()["data"])
+    seen.clear()
+    run(pseudo)  # ModelScope stage 2: images as 2-frame pseudo-videos, mixed with the videos
+    assert set(seen) == {(1, 2)} and len(seen) == 10
+
+
+def test_mixed_precision_defaults_to_the_launcher_setting(tmp_path, toy_dataset, monkeypatch, caplog):
+    """accelerate launch --mixed_precision bf16 (or accelerate config) sets ACCELERATE_MIXED_PRECISION;
+    a training config that does not say otherwise must use it, and one that does is reported."""
+    from accelerate.state import AcceleratorState
+
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    AcceleratorState._reset_state(reset_partial_state=True)
+    try:
+        run(_config(toy_dataset, tmp_path / "launcher", max_steps=1))
+        record = json.loads((tmp_path / "launcher" / "run.json").read_text())
+        assert record["mixed_precision"] == "bf16" and record["frozen_dtype"] == "torch.bfloat16"
+        AcceleratorState._reset_state(reset_partial_state=True)
+        with caplog.at_level("WARNING", logger="rem_model"):
+            run(_config(toy_dataset, tmp_path / "explicit", max_steps=1, mixed_precision="no"))
+        assert json.loads((tmp_path / "explicit" / "run.json").read_text())["mixed_precision"] == "no"
+        assert "overrides bf16 set by accelerate launch" in caplog.text
+    finally:
+        AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def test_final_weights_load_with_diffusers_from_pretrained(tmp_path, toy_dataset):
+    from diffusers import UNet3DConditionModel
+
+    result = run(_config(toy_dataset, tmp_path / "r", max_steps=1))
+    unet = UNet3DConditionModel.from_pretrained(result.final_dir, subfolder="unet")
+    ours = build_rem(None, checkpoint=result.final_dir).denoiser.state_dict()
+    theirs = unet.state_dict()
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+
+
+def test_a_wan_denoiser_with_lora_saves_merged_for_from_pretrained(tmp_path, toy_dataset):
+    from diffusers import WanTransformer3DModel
+
+    from rem_model.checkpoints import save_denoiser_pretrained
+
+    model = build_rem("rem-wan-tiny", random_init=True, seed=5)
+    model.configure_trainable("all", lora=LoraSettings(rank=2, alpha=4, target_modules=("to_q", "to_v")))
+    with torch.no_grad():
+        for name, param in model.denoiser.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.1)  # as if trained
+    folder = save_denoiser_pretrained(model, tmp_path)
+    assert folder == tmp_path / "transformer" and (folder / "config.json").is_file()
+    loaded = WanTransformer3DModel.from_pretrained(tmp_path, subfolder="transformer")
+    batch = _batch(toy_dataset, model.config, 5, size=1)
+    z1 = model.encode_video(batch["frames"])
+    text = model.encode_text(batch["text"])
+    with torch.no_grad():
+        timestep = torch.zeros(1, dtype=torch.long)
+        expected = model.denoise(z1, text)  # with the adapters
+        got = loaded(hidden_states=z1, timestep=timestep, encoder_hidden_states=text, return_dict=False)[0]
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)

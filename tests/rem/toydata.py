@@ -7,9 +7,12 @@ expressions of object 1 (red) and object 2 (blue) name the colour, so the text d
 
 from __future__ import annotations
 
+import json
+import pickle
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from refvps.dataset.format import ClipMeta, DatasetWriter, Expression
 
@@ -62,3 +65,55 @@ def make_toy_dataset(
             ClipMeta(clip_id, concept="toy", category="toy", width=w, height=h),
         )
     return root
+
+
+def make_refer_dataset(root: Path) -> tuple[Path, Path]:
+    """A Ref-COCO-style source in the refer format (refs(unc).p + instances.json) with one 40 x 60
+    image, one polygon and two training sentences; returns (refer folder, image folder)."""
+    images = root / "train2014"
+    images.mkdir(parents=True)
+    Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(images / "COCO_train2014_000000000001.jpg")
+    instances = {
+        "images": [{"id": 1, "file_name": "COCO_train2014_000000000001.jpg", "height": 40, "width": 60}],
+        # A polygon square from (10, 5) to (30, 25): 20 x 20 pixels.
+        "annotations": [
+            {
+                "id": 7,
+                "image_id": 1,
+                "category_id": 1,
+                "segmentation": [[10, 5, 30, 5, 30, 25, 10, 25]],
+                "area": 400,
+                "bbox": [10, 5, 20, 20],
+                "iscrowd": 0,
+            }
+        ],
+        "categories": [{"id": 1, "name": "thing"}],
+    }
+    refs = [
+        {
+            "ref_id": 0,
+            "ann_id": 7,
+            "image_id": 1,
+            "split": "train",
+            "category_id": 1,
+            "file_name": "x.jpg",
+            "sentences": [
+                {"sent": "the square", "raw": "The square.", "tokens": ["the", "square"]},
+                {"sent": "black box on top", "raw": "", "tokens": []},
+            ],
+        },
+        {
+            "ref_id": 1,
+            "ann_id": 7,
+            "image_id": 1,
+            "split": "val",
+            "category_id": 1,
+            "file_name": "x.jpg",
+            "sentences": [{"sent": "held out", "raw": "", "tokens": []}],
+        },
+    ]
+    (root / "refcoco").mkdir()
+    (root / "refcoco" / "instances.json").write_text(json.dumps(instances))
+    with open(root / "refcoco" / "refs(unc).p", "wb") as handle:
+        pickle.dump(refs, handle)
+    return root / "refcoco", images
