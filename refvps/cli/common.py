@@ -142,7 +142,7 @@ def configure_logging(level: int = logging.INFO) -> None:
 def report_error(exc: BaseException, debug: bool = False) -> int:
     """Print an exception as ``Error: ... / Hint: ...`` on stderr and return the exit status for it.
 
-    The one place where exceptions become messages (``refvps`` and ``python -m rem_model.train`` use it):
+    The one place where exceptions become messages (``refvps`` and ``refvps train-rem`` under a launcher use it):
     a :class:`RefvpsError` with its hint, Ctrl-C with the resume hint, OS and memory errors, and
     anything else as a probable bug; ``debug`` prints the traceback first.
     """
