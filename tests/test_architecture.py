@@ -39,7 +39,7 @@ def _contracts() -> dict[str, dict]:
 # line added at its end, and what lint-imports must then say.
 REINTRODUCED = [
     ("rem_model/inference.py", "import refvps.cli.common", "rem_model.inference -> refvps.cli.common"),
-    ("rem_model/train.py", "import refvps.cli.common", "rem_model.train -> refvps.cli.common"),
+    ("rem_model/train/loop.py", "import refvps.cli.common", "rem_model.train.loop -> refvps.cli.common"),
     ("rem_model/inference.py", "import rem_model.train", "rem_model.inference -> rem_model.train"),
     ("refvps/predictions/__init__.py", "import refvps.scoring", "refvps.predictions -> refvps.scoring"),
     ("baselines/reference.py", "import refvps.synth", "baselines.reference -> refvps.synth"),
