@@ -32,6 +32,7 @@ from refvps.dataset.format import (
     REFVPS_FPS,
     Dataset,
 )
+from refvps.dataset import transaction
 from refvps.dataset.palette import IGNORE_INDEX
 from refvps.errors import DatasetError, DatasetInvalidError, RefvpsError, UsageError
 from refvps.fileio import read_json
@@ -70,6 +71,7 @@ RULES: dict[str, str] = {
     "orphan": "no frame folder or clips.json entry without a clip in meta_expressions.json",
     "taxonomy": "concept and category ids exist in annotations/taxonomy.json (warning only)",
 }
+RULES.update(transaction.RULES)  # interrupted saves and stray temporary files
 
 
 @dataclass(frozen=True)
@@ -201,6 +203,8 @@ def validate_dataset(
 
     if clips is None:
         _check_orphans(root, videos, clips_meta, out)
+    for left in transaction.inspect(root, None if clips is None else selected):
+        out.add(left.rule, left.path, left.message, left.hint, left.clip_id, left.severity)
     return report
 
 
