@@ -194,6 +194,7 @@ class ClipSession:
 
     def _open(self, restore: bool) -> ClipState:
         self.notes += [r.describe() for r in transaction.recover(self.root, [self.clip_id])]
+        self.store.remove_temp_files()
         size = (self.shape[1], self.shape[0])
         if self.store.exists() and not restore:
             self.notes.append(self.store.move_aside("a fresh session was asked for"))

@@ -105,6 +105,15 @@ class SessionStore:
                 shutil.move(str(entry), str(target / entry.name))
         return f"previous session moved to {target} because {why}"
 
+    def remove_temp_files(self) -> int:
+        """Remove temporary files that a crash left in the session folder (the caller holds the clip's lock)."""
+        removed = 0
+        for folder in (self.dir, self.layers_dir):
+            for path in folder.glob(".*.tmp") if folder.is_dir() else []:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
     def write_validation(self, verdict: dict) -> None:
         atomic_write_json(self.dir / "validation.json", verdict)
 

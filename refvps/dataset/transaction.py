@@ -342,13 +342,15 @@ def _remove_temp_files(folder: Path, clip_id: str | None) -> list[Recovery]:
 
 
 def _remove_index_temp_files(root: Path) -> list[Recovery]:
+    """Temporary files of the index files. Every writer of an index holds its file lock while it
+    writes, so once this process holds the lock, any temporary file left is a dead writer's."""
     removed = []
     for name in (EXPRESSIONS_FILE, CLIPS_FILE):
         stale = [p for p in _temp_files(root) if _TEMP_FILE.match(p.name)["name"] == name]
         if stale:
-            with file_lock(root / name):  # every writer of the index holds it while it writes
+            with file_lock(root / name):
                 for path in stale:
-                    if _is_stale(path):
+                    if path.exists():
                         path.unlink(missing_ok=True)
                         removed.append(Recovery(None, "removed temporary file", path))
     return removed
