@@ -519,7 +519,8 @@ def test_classic_segmenter_behind_the_api(dataset):
     client, app = make_client(dataset, ClassicSegmenter())
     h = headers()
     info = client.get("/api/info", headers=h).json()
-    assert info["segmenter"]["name"] == "classic" and "GrabCut" in info["segmenter"]["description"]
+    assert info["segmenter"]["name"] == "classic" and info["segmenter"]["fallback"] is True
+    assert "SAM2 is the real tool" in info["segmenter"]["description"]
     client.post("/api/clips/clip_a/open", headers=h, json={})
     mid = T // 2
     client.post(

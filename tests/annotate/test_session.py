@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from refvps.annotate import layers as L
+from refvps.annotate.clipstate import CLICKED, EMPTY, MANUAL, PROPAGATED
 from refvps.annotate.lock import ClipLock
 from refvps.annotate.segmenters.classic import ClassicSegmenter
-from refvps.annotate.clipstate import CLICKED, EMPTY, MANUAL, PROPAGATED
 from refvps.annotate.session import ClipSession, LockLostError, SessionBusyError, UnlabelledFramesError
 from refvps.annotate.store import SessionStore, read_session_summary, session_dir
 from refvps.dataset import Dataset
