@@ -109,8 +109,35 @@ def annotate(
 
     Headless: refvps annotate ROOT --clip ID --clicks clicks.json --no-ui [--segmenter ...]
     """
-    from refvps.annotate.server import is_loopback
     from refvps.dataset.format import Dataset
+
+    _check_options(clip_id, clicks, no_ui, overwrite, discard_session, host, allow_remote, token, new_token)
+    dataset = Dataset(root)  # a clear error now if ROOT is not a dataset
+    if clip_id is not None and clip_id not in dataset:
+        raise UsageError(f"clip {clip_id!r} is not in {root}", hint="list the clips with: refvps stats ROOT --per-clip")
+    if recover_only:
+        _recover(root, clip_id)
+        return
+
+    entries = None
+    if no_ui:  # check the clicks file before spending time on loading a model
+        from refvps.annotate.headless import load_clicks
+
+        entries = load_clicks(clicks, dataset.clip(clip_id))
+
+    seg = _load_segmenter(segmenter, checkpoint, sam2_config, sam2_overrides, device)
+    if no_ui:
+        _headless(root, clip_id, entries, seg, overwrite, discard_session, take_over_lock, not basic_rules, as_json)
+        return
+    if token is None:
+        from refvps.annotate.store import stored_token
+
+        token = stored_token(root, renew=new_token)
+    _serve(root, seg, clip_id, host, port, allow_remote, token, open_browser, take_over_lock, not basic_rules)
+
+
+def _check_options(clip_id, clicks, no_ui, overwrite, discard_session, host, allow_remote, token, new_token) -> None:
+    from refvps.annotate.server import is_loopback
 
     if no_ui and (clicks is None or clip_id is None):
         raise UsageError(
@@ -131,19 +158,9 @@ def annotate(
         )
     if token and new_token:
         raise UsageError("--token and --new-token contradict each other", hint="pass one of them")
-    dataset = Dataset(root)  # a clear error now if ROOT is not a dataset
-    if clip_id is not None and clip_id not in dataset:
-        raise UsageError(f"clip {clip_id!r} is not in {root}", hint="list the clips with: refvps stats ROOT --per-clip")
-    if recover_only:
-        _recover(root, clip_id)
-        return
 
-    entries = None
-    if no_ui:  # check the clicks file before spending time on loading a model
-        from refvps.annotate.headless import load_clicks
 
-        entries = load_clicks(clicks, dataset.clip(clip_id))
-
+def _load_segmenter(segmenter, checkpoint, sam2_config, sam2_overrides, device):
     from refvps.annotate.segmenters import build_segmenter, guess_segmenter
 
     options = {}
@@ -158,15 +175,12 @@ def annotate(
         f"segmenter: [bold]{info.name}[/] ({escape(info.description)}) on {info.device}"
         + (f", checkpoint {escape(info.checkpoint)}" if info.checkpoint else "")
     )
-
-    if no_ui:
-        _headless(root, clip_id, entries, seg, overwrite, discard_session, take_over_lock, not basic_rules, as_json)
-        return
-    if token is None:
-        from refvps.annotate.store import stored_token
-
-        token = stored_token(root, renew=new_token)
-    _serve(root, seg, clip_id, host, port, allow_remote, token, open_browser, take_over_lock, not basic_rules)
+    if info.fallback:
+        err_console.print(
+            "[yellow]the classic segmenter is a fallback without weights[/]: fine for compact, well-contrasted "
+            "targets; SAM2 is the real tool (--checkpoint, see docs/ANNOTATE.md)"
+        )
+    return seg
 
 
 def _recover(root: Path, clip_id: str | None) -> None:
