@@ -306,24 +306,36 @@ def removed_region(frame: WorkFrame, point, mask: np.ndarray, from_positives: np
     return holding(candidate & (~like_rest | seed), seed)
 
 
+@dataclass
+class ClickFold:
+    """The mask after some clicks, and the clicks so far (so later clicks continue from it)."""
+
+    mask: np.ndarray
+    positives: tuple = ()
+    negatives: tuple = ()
+
+    def then(self, frame: WorkFrame, point, label: int, iterations: int = 4) -> ClickFold:
+        """The fold after one more click."""
+        mask = self.mask
+        if label == 1:
+            far = frame.distance(list(self.negatives))
+            mask = (
+                mask | added_region(frame, point, mask, far)
+                if mask.any()
+                else first_region(frame, point, far, iterations)
+            )
+            return ClickFold(mask, self.positives + (point,), self.negatives)
+        if mask.any():
+            mask = mask & ~removed_region(frame, point, mask, frame.distance(list(self.positives)))
+        return ClickFold(mask, self.positives, self.negatives + (point,))
+
+
 def mask_from_clicks(frame: WorkFrame, points: Sequence, labels: Sequence[int], iterations: int = 4) -> np.ndarray:
     """The mask of the clicks, applied in order (working resolution; points in working pixels)."""
-    mask = np.zeros(frame.shape, bool)
-    positives: list = []
-    negatives: list = []
+    fold = ClickFold(np.zeros(frame.shape, bool))
     for point, label in zip(points, labels):
-        if label == 1:
-            far = frame.distance(negatives)
-            if mask.any():
-                mask = mask | added_region(frame, point, mask, far)
-            else:
-                mask = first_region(frame, point, far, iterations)
-            positives.append(point)
-        else:
-            negatives.append(point)
-            if mask.any():
-                mask = mask & ~removed_region(frame, point, mask, frame.distance(positives))
-    return mask
+        fold = fold.then(frame, tuple(point), int(label), iterations)
+    return fold.mask
 
 
 def to_frame_resolution(mask: np.ndarray, rgb: np.ndarray, scale: float) -> np.ndarray:
@@ -406,6 +418,9 @@ class ClassicSession(SegmenterSession):
         self.scale = min(1.0, segmenter.work_size / max(h, w))
         self.work_shape = (max(1, round(h * self.scale)), max(1, round(w * self.scale)))
         self.anchors: dict[int, np.ndarray] = {}
+        # The frame being clicked on and its folds by click prefix: a corrective click continues
+        # from the mask of the clicks before it instead of starting over.
+        self._clicked: tuple[int, WorkFrame, dict[tuple, ClickFold]] | None = None
 
     def _work_rgb(self, index: int) -> np.ndarray:
         rgb = self.frames[index]
@@ -425,12 +440,23 @@ class ClassicSession(SegmenterSession):
         if not any(label == 1 for label in labels):
             mask = np.zeros(self.frames.shape, bool)  # only negative clicks: nothing is the target
         else:
-            work = WorkFrame.of(rgb, self.seg.work_size)
-            scaled = [(x * work.scale, y * work.scale) for x, y in points]
-            small = mask_from_clicks(work, scaled, list(labels), self.seg.grabcut_iterations)
-            mask = to_frame_resolution(small, rgb, work.scale)
+            work, folds = self._folds(frame, rgb)
+            clicks = tuple(((x * work.scale, y * work.scale), int(label)) for (x, y), label in zip(points, labels))
+            done = max((n for n in range(len(clicks) + 1) if clicks[:n] in folds), default=0)
+            fold = folds.get(clicks[:done]) or ClickFold(np.zeros(work.shape, bool))
+            for n in range(done, len(clicks)):
+                fold = fold.then(work, clicks[n][0], clicks[n][1], self.seg.grabcut_iterations)
+                folds[clicks[: n + 1]] = fold
+            while len(folds) > 16:
+                folds.pop(next(iter(folds)))
+            mask = to_frame_resolution(fold.mask, rgb, work.scale)
         self.anchors[frame] = mask
         return mask
+
+    def _folds(self, frame: int, rgb: np.ndarray) -> tuple[WorkFrame, dict[tuple, ClickFold]]:
+        if self._clicked is None or self._clicked[0] != frame:
+            self._clicked = (frame, WorkFrame.of(rgb, self.seg.work_size), {})
+        return self._clicked[1], self._clicked[2]
 
     def add_mask(self, frame: int, mask: np.ndarray) -> None:
         self.anchors[frame] = np.asarray(mask, dtype=bool).copy()
