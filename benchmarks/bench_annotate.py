@@ -83,7 +83,8 @@ def make_clip(root: Path, frames: int, width: int, height: int) -> None:
 
 def child_session(root: str) -> dict:
     from refvps.annotate.segmenters.classic import ClassicSegmenter
-    from refvps.annotate.session import ClipSession, session_dir
+    from refvps.annotate.session import ClipSession
+    from refvps.annotate.store import session_dir
     from refvps.dataset import Dataset
 
     clip = Dataset(root).clip("long")
@@ -101,7 +102,7 @@ def child_session(root: str) -> dict:
     session.wait()
     seconds = time.perf_counter() - start
     assert job.state == "done", job.error
-    held = sum(len(b or b"") for b in session.blobs)
+    held = sum(len(f.blob or b"") for f in session.state.frames)
     start = time.perf_counter()
     session.save(allow_unlabelled=False)  # what the page's Save does: every mask, then validation
     save_s = time.perf_counter() - start

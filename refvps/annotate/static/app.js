@@ -376,7 +376,7 @@ function applyState(st) {
       : `propagation ${job.state}: ${plural(job.written, "frame")} written, ${job.kept} kept` + (job.error ? " — " + job.error : "");
     $("cancel").disabled = !running;
   }
-  for (const id of ["propagate-both", "propagate-forward", "propagate-backward", "propagate-auto", "undo", "redo", "save"]) {
+  for (const id of ["propagate-both", "propagate-forward", "propagate-backward", "propagate-between", "undo", "redo", "save"]) {
     if (running) $(id).disabled = true;
     else if (id.startsWith("propagate") || id === "save") $(id).disabled = false;
   }
@@ -1012,7 +1012,7 @@ function wire() {
   $("propagate-both").onclick = () => propagate("both");
   $("propagate-forward").onclick = () => propagate("forward");
   $("propagate-backward").onclick = () => propagate("backward");
-  $("propagate-auto").onclick = () => propagate("between");
+  $("propagate-between").onclick = () => propagate("between");
   $("mark-reviewed").onclick = toggleReviewed;
   $("next-unreviewed").onclick = () => seek(1, (i) => !S.state.reviewed[i], "frame left to review");
   $("next-keyframe").onclick = () => seek(1, isKeyframe, "keyframe");
