@@ -21,6 +21,8 @@ KEYFRAME_STATUSES = (CLICKED, MANUAL)
 
 EXPRESSION_IDS = ("0", "1", "2", "3")  # annotator A writes 0 and 1, annotator B writes 2 and 3
 SESSION_VERSION = 1
+MAX_EXPRESSION_CHARS = 500
+MAX_ANNOTATOR_CHARS = 64
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,22 @@ class ClipState:
     def dirty(self) -> bool:
         return self.revision != self.saved_revision
 
+    @property
+    def statuses(self) -> list[str]:
+        return [f.status for f in self.frames]
+
+    @property
+    def reviewed(self) -> list[bool]:
+        return [f.reviewed for f in self.frames]
+
+    @property
+    def prompts(self) -> dict[int, FramePrompt]:
+        return {i: f.prompt for i, f in enumerate(self.frames) if f.prompt is not None}
+
+    @property
+    def keyframes(self) -> list[int]:
+        return [i for i, f in enumerate(self.frames) if f.is_keyframe]
+
     def to_json(self, segmenter: str) -> dict:
         """The ``session.json`` document (the layers are separate files)."""
         return {
@@ -131,6 +149,23 @@ class ClipState:
             created=float(data.get("created", time.time())),
             updated=float(data.get("updated", 0.0)),
         )
+
+
+def clean_expressions(annotators, expressions) -> tuple[list[str], list[str]]:
+    """Two annotator ids and four expressions, whitespace tidied; UsageError when they do not fit."""
+    from refvps.errors import UsageError
+
+    if len(annotators) != 2 or len(expressions) != 4:
+        raise UsageError("send two annotators and four expressions (A: 0, 1; B: 2, 3)")
+    annotators = [str(a).strip() for a in annotators]
+    expressions = [" ".join(str(e).split()) for e in expressions]
+    for a in annotators:
+        if len(a) > MAX_ANNOTATOR_CHARS or any(ord(c) < 32 for c in a):
+            raise UsageError(f"annotator id {a[:20]!r}... is too long or holds control characters")
+    for e in expressions:
+        if len(e) > MAX_EXPRESSION_CHARS:
+            raise UsageError(f"an expression is longer than {MAX_EXPRESSION_CHARS} characters")
+    return annotators, expressions
 
 
 def _pad(values: list[str], n: int) -> list[str]:

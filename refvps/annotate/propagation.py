@@ -177,6 +177,33 @@ def _run(seg, start, reverse, start_mask, wanted: range, next_of) -> Iterator[tu
         iterator.close()
 
 
+def run(
+    job: PropagationJob,
+    seg: SegmenterSession,
+    start_mask: np.ndarray | None,
+    model_lock: threading.Lock,
+    write: Callable[[int, np.ndarray], None],
+) -> None:
+    """The job's loop, in its thread: the masks of every stretch, each frame written once, until done
+    or cancelled (``job.state`` says which). ``start_mask``: the start frame's mask when it is no keyframe."""
+
+    def next_of(iterator):
+        if job.cancel_event.is_set():
+            return None
+        with model_lock:  # one frame at a time: requests for other clips are served in between
+            return next(iterator, None)
+
+    reached: set[int] = set()
+    for stretch in job.stretches:
+        first_mask = start_mask if stretch.start == job.start else None
+        for index, mask in masks_along(seg, stretch, first_mask, next_of):
+            if index not in reached:  # 'both' reaches its start frame twice
+                reached.add(index)
+                write(index, mask)
+                job.done += 1
+    job.state = "cancelled" if job.cancel_event.is_set() else "done"
+
+
 class PropagationRunner:
     """At most one propagation job at a time, run in a daemon thread."""
 

@@ -14,43 +14,39 @@ and this clip's entry of ``meta_expressions.json`` in one transaction
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
 from refvps.annotate import layers as L
-from refvps.annotate.clipstate import (
-    CLICKED,
-    EMPTY,
-    EXPRESSION_IDS,
-    MANUAL,
-    PROPAGATED,
-    ClipState,
-    FramePrompt,
-    FrameState,
-)
+from refvps.annotate import propagation
+from refvps.annotate.clipstate import CLICKED, EMPTY, MANUAL, PROPAGATED, FramePrompt, clean_expressions
 from refvps.annotate.frames import FrameSource
 from refvps.annotate.history import History, UndoStep
 from refvps.annotate.lock import ClipLock
-from refvps.annotate.propagation import PropagationJob, PropagationRunner, frames_reached, masks_along, plan
+from refvps.annotate.propagation import PropagationJob, PropagationRunner, frames_reached, plan
+from refvps.annotate.saving import (
+    SaveResult,
+    UnlabelledFramesError,
+    clip_expressions,
+    expression_records,
+    unlabelled_frames,
+    write_clip,
+)
 from refvps.annotate.segmenters.base import Segmenter, SegmenterSession, check_points
 from refvps.annotate.store import SessionStore
 from refvps.annotate.verdicts import clip_fingerprint, validate_clip, verdict_of
+from refvps.annotate.working import OBJ_ID, WorkingLayers, open_state
 from refvps.dataset import transaction
-from refvps.dataset.format import EXPRESSIONS_FILE, MASKS_DIR, Clip, Dataset, Expression
-from refvps.dataset.palette import IGNORE_INDEX, read_label_png
+from refvps.dataset.format import EXPRESSIONS_FILE, Clip, Dataset
 from refvps.errors import DatasetError, RefvpsError, UsageError
 
-OBJ_ID = 1  # Ref-VPS clips have one target, label 1
-MAX_EXPRESSION_CHARS = 500
-MAX_ANNOTATOR_CHARS = 64
+__all__ = ["OBJ_ID", "ClipSession", "LockLostError", "SaveResult", "SessionBusyError", "UnlabelledFramesError"]
+
 LOCK_VERIFY_EVERY_S = 1.0
 COPY_IGNORE_TO = ("next", "previous", "all")
 
@@ -61,28 +57,6 @@ class SessionBusyError(RefvpsError):
 
 class LockLostError(RefvpsError):
     """Another session took this clip's lock over; this one must stop writing."""
-
-
-class UnlabelledFramesError(RefvpsError):
-    """Saving would write frames nobody labelled; the caller must confirm."""
-
-    def __init__(self, frames: list[str]):
-        super().__init__(
-            f"{len(frames)} frames were never labelled (first: {', '.join(frames[:5])})",
-            hint="propagate through the whole clip, or confirm that these frames have no target",
-        )
-        self.frames = frames
-
-
-@dataclass
-class SaveResult:
-    written: int
-    expressions: int
-    problems: list[dict]
-    ok: bool
-
-    def to_json(self) -> dict:
-        return {"written": self.written, "expressions": self.expressions, "ok": self.ok, "problems": self.problems}
 
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}$")
@@ -142,12 +116,14 @@ class ClipSession:
         self._job_step: UndoStep | None = None
         self._last_session_write = 0.0
         self._lock_verified = 0.0
-        self._decoded: dict[int, tuple[int, np.ndarray]] = {}  # a few decoded codes (frames being edited)
-        self.revs: list[int] = [0] * len(self.frame_names)  # bumped on every change of a frame (page caches)
-        self.restored = False
-        self.notes: list[str] = []  # what happened on open (restored, imported, moved aside, recovered)
         self.verdict: dict | None = None  # the last validation's summary (see :func:`verdict_of`)
-        self.state = self._open(restore)
+        # What happened on open (an interrupted save finished, the session restored or started, moved aside).
+        self.notes: list[str] = [r.describe() for r in transaction.recover(self.root, [clip.id])]
+        self.state, notes, self.restored = open_state(
+            self.store, clip, self.shape, segmenter.info().name, restore=restore
+        )
+        self.notes += notes
+        self.layers = WorkingLayers(self.state, self.store, self.shape)
 
     # -- properties ---------------------------------------------------------------------------
 
@@ -164,20 +140,12 @@ class ClipSession:
         return self.state.dirty
 
     @property
-    def status(self) -> list[str]:
-        return [f.status for f in self.state.frames]
-
-    @property
-    def reviewed(self) -> list[bool]:
-        return [f.reviewed for f in self.state.frames]
-
-    @property
-    def prompts(self) -> dict[int, FramePrompt]:
-        return {i: f.prompt for i, f in enumerate(self.state.frames) if f.prompt is not None}
-
-    @property
     def job(self) -> PropagationJob | None:
         return self.runner.job
+
+    @property
+    def revs(self) -> list[int]:
+        return self.layers.revs
 
     def frame_index(self, name: str) -> int:
         try:
@@ -189,73 +157,6 @@ class ClipSession:
         if not isinstance(index, (int, np.integer)) or not 0 <= int(index) < self.num_frames:
             raise UsageError(f"frame index {index!r} outside 0..{self.num_frames - 1}")
         return int(index)
-
-    # -- opening: recover an interrupted save, restore the session or start one --------------------
-
-    def _open(self, restore: bool) -> ClipState:
-        self.notes += [r.describe() for r in transaction.recover(self.root, [self.clip_id])]
-        self.store.remove_temp_files()
-        size = (self.shape[1], self.shape[0])
-        if self.store.exists() and not restore:
-            self.notes.append(self.store.move_aside("a fresh session was asked for"))
-        elif self.store.exists():
-            try:
-                state = self.store.load(self.frame_names, size, lambda blob: L.decode_code(blob, self.shape))
-            except ValueError as exc:
-                self.notes.append(self.store.move_aside(str(exc)))
-            else:
-                self.restored = True
-                when = time.strftime("%Y-%m-%d %H:%M", time.localtime(state.updated))
-                self.notes.append(f"restored the autosaved session of {when}")
-                return state
-        return self._start_fresh(size)
-
-    def _start_fresh(self, size: tuple[int, int]) -> ClipState:
-        state = ClipState.blank(self.frame_names, size)
-        existing = {e.exp_id: e for e in self.clip.expressions}
-        for slot, exp_id in enumerate(EXPRESSION_IDS):
-            if exp_id in existing:
-                state.expressions[slot] = existing[exp_id].text
-                if existing[exp_id].annotator:
-                    state.annotators[slot // 2] = state.annotators[slot // 2] or str(existing[exp_id].annotator)
-        # Saved masks become the working layers (decoding and re-encoding them is most of the time
-        # it takes to open a long clip).
-        imported = 0
-        for index, (found, blob) in enumerate(_in_threads(self._import_mask, self.frame_names)):
-            if found:
-                state.frames[index] = FrameState(blob, PROPAGATED)
-                imported += 1
-        if imported:
-            self.notes.append(f"loaded {imported} saved masks from {MASKS_DIR}/{self.clip_id}/")
-        # Layers first, then the session file that refers to them: a crash in between must not
-        # leave a session that restores imported frames as blank (and would save them blank).
-        for index, frame in enumerate(state.frames):
-            self.store.write_layer(self.frame_names[index], frame.blob)
-        self.store.write_state(state, self.segmenter.info().name)  # equal to what is on disk: not dirty
-        return state
-
-    def _import_mask(self, name: str) -> tuple[bool, bytes | None]:
-        """(whether frame ``name`` has a saved mask, its working layers compressed; None when blank)."""
-        path = self.clip.mask_path(name)
-        if not path.exists():
-            return False, None
-        label = read_label_png(path)
-        if label.shape != self.shape:
-            raise DatasetError(
-                f"mask {path} is {label.shape[1]}x{label.shape[0]} but the frame is {self.shape[1]}x{self.shape[0]}",
-                hint="fix or delete the mask, then open the clip again",
-                path=path,
-            )
-        foreign = (label != 0) & (label != OBJ_ID) & (label != IGNORE_INDEX)
-        if foreign.any():
-            raise DatasetError(
-                f"mask {path} holds labels {sorted(set(np.unique(label[foreign]).tolist()))}; this tool edits one "
-                "target (label 1) and Ignore (255)",
-                hint="label other objects with another tool, or remap them to 0/1/255",
-                path=path,
-            )
-        code = L.label_to_code(label, OBJ_ID)
-        return True, (L.encode_code(code) if code.any() else None)
 
     # -- autosave ----------------------------------------------------------------------------------
 
@@ -285,17 +186,10 @@ class ClipSession:
     # -- reading ------------------------------------------------------------------------------
 
     def code(self, index: int) -> np.ndarray:
+        """Frame ``index``'s working layers (bit 0 target, bit 1 Ignore)."""
         index = self._check_index(index)
         with self._lock:
-            blob = self.state.frames[index].blob
-            if blob is None:
-                return np.zeros(self.shape, np.uint8)
-            cached = self._decoded.get(index)
-            if cached is not None and cached[0] == self.revs[index]:
-                return cached[1].copy()
-            code = L.decode_code(blob, self.shape)
-            self._remember(index, code)
-            return code.copy()
+            return self.layers.code(index)
 
     def target(self, index: int) -> np.ndarray:
         return L.target_of(self.code(index))
@@ -303,14 +197,8 @@ class ClipSession:
     def ignore(self, index: int) -> np.ndarray:
         return L.ignore_of(self.code(index))
 
-    def label(self, index: int) -> np.ndarray:
-        return L.code_to_label(self.code(index), OBJ_ID)
-
     def overlay_png(self, index: int, style: str = "fill") -> bytes:
         return L.encode_overlay_png(self.code(index), style)
-
-    def keyframes(self) -> list[int]:
-        return [i for i, f in enumerate(self.state.frames) if f.is_keyframe]
 
     def state_json(self) -> dict:
         with self._lock:
@@ -322,17 +210,17 @@ class ClipSession:
                 "height": self.shape[0],
                 "middle": self.middle,
                 "anchor": state.anchor,
-                "status": self.status,
-                "reviewed": self.reviewed,
+                "status": self.state.statuses,
+                "reviewed": self.state.reviewed,
                 "revs": list(self.revs),
-                "prompts": {str(k): v.to_json() for k, v in sorted(self.prompts.items())},
+                "prompts": {str(k): v.to_json() for k, v in sorted(self.state.prompts.items())},
                 "annotators": list(state.annotators),
                 "expressions": list(state.expressions),
                 "revision": state.revision,
                 "dirty": state.dirty,
                 "saved_at": state.saved_at,
-                "labelled": sum(s != EMPTY for s in self.status),
-                "reviewed_count": sum(self.reviewed),
+                "labelled": sum(s != EMPTY for s in self.state.statuses),
+                "reviewed_count": sum(self.state.reviewed),
                 "undo": self.history.undo_label,
                 "redo": self.history.redo_label,
                 "job": self.job.to_json() if self.job else None,
@@ -340,29 +228,6 @@ class ClipSession:
             }
 
     # -- editing primitives --------------------------------------------------------------------
-
-    def _remember(self, index: int, code: np.ndarray) -> None:
-        """Keep a few decoded frames (the ones being edited), never the whole clip."""
-        self._decoded.pop(index, None)
-        self._decoded[index] = (self.revs[index], code)
-        while len(self._decoded) > 8:
-            self._decoded.pop(next(iter(self._decoded)))
-
-    def _put(self, index: int, frame: FrameState) -> None:
-        """Make ``frame`` frame ``index``'s state; its layer file is rewritten when its layers changed."""
-        old = self.state.frames[index]
-        self.state.frames[index] = frame
-        self.revs[index] += 1
-        if frame.blob != old.blob:
-            self.store.write_layer(self.frame_names[index], frame.blob)
-
-    def _change(self, index: int, code: np.ndarray | None = None, **changes: Any) -> None:
-        """Change frame ``index``: its layers to ``code`` (when given) and any of status, prompt, reviewed."""
-        if code is not None:
-            changes["blob"] = L.encode_code(code) if code.any() else None
-        self._put(index, self.state.frames[index].but(**changes))
-        if code is not None:
-            self._remember(index, code.copy())
 
     def _edit(self, label: str, frames: Iterable[int], change: Callable[[], None], *, log: dict | None = None) -> None:
         """Run ``change`` as one undoable step over ``frames`` and autosave it."""
@@ -415,11 +280,11 @@ class ClipSession:
             def change() -> None:
                 code = L.with_target(self.code(index), np.zeros(self.shape, bool) if mask is None else mask)
                 if mask is None:
-                    self._change(index, code, prompt=None, status=EMPTY, reviewed=True)
+                    self.layers.change(index, code, prompt=None, status=EMPTY, reviewed=True)
                     return
                 if self.state.anchor is None or self.state.frames[self.state.anchor].status != CLICKED:
                     self.state.anchor = index
-                self._change(index, code, prompt=prompt, status=CLICKED, reviewed=True)
+                self.layers.change(index, code, prompt=prompt, status=CLICKED, reviewed=True)
 
             log = {"op": "clicks", "points": [list(p) for p in prompt.points], "labels": list(prompt.labels)}
             self._edit("clicks on " + self.frame_names[index], [index], change, log=log)
@@ -461,7 +326,7 @@ class ClipSession:
                 if np.array_equal(new, current):
                     return
                 status = MANUAL if layer == "target" else self.state.frames[index].status
-                self._change(index, L.with_layer(code, layer, new), status=status, reviewed=True)
+                self.layers.change(index, L.with_layer(code, layer, new), status=status, reviewed=True)
 
             log = {
                 "op": "stroke",
@@ -490,10 +355,10 @@ class ClipSession:
                         continue
                     filled += 1
                     if index is None:  # a sweep over the clip: nobody looked at these frames
-                        self._change(i, L.with_layer(code, layer, new))
+                        self.layers.change(i, L.with_layer(code, layer, new))
                     else:
                         status = MANUAL if layer == "target" else self.state.frames[i].status
-                        self._change(i, L.with_layer(code, layer, new), status=status, reviewed=True)
+                        self.layers.change(i, L.with_layer(code, layer, new), status=status, reviewed=True)
 
             where = "all frames" if index is None else self.frame_names[index]
             self._edit(f"fill holes ({layer}) on {where}", frames, change, log={"op": "fill_holes", "layer": layer})
@@ -516,7 +381,7 @@ class ClipSession:
                     code = L.with_layer(code, "ignore", np.zeros(self.shape, bool))
                 if frame.status == changes.get("status", frame.status) and np.array_equal(code, self.code(index)):
                     return
-                self._change(index, code, **changes)
+                self.layers.change(index, code, **changes)
 
             label = f"clear {layer} on {self.frame_names[index]}"
             self._edit(label, [index], change, log={"op": "clear", "layer": layer})
@@ -538,7 +403,7 @@ class ClipSession:
                 for i in targets:
                     code = self.code(i)
                     if not np.array_equal(L.ignore_of(code), ignore):
-                        self._change(i, L.with_layer(code, "ignore", ignore))
+                        self.layers.change(i, L.with_layer(code, "ignore", ignore))
 
             label = f"copy Ignore from {self.frame_names[source]} to {len(targets)} frames"
             self._edit(label, targets, change, log={"op": "copy_ignore", "source": self.frame_names[source]})
@@ -553,7 +418,7 @@ class ClipSession:
             what = "reviewed" if reviewed else "not reviewed"
 
             def change() -> None:
-                self._change(index, reviewed=bool(reviewed))
+                self.layers.change(index, reviewed=bool(reviewed))
 
             self._edit(f"mark {self.frame_names[index]} {what}", [index], change, log={"op": "review", "to": what})
 
@@ -576,7 +441,7 @@ class ClipSession:
                 return None
             step, frames = taken
             for i, frame in frames.items():
-                self._put(i, frame)
+                self.layers.put(i, frame)
             self.state.revision += 1
             self._write_session()
             self.store.log(which, label=step.label)
@@ -594,7 +459,7 @@ class ClipSession:
         with self._lock:
             self._require_idle("start another propagation")
             self._check_lock()
-            keyframes = self.keyframes()
+            keyframes = self.state.keyframes
             if not keyframes and self.state.frames[start].status == EMPTY:
                 raise UsageError("nothing to propagate yet", hint="click on the target first (left click = positive)")
             stretches = plan(direction, start, keyframes, self.num_frames)
@@ -610,7 +475,7 @@ class ClipSession:
     def _run_job(self, job: PropagationJob) -> None:
         try:
             with self._lock:
-                prompt_masks = {i: self.target(i) for i in self.keyframes()}
+                prompt_masks = {i: self.target(i) for i in self.state.keyframes}
                 # An unlabelled start frame has no mask to start from (segmenters with memory need none).
                 start_mask = self.target(job.start) if self.state.frames[job.start].status != EMPTY else None
                 if not prompt_masks and start_mask is not None:
@@ -619,22 +484,7 @@ class ClipSession:
             with self.model_lock:
                 seg = self._segmenter()
                 seg.sync(prompt_masks)
-
-            def next_of(iterator):
-                if job.cancel_event.is_set():
-                    return None
-                with self.model_lock:
-                    return next(iterator, None)
-
-            reached: set[int] = set()
-            for stretch in job.stretches:
-                first_mask = start_mask if stretch.start == job.start else None
-                for index, mask in masks_along(seg, stretch, first_mask, next_of):
-                    if index not in reached:  # 'both' reaches its start frame twice
-                        reached.add(index)
-                        self._write_propagated(job, index, mask)
-                        job.done += 1
-            job.state = "cancelled" if job.cancel_event.is_set() else "done"
+            propagation.run(job, seg, start_mask, self.model_lock, lambda i, m: self._write_propagated(job, i, m))
         except Exception as exc:  # noqa: BLE001 - reported to the page, the server keeps running
             job.state, job.error = "failed", f"{type(exc).__name__}: {exc}"
         finally:
@@ -678,7 +528,7 @@ class ClipSession:
             changed = not np.array_equal(new, code)
             if changed or frame.status != PROPAGATED:
                 # A review mark is for the mask the annotator saw: a different mask needs a new look.
-                self._change(index, new, status=PROPAGATED, reviewed=frame.reviewed and not changed)
+                self.layers.change(index, new, status=PROPAGATED, reviewed=frame.reviewed and not changed)
                 self.state.revision += 1
             if step is not None:
                 step.after[index] = self.state.frames[index]
@@ -694,16 +544,7 @@ class ClipSession:
     # -- expressions ----------------------------------------------------------------------------
 
     def set_expressions(self, annotators: Sequence[str], expressions: Sequence[str]) -> None:
-        if len(annotators) != 2 or len(expressions) != 4:
-            raise UsageError("send two annotators and four expressions (A: 0, 1; B: 2, 3)")
-        annotators = [str(a).strip() for a in annotators]
-        expressions = [" ".join(str(e).split()) for e in expressions]
-        for a in annotators:
-            if len(a) > MAX_ANNOTATOR_CHARS or any(ord(c) < 32 for c in a):
-                raise UsageError(f"annotator id {a[:20]!r}... is too long or holds control characters")
-        for e in expressions:
-            if len(e) > MAX_EXPRESSION_CHARS:
-                raise UsageError(f"an expression is longer than {MAX_EXPRESSION_CHARS} characters")
+        annotators, expressions = clean_expressions(annotators, expressions)
         with self._lock:
             self._check_lock()
             if annotators == self.state.annotators and expressions == self.state.expressions:
@@ -713,39 +554,21 @@ class ClipSession:
             self._write_session()
             self.store.log("expressions", annotators=annotators, expressions=expressions)
 
-    def expression_records(self) -> list[Expression]:
-        records = []
-        for slot, exp_id in enumerate(EXPRESSION_IDS):
-            text = self.state.expressions[slot].strip()
-            if not text:
-                continue
-            annotator = self.state.annotators[slot // 2].strip()
-            if not annotator:
-                raise UsageError(
-                    f"expression {exp_id} has no annotator",
-                    hint=f"fill in annotator {'AB'[slot // 2]}'s name or id",
-                )
-            records.append(Expression(exp_id, text, OBJ_ID, annotator))
-        return records
-
     # -- saving ---------------------------------------------------------------------------------
-
-    def unlabelled_frames(self) -> list[str]:
-        return [self.frame_names[i] for i, f in enumerate(self.state.frames) if f.status == EMPTY]
 
     def save(self, *, allow_unlabelled: bool = False, validate: bool = True) -> SaveResult:
         """Write ``Annotations/<clip>/*.png`` and this clip's expressions in one transaction; then validate."""
         with self._lock:
             self._require_idle("save")
             self._check_lock()
-            unlabelled = self.unlabelled_frames()
+            unlabelled = unlabelled_frames(self.state)
             if unlabelled and not allow_unlabelled:
                 raise UnlabelledFramesError(unlabelled)
-            records = self.expression_records()
-            # The four slots come from the page; any other expression ids of this clip stay.
-            kept = [e for e in Dataset(self.root).expressions(self.clip_id) if e.exp_id not in EXPRESSION_IDS]
+            records = expression_records(self.state)
             revision = self.state.revision
-            self._write_masks(records + kept)
+            write_clip(
+                self.root, self.clip_id, self.state, self.shape, clip_expressions(self.root, self.clip_id, records)
+            )
             self.state.saved_revision = revision
             self.state.saved_at = time.time()
             self._write_session()
@@ -753,31 +576,6 @@ class ClipSession:
         problems = self.validate() if validate else []
         ok = not any(p["severity"] == "error" for p in problems)
         return SaveResult(self.num_frames, len(records), problems, ok)
-
-    def _write_masks(self, expressions: list[Expression]) -> None:
-        blobs = [f.blob for f in self.state.frames]
-
-        def label_of(index: int) -> np.ndarray:  # on worker threads: reads nothing but ``blobs``
-            blob = blobs[index]
-            code = np.zeros(self.shape, np.uint8) if blob is None else L.decode_code(blob, self.shape)
-            return L.code_to_label(code, OBJ_ID)
-
-        try:
-            with transaction.ClipSave(self.root, self.clip_id) as save:
-                _in_threads(lambda i: save.write_label(self.frame_names[i], label_of(i)), range(self.num_frames))
-                save.commit(expressions)
-        except OSError as exc:
-            committed = transaction.save_dir(self.root, self.clip_id).exists()
-            raise DatasetError(
-                f"saving clip {self.clip_id} stopped: {exc}",
-                hint=(
-                    "the save is committed and is finished the next time the clip is opened or saved"
-                    if committed
-                    else "nothing in the dataset changed (the clip is as it was) and the work is in the session"
-                )
-                + "; fix the cause (disk space, permissions) and save again",
-                path=self.clip.masks_dir,
-            ) from exc
 
     def validate(self) -> list[dict]:
         """What ``refvps validate`` says about this clip (problems of other clips are not shown)."""
@@ -815,18 +613,3 @@ def _layer_bit(layer: str) -> int:
         return L.layer_bit(layer)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-
-
-def _in_threads(function: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
-    """``[function(item) for item in items]`` on a few threads (PNG codecs release the GIL).
-
-    The first exception is raised once the calls already running have ended; the rest never start.
-    """
-    pool = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1))
-    try:
-        return list(pool.map(function, items))
-    except BaseException:
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    finally:
-        pool.shutdown(wait=True)
