@@ -76,6 +76,7 @@ def main(out: Path) -> None:
                 wait_idle(page)
                 page.keyboard.press("n")
             page.keyboard.press("m")
+            page.evaluate("document.getElementById('side').scrollTop = 0")
             page.mouse.move(*page.evaluate(f"window.__refvps.imageToClient({x1}, {y1})"))
             page.wait_for_timeout(300)
             page.screenshot(path=str(out))
