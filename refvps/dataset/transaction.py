@@ -35,7 +35,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -220,7 +220,7 @@ class ClipSave:
             except OSError:  # a file system without hard links
                 shutil.copy2(entry, target, follow_symlinks=False)
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         try:
             if not self.committed and self.dir.exists():
                 shutil.rmtree(self.dir)
@@ -229,7 +229,7 @@ class ClipSave:
             self._lock.close()
 
 
-def _read_journal(path: Path) -> dict | None:
+def _read_journal(path: Path) -> dict[str, Any] | None:
     try:
         data = read_json(path, what="save journal")
     except DatasetError:
@@ -237,7 +237,7 @@ def _read_journal(path: Path) -> dict | None:
     return data if isinstance(data, dict) and data.get("version") == JOURNAL_VERSION else None
 
 
-def _journal_expressions(journal: dict) -> list[Expression]:
+def _journal_expressions(journal: dict[str, Any]) -> list[Expression]:
     out = []
     for entry in journal.get("expressions", []):
         obj_id = entry.get("obj_id", 1)
@@ -245,7 +245,7 @@ def _journal_expressions(journal: dict) -> list[Expression]:
     return out
 
 
-def _finish(root: Path, clip_id: str, journal: dict) -> None:
+def _finish(root: Path, clip_id: str, journal: dict[str, Any]) -> None:
     """The switch-over after the commit point; every step can be repeated after a crash."""
     folder = save_dir(root, clip_id)
     live, new, old = root / MASKS_DIR / clip_id, folder / "new", folder / "old"
@@ -346,7 +346,7 @@ def _remove_index_temp_files(root: Path) -> list[Recovery]:
     writes, so once this process holds the lock, any temporary file left is a dead writer's."""
     removed = []
     for name in (EXPRESSIONS_FILE, CLIPS_FILE):
-        stale = [p for p in _temp_files(root) if _TEMP_FILE.match(p.name)["name"] == name]
+        stale = [p for p in _temp_files(root) if p.name.startswith(f".{name}.")]
         if stale:
             with file_lock(root / name):
                 for path in stale:
