@@ -1,10 +1,11 @@
 """One clip being labelled: the page and the headless mode both drive a :class:`ClipSession`.
 
-The session is the single source of truth. It composes the clip's editable state
-(:mod:`refvps.annotate.clipstate`), its files next to the dataset (:mod:`refvps.annotate.store`),
-the undo history (:mod:`refvps.annotate.history`) and the propagation runner
-(:mod:`refvps.annotate.propagation`); the segmenter session is a cache brought in step with it
-(:meth:`SegmenterSession.sync`).
+The session is the single source of truth and the one place that edits a clip. It composes the
+clip's editable state (:mod:`refvps.annotate.clipstate`) held as working layers
+(:mod:`refvps.annotate.working`), its files next to the dataset (:mod:`refvps.annotate.store`), the
+undo history (:mod:`refvps.annotate.history`), the propagation runner
+(:mod:`refvps.annotate.propagation`) and the save (:mod:`refvps.annotate.saving`); the segmenter
+session is a cache brought in step with it (:meth:`SegmenterSession.sync`).
 
 Every edit is written before the request returns, so closing the browser or killing the server
 loses nothing; starting again restores the clip exactly. Saving writes ``Annotations/<clip>/*.png``
