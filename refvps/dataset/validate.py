@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from refvps.dataset import transaction
 from refvps.dataset.format import (
     CLIPS_FILE,
     EXPRESSIONS_FILE,
@@ -32,7 +33,6 @@ from refvps.dataset.format import (
     REFVPS_FPS,
     Dataset,
 )
-from refvps.dataset import transaction
 from refvps.dataset.palette import IGNORE_INDEX
 from refvps.errors import DatasetError, DatasetInvalidError, RefvpsError, UsageError
 from refvps.fileio import read_json

@@ -600,3 +600,49 @@ def test_the_dataset_is_parsed_again_only_when_an_index_file_changes(server):
     second = workspace.dataset()
     assert second is not first
     assert [e.text for e in second.clip("clip_a").expressions] == [EXPRESSIONS[0].text]
+
+
+def test_review_between_and_overlay_styles_through_the_api(server):
+    client, _, _ = server
+    h = headers()
+    client.post("/api/clips/clip_a/open", headers=h, json={})
+    for frame in ("00002", "00007"):
+        x, y = blob_center(int(frame))
+        client.post("/api/clips/clip_a/points", headers=h, json={"frame": frame, "points": [[x, y]], "labels": [1]})
+    state = client.post("/api/clips/clip_a/reviewed", headers=h, json={"frame": "00004"}).json()
+    assert state["reviewed"] == [i in (2, 4, 7) for i in range(T)] and state["reviewed_count"] == 3
+    state = client.post("/api/clips/clip_a/reviewed", headers=h, json={"frame": "00004", "reviewed": False}).json()
+    assert state["reviewed_count"] == 2 and state["undo"] == "mark 00004 not reviewed"
+    state = client.post(
+        "/api/clips/clip_a/propagate", headers=h, json={"frame": "00005", "direction": "between"}
+    ).json()
+    assert state["job"]["mode"] == "between" and state["job"]["stretches"] == [[2, 7]]
+    state = wait_job(client)
+    assert state["status"][3:7] == ["propagated"] * 4 and state["status"][0] == "empty"  # only between 2 and 7
+    assert (
+        client.post("/api/clips/clip_a/propagate", headers=h, json={"frame": "00005", "direction": "auto"}).status_code
+        == 422
+    )
+    layers = {}
+    for style in ("fill", "outline", "hatch"):
+        response = client.get(f"/api/clips/clip_a/overlay/00002.png?style={style}", headers=h)
+        assert response.status_code == 200
+        layers[style] = overlay_layers(response.content)[0]
+    assert layers["fill"].sum() > layers["hatch"].sum() > layers["outline"].sum() > 0
+    assert client.get("/api/clips/clip_a/overlay/00002.png?style=neon", headers=h).status_code == 422
+    state = client.post("/api/clips/clip_a/copy_ignore", headers=h, json={"frame": "00000", "to": "previous"}).json()
+    assert state["undo"] != "copy Ignore from 00000 to 0 frames"  # nothing before the first frame: no edit
+
+
+def test_info_names_the_fallback_and_what_was_recovered(dataset):
+    from refvps.dataset import transaction
+
+    (dataset / "Annotations" / ".refvps-save.clip_b").mkdir()  # a save abandoned before its commit point
+    client, app = make_client(dataset, ClassicSegmenter())
+    info = client.get("/api/info", headers=headers()).json()
+    assert info["segmenter"]["fallback"] is True
+    assert info["recovered"] == [
+        "rolled back an unfinished save of clip clip_b (nothing had changed; its previous masks are kept)"
+    ]
+    assert not transaction.save_dir(dataset, "clip_b").exists()
+    registry_of(app).shutdown()
