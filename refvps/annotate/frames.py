@@ -93,3 +93,24 @@ class FrameSource:
         if not 0 <= index < len(self.paths):
             raise IndexError(f"frame index {index} outside 0..{len(self.paths) - 1}")
         return self._cache[index]
+
+
+class LazyFrames:
+    """Frames turned into a model's input on first use, a few kept (base of the SAM2 adapters' containers).
+
+    Subclasses define ``_load(index)``; ``loads`` counts how many times one was computed.
+    """
+
+    def __init__(self, frames: FrameSource, cache_size: int = 8):
+        self.frames = frames
+        self._cache: LRUCache = LRUCache(self._load, cache_size)
+
+    def _load(self, index: int):
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    @property
+    def loads(self) -> int:
+        return self._cache.loads

@@ -14,19 +14,25 @@ can be refined in the page afterwards.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from refvps.annotate import layers as L
 from refvps.annotate.lock import ClipLock
 from refvps.annotate.segmenters.base import Segmenter
-from refvps.annotate.session import OBJ_ID, ClipSession, read_session_summary, session_dir
+from refvps.annotate.session import OBJ_ID, ClipSession
+from refvps.annotate.store import read_session_summary, session_dir
+from refvps.dataset import transaction
 from refvps.dataset.format import MASK_EXT, Clip, Dataset, frame_name, image_size
 from refvps.errors import DatasetError, RefvpsError, UsageError
+from refvps.progress import NO_PROGRESS, Progress
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -74,7 +80,18 @@ def load_clicks(path: str | Path, clip: Clip, shape: tuple[int, int] | None = No
                 path=first,
             ) from None
         shape = (height, width)
-    height, width = shape
+    data = _read_clicks_file(path)
+    entries = [_check_entry(item, f"{path.name} entry {n}", clip, shape, path) for n, item in enumerate(data)]
+    if not any(1 in entry.labels for entry in entries):
+        raise UsageError(
+            f"{path.name} has no positive click (label 1): there would be no target to propagate",
+            hint="add at least one point on the target with label 1",
+            path=path,
+        )
+    return entries
+
+
+def _read_clicks_file(path: Path) -> list:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -89,68 +106,63 @@ def load_clicks(path: str | Path, clip: Clip, shape: tuple[int, int] | None = No
         ) from None
     if not isinstance(data, list) or not data:
         raise UsageError(f"{path} must hold a non-empty JSON list of click entries", hint=_EXAMPLE, path=path)
-    entries = []
-    for number, item in enumerate(data):
-        where = f"{path.name} entry {number}"
-        if not isinstance(item, dict):
-            raise UsageError(f"{where} is not an object", hint=f"each entry looks like {_EXAMPLE[1:-1]}", path=path)
-        unknown = set(item) - {"frame", "points", "labels", "obj_id"}
-        if unknown:
-            raise UsageError(
-                f"{where} has unknown keys {sorted(unknown)}", hint="keys are frame, points, labels, obj_id", path=path
-            )
-        frame = item.get("frame")
-        if isinstance(frame, int) and not isinstance(frame, bool):
-            frame = frame_name(frame)
-        if not isinstance(frame, str) or frame not in clip.frame_names:
-            raise UsageError(
-                f"{where}: clip {clip.id} has no frame {item.get('frame')!r}",
-                hint=f"frame names run from {clip.frame_names[0]} to {clip.frame_names[-1]}",
-                path=path,
-            )
-        points, labels = item.get("points"), item.get("labels")
-        if (
-            not isinstance(points, list)
-            or not points
-            or not all(isinstance(p, list) and len(p) == 2 and all(_is_number(v) for v in p) for p in points)
-        ):
-            raise UsageError(
-                f"{where}: points must be a non-empty list of [x, y] pixel coordinates (finite numbers)",
-                hint='e.g. "points": [[412, 230], [440, 260]]',
-                path=path,
-            )
-        if (
-            not isinstance(labels, list)
-            or len(labels) != len(points)
-            or any(isinstance(v, bool) or v not in (0, 1) for v in labels)
-        ):
-            raise UsageError(
-                f"{where}: labels must list 1 (positive) or 0 (negative) for each of the {len(points)} points",
-                hint='e.g. "labels": [1, 0] for one positive and one negative point',
-                path=path,
-            )
-        obj_id = item.get("obj_id", OBJ_ID)
-        if obj_id != OBJ_ID or isinstance(obj_id, bool):
-            raise UsageError(
-                f"{where}: obj_id {obj_id!r} - refvps annotate labels one target per clip (obj_id 1)",
-                hint="Ref-VPS clips have one target; label other objects with another tool",
-                path=path,
-            )
-        for x, y in points:
-            if not (0 <= x <= width and 0 <= y <= height):
-                raise UsageError(
-                    f"{where}: point ({x}, {y}) lies outside the {width}x{height} frame",
-                    hint="points are pixel coordinates: x from 0 to the width, y from 0 to the height",
-                    path=path,
-                )
-        entries.append(ClickEntry(frame, [[float(x), float(y)] for x, y in points], [int(v) for v in labels], OBJ_ID))
-    if not any(1 in entry.labels for entry in entries):
+    return data
+
+
+def _check_entry(item, where: str, clip: Clip, shape: tuple[int, int], path: Path) -> ClickEntry:
+    if not isinstance(item, dict):
+        raise UsageError(f"{where} is not an object", hint=f"each entry looks like {_EXAMPLE[1:-1]}", path=path)
+    unknown = set(item) - {"frame", "points", "labels", "obj_id"}
+    if unknown:
         raise UsageError(
-            f"{path.name} has no positive click (label 1): there would be no target to propagate",
-            hint="add at least one point on the target with label 1",
+            f"{where} has unknown keys {sorted(unknown)}", hint="keys are frame, points, labels, obj_id", path=path
+        )
+    frame = item.get("frame")
+    if isinstance(frame, int) and not isinstance(frame, bool):
+        frame = frame_name(frame)
+    if not isinstance(frame, str) or frame not in clip.frame_names:
+        raise UsageError(
+            f"{where}: clip {clip.id} has no frame {item.get('frame')!r}",
+            hint=f"frame names run from {clip.frame_names[0]} to {clip.frame_names[-1]}",
             path=path,
         )
-    return entries
+    points, labels = item.get("points"), item.get("labels")
+    if not isinstance(points, list) or not points or not all(_is_point(p) for p in points):
+        raise UsageError(
+            f"{where}: points must be a non-empty list of [x, y] pixel coordinates (finite numbers)",
+            hint='e.g. "points": [[412, 230], [440, 260]]',
+            path=path,
+        )
+    if (
+        not isinstance(labels, list)
+        or len(labels) != len(points)
+        or any(isinstance(v, bool) or v not in (0, 1) for v in labels)
+    ):
+        raise UsageError(
+            f"{where}: labels must list 1 (positive) or 0 (negative) for each of the {len(points)} points",
+            hint='e.g. "labels": [1, 0] for one positive and one negative point',
+            path=path,
+        )
+    obj_id = item.get("obj_id", OBJ_ID)
+    if obj_id != OBJ_ID or isinstance(obj_id, bool):
+        raise UsageError(
+            f"{where}: obj_id {obj_id!r} - refvps annotate labels one target per clip (obj_id 1)",
+            hint="Ref-VPS clips have one target; label other objects with another tool",
+            path=path,
+        )
+    height, width = shape
+    for x, y in points:
+        if not (0 <= x <= width and 0 <= y <= height):
+            raise UsageError(
+                f"{where}: point ({x}, {y}) lies outside the {width}x{height} frame",
+                hint="points are pixel coordinates: x from 0 to the width, y from 0 to the height",
+                path=path,
+            )
+    return ClickEntry(frame, [[float(x), float(y)] for x, y in points], [int(v) for v in labels], OBJ_ID)
+
+
+def _is_point(value) -> bool:
+    return isinstance(value, list) and len(value) == 2 and all(_is_number(v) for v in value)
 
 
 def _is_number(value) -> bool:
@@ -167,48 +179,27 @@ def run_headless(
     discard_session: bool = False,
     take_over_lock: bool = False,
     refvps_rules: bool = True,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> HeadlessResult:
-    """Apply the clicks (a clicks file, or entries from :func:`load_clicks`), propagate both ways, save, validate."""
+    """Apply the clicks (a clicks file, or entries from :func:`load_clicks`), propagate both ways, save, validate.
+
+    Propagation reports on ``progress`` as the stage ``"propagate"`` (frames).
+    """
     started = time.time()
     root = Path(root)
-    dataset = Dataset(root)
-    clip = dataset.clip(clip_id)
+    clip = Dataset(root).clip(clip_id)
     entries = clicks if isinstance(clicks, list) else load_clicks(clicks, clip)  # checked before anything is locked
     lock = ClipLock(session_dir(root, clip_id) / "lock.json", clip_id, f"headless-{os.getpid()}")
     lock.acquire(take_over=take_over_lock)
     session: ClipSession | None = None
     try:
-        summary = read_session_summary(root, clip_id)
-        if summary and summary["dirty"] and not discard_session:
-            raise UsageError(
-                f"clip {clip_id} has unsaved work in its annotation session ({summary['labelled']} frames labelled)",
-                hint="save it in the page first, or pass --discard-session (the session is moved aside, not deleted)",
-                path=session_dir(root, clip_id),
-            )
-        saved = [p for p in clip.masks_dir.glob(f"*{MASK_EXT}")] if clip.masks_dir.is_dir() else []
-        if saved and not overwrite:
-            raise UsageError(
-                f"clip {clip_id} already has {len(saved)} saved masks in {clip.masks_dir}",
-                hint="pass --overwrite to replace them with this run's masks",
-                path=clip.masks_dir,
-            )
+        for recovery in transaction.recover(root, [clip_id]):
+            log.warning("%s", recovery.describe())
+        _refuse_to_replace(root, clip, overwrite=overwrite, discard_session=discard_session)
         session = ClipSession(root, clip, segmenter, lock=lock, refvps_rules=refvps_rules, restore=False)
         for entry in entries:
             session.add_points(session.frame_index(entry.frame), entry.points, entry.labels)
-        first = session.frame_index(entries[0].frame)
-        job = session.start_propagation(first, "both")
-        while job.thread is not None and job.thread.is_alive():
-            job.thread.join(0.1)
-            if progress is not None:
-                progress(job.done, job.total)
-        if progress is not None:
-            progress(job.done, job.total)
-        if job.state != "done":
-            raise RefvpsError(
-                f"propagation {job.state}: {job.error or ''}".strip(),
-                hint="rerun with --debug; try --segmenter classic to rule out the model",
-            )
+        _propagate(session, session.frame_index(entries[0].frame), progress)
         result = session.save(allow_unlabelled=False)
         targets = ignores = 0
         for index in range(session.num_frames):  # each frame's layers decoded once for both counts
@@ -232,3 +223,35 @@ def run_headless(
             session.close()
         else:
             lock.release()
+
+
+def _refuse_to_replace(root: Path, clip: Clip, *, overwrite: bool, discard_session: bool) -> None:
+    summary = read_session_summary(root, clip.id)
+    if summary and summary["dirty"] and not discard_session:
+        raise UsageError(
+            f"clip {clip.id} has unsaved work in its annotation session ({summary['labelled']} frames labelled)",
+            hint="save it in the page first, or pass --discard-session (the session is moved aside, not deleted)",
+            path=session_dir(root, clip.id),
+        )
+    saved = list(clip.masks_dir.glob(f"*{MASK_EXT}")) if clip.masks_dir.is_dir() else []
+    if saved and not overwrite:
+        raise UsageError(
+            f"clip {clip.id} already has {len(saved)} saved masks in {clip.masks_dir}",
+            hint="pass --overwrite to replace them with this run's masks",
+            path=clip.masks_dir,
+        )
+
+
+def _propagate(session: ClipSession, start: int, progress: Progress) -> None:
+    """Propagate both ways from ``start`` and wait, reporting frames done on ``progress``."""
+    job = session.start_propagation(start, "both")
+    with progress.stage("propagate", total=job.total, note=session.clip_id):
+        while job.thread is not None and job.thread.is_alive():
+            job.thread.join(0.1)
+            progress.update("propagate", job.done)
+        progress.update("propagate", job.done)
+    if job.state != "done":
+        raise RefvpsError(
+            f"propagation {job.state}: {job.error or ''}".strip(),
+            hint="rerun with --debug; try --segmenter classic to rule out the model",
+        )

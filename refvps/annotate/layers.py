@@ -32,6 +32,10 @@ _PNG_FAST = [cv2.IMWRITE_PNG_COMPRESSION, 1] + (
 # Overlay colours (paper figure B: target red, Ignore grey); alpha is applied by the page.
 TARGET_RGBA = (235, 35, 35, 255)
 IGNORE_RGBA = (170, 170, 170, 255)
+# Outline and hatch styles draw Ignore in black and white, readable on light and dark frames alike.
+IGNORE_DARK_RGBA = (20, 20, 20, 255)
+IGNORE_LIGHT_RGBA = (250, 250, 250, 255)
+OVERLAY_STYLES = ("fill", "outline", "hatch")
 
 
 def layer_bit(layer: str) -> int:
@@ -103,17 +107,49 @@ def mask_signature(mask: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def overlay_rgba(code: np.ndarray) -> np.ndarray:
-    """(H, W, 4) RGBA overlay: target red, Ignore grey (Ignore drawn on top), background transparent."""
+def overlay_rgba(code: np.ndarray, style: str = "fill") -> np.ndarray:
+    """(H, W, 4) RGBA overlay of both layers, background transparent, Ignore drawn on top.
+
+    ``fill``: target red, Ignore grey. ``outline``: each layer's outline only (Ignore's in black and
+    white dashes), so the frame stays visible inside. ``hatch``: outlines plus diagonal stripes inside
+    (Ignore's the other way, black and white).
+    """
+    if style not in OVERLAY_STYLES:
+        raise ValueError(f"unknown overlay style {style!r}; use one of {', '.join(OVERLAY_STYLES)}")
     h, w = code.shape
     rgba = np.zeros((h, w, 4), np.uint8)
-    rgba[(code & TARGET_BIT).astype(bool)] = TARGET_RGBA
-    rgba[(code & IGNORE_BIT).astype(bool)] = IGNORE_RGBA
+    target, ignore = target_of(code), ignore_of(code)
+    if style == "fill":
+        rgba[target] = TARGET_RGBA
+        rgba[ignore] = IGNORE_RGBA
+        return rgba
+    width = max(2, round(min(h, w) / 300))  # about 2 px at 720p, thicker on larger frames
+    yy, xx = np.indices((h, w))
+    dashes = ((xx + yy) // (3 * width)) % 2 == 0
+    if style == "hatch":
+        period = 4 * width
+        rgba[target & (((xx + yy) % period) < width)] = TARGET_RGBA
+        stripes = ignore & (((xx - yy) % period) < width)
+        rgba[stripes & dashes] = IGNORE_DARK_RGBA
+        rgba[stripes & ~dashes] = IGNORE_LIGHT_RGBA
+    rgba[outline(target, width)] = TARGET_RGBA
+    edge = outline(ignore, width)
+    rgba[edge & dashes] = IGNORE_DARK_RGBA
+    rgba[edge & ~dashes] = IGNORE_LIGHT_RGBA
     return rgba
 
 
-def encode_overlay_png(code: np.ndarray) -> bytes:
-    rgba = overlay_rgba(code)
+def outline(mask: np.ndarray, width: int) -> np.ndarray:
+    """The pixels of ``mask`` within ``width`` pixels of its edge (the image border is no edge)."""
+    if not mask.any():
+        return np.zeros(mask.shape, bool)
+    padded = np.pad(mask.astype(np.uint8), width, mode="edge")
+    inner = cv2.erode(padded, np.ones((2 * width + 1, 2 * width + 1), np.uint8))[width:-width, width:-width]
+    return mask & ~inner.astype(bool)
+
+
+def encode_overlay_png(code: np.ndarray, style: str = "fill") -> bytes:
+    rgba = overlay_rgba(code, style)
     bgra = rgba[..., [2, 1, 0, 3]]
     ok, buffer = cv2.imencode(".png", np.ascontiguousarray(bgra), _PNG_FAST)
     if not ok:  # pragma: no cover

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import socket
 import threading
@@ -12,7 +11,7 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from refvps.cli.common import console, err_console, print_json, progress_bar
+from refvps.cli.common import RichProgress, console, err_console, print_json
 from refvps.errors import UsageError
 
 DEFAULT_PORT = 8765
@@ -47,7 +46,17 @@ DEFAULT_PORT = 8765
 @click.option(
     "--discard-session", is_flag=True, help="Headless: move an unsaved annotation session aside and start fresh."
 )
-@click.option("--take-over-lock", is_flag=True, help="Take over a stale lock left by a session that died.")
+@click.option(
+    "--take-over-lock",
+    is_flag=True,
+    help="Take over stale locks left by sessions that died: of --clip, or of every clip without --clip.",
+)
+@click.option(
+    "--recover",
+    "recover_only",
+    is_flag=True,
+    help="Only finish or roll back saves a crash interrupted (and remove stale temporary files), then exit.",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=int, help="Port (0: any free port).")
 @click.option(
@@ -55,7 +64,13 @@ DEFAULT_PORT = 8765
     is_flag=True,
     help="Allow --host other than 127.0.0.1 (anyone who can reach it and has the token can edit the dataset).",
 )
-@click.option("--token", envvar="REFVPS_ANNOTATE_TOKEN", help="Access token (default: a new random one).")
+@click.option(
+    "--token",
+    envvar="REFVPS_ANNOTATE_TOKEN",
+    help="Access token (default: the one kept for this dataset since its first start, so open pages "
+    "keep working after a restart).",
+)
+@click.option("--new-token", is_flag=True, help="Replace the dataset's kept access token with a new one.")
 @click.option("--open/--no-open", "open_browser", default=True, help="Open the page in a browser.")
 @click.option(
     "--basic-rules",
@@ -76,10 +91,12 @@ def annotate(
     overwrite,
     discard_session,
     take_over_lock,
+    recover_only,
     host,
     port,
     allow_remote,
     token,
+    new_token,
     open_browser,
     basic_rules,
     as_json,
@@ -92,8 +109,35 @@ def annotate(
 
     Headless: refvps annotate ROOT --clip ID --clicks clicks.json --no-ui [--segmenter ...]
     """
-    from refvps.annotate.server import is_loopback
     from refvps.dataset.format import Dataset
+
+    _check_options(clip_id, clicks, no_ui, overwrite, discard_session, host, allow_remote, token, new_token)
+    dataset = Dataset(root)  # a clear error now if ROOT is not a dataset
+    if clip_id is not None and clip_id not in dataset:
+        raise UsageError(f"clip {clip_id!r} is not in {root}", hint="list the clips with: refvps stats ROOT --per-clip")
+    if recover_only:
+        _recover(root, clip_id)
+        return
+
+    entries = None
+    if no_ui:  # check the clicks file before spending time on loading a model
+        from refvps.annotate.headless import load_clicks
+
+        entries = load_clicks(clicks, dataset.clip(clip_id))
+
+    seg = _load_segmenter(segmenter, checkpoint, sam2_config, sam2_overrides, device)
+    if no_ui:
+        _headless(root, clip_id, entries, seg, overwrite, discard_session, take_over_lock, not basic_rules, as_json)
+        return
+    if token is None:
+        from refvps.annotate.store import stored_token
+
+        token = stored_token(root, renew=new_token)
+    _serve(root, seg, clip_id, host, port, allow_remote, token, open_browser, take_over_lock, not basic_rules)
+
+
+def _check_options(clip_id, clicks, no_ui, overwrite, discard_session, host, allow_remote, token, new_token) -> None:
+    from refvps.annotate.server import is_loopback
 
     if no_ui and (clicks is None or clip_id is None):
         raise UsageError(
@@ -112,16 +156,11 @@ def annotate(
             hint="keep 127.0.0.1 and use an SSH tunnel (ssh -L 8765:127.0.0.1:8765 HOST), "
             "or add --allow-remote if you trust the network",
         )
-    dataset = Dataset(root)  # a clear error now if ROOT is not a dataset
-    if clip_id is not None and clip_id not in dataset:
-        raise UsageError(f"clip {clip_id!r} is not in {root}", hint="list the clips with: refvps stats ROOT --per-clip")
+    if token and new_token:
+        raise UsageError("--token and --new-token contradict each other", hint="pass one of them")
 
-    entries = None
-    if no_ui:  # check the clicks file before spending time on loading a model
-        from refvps.annotate.headless import load_clicks
 
-        entries = load_clicks(clicks, dataset.clip(clip_id))
-
+def _load_segmenter(segmenter, checkpoint, sam2_config, sam2_overrides, device):
     from refvps.annotate.segmenters import build_segmenter, guess_segmenter
 
     options = {}
@@ -136,25 +175,28 @@ def annotate(
         f"segmenter: [bold]{info.name}[/] ({escape(info.description)}) on {info.device}"
         + (f", checkpoint {escape(info.checkpoint)}" if info.checkpoint else "")
     )
+    if info.fallback:
+        err_console.print(
+            "[yellow]the classic segmenter is a fallback without weights[/]: fine for compact, well-contrasted "
+            "targets; SAM2 is the real tool (--checkpoint, see docs/ANNOTATE.md)"
+        )
+    return seg
 
-    if no_ui:
-        _headless(root, clip_id, entries, seg, overwrite, discard_session, take_over_lock, not basic_rules, as_json)
-        return
-    _serve(root, seg, clip_id, host, port, allow_remote, token, open_browser, take_over_lock, not basic_rules)
+
+def _recover(root: Path, clip_id: str | None) -> None:
+    from refvps.dataset.transaction import recover
+
+    done = recover(root, None if clip_id is None else [clip_id])
+    for recovery in done:
+        console.print(escape(recovery.describe()), soft_wrap=True)
+    if not done:
+        console.print("nothing to recover: no interrupted save and no stale temporary file")
 
 
 def _headless(root, clip_id, entries, seg, overwrite, discard_session, take_over_lock, refvps_rules, as_json) -> None:
     from refvps.annotate.headless import run_headless
 
-    with contextlib.ExitStack() as stack:
-        shown: dict = {}
-
-        def progress(done: int, total: int) -> None:
-            if not shown:  # the bar appears once propagation runs, not above an early error
-                shown["bar"] = stack.enter_context(progress_bar(disable=as_json))
-                shown["task"] = shown["bar"].add_task(f"propagating {clip_id}", total=total)
-            shown["bar"].update(shown["task"], completed=done, total=total)
-
+    with RichProgress(disable=as_json, labels={"propagate": "propagating"}) as progress:
         result = run_headless(
             root,
             clip_id,
@@ -219,13 +261,26 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def _take_over_locks(registry, clip_id: str | None) -> None:
+    """``--take-over-lock``: the stale locks of --clip, or of every clip; live ones are named and kept."""
+    result = registry.take_over_stale_locks(None if clip_id is None else [clip_id])
+    if result.taken:
+        err_console.print(f"took over the stale locks of: {escape(', '.join(result.taken))}")
+    for held, holder in result.live.items():
+        err_console.print(
+            f"[yellow]not taken over:[/] clip {escape(held)} is open in a running session, {escape(holder)}"
+        )
+    if not result.taken and not result.live:
+        err_console.print("--take-over-lock: no clip had a lock to take over")
+
+
 def _serve(root, seg, clip_id, host, port, allow_remote, token, open_browser, take_over_lock, refvps_rules) -> None:
     from refvps.errors import require
 
     require("fastapi", "annotate", "the annotation page")
     uvicorn = require("uvicorn", "annotate", "the annotation page")
 
-    from refvps.annotate.server import LOOPBACK_HOSTS, ServerConfig, create_app, new_token, workspace_of
+    from refvps.annotate.server import LOOPBACK_HOSTS, ServerConfig, create_app, registry_of
 
     sock = _free_socket(host, port)
     bound_port = sock.getsockname()[1]
@@ -233,18 +288,14 @@ def _serve(root, seg, clip_id, host, port, allow_remote, token, open_browser, ta
         err_console.print(f"port {port} is in use (another refvps annotate?); using {bound_port}")
     allowed = None if allow_remote else LOOPBACK_HOSTS
     config = ServerConfig(
-        root=Path(root),
-        token=token or new_token(),
-        refvps_rules=refvps_rules,
-        allowed_hosts=allowed,
-        initial_clip=clip_id,
+        root=Path(root), token=token, refvps_rules=refvps_rules, allowed_hosts=allowed, initial_clip=clip_id
     )
     app = create_app(config, seg)
-    workspace = workspace_of(app)
-    if clip_id is not None and take_over_lock:
-        # Take the stale lock now, so the page opens the clip without asking.
-        workspace.open(clip_id, "startup", take_over=True)
-        workspace.close(clip_id, "startup")
+    registry = registry_of(app)
+    for recovery in registry.recovered:
+        err_console.print(escape(recovery.describe()), soft_wrap=True)
+    if take_over_lock:  # now, so that the page opens the clips without asking
+        _take_over_locks(registry, clip_id)
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     url = f"http://{shown_host if ':' not in shown_host else '[' + shown_host + ']'}:{bound_port}/?token={config.token}"
     if clip_id:
@@ -272,7 +323,7 @@ def _serve(root, seg, clip_id, host, port, allow_remote, token, open_browser, ta
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        unsaved = workspace.shutdown()
+        unsaved = registry.shutdown()
         sock.close()
         if unsaved:
             err_console.print(f"stopped; unsaved (autosaved) work in: {', '.join(unsaved)} - start again to save it")

@@ -21,6 +21,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from refvps.dataset import transaction
 from refvps.dataset.format import (
     ANNOTATED_FRAMES,
     CLIPS_FILE,
@@ -75,6 +76,7 @@ RULES: dict[str, str] = {
     "orphan": "no frame folder or clips.json entry without a clip in meta_expressions.json",
     "taxonomy": "concept and category ids exist in annotations/taxonomy.json (warning only)",
 }
+RULES.update(transaction.RULES)  # interrupted saves and stray temporary files
 
 
 @dataclass(frozen=True)
@@ -203,6 +205,8 @@ def validate_dataset(
 
     if asked is None:
         _check_orphans(root, videos, clips_meta, out)
+    for left in transaction.inspect(root, None if clips is None else selected):
+        out.add(left.rule, left.path, left.message, left.hint, left.clip_id, left.severity)
     return report
 
 

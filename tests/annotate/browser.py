@@ -37,7 +37,7 @@ def running_server(root: Path, segmenter, token: str = "browser-test-token") -> 
     """Serve the page on a free loopback port in a thread; yield its URL with the token."""
     import uvicorn
 
-    from refvps.annotate.server import ServerConfig, create_app, workspace_of
+    from refvps.annotate.server import ServerConfig, create_app, registry_of
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -56,7 +56,7 @@ def running_server(root: Path, segmenter, token: str = "browser-test-token") -> 
     finally:
         server.should_exit = True
         thread.join(10)
-        workspace_of(app).shutdown()
+        registry_of(app).shutdown()
         sock.close()
 
 

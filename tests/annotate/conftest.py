@@ -149,3 +149,40 @@ class OracleSession(SegmenterSession):
             if self.seg.delay:
                 time.sleep(self.seg.delay)
             yield index, self.prompts.get(index, self.seg.labels[index])
+
+
+class CarrySegmenter(Segmenter):
+    """A stand-in model without eyes: clicks select the ground-truth blob, and propagation carries the
+    last prompted mask unchanged from frame to frame (restarting at every prompted frame)."""
+
+    name = "carry"
+
+    def info(self) -> SegmenterInfo:
+        return SegmenterInfo("carry", "test: carries masks unchanged")
+
+    def open(self, frames) -> "CarrySession":
+        return CarrySession(frames)
+
+
+class CarrySession(SegmenterSession):
+    def __init__(self, frames):
+        super().__init__(frames)
+        self.prompts: dict[int, np.ndarray] = {}
+
+    def add_points(self, frame, points, labels):
+        mask = (GT_LABELS[frame] == 1) if any(v == 1 for v in labels) else np.zeros((H, W), bool)
+        self.prompts[frame] = mask
+        return mask
+
+    def add_mask(self, frame, mask):
+        self.prompts[frame] = np.asarray(mask, bool)
+
+    def clear_prompts(self, frame):
+        self.prompts.pop(frame, None)
+
+    def propagate(self, start, reverse, start_mask=None):
+        step = -1 if reverse else 1
+        current = self.prompts.get(start, start_mask)
+        for index in range(start, -1 if reverse else self.num_frames, step):
+            current = self.prompts.get(index, current)
+            yield index, current.copy()

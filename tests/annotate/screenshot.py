@@ -1,4 +1,4 @@
-"""Make docs/annotate.png: the page after labelling a synthetic smoke clip (needs Chromium + Playwright).
+"""Make docs/annotate.png: the page after labelling and reviewing a synthetic smoke clip (needs Chromium + Playwright).
 
 python -m tests.annotate.screenshot docs/annotate.png
 """
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.annotate.browser import browser_page, click_image, drag_image, running_server
+from tests.annotate.browser import browser_page, click_image, drag_image, running_server, wait_idle
 from tests.annotate.conftest import distance_inside
 
 
@@ -70,6 +70,13 @@ def main(out: Path) -> None:
             page.click("#save")
             page.wait_for_function("document.getElementById('validation-summary') !== null")
             page.keyboard.press("c")
+            page.keyboard.press("Home")
+            for _ in range(9):  # review the first frames: N to the next one to check, V when it is right
+                page.keyboard.press("v")
+                wait_idle(page)
+                page.keyboard.press("n")
+            page.keyboard.press("m")
+            page.evaluate("document.getElementById('side').scrollTop = 0")
             page.mouse.move(*page.evaluate(f"window.__refvps.imageToClient({x1}, {y1})"))
             page.wait_for_timeout(300)
             page.screenshot(path=str(out))

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from refvps.annotate.segmenters.classic import ClassicSegmenter
-from refvps.annotate.server import ServerConfig, create_app, workspace_of
+from refvps.annotate.server import ServerConfig, create_app, registry_of
 from refvps.dataset import DatasetWriter
 from refvps.dataset.palette import read_label_png
 from tests.annotate.conftest import (
@@ -45,7 +45,7 @@ def headers(client_id="tab-1", token=TOKEN):
 def server(dataset):
     client, app = make_client(dataset)
     yield client, app, dataset
-    workspace_of(app).shutdown()
+    registry_of(app).shutdown()
 
 
 def wait_job(client, clip="clip_a", h=None):
@@ -64,9 +64,14 @@ def route_table(app):
     """Every (method, path) the server answers, with its path parameters filled in for clip_a."""
     values = {"clip_id": "clip_a", "frame": "00000", "name": "app.js"}
     table = []
-    for route in app.app.routes:  # app is the Guard; app.app the FastAPI application
+    routes = list(app.app.routes)  # app is the Guard; app.app the FastAPI application
+    while routes:
+        route = routes.pop(0)
+        if hasattr(route, "original_router"):  # an included APIRouter
+            routes += route.original_router.routes
+            continue
         for method in sorted(getattr(route, "methods", None) or ()):
-            if method != "HEAD":
+            if method != "HEAD" and not route.path.startswith(("/docs", "/redoc", "/openapi")):
                 table.append((method, re.sub(r"{(\w+)}", lambda m: values[m.group(1)], route.path)))
     return table
 
@@ -275,7 +280,7 @@ def test_busy_while_propagating(dataset):
     state = client.post("/api/clips/clip_a/cancel", headers=h).json()
     state = wait_job(client)
     assert state["job"]["state"] == "cancelled"
-    workspace_of(app).shutdown()
+    registry_of(app).shutdown()
 
 
 # -- locks ---------------------------------------------------------------------------------------
@@ -386,10 +391,10 @@ def test_another_running_session_holds_the_clip(dataset):
         assert (
             second.post("/api/clips/clip_a/open", headers=headers("tab-x"), json={"take_over": True}).status_code == 200
         )
-        workspace_of(app2).shutdown()
+        registry_of(app2).shutdown()
     finally:
         holder.kill()
-        workspace_of(app1).shutdown()
+        registry_of(app1).shutdown()
 
 
 def test_restore_after_restart(dataset):
@@ -423,10 +428,10 @@ def test_restore_after_restart(dataset):
     assert any("restored" in note for note in state["notes"])
     assert [client2.get(f"/api/clips/clip_a/overlay/{n}.png", headers=h2).content for n in state["frames"]] == overlays
     # A clean stop releases the lock; the next start opens without asking.
-    workspace_of(app2).shutdown()
+    registry_of(app2).shutdown()
     client3, app3 = make_client(dataset)
     assert client3.post("/api/clips/clip_a/open", headers=h2, json={}).status_code == 200
-    workspace_of(app3).shutdown()
+    registry_of(app3).shutdown()
 
 
 # -- ids, paths and sizes ------------------------------------------------------------------------
@@ -462,7 +467,7 @@ def test_unsafe_clip_ids_in_the_dataset_are_not_opened(dataset):
     assert clips["../evil"]["openable"] is False
     assert client.post("/api/clips/..%2Fevil/open", headers=headers(), json={}).status_code in (400, 404)
     assert not (dataset.parent / "evil").exists()
-    workspace_of(app).shutdown()
+    registry_of(app).shutdown()
 
 
 def test_request_bodies_are_bounded_and_checked(server):
@@ -514,7 +519,8 @@ def test_classic_segmenter_behind_the_api(dataset):
     client, app = make_client(dataset, ClassicSegmenter())
     h = headers()
     info = client.get("/api/info", headers=h).json()
-    assert info["segmenter"]["name"] == "classic" and "GrabCut" in info["segmenter"]["description"]
+    assert info["segmenter"]["name"] == "classic" and info["segmenter"]["fallback"] is True
+    assert "SAM2 is the real tool" in info["segmenter"]["description"]
     client.post("/api/clips/clip_a/open", headers=h, json={})
     mid = T // 2
     client.post(
@@ -524,16 +530,16 @@ def test_classic_segmenter_behind_the_api(dataset):
     )
     client.post("/api/clips/clip_a/propagate", headers=h, json={"frame": f"{mid:05d}", "direction": "both"})
     assert wait_job(client)["job"]["state"] == "done"
-    workspace_of(app).shutdown()
+    registry_of(app).shutdown()
 
 
 def test_a_clip_whose_validation_breaks_is_not_left_pending(dataset, monkeypatch):
-    import refvps.annotate.server as server_module
+    import refvps.annotate.verdicts as verdicts_module
 
     def broken(*args, **kwargs):
         raise RuntimeError("validator crashed")
 
-    monkeypatch.setattr(server_module, "validate_clip", broken)
+    monkeypatch.setattr(verdicts_module, "validate_clip", broken)
     client, app = make_client(dataset)
     for _ in range(200):
         clips = {c["id"]: c for c in client.get("/api/clips", headers=headers()).json()["clips"]}
@@ -542,7 +548,7 @@ def test_a_clip_whose_validation_breaks_is_not_left_pending(dataset, monkeypatch
         time.sleep(0.05)
     for clip in clips.values():
         assert clip["validation"]["ok"] is False and "validator crashed" in clip["validation"]["error"]
-    workspace_of(app).shutdown()
+    registry_of(app).shutdown()
 
 
 def test_a_clip_is_validated_once_while_the_list_keeps_asking(dataset, monkeypatch):
@@ -550,8 +556,8 @@ def test_a_clip_is_validated_once_while_the_list_keeps_asking(dataset, monkeypat
     queued again, so a slow validation runs once, and its verdict is then served."""
     import threading
 
-    import refvps.annotate.server as server
-    from refvps.annotate.session import clip_fingerprint
+    import refvps.annotate.verdicts as server
+    from refvps.annotate.verdicts import clip_fingerprint
     from refvps.dataset import Dataset
 
     calls, release = [], threading.Event()
@@ -587,10 +593,56 @@ def test_the_dataset_is_parsed_again_only_when_an_index_file_changes(server):
     """Frame requests reuse the parsed index; an edit of meta_expressions.json (as another tool or a
     save makes it) is seen by the next request."""
     _, app, root = server
-    workspace = workspace_of(app)
+    workspace = registry_of(app)
     first = workspace.dataset()
     assert workspace.dataset() is first
     DatasetWriter(root).update_expressions("clip_a", [EXPRESSIONS[0]])
     second = workspace.dataset()
     assert second is not first
     assert [e.text for e in second.clip("clip_a").expressions] == [EXPRESSIONS[0].text]
+
+
+def test_review_between_and_overlay_styles_through_the_api(server):
+    client, _, _ = server
+    h = headers()
+    client.post("/api/clips/clip_a/open", headers=h, json={})
+    for frame in ("00002", "00007"):
+        x, y = blob_center(int(frame))
+        client.post("/api/clips/clip_a/points", headers=h, json={"frame": frame, "points": [[x, y]], "labels": [1]})
+    state = client.post("/api/clips/clip_a/reviewed", headers=h, json={"frame": "00004"}).json()
+    assert state["reviewed"] == [i in (2, 4, 7) for i in range(T)] and state["reviewed_count"] == 3
+    state = client.post("/api/clips/clip_a/reviewed", headers=h, json={"frame": "00004", "reviewed": False}).json()
+    assert state["reviewed_count"] == 2 and state["undo"] == "mark 00004 not reviewed"
+    state = client.post(
+        "/api/clips/clip_a/propagate", headers=h, json={"frame": "00005", "direction": "between"}
+    ).json()
+    assert state["job"]["mode"] == "between" and state["job"]["stretches"] == [[2, 7]]
+    state = wait_job(client)
+    assert state["status"][3:7] == ["propagated"] * 4 and state["status"][0] == "empty"  # only between 2 and 7
+    assert (
+        client.post("/api/clips/clip_a/propagate", headers=h, json={"frame": "00005", "direction": "auto"}).status_code
+        == 422
+    )
+    layers = {}
+    for style in ("fill", "outline", "hatch"):
+        response = client.get(f"/api/clips/clip_a/overlay/00002.png?style={style}", headers=h)
+        assert response.status_code == 200
+        layers[style] = overlay_layers(response.content)[0]
+    assert layers["fill"].sum() > layers["hatch"].sum() > layers["outline"].sum() > 0
+    assert client.get("/api/clips/clip_a/overlay/00002.png?style=neon", headers=h).status_code == 422
+    state = client.post("/api/clips/clip_a/copy_ignore", headers=h, json={"frame": "00000", "to": "previous"}).json()
+    assert state["undo"] != "copy Ignore from 00000 to 0 frames"  # nothing before the first frame: no edit
+
+
+def test_info_names_the_fallback_and_what_was_recovered(dataset):
+    from refvps.dataset import transaction
+
+    (dataset / "Annotations" / ".refvps-save.clip_b").mkdir()  # a save abandoned before its commit point
+    client, app = make_client(dataset, ClassicSegmenter())
+    info = client.get("/api/info", headers=headers()).json()
+    assert info["segmenter"]["fallback"] is True
+    assert info["recovered"] == [
+        "rolled back an unfinished save of clip clip_b (nothing had changed; its previous masks are kept)"
+    ]
+    assert not transaction.save_dir(dataset, "clip_b").exists()
+    registry_of(app).shutdown()

@@ -226,7 +226,7 @@ def test_propagation_progress_cancel_and_corrections_in_the_browser(dataset):
             "window.__refvps.state().job.state === 'done' && window.__refvps.state().job.start === 6", timeout=30000
         )
         state = page.evaluate("window.__refvps.state()")
-        assert state["job"]["directions"] == ["forward"]
+        assert state["job"]["mode"] == "between" and state["job"]["stretches"] == [[6, 8]]  # between 6 and 8
         assert state["status"][6] == "clicked" and state["status"][8] == "manual" and state["status"][mid] == "clicked"
         assert state["revs"][8] == before[8] and state["revs"][:6] == before[:6]  # kept / not reached
 
@@ -249,4 +249,162 @@ def test_propagation_progress_cancel_and_corrections_in_the_browser(dataset):
         page.click("#redo")
         wait_idle(page)
         wait_pixel(page, cx, cy, is_red, "the fill redone")
+        assert not page.errors, page.errors
+
+
+def timeline_colour(page, frame: int, y_from_bottom: float) -> list[int]:
+    """The colour the timeline draws for ``frame`` at ``y_from_bottom`` CSS pixels above its bottom."""
+    return page.evaluate(
+        """([frame, dy]) => {
+          const c = document.getElementById('timeline');
+          const n = window.__refvps.state().frames.length;
+          const dpr = window.devicePixelRatio || 1;
+          const x = Math.round((frame + 0.4) * c.clientWidth / n * dpr), y = Math.round((c.clientHeight - dy) * dpr);
+          return Array.from(c.getContext('2d').getImageData(x, y, 1, 1).data.slice(0, 3));
+        }""",
+        [frame, y_from_bottom],
+    )
+
+
+def test_review_marks_navigation_and_repropagation_in_the_browser(dataset):
+    """Issue 16 item 2: V marks a frame reviewed (shown on the timeline and counted in the clip list),
+    editing marks it, N and K jump to the next frame to review and the next keyframe, a typed frame
+    number is a jump, and R re-propagates between the keyframes around the frame."""
+    from tests.annotate.conftest import GT_LABELS, CarrySegmenter, blob_center
+
+    with running_server(dataset, CarrySegmenter()) as url, browser_page() as page:
+        page.goto(url + "#clip=clip_a")
+        page.wait_for_function("window.__refvps.state() !== null")
+        click_image(page, *blob_center(5))
+        page.keyboard.press("p")
+        page.wait_for_function("window.__refvps.state().job && window.__refvps.state().job.state === 'done'")
+        assert page.evaluate("window.__refvps.state().reviewed") == [i == 5 for i in range(T)]  # clicked: looked at
+        page.keyboard.press("Home")
+        page.keyboard.press("v")
+        wait_idle(page)
+        assert page.evaluate("window.__refvps.state().reviewed[0]")
+        assert "reviewed ✓" in page.inner_text("#frame-status")
+        assert "2/10 reviewed" in page.inner_text("#reviewed-count")
+        assert "2 reviewed" in page.inner_text('#clips li[data-clip="clip_a"]')
+        page.keyboard.press("n")
+        assert page.evaluate("window.__refvps.frame()") == 1  # the next frame not reviewed
+        green = [76, 175, 114]  # the line under a reviewed frame's cell
+        assert timeline_colour(page, 0, 2) == green and timeline_colour(page, 5, 2) == green
+        assert timeline_colour(page, 3, 2) != green
+        page.keyboard.press("k")
+        assert page.evaluate("window.__refvps.frame()") == 5  # the next keyframe
+        page.keyboard.press("f")
+        page.keyboard.type("8")
+        page.keyboard.press("Enter")
+        assert page.evaluate("window.__refvps.frame()") == 8
+        assert page.input_value("#goto") == "00008"
+        # A correction on frame 8, then R there: the frames between the keyframes 5 and 8 follow both.
+        click_image(page, *blob_center(8))
+        assert page.evaluate("window.__refvps.state().reviewed[8]")  # editing is reviewing
+        page.keyboard.press("r")
+        wait_idle(page)
+        page.wait_for_function(
+            "window.__refvps.state().job.mode === 'between' && window.__refvps.state().job.state === 'done'"
+        )
+        job = page.evaluate("window.__refvps.state().job")
+        assert job["stretches"] == [[5, 8], [8, T]] and job["total"] == 3
+        page.keyboard.press("Shift+K")
+        assert page.evaluate("window.__refvps.frame()") == 5
+        assert not page.errors, page.errors
+    from refvps.annotate.store import read_session_summary
+
+    assert read_session_summary(dataset, "clip_a")["reviewed"] == 3
+    assert GT_LABELS[7].any()
+
+
+def test_what_a_tab_types_after_losing_its_clip_is_kept(dataset):
+    """Issue 16 item 3: a click and an expression typed in a tab whose clip another tab took are listed
+    in its dialog and sent when it takes the clip back (they used to be dropped while the dialog said
+    that nothing was lost)."""
+    from tests.annotate.conftest import GT_LABELS, OracleSegmenter, blob_center
+
+    with running_server(dataset, OracleSegmenter(GT_LABELS)) as url, browser_page() as first:
+        first.goto(url + "#clip=clip_a")
+        first.wait_for_function("window.__refvps.state() !== null")
+        second = first.context.new_page()
+        second.goto(url + "#clip=clip_a")
+        second.wait_for_selector("#take-over:not([hidden])")
+        assert "another tab" in second.inner_text("#dialog-text")
+        second.click("#take-over")
+        second.wait_for_function("window.__refvps.state() !== null")
+
+        first.fill("#exp-0", "typed in the tab that lost the clip")
+        first.wait_for_selector("#dialog-discard:not([hidden])")  # the autosave was refused: told at once
+        assert "the expressions typed here" in first.inner_text("#dialog-hint")
+        first.click("#dialog-close")
+        click_image(first, *blob_center(5))
+        first.wait_for_selector("#dialog-discard:not([hidden])")
+        listed = first.inner_text("#dialog-hint")
+        assert "the expressions typed here" in listed and "positive click on 00005" in listed, listed
+        assert first.evaluate("window.__refvps.pending()") == ["the expressions typed here", "positive click on 00005"]
+        assert first.input_value("#exp-0") == "typed in the tab that lost the clip"  # still in the field
+
+        assert first.inner_text("#take-over") == "Take back and send again"
+        first.click("#take-over")
+        first.wait_for_function("window.__refvps.state() && window.__refvps.state().prompts['5']")
+        wait_idle(first)
+        state = first.evaluate("window.__refvps.state()")
+        assert state["expressions"][0] == "typed in the tab that lost the clip"
+        assert state["prompts"]["5"]["labels"] == [1]
+        assert first.input_value("#exp-0") == "typed in the tab that lost the clip"
+        assert "sent again" in first.inner_text("#message")
+        assert first.evaluate("window.__refvps.pending()") == []
+        assert not first.errors, first.errors
+
+
+def light_clip(root):
+    """A clip with a light background (where Ignore at 50 % grey used to vanish) and an orange blob."""
+    from refvps.dataset import DatasetWriter
+    from tests.annotate.conftest import blob_clip, meta
+
+    rgb, labels = blob_clip()
+    rgb = [np.where(label[..., None] == 1, frame, 225).astype(np.uint8) for frame, label in zip(rgb, labels)]
+    DatasetWriter(root).write_clip("light", rgb, None, [], meta("light"))
+    return labels
+
+
+def test_overlay_styles_keep_both_layers_readable_and_the_fallback_is_named(tmp_path):
+    """Issue 16 item 5 and 4: outline and hatch styles for both layers (L cycles them); on a light
+    background the Ignore outline stands out at 50 % opacity where the grey fill does not; the page
+    says when the weightless fallback segmenter runs."""
+    from refvps.annotate.segmenters.classic import ClassicSegmenter
+    from tests.annotate.conftest import blob_center
+
+    root = tmp_path / "light"
+    light_clip(root)
+    with running_server(root, ClassicSegmenter()) as url, browser_page() as page:
+        page.goto(url + "#clip=light")
+        page.wait_for_function("window.__refvps.state() !== null")
+        assert page.is_visible("#fallback") and "SAM2 is the real tool" in page.inner_text("#fallback")
+        x, y = blob_center(5)
+        click_image(page, x, y)
+        page.keyboard.press("b")
+        page.keyboard.press("i")
+        page.fill("#radius", "12")
+        page.dispatch_event("#radius", "input")
+        drag_image(page, [(100.0, 15.0), (115.0, 15.0)])  # Ignore on the light background
+        assert page.evaluate("window.__refvps.style()") == "fill"
+        edge = (100.0 - 11.0, 15.0)  # on the Ignore stroke's left edge
+        background = wait_pixel(page, 60, 66, lambda rgb: abs(rgb[0] - 225) < 6, "the light background")
+        fill = wait_pixel(page, *edge, lambda rgb: rgb != background, "the Ignore fill")
+        assert max(abs(a - b) for a, b in zip(fill, background)) < 40  # grey on light: hard to see
+        page.keyboard.press("c")
+        page.keyboard.press("l")
+        assert page.evaluate("window.__refvps.style()") == "outline" and page.input_value("#overlay-style") == "outline"
+        wait_pixel(page, x - 8, y, is_frame, "the frame inside the target's outline")  # beside the click marker
+        across_the_edge = [page.evaluate(PIXEL_JS, [x - dx, y]) for dx in np.arange(10, 24, 0.5)]
+        assert any(rgb[0] > 200 and rgb[1] < 90 for rgb in across_the_edge), across_the_edge  # a red outline
+        # The Ignore outline is dashed black and white: the black dashes stand out on the light frame.
+        column = [page.evaluate(PIXEL_JS, [edge[0], edge[1] + dy]) for dy in range(-6, 7)]
+        contrast = [max(abs(a - b) for a, b in zip(rgb, background)) for rgb in column]
+        assert sum(c > 80 for c in contrast) >= 3, contrast
+        page.keyboard.press("l")
+        assert page.evaluate("window.__refvps.style()") == "hatch"
+        row = [page.evaluate(PIXEL_JS, [x + dx, y + 5]) for dx in range(-8, 9)]
+        assert any(not is_frame(rgb) for rgb in row) and any(is_frame(rgb) for rgb in row)  # stripes
         assert not page.errors, page.errors

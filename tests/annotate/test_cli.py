@@ -153,11 +153,14 @@ def test_unsaved_session_is_not_discarded_silently(dataset, tmp_path, capsys):
     assert len(moved) == 1 and (moved[0] / "layers" / "00000.png").exists()  # moved aside, not deleted
 
 
-def start_server(dataset):
+def start_server(dataset, *options, clip="clip_a"):
     """``refvps annotate`` in a child process; returns it, its base URL and its token once it answers."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env.pop("REFVPS_ANNOTATE_TOKEN", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "refvps", "annotate", str(dataset), "--port", "0", "--no-open", "--clip", "clip_a"],
+        [sys.executable, "-m", "refvps", "annotate", str(dataset), "--port", "0", "--no-open"]
+        + (["--clip", clip] if clip else [])
+        + list(options),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -256,3 +259,73 @@ def test_work_survives_kill_9_and_sigterm_stops_cleanly(dataset):
         out, err = second.communicate(timeout=30)
     assert second.returncode == 0 and "stopped" in err, err
     assert not lock_file.exists()
+
+
+def stop(process) -> str:
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    return err
+
+
+def test_the_token_is_kept_across_restarts_beside_the_session_files(dataset):
+    """Open pages keep working after a restart (today every start printed a new token)."""
+    first, _, token = start_server(dataset)
+    stop(first)
+    second, base, again = start_server(dataset)
+    try:
+        assert again == token
+        assert call(base, token, "POST", "/api/clips/clip_a/open", {})[0] == 200  # an open page's token works
+    finally:
+        stop(second)
+    stored = dataset / ".refvps-annotate" / "token"
+    assert stored.read_text().strip() == token and stored.stat().st_mode & 0o777 == 0o600
+    for index in ("meta_expressions.json", "clips.json"):
+        assert token not in (dataset / index).read_text()  # never in the dataset's own files
+    third, _, renewed = start_server(dataset, "--new-token")
+    stop(third)
+    assert renewed != token and stored.read_text().strip() == renewed
+
+
+def test_take_over_lock_without_clip_takes_every_stale_lock(dataset):
+    """--take-over-lock without --clip applies to every clip (today it was silently ignored)."""
+    import socket
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    locks = {}
+    for clip in ("clip_a", "clip_b"):
+        locks[clip] = dataset / ".refvps-annotate" / clip / "lock.json"
+        locks[clip].parent.mkdir(parents=True)
+        holder = {"owner": "x", "pid": dead.pid, "host": socket.gethostname(), "user": "u", "started": 1.0}
+        locks[clip].write_text(json.dumps({**holder, "heartbeat": time.time()}))
+    process, base, token = start_server(dataset, "--take-over-lock", clip=None)
+    try:
+        assert not locks["clip_a"].exists() and not locks["clip_b"].exists()
+        assert call(base, token, "POST", "/api/clips/clip_b/open", {})[0] == 200  # opens without asking
+    finally:
+        err = stop(process)
+    assert "took over the stale locks of: clip_a, clip_b" in err
+
+
+def test_recover_finishes_an_interrupted_save(dataset, capsys, monkeypatch):
+    from refvps.dataset import transaction
+
+    def crash(*args):
+        raise OSError("killed (simulated)")
+
+    label = read_label_png(dataset / "Annotations" / "clip_b" / "00000.png")
+    label[:4, :4] = 255
+    monkeypatch.setattr(transaction, "_finish", crash)
+    with pytest.raises(OSError):
+        with transaction.ClipSave(dataset, "clip_b") as save:
+            for t in range(T):
+                save.write_label(f"{t:05d}", label)
+            save.commit([])
+    monkeypatch.undo()
+    assert not validate_dataset(dataset, clips=["clip_b"]).ok  # the interrupted save is an error until finished
+    assert run("annotate", str(dataset), "--recover") == 0
+    assert "finished the interrupted save of clip clip_b" in capsys.readouterr().out
+    assert read_label_png(dataset / "Annotations" / "clip_b" / "00003.png")[0, 0] == 255
+    assert run("annotate", str(dataset), "--recover") == 0
+    assert "nothing to recover" in capsys.readouterr().out

@@ -88,3 +88,31 @@ def test_mask_signature_tells_masks_apart():
     assert L.mask_signature(a) == L.mask_signature(a.copy())
     assert L.mask_signature(a) != L.mask_signature(b)
     assert L.mask_signature(np.zeros((4, 16), bool)) != L.mask_signature(np.zeros((8, 8), bool))
+
+
+def test_outline_and_hatch_styles_draw_both_layers():
+    """Outline: only pixels within the width of a layer's edge are drawn (the image border is no edge);
+    hatch adds stripes inside; Ignore is drawn in black and white, the target in red."""
+    target = np.zeros((60, 80), bool)
+    target[10:50, 5:45] = True
+    ignore = np.zeros((60, 80), bool)
+    ignore[:, 60:] = True  # touches the image border on three sides
+    code = L.make_code(target, ignore)
+    outline = L.overlay_rgba(code, "outline")
+    drawn = outline[..., 3] > 0
+    yy, xx = np.mgrid[0:60, 0:80]
+    depth = np.minimum.reduce([yy - 10, 49 - yy, xx - 5, 44 - xx])  # pixels to the target's edge
+    ring = target & (depth < 2)  # width 2 at this size, computed independently
+    assert np.array_equal(drawn & target, ring)
+    assert (outline[ring][:, :3] == L.TARGET_RGBA[:3]).all()
+    ignore_drawn = drawn & ignore
+    assert np.array_equal(ignore_drawn, ignore & (np.arange(80) < 62)[None, :].repeat(60, 0))  # its left edge only
+    colours = {tuple(c) for c in outline[ignore_drawn][:, :3]}
+    assert colours == {L.IGNORE_DARK_RGBA[:3], L.IGNORE_LIGHT_RGBA[:3]}  # dashes of both
+    hatch = L.overlay_rgba(code, "hatch")
+    inside = target & (depth >= 2)
+    share = (hatch[inside][:, 3] > 0).mean()
+    assert 0.15 < share < 0.4  # stripes, not a fill
+    assert (hatch[ignore & (np.arange(80) >= 62)][:, 3] > 0).mean() > 0.15
+    with pytest.raises(ValueError, match="overlay style"):
+        L.overlay_rgba(code, "neon")

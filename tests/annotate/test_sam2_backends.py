@@ -69,8 +69,12 @@ def full_path(root, segmenter):
     job = session.start_propagation(mid + 1, "both")
     assert session.wait(120).state == "done", job.error
     assert np.array_equal(session.code(mid + 1), corrected) and np.array_equal(session.code(0), hand)
-    assert session.status[mid] == CLICKED and session.status[mid + 1] == CLICKED and session.status[0] == MANUAL
-    assert all(session.status[i] == PROPAGATED for i in range(1, FRAMES) if i not in (mid, mid + 1))
+    assert (
+        session.state.statuses[mid] == CLICKED
+        and session.state.statuses[mid + 1] == CLICKED
+        and session.state.statuses[0] == MANUAL
+    )
+    assert all(session.state.statuses[i] == PROPAGATED for i in range(1, FRAMES) if i not in (mid, mid + 1))
     session.stroke(2, "ignore", "paint", 5, [[60, 30]])
     result = session.save(allow_unlabelled=False)
     assert result.written == FRAMES

@@ -141,6 +141,24 @@ BREAKERS = {
         "warning",
         False,
     ),
+    # A save interrupted after its commit point (refvps.dataset.transaction), a temporary file left by a write.
+    "interrupted_save": (
+        lambda r: (
+            (r / "Annotations" / ".refvps-save.clip_a").mkdir()
+            or (r / "Annotations" / ".refvps-save.clip_a" / "journal.json").write_text(
+                '{"version": 1, "expressions": []}'
+            )
+        ),
+        lambda r: r / "Annotations" / ".refvps-save.clip_a",
+        "error",
+        False,
+    ),
+    "stray_temp_file": (
+        lambda r: _mask(r).with_name(".00002.png.k3j2x.tmp").write_bytes(b"half"),
+        lambda r: _mask(r).with_name(".00002.png.k3j2x.tmp"),
+        "warning",
+        False,
+    ),
 }
 
 

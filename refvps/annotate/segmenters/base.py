@@ -31,6 +31,7 @@ class SegmenterInfo:
     checkpoint: str | None = None
     config: str | None = None
     details: dict = field(default_factory=dict)
+    fallback: bool = False  # a stand-in that needs no weights; the page says so
 
     def to_json(self) -> dict:
         return {
@@ -39,6 +40,7 @@ class SegmenterInfo:
             "device": self.device,
             "checkpoint": self.checkpoint,
             "config": self.config,
+            "fallback": self.fallback,
             **({"details": self.details} if self.details else {}),
         }
 

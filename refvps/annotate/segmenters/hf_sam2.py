@@ -24,7 +24,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from refvps.annotate.frames import FrameSource, LRUCache
+from refvps.annotate.frames import FrameSource, LazyFrames
 from refvps.annotate.segmenters.base import Segmenter, SegmenterInfo, SegmenterSession, check_points
 from refvps.errors import ConfigError, UsageError, require
 
@@ -133,14 +133,13 @@ class HfSam2Segmenter(Segmenter):
         return HfSam2Session(frames, self)
 
 
-class LazyProcessedFrames(Mapping):
+class LazyProcessedFrames(LazyFrames, Mapping):
     """``processed_frames`` of an inference session, computed per frame on first use."""
 
     def __init__(self, frames: FrameSource, video_processor, dtype, cache_size: int = 8):
-        self.frames = frames
         self.video_processor = video_processor
         self.dtype = dtype
-        self._cache = LRUCache(self._load, cache_size)
+        super().__init__(frames, cache_size)
 
     def _load(self, index: int):
         rgb = self.frames[index]
@@ -155,13 +154,6 @@ class LazyProcessedFrames(Mapping):
 
     def __iter__(self):
         return iter(range(len(self.frames)))
-
-    def __len__(self) -> int:
-        return len(self.frames)
-
-    @property
-    def loads(self) -> int:
-        return self._cache.loads
 
 
 class HfSam2Session(SegmenterSession):

@@ -26,7 +26,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from refvps.annotate.frames import FrameSource, LRUCache
+from refvps.annotate.frames import FrameSource, LazyFrames
 from refvps.annotate.segmenters.base import Segmenter, SegmenterInfo, SegmenterSession, check_points
 from refvps.errors import ConfigError, MissingDependencyError, UsageError
 
@@ -216,17 +216,16 @@ class Sam2Segmenter(Segmenter):
         return contextlib.nullcontext()
 
 
-class LazySam2Frames:
+class LazySam2Frames(LazyFrames):
     """What ``inference_state['images']`` holds: frames resized and normalised on first use, as SAM2 does."""
 
     def __init__(self, frames: FrameSource, image_size: int, cache_size: int = 8):
         import torch
 
-        self.frames = frames
+        super().__init__(frames, cache_size)
         self.image_size = int(image_size)
         self.mean = torch.tensor((0.485, 0.456, 0.406), dtype=torch.float32)[:, None, None]
         self.std = torch.tensor((0.229, 0.224, 0.225), dtype=torch.float32)[:, None, None]
-        self._cache = LRUCache(self._load, cache_size)
 
     def _load(self, index: int):
         import torch
@@ -237,15 +236,8 @@ class LazySam2Frames:
         tensor = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)
         return (tensor - self.mean) / self.std
 
-    def __len__(self) -> int:
-        return len(self.frames)
-
     def __getitem__(self, index: int):
         return self._cache[int(index)]
-
-    @property
-    def loads(self) -> int:
-        return self._cache.loads
 
 
 class Sam2Session(SegmenterSession):

@@ -17,7 +17,12 @@ const SHORTCUTS = [
   ["O, 9 0", "overlay on/off, opacity − / +"],
   ["P", "propagate both ways from this frame"],
   [", .", "propagate backwards / forwards"],
-  ["R", "re-propagate from here, away from the first click"],
+  ["R", "re-propagate between the keyframes around this frame"],
+  ["V", "mark this frame reviewed (again: unmark)"],
+  ["N, Shift+N", "next / previous frame not reviewed"],
+  ["K, Shift+K", "next / previous keyframe"],
+  ["F", "type a frame number"],
+  ["L", "overlay style: fill, outline, hatch"],
   ["Esc", "cancel propagation"],
   ["H, Shift+H", "fill holes: this frame, all frames"],
   ["X", "clear this frame's clicks"],
@@ -53,7 +58,12 @@ const S = {
   chain: Promise.resolve(),
   expTimer: null,
   clipsTimer: null,
+  style: "fill",          // overlay style: fill | outline | hatch
+  expBase: null,          // the expressions as the server last confirmed them
+  pending: [],            // edits this tab could not send because another tab took its clip
 };
+
+const STYLES = ["fill", "outline", "hatch"];
 
 // ---------------------------------------------------------------------------------------------
 // Talking to the server
@@ -87,10 +97,25 @@ async function api(method, path, body) {
   return data;
 }
 
-// Edits run one after another, in the order they were made.
-function mutate(fn) {
-  S.chain = S.chain.then(fn).catch(showError);
+// Edits run one after another, in the order they were made. ``intent`` describes the edit, so that
+// one this tab could not send (another tab took the clip) is listed and can be sent again.
+function mutate(fn, intent) {
+  S.chain = S.chain.then(fn).catch((err) => {
+    if (intent && err && err.data && err.data.code === "not_owner") keepPending(intent);
+    showError(err);
+  });
   return S.chain;
+}
+
+function keepPending(intent) {
+  if (intent.kind === "expressions") S.pending = S.pending.filter((p) => p.kind !== "expressions");
+  S.pending.push({ ...intent, clip: S.clipId });
+}
+
+function pendingSummary() {
+  const counts = new Map();
+  for (const p of S.pending) counts.set(p.what, (counts.get(p.what) || 0) + 1);
+  return Array.from(counts, ([what, n]) => (n > 1 ? `${n} × ${what}` : what)).join(", ");
 }
 
 function say(text, kind) {
@@ -103,9 +128,43 @@ function say(text, kind) {
 function showError(err) {
   const hint = err && err.data && err.data.hint ? " — " + err.data.hint : "";
   say((err && err.message ? err.message : String(err)) + hint, "error");
-  if (err && err.data && err.data.code === "not_owner") {
-    showDialog(err.message, err.data.hint, S.clipId ? () => openClip(S.clipId, true) : null);
+  if (err && err.data && err.data.code === "not_owner") showLostClip(err.message);
+}
+
+// This tab lost its clip: say exactly what it could not send, and offer to take the clip back and send it.
+function showLostClip(message) {
+  const id = S.clipId;
+  const kept = S.pending.length
+    ? "Not sent from this tab: " + pendingSummary() + ". Take the clip back to send them again, or discard them."
+    : "Nothing typed here is waiting to be sent.";
+  showDialog(message, kept, id ? () => openClip(id, true) : null, S.pending.length ? discardPending : null);
+}
+
+function discardPending() {
+  const what = pendingSummary();
+  S.pending = [];
+  if (S.state) fillExpressions(S.state);
+  say("discarded: " + what, "error");
+}
+
+// After this tab took its clip back: send what it could not send, in order, on the clip as it is now.
+async function replayPending(clip) {
+  const items = S.pending;
+  S.pending = [];
+  const sent = [], failed = [], notes = [];
+  for (const item of items) {
+    if (item.clip !== clip) { failed.push(`${item.what} (made on clip ${item.clip})`); continue; }
+    if (!item.replay) { failed.push(item.what + " (not sent again: do it again if still wanted)"); continue; }
+    try {
+      const note = await item.replay();
+      sent.push(item.what);
+      if (note) notes.push(note);
+    } catch (err) { failed.push(item.what + " (" + (err.message || err) + ")"); }
   }
+  const parts = [];
+  if (sent.length) parts.push("sent again: " + sent.join(", "));
+  if (failed.length) parts.push("not sent: " + failed.join(", "));
+  say(parts.concat(notes).join("; "), failed.length ? "error" : "ok");
 }
 
 function clipUrl(suffix) {
@@ -158,7 +217,7 @@ function renderClips() {
       cls = c.validation.ok ? "v-ok" : "v-bad";
     }
     progress.innerHTML = "";
-    progress.append(`${c.labelled}/${c.frames} frames · ${c.masks_saved} saved · ${c.expressions}/4 expr · `);
+    progress.append(`${c.labelled}/${c.frames} frames · ${c.reviewed} reviewed · ${c.masks_saved} saved · ${c.expressions}/4 expr · `);
     const vs = document.createElement("span");
     vs.className = cls;
     vs.textContent = v;
@@ -182,6 +241,13 @@ async function openClip(id, takeOver) {
   }
   hideDialog();
   stopPlaying();
+  if (S.expTimer && S.clipId) {  // typing not sent yet: it belongs to the clip it was typed on
+    if (S.clipId === id) {
+      clearTimeout(S.expTimer);
+      S.expTimer = null;
+      keepPending(expressionsIntent(typedExpressions(), S.expBase));
+    } else await sendExpressions();
+  }
   let data;
   say("opening " + id + "…");  // a long clip with saved masks takes seconds to load the first time
   try {
@@ -208,11 +274,12 @@ async function openClip(id, takeOver) {
   const concept = conceptText();
   $("concept").textContent = concept;
   $("concept-name").textContent = concept || "(not set in clips.json)";
-  fillExpressions(data.state);
   $("scrub").max = String(data.state.frames.length - 1);
   history.replaceState(null, "", "#clip=" + encodeURIComponent(id));
   say(data.notes && data.notes.length ? data.notes.join("; ") : "opened " + id + " on its middle frame", "ok");
   setFrame(S.frame);
+  if (S.pending.length) await replayPending(id);
+  fillExpressions(S.state);
   renderClips();
   refreshValidation();
   loadClips();
@@ -230,6 +297,7 @@ function conceptText() {
 function fillExpressions(st) {
   for (let a = 0; a < 2; a++) $("annotator-" + a).value = st.annotators[a] || "";
   for (let e = 0; e < 4; e++) $("exp-" + e).value = st.expressions[e] || "";
+  S.expBase = { annotators: st.annotators.slice(), expressions: st.expressions.slice() };
   updateExpressionCount();
 }
 
@@ -249,9 +317,41 @@ function sendExpressions() {
   if (!S.clipId) return S.chain;
   clearTimeout(S.expTimer);
   S.expTimer = null;
-  const annotators = [0, 1].map((a) => $("annotator-" + a).value);
-  const expressions = [0, 1, 2, 3].map((e) => $("exp-" + e).value);
-  return mutate(async () => applyState(await api("PUT", clipUrl("/expressions"), { annotators, expressions })));
+  const typed = typedExpressions();
+  const intent = expressionsIntent(typed, S.expBase);
+  return mutate(async () => {
+    const st = await api("PUT", clipUrl("/expressions"), typed);
+    S.expBase = { annotators: typed.annotators.slice(), expressions: typed.expressions.slice() };
+    applyState(st);
+  }, intent);
+}
+
+function typedExpressions() {
+  return { annotators: [0, 1].map((a) => $("annotator-" + a).value),
+           expressions: [0, 1, 2, 3].map((e) => $("exp-" + e).value) };
+}
+
+function expressionsIntent(typed, base) {
+  return { kind: "expressions", what: "the expressions typed here", replay: () => mergeExpressions(typed, base) };
+}
+
+// Send the text typed while this tab had lost the clip: a field typed here wins; a field only the other
+// tab changed keeps its text; where both changed it, the message quotes the other tab's text it replaced.
+async function mergeExpressions(typed, base) {
+  const now = S.state, merged = { annotators: [], expressions: [] }, replaced = [];
+  for (const key of ["annotators", "expressions"]) {
+    typed[key].forEach((mine, k) => {
+      const theirs = now[key][k], before = base ? base[key][k] : "";
+      const keepMine = mine !== before;
+      merged[key].push(keepMine ? mine : theirs);
+      if (keepMine && theirs !== before && theirs !== mine) {
+        replaced.push(`${key === "annotators" ? "annotator " + "AB"[k] : "expression " + (k + 1)}: "${theirs}"`);
+      }
+    });
+  }
+  applyState(await api("PUT", clipUrl("/expressions"), merged));
+  fillExpressions(S.state);
+  return replaced.length ? "your text replaced the other tab's " + replaced.join(", ") : "";
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -276,7 +376,7 @@ function applyState(st) {
       : `propagation ${job.state}: ${plural(job.written, "frame")} written, ${job.kept} kept` + (job.error ? " — " + job.error : "");
     $("cancel").disabled = !running;
   }
-  for (const id of ["propagate-both", "propagate-forward", "propagate-backward", "propagate-auto", "undo", "redo", "save"]) {
+  for (const id of ["propagate-both", "propagate-forward", "propagate-backward", "propagate-between", "undo", "redo", "save"]) {
     if (running) $(id).disabled = true;
     else if (id.startsWith("propagate") || id === "save") $(id).disabled = false;
   }
@@ -289,9 +389,10 @@ function applyState(st) {
     loadClips();
   }
   const row = S.clips.find((c) => c.id === st.clip);
-  if (row && (row.labelled !== st.labelled || row.unsaved !== st.dirty)) {
+  if (row && (row.labelled !== st.labelled || row.unsaved !== st.dirty || row.reviewed !== st.reviewed_count)) {
     row.labelled = st.labelled;
     row.unsaved = st.dirty;
+    row.reviewed = st.reviewed_count;
     renderClips();
   }
   updateFrameInfo();
@@ -329,7 +430,7 @@ function frameImage(i) {
 
 function ensureOverlay(i) {
   if (!S.state) return null;
-  const rev = S.state.revs[i];
+  const rev = S.state.revs[i] + ":" + S.style;
   const cached = S.overlays.get(i);
   if (cached && cached.rev === rev) return cached.img;
   if (cached && cached.loading === rev) return cached.img;
@@ -340,7 +441,7 @@ function ensureOverlay(i) {
     entry.img = img; entry.rev = rev; entry.loading = null;
     if (i === S.frame) draw();
   };
-  img.src = clipUrl("/overlay/" + encodeURIComponent(frameName(i)) + ".png?rev=" + rev);
+  img.src = clipUrl("/overlay/" + encodeURIComponent(frameName(i)) + ".png?rev=" + S.state.revs[i] + "&style=" + S.style);
   if (S.overlays.size > 64) S.overlays.delete(S.overlays.keys().next().value);
   return entry.img;
 }
@@ -361,14 +462,17 @@ function setFrame(i) {
 function updateFrameInfo() {
   if (!S.state) return;
   const n = S.state.frames.length;
-  $("frame-label").textContent = `${frameName(S.frame)}  (${S.frame + 1}/${n})`;
+  if (document.activeElement !== $("goto")) $("goto").value = frameName(S.frame);
+  $("frame-label").textContent = `(${S.frame + 1}/${n})`;
   const status = S.state.status[S.frame];
   const words = { empty: "not labelled", propagated: "propagated", clicked: "clicked (keyframe)", manual: "fixed by hand (keyframe)" };
   const points = S.state.prompts[String(S.frame)];
   let text = words[status] || status;
   if (points && points.points.length) text += ` · ${points.points.length} clicks`;
   if (S.frame === S.state.middle) text += " · middle frame";
+  text += S.state.reviewed[S.frame] ? " · reviewed ✓" : " · not reviewed";
   $("frame-status").textContent = text;
+  $("reviewed-count").textContent = `${S.state.reviewed_count}/${n} reviewed`;
 }
 
 function geometry() {
@@ -462,7 +566,11 @@ function drawTimeline() {
     const s = S.state.status[i];
     ctx.fillStyle = colours[s] || "#555";
     const top = s === "clicked" || s === "manual" ? 2 : 8;
-    ctx.fillRect(i * step, top, Math.max(1, step - (step > 3 ? 1 : 0)), h - top - 2);
+    ctx.fillRect(i * step, top, Math.max(1, step - (step > 3 ? 1 : 0)), h - top - 6);
+  }
+  ctx.fillStyle = css.getPropertyValue("--reviewed").trim();
+  for (let i = 0; i < n; i++) {
+    if (S.state.reviewed[i]) ctx.fillRect(i * step, h - 4, Math.max(1, step - (step > 3 ? 1 : 0)), 4);
   }
   if (S.state.anchor !== null && S.state.anchor !== undefined) {
     ctx.fillStyle = "#fff";
@@ -489,14 +597,34 @@ function nearestPoint(ev) {
   return best;
 }
 
-function sendPoints(points, labels) {
+function sendPoints(points, labels, change) {
   const frame = frameName(S.frame);
   return mutate(async () => {
     say("segmenting " + frame + "…");
     const st = await api("POST", clipUrl("/points"), { frame, points, labels });
     applyState(st);
     say(points.length ? `${points.length} clicks on ${frame}` : "clicks removed on " + frame, "ok");
-  });
+  }, change ? clickIntent(frame, change) : { what: "clear clicks on " + frame, replay: () => replayPoints(frame, () => [[], []]) });
+}
+
+// A click added or removed, as an edit that can be sent again on the clip's clicks as they are then.
+function clickIntent(frame, change) {
+  const [x, y] = change.point;
+  if (change.remove) {
+    return { what: "removing a click on " + frame, replay: () => replayPoints(frame, (pts, lbs) => {
+      const k = pts.findIndex(([px, py]) => Math.hypot(px - x, py - y) < 0.5);
+      if (k >= 0) { pts.splice(k, 1); lbs.splice(k, 1); }
+      return [pts, lbs];
+    }) };
+  }
+  return { what: (change.label ? "positive" : "negative") + " click on " + frame,
+           replay: () => replayPoints(frame, (pts, lbs) => [pts.concat([[x, y]]), lbs.concat([change.label])]) };
+}
+
+async function replayPoints(frame, edit) {
+  const prompt = S.state.prompts[String(S.state.frames.indexOf(frame))] || { points: [], labels: [] };
+  const [points, labels] = edit(prompt.points.slice(), prompt.labels.slice());
+  applyState(await api("POST", clipUrl("/points"), { frame, points, labels }));
 }
 
 function onMouseDown(ev) {
@@ -513,14 +641,17 @@ function onMouseDown(ev) {
     const prompt = S.state.prompts[String(S.frame)] || { points: [], labels: [] };
     const points = prompt.points.slice(), labels = prompt.labels.slice();
     const hit = nearestPoint(ev);
+    let change;
     if (hit >= 0) {
+      change = { remove: true, point: points[hit] };
       points.splice(hit, 1);
       labels.splice(hit, 1);
     } else {
-      points.push([round2(x), round2(y)]);
-      labels.push(ev.button === 2 || ev.shiftKey ? 0 : 1);
+      change = { point: [round2(x), round2(y)], label: ev.button === 2 || ev.shiftKey ? 0 : 1 };
+      points.push(change.point);
+      labels.push(change.label);
     }
-    sendPoints(points, labels);
+    sendPoints(points, labels, change);
     return;
   }
   const erase = S.tool === "eraser" || ev.button === 2;
@@ -575,14 +706,19 @@ function onMouseUp() {
   const frame = frameName(S.frame);
   const chunks = [];
   for (let k = 0; k < st.points.length; k += 4000) chunks.push(st.points.slice(Math.max(0, k - 1), k + 4000));
-  mutate(async () => {
+  const send = async () => {
     let state = null;
     for (const points of chunks) {
       state = await api("POST", clipUrl("/stroke"), { frame, layer: st.layer, mode: st.mode, radius: st.radius, points });
     }
+    return state;
+  };
+  const what = `${st.mode === "erase" ? "eraser" : "brush"} stroke (${st.layer}) on ${frame}`;
+  mutate(async () => {
+    const state = await send();
     if (S.stroke === st) S.stroke = null;
     applyState(state);
-  }).finally(() => { if (S.stroke === st) { S.stroke = null; draw(); } });
+  }, { what, replay: async () => applyState(await send()) }).finally(() => { if (S.stroke === st) { S.stroke = null; draw(); } });
 }
 
 function onWheel(ev) {
@@ -612,16 +748,57 @@ function propagate(direction) {
   return mutate(async () => {
     S.lastJob = null;
     applyState(await api("POST", clipUrl("/propagate"), { frame, direction }));
-    say("propagating " + direction + " from " + frame + " (keyframes are kept)");
-  });
+    say(direction === "between" ? "re-propagating between the keyframes around " + frame + " (from both ends)"
+                                : "propagating " + direction + " from " + frame + " (keyframes are kept)");
+  }, { what: `propagation (${direction}) from ${frame}` });  // not sent again: the clip may have changed
 }
 
-function simple(path, body, done) {
+// An edit that is one request. ``again``: whether it can be sent again after the clip was taken back.
+function simple(path, body, done, again) {
   if (!S.state) return;
+  const send = async () => applyState(await api("POST", clipUrl(path), body));
+  const what = path.slice(1).replace("_", " ") + (body && body.frame ? " on " + body.frame : "");
   return mutate(async () => {
-    applyState(await api("POST", clipUrl(path), body));
+    await send();
     if (done) say(done, "ok");
-  });
+  }, { what, replay: again ? send : null });
+}
+
+function toggleReviewed() {
+  if (!S.state) return;
+  const frame = frameName(S.frame), reviewed = !S.state.reviewed[S.frame];
+  return simple("/reviewed", { frame, reviewed }, reviewed ? frame + " marked reviewed" : frame + " not reviewed any more", true);
+}
+
+// The next frame (step +1 or -1, wrapping round) for which ``test(i)`` holds; null when none.
+function seek(step, test, what) {
+  if (!S.state) return;
+  const n = S.state.frames.length;
+  for (let k = 1; k < n; k++) {
+    const i = (S.frame + step * k + n) % n;
+    if (test(i)) { setFrame(i); return i; }
+  }
+  say("no " + what, "ok");
+  return null;
+}
+
+const isKeyframe = (i) => S.state.status[i] === "clicked" || S.state.status[i] === "manual";
+
+function gotoFrame(text) {
+  if (!S.state) return;
+  const value = text.trim();
+  let i = S.state.frames.indexOf(value);
+  if (i < 0 && /^\d+$/.test(value)) i = S.state.frames.findIndex((f) => /^\d+$/.test(f) && parseInt(f, 10) === parseInt(value, 10));
+  if (i < 0) { say(`no frame ${value} (frames ${S.state.frames[0]}–${S.state.frames[S.state.frames.length - 1]})`, "error"); return; }
+  $("view").focus();
+  setFrame(i);
+}
+
+function setStyle(style) {
+  S.style = style;
+  $("overlay-style").value = style;
+  ensureOverlay(S.frame);
+  draw();
 }
 
 async function save(allowUnlabelled) {
@@ -679,12 +856,14 @@ function showValidation(problems, ok) {
   }
 }
 
-function showDialog(text, hint, takeOver) {
+function showDialog(text, hint, takeOver, discard) {
   $("dialog-text").textContent = text;
   $("dialog-hint").textContent = hint || "";
   const btn = $("take-over");
   btn.hidden = !takeOver;
+  btn.textContent = discard ? "Take back and send again" : "Take over";
   btn.onclick = takeOver ? () => { hideDialog(); takeOver(); } : null;
+  $("dialog-discard").hidden = !discard;
   $("dialog").hidden = false;
 }
 
@@ -765,13 +944,20 @@ function onKey(ev) {
   else if (k === "p") propagate("both");
   else if (k === ".") propagate("forward");
   else if (k === ",") propagate("backward");
-  else if (k === "r") propagate("auto");
+  else if (k === "r") propagate("between");
+  else if (k === "v") toggleReviewed();
+  else if (k === "n") seek(1, (i) => !S.state.reviewed[i], "frame left to review");
+  else if (k === "N") seek(-1, (i) => !S.state.reviewed[i], "frame left to review");
+  else if (k === "k") seek(1, isKeyframe, "keyframe");
+  else if (k === "K") seek(-1, isKeyframe, "keyframe");
+  else if (k === "f") { $("goto").focus(); $("goto").select(); }
+  else if (k === "l") setStyle(STYLES[(STYLES.indexOf(S.style) + 1) % STYLES.length]);
   else if (k === "Escape") { hideDialog(); simple("/cancel", undefined, "cancelling…"); }
-  else if (k === "h") simple("/fill_holes", { frame: frameName(S.frame), layer: S.layer }, "holes filled");
-  else if (k === "H") simple("/fill_holes", { frame: null, layer: S.layer }, "holes filled in every frame");
+  else if (k === "h") simple("/fill_holes", { frame: frameName(S.frame), layer: S.layer }, "holes filled", true);
+  else if (k === "H") simple("/fill_holes", { frame: null, layer: S.layer }, "holes filled in every frame", true);
   else if (k === "x") sendPoints([], []);
-  else if (k === "Delete") simple("/clear", { frame: frameName(S.frame), layer: "target" }, "target cleared");
-  else if (k === "g") simple("/copy_ignore", { frame: frameName(S.frame), to: "next" }, "Ignore copied to the next frame");
+  else if (k === "Delete") simple("/clear", { frame: frameName(S.frame), layer: "target" }, "target cleared", true);
+  else if (k === "g") simple("/copy_ignore", { frame: frameName(S.frame), to: "next" }, "Ignore copied to the next frame", true);
   else if (k === "z") { S.zoom = 1; S.panX = 0; S.panY = 0; draw(); }
   else if (k === "?") { const t = $("shortcuts"); t.hidden = !t.hidden; }
   else handled = false;
@@ -826,15 +1012,24 @@ function wire() {
   $("propagate-both").onclick = () => propagate("both");
   $("propagate-forward").onclick = () => propagate("forward");
   $("propagate-backward").onclick = () => propagate("backward");
-  $("propagate-auto").onclick = () => propagate("auto");
+  $("propagate-between").onclick = () => propagate("between");
+  $("mark-reviewed").onclick = toggleReviewed;
+  $("next-unreviewed").onclick = () => seek(1, (i) => !S.state.reviewed[i], "frame left to review");
+  $("next-keyframe").onclick = () => seek(1, isKeyframe, "keyframe");
+  $("goto").addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter") { ev.preventDefault(); gotoFrame(ev.target.value); }
+    else if (ev.key === "Escape") { ev.target.value = frameName(S.frame); $("view").focus(); }
+  });
+  $("overlay-style").addEventListener("change", (ev) => setStyle(ev.target.value));
+  $("dialog-discard").onclick = () => { hideDialog(); discardPending(); };
   $("cancel").onclick = () => simple("/cancel", undefined, "cancelling…");
-  $("fill-holes").onclick = () => simple("/fill_holes", { frame: frameName(S.frame), layer: S.layer }, "holes filled");
-  $("fill-holes-all").onclick = () => simple("/fill_holes", { frame: null, layer: S.layer }, "holes filled in every frame");
+  $("fill-holes").onclick = () => simple("/fill_holes", { frame: frameName(S.frame), layer: S.layer }, "holes filled", true);
+  $("fill-holes-all").onclick = () => simple("/fill_holes", { frame: null, layer: S.layer }, "holes filled in every frame", true);
   $("clear-points").onclick = () => sendPoints([], []);
-  $("clear-target").onclick = () => simple("/clear", { frame: frameName(S.frame), layer: "target" }, "target cleared");
-  $("clear-ignore").onclick = () => simple("/clear", { frame: frameName(S.frame), layer: "ignore" }, "Ignore cleared");
-  $("copy-ignore-next").onclick = () => simple("/copy_ignore", { frame: frameName(S.frame), to: "next" }, "Ignore copied to the next frame");
-  $("copy-ignore-all").onclick = () => simple("/copy_ignore", { frame: frameName(S.frame), to: "all" }, "Ignore copied to every frame");
+  $("clear-target").onclick = () => simple("/clear", { frame: frameName(S.frame), layer: "target" }, "target cleared", true);
+  $("clear-ignore").onclick = () => simple("/clear", { frame: frameName(S.frame), layer: "ignore" }, "Ignore cleared", true);
+  $("copy-ignore-next").onclick = () => simple("/copy_ignore", { frame: frameName(S.frame), to: "next" }, "Ignore copied to the next frame", true);
+  $("copy-ignore-all").onclick = () => simple("/copy_ignore", { frame: frameName(S.frame), to: "all" }, "Ignore copied to every frame", true);
   $("undo").onclick = () => simple("/undo", undefined);
   $("redo").onclick = () => simple("/redo", undefined);
   $("save").onclick = () => save(false);
@@ -865,7 +1060,9 @@ async function start() {
   const seg = S.info.segmenter;
   $("segmenter").textContent = `segmenter: ${seg.name}` + (seg.checkpoint ? ` · ${seg.checkpoint}` : "") + ` · ${seg.device}`;
   $("segmenter").title = seg.description + (seg.config ? "\nconfig: " + seg.config : "");
+  $("fallback").hidden = !seg.fallback;
   $("root").textContent = S.info.root;
+  if (S.info.recovered && S.info.recovered.length) say(S.info.recovered.join("; "), "ok");
   await loadClips();
   const fromHash = new URLSearchParams(location.hash.slice(1)).get("clip");
   const initial = fromHash || S.info.initial_clip;
@@ -873,6 +1070,7 @@ async function start() {
 }
 
 // A small hook for scripted tests of the page (coordinates, state); it changes nothing.
-window.__refvps = { imageToClient, state: () => S.state, frame: () => S.frame, idle: () => S.chain };
+window.__refvps = { imageToClient, state: () => S.state, frame: () => S.frame, idle: () => S.chain,
+                    pending: () => S.pending.map((p) => p.what), style: () => S.style };
 
 start();
