@@ -55,6 +55,7 @@ from refvps.predictions.record import (
     read_run,
     resume_record,
     run_lifecycle,
+    stopped_status,
 )
 from refvps.progress import NO_PROGRESS, Progress
 
@@ -609,8 +610,7 @@ def _attempt(
         except BaseException as exc:
             # What the method finished before it stopped is kept; run_lifecycle records the status.
             result = harvest(run.dataset, pending, run.annotations, run.names, writer, info=info)
-            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "error"
-            _add_attempt(record, started, None, log_path, pending, result.converted, status=status)
+            _add_attempt(record, started, None, log_path, pending, result.converted, status=stopped_status(exc))
             raise
         with run.progress.stage(CONVERT_STAGE, len(pending)):
             result = harvest(run.dataset, pending, run.annotations, run.names, writer, info=info, progress=run.progress)

@@ -169,6 +169,11 @@ class RunRecord:
         self.save()
 
 
+def stopped_status(exc: BaseException) -> str:
+    """The status of a run that an exception stopped: ``interrupted`` for Ctrl-C, else ``error``."""
+    return "interrupted" if isinstance(exc, KeyboardInterrupt) else "error"
+
+
 @contextlib.contextmanager
 def run_lifecycle(out: Path, record: dict[str, Any], *, enabled: bool = True) -> Iterator[RunRecord]:
     """The one lifecycle of ``run.json``: ``running`` while the block runs, then ``complete``, or
@@ -183,7 +188,7 @@ def run_lifecycle(out: Path, record: dict[str, Any], *, enabled: bool = True) ->
     try:
         yield run
     except BaseException as exc:
-        run.update(status="interrupted" if isinstance(exc, KeyboardInterrupt) else "error", finished=now_iso())
+        run.update(status=stopped_status(exc), finished=now_iso())
         run.save()
         raise
     if run.record.get("status") == "running":
