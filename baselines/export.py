@@ -109,7 +109,13 @@ def check_exportable(clip: Clip) -> None:
 
 
 def meta_expressions(clips: Sequence[Clip], names: ExportNames) -> dict:
-    """The ``meta_expressions.json`` document of the exported clips (Ref-YouTube-VOS keys)."""
+    """The ``meta_expressions.json`` document of the exported clips (Ref-YouTube-VOS keys).
+
+    ``obj_id`` is one label, as Ref-YouTube-VOS writes it (a union target's first): the methods'
+    inference reads ``exp`` and ``frames`` only (each adapter's header lists what it reads), and
+    their masks are scored against the dataset's own targets, never against this file. Every frame
+    is exported, annotated or not: the methods segment whole videos, and scoring picks the frames.
+    """
     videos = {}
     for clip in clips:
         videos[names.video(clip.id)] = {

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from refvps.annotate.lock import HEARTBEAT_EVERY_S, ClipLock, ClipLockedError
 from refvps.annotate.segmenters.base import Segmenter
-from refvps.annotate.session import ClipSession, LockLostError, is_safe_id
+from refvps.annotate.session import ClipSession, LockLostError, editing_refusal, is_safe_id
 from refvps.annotate.store import read_session_summary, session_dir
 from refvps.annotate.verdicts import Verdicts, clip_fingerprint
 from refvps.dataset import transaction
@@ -146,6 +146,7 @@ class ClipRegistry:
         masks = 0
         if safe and clip.masks_dir.is_dir():
             masks = sum(1 for p in clip.masks_dir.iterdir() if p.suffix == MASK_EXT and p.stem in frames)
+        refusal = "this clip id cannot be used as a folder name" if not safe else editing_refusal(clip)
         summary = read_session_summary(self.root, clip.id) if safe else None
         validation = self.verdicts.get(clip.id, clip_fingerprint(dataset, clip.id)) if safe else None
         with self._lock:
@@ -158,7 +159,8 @@ class ClipRegistry:
                 lock_info = {"holder": holder.describe(), "stale": lock.is_stale(holder)}
         return {
             "id": clip.id,
-            "openable": safe,
+            "openable": refusal is None,
+            "refusal": refusal,
             "concept": clip.meta.concept,
             "concept_name": names.get(clip.meta.concept or "", clip.meta.concept),
             "category": clip.meta.category,

@@ -82,6 +82,38 @@ def check_clip_names(root: Path, clip: Clip) -> None:
         )
 
 
+def editing_refusal(clip: Clip) -> str | None:
+    """Why this tool cannot edit ``clip`` (None when it can). It labels one target, label 1, on every
+    frame, and saves every frame: a converted benchmark's clip (docs/BENCHMARKS_SUITE.md, "Format
+    extension") that annotates some frames only, or whose expressions name other labels, would be
+    saved wrong (blank masks on its other frames, its targets rewritten to label 1)."""
+    if clip.is_sparse:
+        return (
+            f"clip {clip.id} has ground truth on {len(clip.annotated_frames)} of its {len(clip.frame_names)} frames "
+            "only ('annotated_frames' in meta_expressions.json): this tool labels and saves every frame, and "
+            "would save the others as blank masks"
+        )
+    other = [e.exp_id for e in clip.expressions if e.target_labels != (OBJ_ID,)]
+    if other:
+        return (
+            f"clip {clip.id}: expression(s) {', '.join(other[:3])} refer to labels other than {OBJ_ID} "
+            f"(another object, or a union of several): this tool labels one target, label {OBJ_ID}"
+        )
+    return None
+
+
+def check_editable(root: Path, clip: Clip) -> None:
+    """Refuse, with the reason, a clip this tool would save wrong (:func:`editing_refusal`)."""
+    refusal = editing_refusal(clip)
+    if refusal is not None:
+        raise DatasetError(
+            refusal,
+            hint="refvps annotate edits Ref-VPS clips; a converted benchmark is read-only here: fix it in its "
+            "source format and convert it again (refvps convert)",
+            path=root / EXPRESSIONS_FILE,
+        )
+
+
 class ClipSession:
     """An open clip. Thread-safe: the server calls it from several request threads and one job."""
 
@@ -99,6 +131,7 @@ class ClipSession:
     ):
         self.root = Path(root)
         check_clip_names(self.root, clip)
+        check_editable(self.root, clip)
         self.clip = clip
         self.clip_id = clip.id
         self.segmenter = segmenter

@@ -218,6 +218,7 @@ class Clip:
         self.frame_names: list[str] = list(frame_names)
         self.expressions: list[Expression] = list(expressions)
         self._annotated = None if annotated_frames is None else list(annotated_frames)
+        self._annotated_set = None if annotated_frames is None else frozenset(annotated_frames)
 
     @property
     def annotated_frames(self) -> list[str]:
@@ -260,17 +261,43 @@ class Clip:
             yield self.read_frame(name)
 
     def read_label(self, name: str) -> np.ndarray:
-        """The label map of frame ``name`` as (H, W) uint8 indices (0, object ids, 255 Ignore)."""
+        """The label map of frame ``name`` as (H, W) uint8 indices (0, object ids, 255 Ignore).
+
+        A frame outside :attr:`annotated_frames` has no ground truth: a :class:`DatasetError` says so.
+        """
+        self._check_annotated([name])
         return read_label_png(self.mask_path(name))
 
-    def labels(self) -> Iterator[np.ndarray]:
-        """Every label map in order, decoded one at a time."""
-        for name in self.frame_names:
-            yield self.read_label(name)
+    def labels(self, frames: Sequence[str] | None = None) -> Iterator[np.ndarray]:
+        """The label maps of ``frames`` (by default every frame) in order, decoded one at a time.
 
-    def label_stack(self) -> np.ndarray:
-        """All label maps as one (T, H, W) uint8 array."""
-        return np.stack(list(self.labels())) if self.frame_names else np.zeros((0, 0, 0), np.uint8)
+        A sparse clip (:attr:`is_sparse`) has label maps for its :attr:`annotated_frames` only:
+        read those with ``clip.labels(clip.annotated_frames)``. Asking for a frame without one is a
+        :class:`DatasetError`, raised here, before anything is read; never a silent gap.
+        """
+        names = list(self.frame_names if frames is None else frames)
+        self._check_annotated(names)
+        return (read_label_png(self.mask_path(name)) for name in names)
+
+    def label_stack(self, frames: Sequence[str] | None = None) -> np.ndarray:
+        """The label maps of ``frames`` (by default every frame) as one (T, H, W) uint8 array;
+        on a sparse clip, pass ``clip.annotated_frames`` (see :meth:`labels`)."""
+        maps = list(self.labels(frames))
+        return np.stack(maps) if maps else np.zeros((0, 0, 0), np.uint8)
+
+    def _check_annotated(self, names: Sequence[str]) -> None:
+        if self._annotated_set is None:
+            return
+        missing = [name for name in names if name not in self._annotated_set]
+        if missing:
+            listed = f"{len(self._annotated_set)} of its {len(self.frame_names)} frames"
+            raise DatasetError(
+                f"clip {self.id} has no ground truth for frame(s) {', '.join(missing[:3])}"
+                f"{' ...' if len(missing) > 3 else ''}: its 'annotated_frames' lists {listed}",
+                hint="read the annotated frames only: clip.labels(clip.annotated_frames) "
+                "(docs/BENCHMARKS_SUITE.md, 'Format extension')",
+                path=self.root / EXPRESSIONS_FILE,
+            )
 
     def has_masks(self) -> bool:
         return self.masks_dir.is_dir()
@@ -533,18 +560,22 @@ class DatasetWriter:
     def update_expressions(
         self, clip_id: str, expressions: Sequence[Expression], *, frames: Sequence[str] | None = None
     ) -> None:
-        """Replace one clip's entry in ``meta_expressions.json``, leaving every other clip untouched."""
+        """Replace one clip's expressions in ``meta_expressions.json``, leaving every other clip untouched.
+
+        Without ``frames`` the entry keeps its frames and its other keys (a converted benchmark's
+        ``annotated_frames`` and ``label_ids``, docs/BENCHMARKS_SUITE.md): editing the sentences
+        changes nothing else. With ``frames`` (a clip just written whole) the entry is new.
+        """
         path = self.root / EXPRESSIONS_FILE
         with file_lock(path):
             data = read_index(path, "videos")
             videos = data["videos"]
-            entry = videos.get(clip_id, {})
+            old = videos.get(clip_id)
+            entry = dict(old) if isinstance(old, Mapping) and frames is None else {}
             if frames is None:
-                frames = entry.get("frames", []) if isinstance(entry, Mapping) else []
-            videos[clip_id] = {
-                "expressions": {e.exp_id: e.to_json() for e in expressions},
-                "frames": list(frames),
-            }
+                frames = entry.get("frames", [])
+            entry.update({"expressions": {e.exp_id: e.to_json() for e in expressions}, "frames": list(frames)})
+            videos[clip_id] = entry
             data["videos"] = dict(sorted(videos.items()))
             atomic_write_json(path, data)
 

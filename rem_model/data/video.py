@@ -3,39 +3,52 @@
 Each item is one (clip, expression) pair; each time it is drawn, ``num_frames`` frames are sampled
 from the clip, so that an epoch sees every expression once: a window with a random stride
 (1..``max_stride``) and start (``sampling: window``), or, as the authors' Wan data loader does, a
-sorted random subset of the clip's frames (``sampling: subset``). The randomness of item ``i`` in epoch ``e`` comes from
+sorted random subset of the clip's frames (``sampling: subset``). Only frames with ground truth are
+sampled: a converted benchmark's clip may annotate some frames only (``annotated_frames``,
+docs/BENCHMARKS_SUITE.md), and windows and subsets are drawn from the list of those, as the
+authors' loader draws from Ref-YouTube-VOS's train ``frames`` list (the annotated frames, every
+5th). The target is the union of the expression's labels (:attr:`Expression.target_labels`; MeViS
+names several objects). The randomness of item ``i`` in epoch ``e`` comes from
 ``numpy.random.default_rng([seed, e, i])``: a resumed run draws exactly the samples that an
 uninterrupted run would have drawn.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset as TorchDataset
 
+from refvps.dataset.format import EXPRESSIONS_FILE, Clip, parse_target, read_rgb, target_mask
 from refvps.dataset.format import Dataset as RefVPSDataset
-from refvps.dataset.format import read_rgb
 from refvps.dataset.palette import IGNORE_INDEX, read_label_png
 from refvps.errors import DatasetError
 from refvps.fileio import read_json
 from rem_model.data.transforms import Aspect, Geometry, frames_tensor, masks_tensor
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class VideoItem:
-    """One (clip, expression) pair: frame files, label files, the object id and the sentence."""
+    """One (clip, expression) pair: frame files, label files, the target's labels and the sentence."""
 
     clip_id: str
     exp_id: str
     text: str
-    obj_id: int
+    targets: tuple[int, ...]  # the label indices whose union is the target (Expression.target_labels)
     frames: tuple[Path, ...]
-    labels: tuple[Path | None, ...]  # None where a frame has no annotation (never sampled as target)
+    labels: tuple[Path | None, ...]  # None where a frame has no annotation (never sampled)
+
+    @property
+    def annotated(self) -> list[int]:
+        """Indices of the frames that have a label map: the only ones a sample is drawn from."""
+        return [i for i, label in enumerate(self.labels) if label is not None]
 
 
 def sample_window(length: int, num_frames: int, rng: np.random.Generator, max_stride: int = 1) -> list[int]:
@@ -114,10 +127,12 @@ class VideoExpressionDataset(TorchDataset):
     def texts(self) -> list[str]:
         return [item.text for item in self.items]
 
-    def __getitem__(self, index: int) -> dict:
+    def choose(self, index: int) -> list[int]:
+        """The frames (indices into ``items[index].frames``) that item ``index`` gives in this epoch:
+        drawn among its annotated frames only, so every frame of a sample has its target."""
         item = self.items[index]
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        annotated = [i for i, label in enumerate(item.labels) if label is not None]
+        annotated = item.annotated
         if not annotated:
             raise DatasetError(
                 f"clip {item.clip_id} has no annotated frame", hint="training needs masks", path=item.frames[0].parent
@@ -126,20 +141,13 @@ class VideoExpressionDataset(TorchDataset):
             positions = sample_subset(len(annotated), self.num_frames, rng)
         else:
             positions = sample_window(len(annotated), self.num_frames, rng, self.max_stride)
-        chosen = [annotated[p] for p in positions]
+        return [annotated[p] for p in positions]
+
+    def __getitem__(self, index: int) -> dict:
+        item = self.items[index]
+        chosen = self.choose(index)
         frames = [read_rgb(item.frames[i]) for i in chosen]
-        masks = []
-        for i in chosen:
-            label = read_label_png(item.labels[i])
-            if label.shape != frames[0].shape[:2]:
-                raise DatasetError(
-                    f"mask {item.labels[i]} is {label.shape[1]}x{label.shape[0]}, its frame "
-                    f"{frames[0].shape[1]}x{frames[0].shape[0]}",
-                    hint="masks must have their frame's size",
-                    path=item.labels[i],
-                )
-            # Ignore (255) trains as background: a latent target cannot leave pixels out.
-            masks.append((label == item.obj_id).astype(np.float32) * (label != IGNORE_INDEX))
+        masks = [self._target(item, item.labels[i], frames[0].shape[:2]) for i in chosen]
         geometry = Geometry.fit(frames[0].shape[:2], self.resolution, self.aspect, self.resample)
         return {
             "frames": frames_tensor(frames, geometry),
@@ -147,6 +155,20 @@ class VideoExpressionDataset(TorchDataset):
             "text": item.text,
             "source": self.source,
         }
+
+    @staticmethod
+    def _target(item: VideoItem, path: Path | None, shape: tuple[int, ...]) -> np.ndarray:
+        """The float target of one frame: the union of the item's labels, Ignore as background."""
+        assert path is not None  # choose() draws annotated frames only
+        label = read_label_png(path)
+        if label.shape != shape:
+            raise DatasetError(
+                f"mask {path} is {label.shape[1]}x{label.shape[0]}, its frame {shape[1]}x{shape[0]}",
+                hint="masks must have their frame's size",
+                path=path,
+            )
+        # Ignore (255) trains as background: a latent target cannot leave pixels out.
+        return (target_mask(label, item.targets) & (label != IGNORE_INDEX)).astype(np.float32)
 
 
 class RefVPSVideoDataset(VideoExpressionDataset):
@@ -162,40 +184,81 @@ class RefVPSVideoDataset(VideoExpressionDataset):
             raise DatasetError(
                 f"clips not in {root}: {', '.join(unknown[:5])}", hint="list them with: refvps stats ROOT", path=root
             )
-        items, unlabelled = [], []
+        items: list[VideoItem] = []
+        unlabelled: list[str] = []
         for clip in dataset:
             if wanted is not None and clip.id not in wanted:
                 continue
             if not clip.frame_names or not clip.expressions:
                 continue
-            if not clip.has_masks():
-                unlabelled.append(clip.id)  # e.g. a test split: nothing to learn from
+            if not clip.annotated_frames or (not clip.is_sparse and not clip.has_masks()):
+                # No ground truth (a test split, or a converted split whose masks are not public,
+                # 'annotated_frames: []'): nothing to learn from.
+                unlabelled.append(clip.id)
                 continue
-            frames = tuple(clip.frame_path(n) for n in clip.frame_names)
-            labels = tuple(clip.mask_path(n) for n in clip.frame_names)
-            # Checked here, not when a worker first reads it: a data loader worker's error
-            # reaches the user wrapped in its traceback.
-            missing = [path for path in labels if not path.is_file()]
-            if missing:
-                raise DatasetError(
-                    f"clip {clip.id} lacks {len(missing)} of its {len(labels)} masks, e.g. {missing[0]}",
-                    hint="every frame of a training clip needs its mask; check the dataset with: refvps validate ROOT",
-                    path=missing[0],
-                )
-            for expression in clip.expressions:
-                items.append(VideoItem(clip.id, expression.exp_id, expression.text, expression.obj_id, frames, labels))
+            items.extend(clip_items(clip))
         if not items:
-            if unlabelled:
-                raise DatasetError(
-                    f"{root} has no masks (no Annotations/<clip>/ folder for {len(unlabelled)} clip(s)): REM trains on masks",
-                    hint="train on a dataset with masks, e.g. one written by 'refvps synth OUT', or add its Annotations/",
-                    path=root,
-                )
-            raise DatasetError(
-                f"no (clip, expression) pairs in {root}", hint="check the dataset with: refvps validate ROOT", path=root
+            _raise_nothing_to_train(Path(root), unlabelled)
+        if unlabelled:
+            log.warning(
+                "%s: %d clip(s) left out, they have no ground truth (no masks, or 'annotated_frames' empty): %s",
+                root,
+                len(unlabelled),
+                ", ".join(unlabelled[:5]) + (" ..." if len(unlabelled) > 5 else ""),
             )
         self.unlabelled_clips = unlabelled
         super().__init__(items, **kwargs)
+
+
+def clip_items(clip: Clip) -> list[VideoItem]:
+    """One item per expression of ``clip``, each with every frame and the mask of each annotated one.
+
+    Checked here, not when a worker first reads a file: a data loader worker's error reaches the
+    user wrapped in its traceback.
+    """
+    annotated = set(clip.annotated_frames)
+    strays = sorted(annotated - set(clip.frame_names))
+    if strays:
+        raise DatasetError(
+            f"clip {clip.id} lists annotated frames that are not among its frames: {', '.join(strays[:3])}",
+            hint=f"check the dataset with: refvps validate {clip.root}",
+            path=clip.root / EXPRESSIONS_FILE,
+        )
+    frames = tuple(clip.frame_path(n) for n in clip.frame_names)
+    labels = tuple(clip.mask_path(n) if n in annotated else None for n in clip.frame_names)
+    missing = [path for path in labels if path is not None and not path.is_file()]
+    if missing:
+        raise DatasetError(
+            f"clip {clip.id} lacks {len(missing)} of its {len(annotated)} masks, e.g. {missing[0]}",
+            hint="every frame of a training clip (each one in its 'annotated_frames', when it lists them) needs "
+            f"its mask; check the dataset with: refvps validate {clip.root}",
+            path=missing[0],
+        )
+    items = []
+    for expression in clip.expressions:
+        targets = expression.target_labels
+        if not all(0 < t < IGNORE_INDEX for t in targets):
+            raise DatasetError(
+                f"clip {clip.id}, expression {expression.exp_id}: its obj_id is not an object label (1..254)",
+                hint=f"check the dataset with: refvps validate {clip.root}",
+                path=clip.root / EXPRESSIONS_FILE,
+            )
+        items.append(VideoItem(clip.id, expression.exp_id, expression.text, targets, frames, labels))
+    return items
+
+
+def _raise_nothing_to_train(root: Path, unlabelled: list[str]) -> NoReturn:
+    if unlabelled:
+        raise DatasetError(
+            f"{root} has no masks: none of its {len(unlabelled)} clip(s) has ground truth (no Annotations/<clip>/ "
+            "folder, or an empty 'annotated_frames' list): REM trains on masks",
+            hint="train on a dataset with masks, e.g. one written by 'refvps synth OUT', a converted train split "
+            "('refvps convert ref-ytvos SRC --split train'), or add its Annotations/",
+            path=root,
+        )
+    raise DatasetError(
+        f"no (clip, expression) pairs in {root}", hint="check the dataset with: refvps validate ROOT", path=root
+    )
 
 
 class RefYouTubeVOSDataset(VideoExpressionDataset):
@@ -231,9 +294,8 @@ class RefYouTubeVOSDataset(VideoExpressionDataset):
             if not names or all(label is None for label in labels):
                 continue
             for exp_id, expression in sorted(entry.get("expressions", {}).items()):
-                items.append(
-                    VideoItem(video_id, str(exp_id), str(expression["exp"]), int(expression["obj_id"]), frames, labels)
-                )
+                targets = _ytvos_targets(expression, video_id, exp_id, meta_path)
+                items.append(VideoItem(video_id, str(exp_id), str(expression["exp"]), targets, frames, labels))
         if not items:
             raise DatasetError(
                 f"no annotated expressions under {root / split}",
@@ -241,6 +303,18 @@ class RefYouTubeVOSDataset(VideoExpressionDataset):
                 path=root,
             )
         super().__init__(items, **kwargs)
+
+
+def _ytvos_targets(expression: dict, video_id: str, exp_id: str, meta_path: Path) -> tuple[int, ...]:
+    """An expression's ``obj_id`` as label indices (a list, as MeViS writes it, is a union)."""
+    try:
+        return parse_target(expression["obj_id"])
+    except (KeyError, TypeError, ValueError):
+        raise DatasetError(
+            f"video {video_id}, expression {exp_id}: obj_id {expression.get('obj_id')!r} is not a label index",
+            hint='each train expression names its object: "obj_id": "1"',
+            path=meta_path,
+        ) from None
 
 
 def collate(batch: list[dict]) -> dict:

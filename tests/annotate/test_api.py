@@ -22,6 +22,7 @@ from tests.annotate.conftest import (
     blob_center,
     blob_clip,
     distance_to_polyline,
+    files_snapshot,
     overlay_layers,
 )
 
@@ -646,3 +647,27 @@ def test_info_names_the_fallback_and_what_was_recovered(dataset):
     ]
     assert not transaction.save_dir(dataset, "clip_b").exists()
     registry_of(app).shutdown()
+
+
+def test_converted_clips_the_tool_would_save_wrong_are_refused_with_the_reason(tmp_path):
+    from refvps.convert import convert
+    from tests.convert import official
+
+    # Ref-YouTube-VOS train: 2 of 3 frames annotated. MeViS: mv001's expressions are unions of labels,
+    # mv002's one expression is label 1 and its masks hold nothing else.
+    convert("ref-ytvos", official.write_ref_ytvos(tmp_path / "yt").root, tmp_path / "ytvos", split="train")
+    convert("mevis", official.write_mevis(tmp_path / "mv").root, tmp_path / "mevis")
+    cases = [("ytvos", "vtrain01", "2 of its 3 frames only"), ("mevis", "mv001", "other than 1")]
+    for root, clip_id, reason in cases:
+        before = files_snapshot(tmp_path / root)
+        client, app = make_client(tmp_path / root)
+        clips = {c["id"]: c for c in client.get("/api/clips", headers=headers()).json()["clips"]}
+        assert clips[clip_id]["openable"] is False and reason in clips[clip_id]["refusal"]
+        for _ in range(2):  # refused again, not locked by the first try
+            response = client.post(f"/api/clips/{clip_id}/open", headers=headers(), json={})
+            assert response.status_code == 422 and reason in response.json()["error"], response.json()
+            assert "refvps convert" in response.json()["hint"]
+        if root == "mevis":
+            assert clips["mv002"]["openable"] and clips["mv002"]["refusal"] is None
+        registry_of(app).shutdown()
+        assert files_snapshot(tmp_path / root) == before  # nothing in the dataset changed

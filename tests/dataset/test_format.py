@@ -129,3 +129,68 @@ def test_writer_rejects_wrong_counts(tmp_path):
     rgb, labels = make_clip_arrays(0)
     with pytest.raises(ValueError, match="label maps"):
         DatasetWriter(tmp_path).write_clip("c", rgb, labels[:-1], [], ClipMeta("c"))
+
+
+def _write_sparse_clip(root, annotated=("00000", "00003", "00005")):
+    """A converted-benchmark clip written by hand (docs/BENCHMARKS_SUITE.md, "Format extension"):
+    six frames, masks for ``annotated`` only, one expression whose target is the union of labels 1 and 3."""
+    rgb, labels = make_clip_arrays(3)
+    names = [frame_name(t) for t in range(T)]
+    for t, name in enumerate(names):
+        (root / "JPEGImages" / "c").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rgb[t]).save(root / "JPEGImages" / "c" / f"{name}.jpg")
+    written = {}
+    for name in annotated:
+        label = labels[names.index(name)].copy()
+        label[16:20, 20:30] = 3
+        label[20:22, 0:5] = 2  # an object no expression targets (label_ids)
+        write_label_png(root / "Annotations" / "c" / f"{name}.png", label)
+        written[name] = label
+    entry = {
+        "expressions": {"0": {"exp": "the smoke and the flag", "obj_id": ["1", "3"]}},
+        "frames": names,
+        "annotated_frames": list(annotated),
+        "label_ids": ["2"],
+    }
+    (root / "meta_expressions.json").write_text(json.dumps({"videos": {"c": entry}}))
+    return written
+
+
+def test_labels_of_a_sparse_clip_are_those_of_its_annotated_frames(tmp_path):
+    written = _write_sparse_clip(tmp_path)
+    clip = Dataset(tmp_path).clip("c")
+    assert clip.is_sparse and clip.annotated_frames == ["00000", "00003", "00005"]
+    stack = clip.label_stack(clip.annotated_frames)
+    np.testing.assert_array_equal(stack, np.stack([written[n] for n in ("00000", "00003", "00005")]))
+    for got, name in zip(clip.labels(clip.annotated_frames), clip.annotated_frames):
+        np.testing.assert_array_equal(got, written[name])
+    # Every frame's labels do not exist: a clear error naming the key, raised before anything is read.
+    for ask in (clip.labels, clip.label_stack, lambda: clip.read_label("00001")):
+        with pytest.raises(DatasetError, match="annotated_frames") as info:
+            ask()
+        assert "00001" in str(info.value) and info.value.path == tmp_path / "meta_expressions.json"
+    with pytest.raises(DatasetError, match="00002, 00004"):
+        clip.label_stack(["00000", "00002", "00004"])
+
+
+def test_a_clip_without_ground_truth_has_no_labels(tmp_path):
+    _write_sparse_clip(tmp_path, annotated=())
+    clip = Dataset(tmp_path).clip("c")
+    assert clip.is_sparse and clip.annotated_frames == []
+    assert clip.label_stack(clip.annotated_frames).shape == (0, 0, 0)
+    with pytest.raises(DatasetError, match="annotated_frames' lists 0 of its 6 frames"):
+        clip.label_stack()
+
+
+def test_editing_expressions_keeps_a_converted_clips_keys(tmp_path):
+    _write_sparse_clip(tmp_path)
+    writer = DatasetWriter(tmp_path)
+    writer.update_expressions("c", [Expression("0", "the flag", 3)])
+    entry = json.loads((tmp_path / "meta_expressions.json").read_text())["videos"]["c"]
+    assert entry["annotated_frames"] == ["00000", "00003", "00005"] and entry["label_ids"] == ["2"]
+    assert entry["expressions"] == {"0": {"exp": "the flag", "obj_id": "3"}}
+    assert entry["frames"] == [frame_name(t) for t in range(T)]
+    # A clip written whole again (new frames) starts a new entry.
+    writer.update_expressions("c", [], frames=["00000", "00001"])
+    entry = json.loads((tmp_path / "meta_expressions.json").read_text())["videos"]["c"]
+    assert entry == {"expressions": {}, "frames": ["00000", "00001"]}

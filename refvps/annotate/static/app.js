@@ -226,7 +226,7 @@ function renderClips() {
     if (c.locked) progress.append(` · locked by ${c.locked.holder}${c.locked.stale ? " (stale)" : ""}`);
     if (c.open_elsewhere) progress.append(" · open in another tab");
     li.append(id, concept, bar, progress);
-    li.title = c.openable ? "open " + c.id : "this clip id cannot be used as a folder name";
+    li.title = c.openable ? "open " + c.id : (c.refusal || "this clip cannot be opened here");
     li.addEventListener("click", () => { if (c.openable) openClip(c.id, false); });
     ul.appendChild(li);
   }
