@@ -282,7 +282,7 @@ class RefYouTubeVOSDataset(VideoExpressionDataset):
         videos = read_json(meta_path, what="Ref-YouTube-VOS meta_expressions.json").get("videos", {})
         frames_dir = root / split / "JPEGImages"
         labels_dir = root / split / "Annotations"
-        items = []
+        items, unlabelled = [], []
         for video_id in sorted(videos):
             entry = videos[video_id]
             names = [str(f) for f in entry.get("frames", [])]
@@ -292,10 +292,19 @@ class RefYouTubeVOSDataset(VideoExpressionDataset):
                 for n in names
             )
             if not names or all(label is None for label in labels):
+                unlabelled.append(video_id)
                 continue
             for exp_id, expression in sorted(entry.get("expressions", {}).items()):
                 targets = _ytvos_targets(expression, video_id, exp_id, meta_path)
                 items.append(VideoItem(video_id, str(exp_id), str(expression["exp"]), targets, frames, labels))
+        if unlabelled and items:
+            log.warning(
+                "%d of %d Ref-YouTube-VOS videos in %s have no mask file and are left out of training (e.g. %s)",
+                len(unlabelled),
+                len(videos),
+                labels_dir,
+                ", ".join(unlabelled[:3]),
+            )
         if not items:
             raise DatasetError(
                 f"no annotated expressions under {root / split}",

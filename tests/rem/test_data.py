@@ -190,3 +190,15 @@ def test_subset_sampling_draws_sorted_distinct_frames(toy_dataset):
     assert dataset[0]["frames"].shape == (5, 3, 24, 32)
     with pytest.raises(ConfigError, match="unknown data source keys"):
         DataSource.from_json({"kind": "refvps", "root": "x", "samplng": "subset"})
+
+
+def test_ref_youtube_vos_videos_without_masks_are_left_out_and_reported(tmp_path, caplog):
+    root = _ytvos(tmp_path)
+    meta_path = root / "meta_expressions" / "train" / "meta_expressions.json"
+    meta = json.loads(meta_path.read_text())
+    meta["videos"]["nomask9"] = {"expressions": {"0": {"exp": "a bird", "obj_id": "1"}}, "frames": ["00000"]}
+    meta_path.write_text(json.dumps(meta))
+    with caplog.at_level("WARNING", logger="rem_model.data.video"):
+        dataset = RefYouTubeVOSDataset(root, resolution=(24, 32), num_frames=2)
+    assert [item.text for item in dataset.items] == ["a cat", "a dog"]
+    assert "1 of 2 Ref-YouTube-VOS videos" in caplog.text and "nomask9" in caplog.text
