@@ -48,7 +48,10 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the footage lookup the tests use (tests/footage.py)
 FIXTURES = REPO / "tests" / "fixtures" / "annotate_footage"
+
+from tests.footage import find_footage, footage_candidates  # noqa: E402
 
 
 def peak_rss_mb() -> float:
@@ -398,9 +401,7 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--before", type=Path, help="another version of segmenters/classic.py to compare with")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="synthetic benchmarks to score on")
-    parser.add_argument(
-        "--footage", type=Path, default=Path(os.environ.get("REFVPS_FOOTAGE", REPO.parent / "shared" / "footage"))
-    )
+    parser.add_argument("--footage", type=Path, default=find_footage() or footage_candidates()[-1])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--frames", type=int, default=408)
     parser.add_argument("--size", default="1920x1080")

@@ -38,7 +38,8 @@ from refvps.curation.shots import detect_shots  # noqa: E402
 from refvps.curation.trim import trim_video  # noqa: E402
 from refvps.curation.video import probe_video  # noqa: E402
 from refvps.progress import Progress  # noqa: E402
-from tests.curation.footage import ENCODERS, compilation, find_footage, footage_candidates  # noqa: E402
+from tests.curation.footage import ENCODERS, compilation  # noqa: E402
+from tests.footage import find_footage, footage_candidates  # noqa: E402
 
 PARTS = [("02_cups", 1.0, 2.5), ("03_blocks", 2.0, 2.5), ("04_coffee", 1.0, 2.5), ("05_default_juggle", 3.0, 2.5)]
 

@@ -14,7 +14,6 @@ point lies less than 3 px inside are not clicked: the drawn outlines are accurat
 from __future__ import annotations
 
 import json
-import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -24,15 +23,13 @@ import pytest
 
 from refvps.annotate.segmenters.classic import ClassicSegmenter
 from tests.annotate.conftest import distance_inside
+from tests.footage import find_footage, footage_missing_reason
 
 FIXTURES = sorted((Path(__file__).parents[1] / "fixtures" / "annotate_footage").glob("*.json"))
-FOOTAGE = Path(os.environ.get("REFVPS_FOOTAGE", Path(__file__).parents[2].parent / "shared" / "footage"))
+FOOTAGE = find_footage()
 MIN_ERROR_DEPTH = 3.0  # px
 
-pytestmark = pytest.mark.skipif(
-    not FOOTAGE.is_dir(),
-    reason=f"the real footage is not at {FOOTAGE} (set REFVPS_FOOTAGE to the folder with 02_cups.mp4, 04_coffee.mp4)",
-)
+pytestmark = pytest.mark.skipif(FOOTAGE is None, reason=footage_missing_reason())
 
 
 @lru_cache(maxsize=8)
@@ -40,6 +37,7 @@ def decoded_frame(video: str, index: int) -> np.ndarray:
     """Frame ``index`` (0-based, in decoding order) of a footage video, as RGB."""
     import imageio_ffmpeg
 
+    assert FOOTAGE is not None
     reader = imageio_ffmpeg.read_frames(str(FOOTAGE / video))
     try:
         meta = next(reader)

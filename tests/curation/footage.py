@@ -1,16 +1,13 @@
 """Real footage for the curation tests, and the ffmpeg recipes that turn it into hard cases.
 
-The four 10 s 720p videos of the SAM 2 demo gallery (``02_cups``, ``03_blocks``, ``04_coffee``,
-``05_default_juggle``; Apache-2.0) live outside the repository, in ``<repo root>/../shared/footage``
-or wherever ``$REFVPS_FOOTAGE`` points. Tests that need them skip with the reason when they are
-absent. From them the tests build, with the ffmpeg binary of imageio-ffmpeg: letterboxed and
+The four real videos are found by :mod:`tests.footage` (skipping with the reason when absent).
+From them the tests build, with the ffmpeg binary of imageio-ffmpeg: letterboxed and
 pillarboxed copies (with the true picture box known), compilations with a text end card (with the
 true cut frames known), re-encodes at several bitrates, and truncated or corrupted files.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-NAMES = ("02_cups", "03_blocks", "04_coffee", "05_default_juggle")
+from tests.footage import footage_dir
 
 # Encoder settings by name; "low_vp9" is a realtime VP9 encode starved of bits (the kind that
 # makes blocky frames a shot detector takes for cuts).
@@ -32,30 +28,6 @@ ENCODERS = {
     "low_vp9": ["-c:v", "libvpx-vp9", "-b:v", "40k", "-deadline", "realtime", "-cpu-used", "8", "-pix_fmt", "yuv420p"],
     "vp9_crf35": ["-c:v", "libvpx-vp9", "-crf", "35", "-b:v", "0", "-deadline", "realtime", "-cpu-used", "8"],
 }
-
-
-def footage_candidates() -> list[Path]:
-    """Where the four videos are looked for: ``$REFVPS_FOOTAGE``, then ``<repo root>/../shared/footage``."""
-    candidates = [Path(os.environ["REFVPS_FOOTAGE"])] if os.environ.get("REFVPS_FOOTAGE") else []
-    return candidates + [REPO.parent / "shared" / "footage"]
-
-
-def find_footage() -> Path | None:
-    for folder in footage_candidates():
-        if all((folder / f"{name}.mp4").is_file() for name in NAMES):
-            return folder
-    return None
-
-
-def footage_dir() -> Path:
-    """The folder of the four videos, or a skip that says where they were looked for."""
-    folder = find_footage()
-    if folder is None:
-        pytest.skip(
-            "real footage not found (looked in " + ", ".join(str(c) for c in footage_candidates()) + "): "
-            "set $REFVPS_FOOTAGE to a folder holding " + ", ".join(f"{n}.mp4" for n in NAMES)
-        )
-    return folder
 
 
 def ffmpeg(*args: str) -> None:

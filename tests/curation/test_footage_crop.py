@@ -6,8 +6,9 @@ import pytest
 
 from refvps.curation.crop import detect_crop
 from refvps.curation.video import frames_at, probe_video, sample_times
+from tests.footage import footage_dir
 
-from .footage import boxed, footage_dir
+from .footage import boxed
 
 
 def _frames(path, count=32):
