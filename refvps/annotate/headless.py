@@ -272,8 +272,9 @@ def _propagate(session: ClipSession, start: int, progress: Progress) -> None:
             job.thread.join(0.1)
             progress.update("propagate", job.done)
         progress.update("propagate", job.done)
-    if job.state != "done":
+    if job.state != "done":  # a bad frame says which and what to do; anything else may be the model
         raise RefvpsError(
             f"propagation {job.state}: {job.error or ''}".strip(),
-            hint="rerun with --debug; try --segmenter classic to rule out the model",
-        )
+            hint=job.hint or "rerun with --debug; try --segmenter classic to rule out the model",
+            path=getattr(job.failure, "path", None),
+        ) from job.failure

@@ -520,7 +520,7 @@ class ClipSession:
                 seg.sync(prompt_masks)
             propagation.run(job, seg, start_mask, self.model_lock, lambda i, m: self._write_propagated(job, i, m))
         except Exception as exc:  # noqa: BLE001 - reported to the page, the server keeps running
-            job.state, job.error = "failed", f"{type(exc).__name__}: {exc}"
+            job.fail(exc)
         finally:
             self._end_job(job)
 

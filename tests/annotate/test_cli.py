@@ -374,3 +374,13 @@ def test_headless_says_what_it_found_and_where_the_previous_session_went(dataset
     assert len(moved) == 1 and any(n.startswith(f"previous session moved to {moved[0]} ") for n in notes), notes
     assert run(*headless) == 0
     assert "previous session moved to" in capsys.readouterr().err
+
+
+def test_a_damaged_frame_stops_headless_propagation_with_its_own_hint(dataset, tmp_path, capsys):
+    frame = dataset / "JPEGImages" / "clip_a" / "00008.jpg"
+    frame.write_bytes(frame.read_bytes()[: len(frame.read_bytes()) // 3])  # truncated
+    clicks = write_clicks(tmp_path / "c.json", [{"frame": "00005", "points": [list(blob_center(5))], "labels": [1]}])
+    assert run("annotate", str(dataset), "--clip", "clip_a", "--clicks", str(clicks), "--no-ui") == 1
+    err = capsys.readouterr().err
+    assert "00008.jpg" in err and "Hint: re-export the clip's frames" in err, err  # not "try another segmenter"
+    assert not (dataset / "Annotations" / "clip_a").exists()  # nothing saved
