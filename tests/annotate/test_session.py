@@ -375,9 +375,9 @@ def test_imports_saved_masks_and_rejects_other_objects(dataset):
 
 
 def test_a_session_whose_lock_was_taken_over_stops_writing_at_once(dataset, monkeypatch):
-    import refvps.annotate.session as session_module
+    import refvps.annotate.autosave as autosave_module
 
-    monkeypatch.setattr(session_module, "LOCK_VERIFY_EVERY_S", 0.0)  # check the lock file on every write
+    monkeypatch.setattr(autosave_module, "LOCK_VERIFY_EVERY_S", 0.0)  # check the lock file on every write
     lock = ClipLock(session_dir(dataset, "clip_a") / "lock.json", "clip_a", "me")
     lock.acquire()
     session = open_session(dataset, lock=lock)
