@@ -192,9 +192,11 @@ def deepest_point(mask: np.ndarray) -> list[float]:
 
 
 def ignore_aware_iou(pred: np.ndarray, label: np.ndarray) -> float:
-    valid = label != 255
-    union = (((label == 1) & valid) | (pred & valid)).sum()
-    return 1.0 if union == 0 else float(((label == 1) & pred & valid).sum() / union)
+    """The scorer's J of ``pred`` against target 1 of ``label``, Ignore (255) left out."""
+    from refvps.dataset.palette import IGNORE_INDEX
+    from refvps.scoring.metrics import jaccard
+
+    return float(jaccard(label == 1, pred, void=label == IGNORE_INDEX))
 
 
 def clip_j(segmenter_class, clip) -> float | None:

@@ -6,8 +6,11 @@ expressions by two annotators -> saved in the dataset format in one transaction 
 appendix A.2; docs/ANNOTATE.md).
 
 * :mod:`refvps.annotate.session` - one clip being labelled; it composes
-  :mod:`~refvps.annotate.clipstate` (the editable state), :mod:`~refvps.annotate.store` (its files),
-  :mod:`~refvps.annotate.history` (undo) and :mod:`~refvps.annotate.propagation` (the job thread).
+  :mod:`~refvps.annotate.clipstate` (the editable state), :mod:`~refvps.annotate.working` (its
+  layers), :mod:`~refvps.annotate.store` (its files), :mod:`~refvps.annotate.autosave` (writes under
+  the clip's lock), :mod:`~refvps.annotate.history` (undo), :mod:`~refvps.annotate.propagation` (the
+  job thread) and :mod:`~refvps.annotate.saving` (the transactional save);
+  :mod:`~refvps.annotate.clipcheck` says which clips it may open.
 * :mod:`refvps.annotate.segmenters` - ``classic`` (no weights), ``sam2`` (Meta's package) and
   ``hf-sam2`` (transformers), behind one small interface.
 * :mod:`refvps.annotate.server`, :mod:`~refvps.annotate.routes`, :mod:`~refvps.annotate.registry`,
@@ -20,6 +23,8 @@ Importing this package imports neither PyTorch nor the web framework.
 from __future__ import annotations
 
 __all__ = [
+    "autosave",
+    "clipcheck",
     "clipstate",
     "frames",
     "headless",
@@ -28,9 +33,11 @@ __all__ = [
     "lock",
     "propagation",
     "registry",
+    "saving",
     "segmenters",
     "server",
     "session",
     "store",
     "verdicts",
+    "working",
 ]

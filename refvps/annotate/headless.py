@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from refvps.annotate import layers as L
-from refvps.annotate.lock import ClipLock
+from refvps.annotate.lock import ClipLock, ClipLockedError
 from refvps.annotate.segmenters.base import Segmenter
 from refvps.annotate.session import OBJ_ID, ClipSession
 from refvps.annotate.store import read_session_summary, session_dir
@@ -55,6 +55,7 @@ class HeadlessResult:
     valid: bool
     problems: list[dict]
     seconds: float
+    notes: list[str]  # what was found and done on the way (a save finished, a previous session moved aside)
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -189,14 +190,16 @@ def run_headless(
     root = Path(root)
     clip = Dataset(root).clip(clip_id)
     entries = clicks if isinstance(clicks, list) else load_clicks(clicks, clip)  # checked before anything is locked
-    lock = ClipLock(session_dir(root, clip_id) / "lock.json", clip_id, f"headless-{os.getpid()}")
+    lock = _lock(root, clip_id)
     lock.acquire(take_over=take_over_lock)
     session: ClipSession | None = None
     try:
-        for recovery in transaction.recover(root, [clip_id]):
-            log.warning("%s", recovery.describe())
-        _refuse_to_replace(root, clip, overwrite=overwrite, discard_session=discard_session)
+        notes = [recovery.describe() for recovery in transaction.recover(root, [clip_id])]
+        refuse_to_replace(root, clip, overwrite=overwrite, discard_session=discard_session)
         session = ClipSession(root, clip, segmenter, lock=lock, refvps_rules=refvps_rules, restore=False)
+        notes += session.notes
+        for note in notes:  # as they happen: a run that fails later has still said them
+            log.info("%s", note)
         for entry in entries:
             session.add_points(session.frame_index(entry.frame), entry.points, entry.labels)
         _propagate(session, session.frame_index(entries[0].frame), progress)
@@ -217,6 +220,7 @@ def run_headless(
             valid=result.ok,
             problems=result.problems,
             seconds=round(time.time() - started, 2),
+            notes=notes,
         )
     finally:
         if session is not None:
@@ -225,7 +229,25 @@ def run_headless(
             lock.release()
 
 
-def _refuse_to_replace(root: Path, clip: Clip, *, overwrite: bool, discard_session: bool) -> None:
+def _lock(root: Path, clip_id: str) -> ClipLock:
+    return ClipLock(session_dir(root, clip_id) / "lock.json", clip_id, f"headless-{os.getpid()}")
+
+
+def preflight(root: str | Path, clip: Clip, *, overwrite: bool, discard_session: bool, take_over_lock: bool) -> None:
+    """Refuse now what :func:`run_headless` would refuse after the segmenter is loaded (which can take a
+    minute): a clip another session holds, saved masks without ``overwrite``, unsaved work without
+    ``discard_session``. :func:`run_headless` checks again under the lock."""
+    root = Path(root)
+    lock = _lock(root, clip.id)
+    holder = lock.read()
+    if holder is not None:
+        stale = lock.is_stale(holder)
+        if not (stale and take_over_lock):
+            raise ClipLockedError(clip.id, holder, stale=stale, same_process=False, path=lock.path)
+    refuse_to_replace(root, clip, overwrite=overwrite, discard_session=discard_session)
+
+
+def refuse_to_replace(root: Path, clip: Clip, *, overwrite: bool, discard_session: bool) -> None:
     summary = read_session_summary(root, clip.id)
     if summary and summary["dirty"] and not discard_session:
         raise UsageError(
@@ -250,8 +272,9 @@ def _propagate(session: ClipSession, start: int, progress: Progress) -> None:
             job.thread.join(0.1)
             progress.update("propagate", job.done)
         progress.update("propagate", job.done)
-    if job.state != "done":
+    if job.state != "done":  # a bad frame says which and what to do; anything else may be the model
         raise RefvpsError(
             f"propagation {job.state}: {job.error or ''}".strip(),
-            hint="rerun with --debug; try --segmenter classic to rule out the model",
-        )
+            hint=job.hint or "rerun with --debug; try --segmenter classic to rule out the model",
+            path=getattr(job.failure, "path", None),
+        ) from job.failure

@@ -26,7 +26,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from refvps.annotate.segmenters.base import SegmenterSession
-from refvps.errors import UsageError
+from refvps.errors import RefvpsError, UsageError
 
 DIRECTIONS = ("both", "forward", "backward", "between")
 
@@ -70,6 +70,8 @@ class PropagationJob:
     kept: int = 0
     state: str = "running"  # running | done | cancelled | failed
     error: str | None = None
+    hint: str | None = None  # what to do about the error, when the exception said (a RefvpsError's hint)
+    failure: BaseException | None = field(default=None, repr=False)
     started: float = field(default_factory=time.time)
     finished: float | None = None
     cancel_event: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -85,6 +87,10 @@ class PropagationJob:
             return ("forward", "backward")
         return (self.mode,)
 
+    def fail(self, exc: BaseException) -> None:
+        self.state, self.error, self.failure = "failed", f"{type(exc).__name__}: {exc}", exc
+        self.hint = exc.hint if isinstance(exc, RefvpsError) else None
+
     def to_json(self) -> dict:
         return {
             "id": self.id,
@@ -98,6 +104,7 @@ class PropagationJob:
             "kept": self.kept,
             "state": self.state,
             "error": self.error,
+            "hint": self.hint,
             "started": self.started,
             "finished": self.finished,
         }

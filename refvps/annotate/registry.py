@@ -16,9 +16,11 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from refvps.annotate.autosave import LockLostError
+from refvps.annotate.clipcheck import editing_refusal, is_safe_id
 from refvps.annotate.lock import HEARTBEAT_EVERY_S, ClipLock, ClipLockedError
 from refvps.annotate.segmenters.base import Segmenter
-from refvps.annotate.session import ClipSession, LockLostError, editing_refusal, is_safe_id
+from refvps.annotate.session import ClipSession
 from refvps.annotate.store import read_session_summary, session_dir
 from refvps.annotate.verdicts import Verdicts, clip_fingerprint
 from refvps.dataset import transaction

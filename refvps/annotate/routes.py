@@ -14,17 +14,13 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from refvps.annotate.autosave import LockLostError
+from refvps.annotate.clipcheck import is_safe_id
 from refvps.annotate.layers import OVERLAY_STYLES
 from refvps.annotate.lock import ClipLockedError
 from refvps.annotate.registry import ClipRegistry, NotOwnerError, UnknownClipError, UnknownFrameError
 from refvps.annotate.server import TOKEN_COOKIE
-from refvps.annotate.session import (
-    ClipSession,
-    LockLostError,
-    SessionBusyError,
-    UnlabelledFramesError,
-    is_safe_id,
-)
+from refvps.annotate.session import ClipSession, SessionBusyError, UnlabelledFramesError
 from refvps.errors import DatasetError, RefvpsError, UsageError
 
 CLIENT_HEADER = "x-refvps-client"

@@ -79,15 +79,17 @@ def write_clip(
         with transaction.ClipSave(root, clip_id) as save:
             in_threads(lambda i: save.write_label(state.frame_names[i], label_of(i)), range(len(blobs)))
             save.commit(expressions)
-    except OSError as exc:
-        committed = transaction.save_dir(root, clip_id).exists()
+    except OSError as exc:  # also from finishing an earlier interrupted save, before this one staged anything
+        folder = transaction.save_dir(root, clip_id)
+        committed = (folder / transaction.JOURNAL).exists()
         raise DatasetError(
             f"saving clip {clip_id} stopped: {exc}",
             hint=(
-                "the save is committed and is finished the next time the clip is opened or saved"
+                "a committed save of the clip is finished the next time the clip is opened or saved "
+                f"(or by refvps annotate {root} --recover)"
                 if committed
-                else "nothing in the dataset changed (the clip is as it was) and the work is in the session"
+                else "nothing in the dataset changed (the clip is as it was)"
             )
-            + "; fix the cause (disk space, permissions) and save again",
-            path=save.dir if committed else root,
+            + "; the work is in the session: fix the cause (disk space, permissions) and save again",
+            path=folder if committed else root,
         ) from exc

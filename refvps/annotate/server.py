@@ -18,15 +18,12 @@ from pathlib import Path
 
 from refvps.annotate.registry import ClipRegistry
 from refvps.annotate.segmenters.base import Segmenter
+from refvps.annotate.store import new_token
 
 TOKEN_HEADER = "x-refvps-token"
 TOKEN_COOKIE = "refvps_token"
 MAX_BODY_BYTES = 2 * 1024 * 1024
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
-
-
-def new_token() -> str:
-    return secrets.token_urlsafe(24)
 
 
 def is_loopback(host: str) -> bool:

@@ -2,10 +2,11 @@
 
 The session is the single source of truth and the one place that edits a clip. It composes the
 clip's editable state (:mod:`refvps.annotate.clipstate`) held as working layers
-(:mod:`refvps.annotate.working`), its files next to the dataset (:mod:`refvps.annotate.store`), the
-undo history (:mod:`refvps.annotate.history`), the propagation runner
-(:mod:`refvps.annotate.propagation`) and the save (:mod:`refvps.annotate.saving`); the segmenter
-session is a cache brought in step with it (:meth:`SegmenterSession.sync`).
+(:mod:`refvps.annotate.working`), its files next to the dataset (:mod:`refvps.annotate.store`),
+written only while it holds the clip's lock (:mod:`refvps.annotate.autosave`), the undo history
+(:mod:`refvps.annotate.history`), the propagation runner (:mod:`refvps.annotate.propagation`) and the
+save (:mod:`refvps.annotate.saving`); the segmenter session is a cache brought in step with it
+(:meth:`SegmenterSession.sync`). Which clips it may open: :mod:`refvps.annotate.clipcheck`.
 
 Every edit is written before the request returns, so closing the browser or killing the server
 loses nothing; starting again restores the clip exactly. Saving writes ``Annotations/<clip>/*.png``
@@ -15,7 +16,6 @@ and this clip's entry of ``meta_expressions.json`` in one transaction
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from pathlib import Path
@@ -25,6 +25,8 @@ import numpy as np
 
 from refvps.annotate import layers as L
 from refvps.annotate import propagation
+from refvps.annotate.autosave import Autosave, LockLostError
+from refvps.annotate.clipcheck import check_editable, check_plain_names
 from refvps.annotate.clipstate import CLICKED, EMPTY, MANUAL, PROPAGATED, FramePrompt, clean_expressions
 from refvps.annotate.frames import FrameSource
 from refvps.annotate.history import History, UndoStep
@@ -43,75 +45,16 @@ from refvps.annotate.store import SessionStore
 from refvps.annotate.verdicts import clip_fingerprint, validate_clip, verdict_of
 from refvps.annotate.working import OBJ_ID, WorkingLayers, open_state
 from refvps.dataset import transaction
-from refvps.dataset.format import EXPRESSIONS_FILE, Clip, Dataset
-from refvps.errors import DatasetError, RefvpsError, UsageError
+from refvps.dataset.format import Clip, Dataset
+from refvps.errors import RefvpsError, UsageError
 
 __all__ = ["OBJ_ID", "ClipSession", "LockLostError", "SaveResult", "SessionBusyError", "UnlabelledFramesError"]
 
-LOCK_VERIFY_EVERY_S = 1.0
 COPY_IGNORE_TO = ("next", "previous", "all")
 
 
 class SessionBusyError(RefvpsError):
     """An edit that needs the segmenter was asked for while a propagation is running."""
-
-
-class LockLostError(RefvpsError):
-    """Another session took this clip's lock over; this one must stop writing."""
-
-
-_SAFE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}$")
-
-
-def is_safe_id(value: str) -> bool:
-    """A clip id or frame name that can be used as one path component (no separators, not '..')."""
-    return bool(_SAFE_ID.match(value)) and value not in (".", "..")
-
-
-def check_clip_names(root: Path, clip: Clip) -> None:
-    """Frame names become file names of layers and saved masks: '../x' would write elsewhere."""
-    if not clip.frame_names:
-        raise DatasetError(f"clip {clip.id} lists no frames", hint="fill its 'frames' list in meta_expressions.json")
-    unsafe = [name for name in clip.frame_names if not is_safe_id(name)]
-    if unsafe or not is_safe_id(clip.id):
-        raise DatasetError(
-            f"clip {clip.id!r} has a clip id or frame names that are not plain file names: "
-            f"{', '.join(map(repr, unsafe[:3])) or repr(clip.id)}",
-            hint="clip ids and frame names in meta_expressions.json are like clip_0001 and 00012 (no '/', no '..')",
-            path=root / EXPRESSIONS_FILE,
-        )
-
-
-def editing_refusal(clip: Clip) -> str | None:
-    """Why this tool cannot edit ``clip`` (None when it can). It labels one target, label 1, on every
-    frame, and saves every frame: a converted benchmark's clip (docs/BENCHMARKS_SUITE.md, "Format
-    extension") that annotates some frames only, or whose expressions name other labels, would be
-    saved wrong (blank masks on its other frames, its targets rewritten to label 1)."""
-    if clip.is_sparse:
-        return (
-            f"clip {clip.id} has ground truth on {len(clip.annotated_frames)} of its {len(clip.frame_names)} frames "
-            "only ('annotated_frames' in meta_expressions.json): this tool labels and saves every frame, and "
-            "would save the others as blank masks"
-        )
-    other = [e.exp_id for e in clip.expressions if e.target_labels != (OBJ_ID,)]
-    if other:
-        return (
-            f"clip {clip.id}: expression(s) {', '.join(other[:3])} refer to labels other than {OBJ_ID} "
-            f"(another object, or a union of several): this tool labels one target, label {OBJ_ID}"
-        )
-    return None
-
-
-def check_editable(root: Path, clip: Clip) -> None:
-    """Refuse, with the reason, a clip this tool would save wrong (:func:`editing_refusal`)."""
-    refusal = editing_refusal(clip)
-    if refusal is not None:
-        raise DatasetError(
-            refusal,
-            hint="refvps annotate edits Ref-VPS clips; a converted benchmark is read-only here: fix it in its "
-            "source format and convert it again (refvps convert)",
-            path=root / EXPRESSIONS_FILE,
-        )
 
 
 class ClipSession:
@@ -130,7 +73,7 @@ class ClipSession:
         restore: bool = True,
     ):
         self.root = Path(root)
-        check_clip_names(self.root, clip)
+        check_plain_names(self.root, clip)
         check_editable(self.root, clip)
         self.clip = clip
         self.clip_id = clip.id
@@ -148,8 +91,6 @@ class ClipSession:
         self._lock = threading.RLock()
         self._seg: SegmenterSession | None = None
         self._job_step: UndoStep | None = None
-        self._last_session_write = 0.0
-        self._lock_verified = 0.0
         self.verdict: dict | None = None  # the last validation's summary (see :func:`verdict_of`)
         # What happened on open (an interrupted save finished, the session restored or started, moved aside).
         self.notes: list[str] = [r.describe() for r in transaction.recover(self.root, [clip.id])]
@@ -158,6 +99,7 @@ class ClipSession:
         )
         self.notes += notes
         self.layers = WorkingLayers(self.state, self.store, self.shape)
+        self.autosave = Autosave(self.store, lock, segmenter.info().name)
 
     # -- properties ---------------------------------------------------------------------------
 
@@ -191,31 +133,6 @@ class ClipSession:
         if not isinstance(index, (int, np.integer)) or not 0 <= int(index) < self.num_frames:
             raise UsageError(f"frame index {index!r} outside 0..{self.num_frames - 1}")
         return int(index)
-
-    # -- autosave ----------------------------------------------------------------------------------
-
-    def _write_session(self, *, force: bool = True) -> None:
-        now = time.time()
-        if not force and now - self._last_session_write < 1.0:
-            return
-        self._check_lock()
-        self.store.write_state(self.state, self.segmenter.info().name)
-        self._last_session_write = now
-
-    def _check_lock(self) -> None:
-        if self.lock is None:
-            return
-        now = time.monotonic()
-        if self.lock.held and now - self._lock_verified > LOCK_VERIFY_EVERY_S:
-            # Re-read the lock file (not only at heartbeats): a session that took a stale lock over
-            # must never see this one write after it.
-            self.lock.verify()
-            self._lock_verified = now
-        if not self.lock.held:
-            raise LockLostError(
-                f"this session no longer holds clip {self.clip_id}'s lock (another session took it over)",
-                hint="reopen the clip; your edits up to the takeover are in its session files",
-            )
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -265,7 +182,7 @@ class ClipSession:
 
     def _edit(self, label: str, frames: Iterable[int], change: Callable[[], None], *, log: dict | None = None) -> None:
         """Run ``change`` as one undoable step over ``frames`` and autosave it."""
-        self._check_lock()
+        self.autosave.check()
         frames = sorted(set(frames))
         before = {i: self.state.frames[i] for i in frames}
         change()
@@ -277,7 +194,7 @@ class ClipSession:
         if self._job_step is not None:
             self._job_step.forget(changed)  # the running propagation must not undo over this hand edit later
         self.state.revision += 1
-        self._write_session()
+        self.autosave.write(self.state)
         details = dict(log or {})
         self.store.log(details.pop("op", "edit"), frames=[self.frame_names[i] for i in changed], **details)
 
@@ -306,7 +223,7 @@ class ClipSession:
             raise UsageError(f"frame {self.frame_names[index]}: {exc}", hint="click inside the frame") from None
         with self._lock:
             self._require_idle("segment from clicks")
-            self._check_lock()
+            self.autosave.check()
             if not prompt.points and self.state.frames[index].prompt is None:
                 return
             mask = self._segment(index, prompt)
@@ -469,7 +386,7 @@ class ClipSession:
     def _replay(self, which: str) -> str | None:
         with self._lock:
             self._require_idle(which)
-            self._check_lock()
+            self.autosave.check()
             taken = self.history.take(which)
             if taken is None:
                 return None
@@ -477,7 +394,7 @@ class ClipSession:
             for i, frame in frames.items():
                 self.layers.put(i, frame)
             self.state.revision += 1
-            self._write_session()
+            self.autosave.write(self.state)
             self.store.log(which, label=step.label)
             return step.label
 
@@ -492,7 +409,7 @@ class ClipSession:
         start = self._check_index(start)
         with self._lock:
             self._require_idle("start another propagation")
-            self._check_lock()
+            self.autosave.check()
             keyframes = self.state.keyframes
             if not keyframes and self.state.frames[start].status == EMPTY:
                 raise UsageError("nothing to propagate yet", hint="click on the target first (left click = positive)")
@@ -520,7 +437,7 @@ class ClipSession:
                 seg.sync(prompt_masks)
             propagation.run(job, seg, start_mask, self.model_lock, lambda i, m: self._write_propagated(job, i, m))
         except Exception as exc:  # noqa: BLE001 - reported to the page, the server keeps running
-            job.state, job.error = "failed", f"{type(exc).__name__}: {exc}"
+            job.fail(exc)
         finally:
             self._end_job(job)
 
@@ -532,7 +449,7 @@ class ClipSession:
                 self.state.revision += 1
             job.finished = time.time()
             try:
-                self._write_session()
+                self.autosave.write(self.state)
                 self.store.log(
                     "propagate",
                     start=self.frame_names[job.start],
@@ -549,7 +466,7 @@ class ClipSession:
         if mask.shape != self.shape:
             raise RuntimeError(f"segmenter returned a {mask.shape} mask for a {self.shape} frame")
         with self._lock:
-            self._check_lock()
+            self.autosave.check()
             frame = self.state.frames[index]
             if frame.is_keyframe:
                 job.kept += 1
@@ -567,7 +484,7 @@ class ClipSession:
             if step is not None:
                 step.after[index] = self.state.frames[index]
             job.written += 1
-            self._write_session(force=False)
+            self.autosave.write(self.state, force=False)
 
     def cancel(self) -> bool:
         return self.runner.cancel()
@@ -580,12 +497,12 @@ class ClipSession:
     def set_expressions(self, annotators: Sequence[str], expressions: Sequence[str]) -> None:
         annotators, expressions = clean_expressions(annotators, expressions)
         with self._lock:
-            self._check_lock()
+            self.autosave.check()
             if annotators == self.state.annotators and expressions == self.state.expressions:
                 return
             self.state.annotators, self.state.expressions = annotators, expressions
             self.state.revision += 1
-            self._write_session()
+            self.autosave.write(self.state)
             self.store.log("expressions", annotators=annotators, expressions=expressions)
 
     # -- saving ---------------------------------------------------------------------------------
@@ -594,7 +511,7 @@ class ClipSession:
         """Write ``Annotations/<clip>/*.png`` and this clip's expressions in one transaction; then validate."""
         with self._lock:
             self._require_idle("save")
-            self._check_lock()
+            self.autosave.check()
             unlabelled = unlabelled_frames(self.state)
             if unlabelled and not allow_unlabelled:
                 raise UnlabelledFramesError(unlabelled)
@@ -605,7 +522,7 @@ class ClipSession:
             )
             self.state.saved_revision = revision
             self.state.saved_at = time.time()
-            self._write_session()
+            self.autosave.write(self.state)
             self.store.log("save", frames=self.num_frames, expressions=len(records))
         problems = self.validate() if validate else []
         ok = not any(p["severity"] == "error" for p in problems)
@@ -616,7 +533,7 @@ class ClipSession:
         fingerprint = clip_fingerprint(Dataset(self.root), self.clip_id)
         problems = validate_clip(self.root, self.clip_id, refvps_rules=self.refvps_rules)
         self.verdict = verdict_of(problems, fingerprint)
-        if self.lock is None or self.lock.held:  # a session that lost its lock writes nothing
+        if self.autosave.may_write:  # a session that lost its lock writes nothing
             try:
                 self.store.write_validation(self.verdict)
             except OSError:
@@ -629,9 +546,9 @@ class ClipSession:
         if self.cancel():
             self.wait(timeout=60)
         with self._lock:
-            if self.lock is None or self.lock.held:
+            if self.autosave.may_write:
                 try:
-                    self._write_session()
+                    self.autosave.write(self.state)
                 except RefvpsError:
                     pass
             if self._seg is not None:

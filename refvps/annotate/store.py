@@ -145,6 +145,11 @@ def read_session_summary(root: Path, clip_id: str) -> dict | None:
     }
 
 
+def new_token() -> str:
+    """A fresh access token for the page (192 random bits, URL-safe)."""
+    return secrets.token_urlsafe(24)
+
+
 def stored_token(root: str | Path, *, renew: bool = False) -> str:
     """The page's access token for the dataset at ``root``: the one kept from an earlier start, or a new one.
 
@@ -159,7 +164,7 @@ def stored_token(root: str | Path, *, renew: bool = False) -> str:
             token = ""
         if len(token) >= 16 and token.replace("-", "").replace("_", "").isalnum():
             return token
-    token = secrets.token_urlsafe(24)
+    token = new_token()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path.with_name(TOKEN_FILE + ".new"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:

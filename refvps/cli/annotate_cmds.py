@@ -120,10 +120,17 @@ def annotate(
         return
 
     entries = None
-    if no_ui:  # check the clicks file before spending time on loading a model
-        from refvps.annotate.headless import load_clicks
+    if no_ui:  # check the clicks file, the lock and the clip's saved work before spending time on loading a model
+        from refvps.annotate.headless import load_clicks, preflight
 
         entries = load_clicks(clicks, dataset.clip(clip_id))
+        preflight(
+            root,
+            dataset.clip(clip_id),
+            overwrite=overwrite,
+            discard_session=discard_session,
+            take_over_lock=take_over_lock,
+        )
 
     seg = _load_segmenter(segmenter, checkpoint, sam2_config, sam2_overrides, device)
     if no_ui:

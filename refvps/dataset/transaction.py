@@ -272,10 +272,10 @@ def _recover_clip(root: Path, clip_id: str) -> Recovery | None:
     journal = _read_journal(folder / JOURNAL)
     if journal is None:
         shutil.rmtree(folder)
-        log.info("clip %s: rolled back an unfinished save", clip_id)
+        log.debug("clip %s: rolled back an unfinished save", clip_id)  # the caller reports the Recovery
         return Recovery(clip_id, "rolled back", folder)
     _finish(root, clip_id, journal)
-    log.info("clip %s: finished an interrupted save", clip_id)
+    log.debug("clip %s: finished an interrupted save", clip_id)
     return Recovery(clip_id, "finished", folder)
 
 

@@ -325,7 +325,62 @@ def test_recover_finishes_an_interrupted_save(dataset, capsys, monkeypatch):
     monkeypatch.undo()
     assert not validate_dataset(dataset, clips=["clip_b"]).ok  # the interrupted save is an error until finished
     assert run("annotate", str(dataset), "--recover") == 0
-    assert "finished the interrupted save of clip clip_b" in capsys.readouterr().out
+    said = capsys.readouterr()
+    assert "finished the interrupted save of clip clip_b" in said.out
+    assert "finished" not in said.err  # said once
     assert read_label_png(dataset / "Annotations" / "clip_b" / "00003.png")[0, 0] == 255
     assert run("annotate", str(dataset), "--recover") == 0
     assert "nothing to recover" in capsys.readouterr().out
+
+
+def test_headless_refusals_come_before_the_segmenter_is_loaded(dataset, tmp_path, capsys, monkeypatch):
+    """Loading SAM2 can take a minute: a clip that is locked, or whose saved masks or unsaved session the
+    run would replace, is refused before it."""
+    import socket
+
+    from refvps.annotate import segmenters
+
+    def never(*args, **kwargs):
+        raise AssertionError("the segmenter was loaded before the refusal")
+
+    monkeypatch.setattr(segmenters, "build_segmenter", never)
+    clicks = write_clicks(tmp_path / "c.json", [{"frame": "00005", "points": [list(blob_center(5))], "labels": [1]}])
+    headless = ("annotate", str(dataset), "--clicks", str(clicks), "--no-ui")
+    assert run(*headless, "--clip", "clip_b") == 2  # clip_b has saved masks
+    assert "--overwrite" in capsys.readouterr().err
+    lock = dataset / ".refvps-annotate" / "clip_a" / "lock.json"
+    lock.parent.mkdir(parents=True)
+    holder = {"owner": "x", "host": socket.gethostname(), "user": "u", "started": 1.0, "heartbeat": time.time()}
+    lock.write_text(json.dumps({**holder, "pid": os.getpid()}))  # a live process holds it
+    assert run(*headless, "--clip", "clip_a", "--take-over-lock") != 0
+    err = capsys.readouterr().err
+    assert "is open in another session" in err and "Traceback" not in err, err
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock.write_text(json.dumps({**holder, "pid": dead.pid}))  # a dead one: taken over only when asked
+    assert run(*headless, "--clip", "clip_a") != 0
+    assert "--take-over-lock" in capsys.readouterr().err
+
+
+def test_headless_says_what_it_found_and_where_the_previous_session_went(dataset, tmp_path, capsys):
+    x, y = blob_center(5)
+    clicks = write_clicks(tmp_path / "c.json", [{"frame": "00005", "points": [[x, y]], "labels": [1]}])
+    headless = ("annotate", str(dataset), "--clip", "clip_a", "--clicks", str(clicks), "--no-ui", "--overwrite")
+    assert run(*headless, "--json") == 0
+    assert json.loads(capsys.readouterr().out)["notes"] == []
+    assert run(*headless, "--json") == 0  # the first run's session (saved, with its edit log) is moved aside
+    notes = json.loads(capsys.readouterr().out)["notes"]
+    moved = [p for p in (dataset / ".refvps-annotate").iterdir() if p.name.startswith("clip_a.old-")]
+    assert len(moved) == 1 and any(n.startswith(f"previous session moved to {moved[0]} ") for n in notes), notes
+    assert run(*headless) == 0
+    assert "previous session moved to" in capsys.readouterr().err
+
+
+def test_a_damaged_frame_stops_headless_propagation_with_its_own_hint(dataset, tmp_path, capsys):
+    frame = dataset / "JPEGImages" / "clip_a" / "00008.jpg"
+    frame.write_bytes(frame.read_bytes()[: len(frame.read_bytes()) // 3])  # truncated
+    clicks = write_clicks(tmp_path / "c.json", [{"frame": "00005", "points": [list(blob_center(5))], "labels": [1]}])
+    assert run("annotate", str(dataset), "--clip", "clip_a", "--clicks", str(clicks), "--no-ui") == 1
+    err = capsys.readouterr().err
+    assert "00008.jpg" in err and "Hint: re-export the clip's frames" in err, err  # not "try another segmenter"
+    assert not (dataset / "Annotations" / "clip_a").exists()  # nothing saved

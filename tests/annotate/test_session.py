@@ -375,9 +375,9 @@ def test_imports_saved_masks_and_rejects_other_objects(dataset):
 
 
 def test_a_session_whose_lock_was_taken_over_stops_writing_at_once(dataset, monkeypatch):
-    import refvps.annotate.session as session_module
+    import refvps.annotate.autosave as autosave_module
 
-    monkeypatch.setattr(session_module, "LOCK_VERIFY_EVERY_S", 0.0)  # check the lock file on every write
+    monkeypatch.setattr(autosave_module, "LOCK_VERIFY_EVERY_S", 0.0)  # check the lock file on every write
     lock = ClipLock(session_dir(dataset, "clip_a") / "lock.json", "clip_a", "me")
     lock.acquire()
     session = open_session(dataset, lock=lock)
@@ -448,3 +448,25 @@ def test_frame_names_that_are_paths_are_refused_before_anything_is_written(datas
         open_session(dataset)
     assert refused.value.path == meta_path and "'../../escaped'" in str(refused.value)
     assert files_snapshot(dataset) == before and not (dataset.parent / "escaped.png").exists()
+
+
+def test_a_save_blocked_by_an_earlier_interrupted_one_is_explained(dataset, monkeypatch):
+    """An earlier save of the clip committed but was cut short, and finishing it fails now (e.g. a
+    permission): the new save stops with the reason and the fix, not an unbound name."""
+    from refvps.dataset import transaction
+
+    session = open_session(dataset, clip="clip_b")
+
+    def cannot(*args):
+        raise OSError("permission denied (simulated)")
+
+    monkeypatch.setattr(transaction, "_finish", cannot)
+    with pytest.raises(OSError):
+        with transaction.ClipSave(dataset, "clip_b") as save:
+            save.write_label("00000", GT[0])
+            save.commit(EXPRESSIONS)
+    session.stroke(0, "target", "paint", 3, [[5, 5]])
+    with pytest.raises(DatasetError) as caught:
+        session.save()
+    assert "permission denied" in caught.value.message and "finished the next time" in caught.value.hint
+    assert caught.value.path == transaction.save_dir(dataset, "clip_b")

@@ -384,7 +384,7 @@ function applyState(st) {
   if (!running && S.polling) stopPolling();
   if (job && !running && S.lastJob !== job.id + job.state) {
     S.lastJob = job.id + job.state;
-    if (job.state === "failed") say("propagation failed: " + job.error, "error");
+    if (job.state === "failed") say("propagation failed: " + job.error + (job.hint ? " — " + job.hint : ""), "error");
     else say(`propagation ${job.state}: ${plural(job.written, "frame")} written, ${plural(job.kept, "keyframe")} kept`, "ok");
     loadClips();
   }
