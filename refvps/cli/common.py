@@ -102,15 +102,10 @@ class RichProgress(ProgressReporter):
         self.bar.update(self._tasks[stage], **fields)
 
     def end(self, stage: str) -> None:
+        # The bar keeps the count it reached: a stage abandoned half-way must not look finished.
         task = self._tasks.get(stage)
         if task is not None:
-            total = self.bar.tasks[self._task_index(task)].total
-            if total is not None:
-                self.bar.update(task, completed=total)
             self.bar.stop_task(task)
-
-    def _task_index(self, task: Any) -> int:
-        return next(k for k, t in enumerate(self.bar.tasks) if t.id == task)
 
 
 class _ConsoleLogHandler(logging.Handler):
