@@ -296,10 +296,11 @@ class FrameLinker:
             else:
                 shutil.copyfile(source, tmp)
             os.replace(tmp, target)
-        except BaseException:
+        finally:
+            # also after a successful replace: renaming a hard link onto another link of the same file
+            # (a rerun placing a frame again) does nothing and leaves the temporary name behind
             if os.path.lexists(tmp):
                 os.unlink(tmp)
-            raise
 
     @staticmethod
     def _reencode(source: Path, target: Path) -> None:
