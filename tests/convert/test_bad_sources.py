@@ -108,3 +108,18 @@ def test_a_ref_davis_text_line_of_another_shape_is_noted(tmp_path):
     report = convert("ref-davis", source.root, tmp_path / "out")
     assert "Davis17_annot1.txt line 4: not 'video obj_id \"expression\"'; skipped" in report.notes
     assert report.ok
+
+
+def test_a_benchmark_whose_annotators_wrote_the_same_words_validates_and_scores(tmp_path, cli):
+    """Ref-DAVIS's annotators (and Ref-YouTube-VOS's, MeViS's) sometimes write the same text for an
+    object: the converted benchmark keeps it, and it is a warning outside Ref-VPS's own rules."""
+    source = official.write_ref_davis(tmp_path / "src")
+    text = source.root / "davis_text_annotations" / "Davis17_annot1_full_video.txt"
+    text.write_text(text.read_text().replace("a man riding a bike down a path", "a man riding"))
+    assert convert("ref-davis", source.root, tmp_path / "out").ok
+    checked = cli("validate", tmp_path / "out")
+    assert checked.code == 0 and "expression_duplicate" in checked.out
+    assert cli("validate", "--refvps", tmp_path / "out").code != 0  # Ref-VPS's rules still refuse it
+    assert cli("run-baseline", "oracle", "-d", tmp_path / "out", "--out", tmp_path / "pred").code == 0
+    scored = cli("evaluate", tmp_path / "pred", "-d", tmp_path / "out", "--json")
+    assert scored.code == 0, scored.err
