@@ -29,6 +29,7 @@ from typing import Any
 from refvps.dataset import Dataset
 from refvps.errors import PredictionError
 from refvps.predictions import PredictionSource
+from refvps.predictions.submission import missing_masks
 
 WORKER_FILES = frozenset({"metadata"})  # written into the prediction output by the worker (push_output)
 SUBMISSION_DIR = "Annotations"
@@ -208,21 +209,12 @@ def locate_predictions(res: Path, dataset: Dataset, limits: SubmissionLimits) ->
 
 def check_complete(source: PredictionSource, dataset: Dataset) -> None:
     """Refuse predictions that leave out any frame of any expression of the dataset (one error lists all)."""
-    missing: list[str] = []
-    count = 0
-    expressions = 0
-    for clip in dataset:
-        predicted = source.index.get(clip.id, {})
-        for expression in clip.expressions:
-            frames = predicted.get(expression.exp_id, {})
-            absent = [name for name in clip.frame_names if name not in frames]
-            count += len(absent)
-            expressions += bool(absent)
-            if absent and len(missing) < _EXAMPLES:
-                missing.append(f"{clip.id}/{expression.exp_id}/{absent[0]}.png")
-    if count:
+    missing = missing_masks(source, dataset, shown=_EXAMPLES)
+    if missing.count:
+        first = ", ".join(f"{clip}/{exp_id}/{frame}.png" for clip, exp_id, frame in missing.first)
         raise PredictionError(
-            f"{count} predicted mask(s) are missing, in {expressions} expression(s) (first: {', '.join(missing)})",
+            f"{missing.count} predicted mask(s) are missing, in {missing.expressions} expression(s) "
+            f"({missing.counts()}; first: {first})",
             hint="predict every frame of every expression of this phase's clips (the frames listed in "
             "meta_expressions.json); an empty mask is a PNG of zeros",
             path=source.path.name,

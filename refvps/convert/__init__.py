@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 from refvps.convert.common import (
     BenchmarkInfo,
+    ClipJob,
     ConversionReport,
     check_destination,
     conversion_fingerprint,
@@ -38,14 +39,24 @@ CONVERTERS = {
 OPTIONS = {"vspw-stuff": ("classes",), "burst": ("frames", "frame_list")}
 
 
+class Converter(Protocol):
+    """What a converter module provides."""
+
+    INFO: BenchmarkInfo
+
+    def jobs(self, source: Path, split: str, options: dict[str, str], notes: list[str]) -> list[ClipJob]:
+        """The clips of ``split`` read from the benchmark's files at ``source``; what is left out goes in ``notes``."""
+        ...
+
+
 def benchmark_info(benchmark: str) -> BenchmarkInfo:
     return _module(benchmark).INFO
 
 
-def _module(benchmark: str):
+def _module(benchmark: str) -> Converter:
     if benchmark not in CONVERTERS:
         raise UsageError(f"unknown benchmark {benchmark!r}", hint=f"choose one of {', '.join(CONVERTERS)}")
-    return importlib.import_module(CONVERTERS[benchmark])
+    return cast(Converter, importlib.import_module(CONVERTERS[benchmark]))
 
 
 def convert(
@@ -60,7 +71,7 @@ def convert(
     """Convert ``benchmark``'s ``split`` (default: the one the paper evaluates) from its official files
     at ``source`` into a refvps dataset at ``out``; rerunning resumes. Returns what was done."""
     module = _module(benchmark)
-    info: BenchmarkInfo = module.INFO
+    info = module.INFO
     split = split or info.default_split
     if split not in info.splits:
         raise UsageError(f"{benchmark} has no split {split!r}", hint=f"choose one of {', '.join(info.splits)}")

@@ -22,7 +22,7 @@ of one video may overlap, so labels stand for sets of classes (as for MeViS).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -33,6 +33,7 @@ from refvps.convert.common import (
     decode_rle,
     frame_stem,
     make_expression,
+    planned,
     safe_clip_id,
 )
 from refvps.dataset.format import ClipMeta, Expression
@@ -52,7 +53,7 @@ ANNOTATION_DIRS = ("annotations_burst", "annotations", ".")
 IMAGE_DIRS = ("frames", "images", ".")
 
 
-def _find(source: Path, candidates, *parts: str) -> Path | None:
+def _find(source: Path, candidates: Sequence[str], *parts: str) -> Path | None:
     for candidate in candidates:
         path = source / candidate / Path(*parts)
         if path.exists():
@@ -60,7 +61,7 @@ def _find(source: Path, candidates, *parts: str) -> Path | None:
     return None
 
 
-def load_split(source: Path, split: str) -> dict:
+def load_split(source: Path, split: str) -> dict[str, Any]:
     path = _find(source, ANNOTATION_DIRS, split, "all_classes.json")
     if path is None:
         raise DatasetError(
@@ -68,14 +69,21 @@ def load_split(source: Path, split: str) -> dict:
             hint="unzip BURST's annotations.zip into SRC/annotations_burst/ (the authors' layout)",
             path=source,
         )
-    return read_json(path, what=f"BURST {split} annotations")
+    data = read_json(path, what=f"BURST {split} annotations")
+    if not isinstance(data, dict) or not isinstance(data.get("sequences"), list):
+        raise DatasetError(
+            f"{path} has no 'sequences' list (BURST's ANNOTATION_FORMAT.md)",
+            hint="the file is damaged or not BURST's own: download it again",
+            path=path,
+        )
+    return data
 
 
-def jobs(source: Path, split: str, options: dict, notes: list[str]) -> list[ClipJob]:
+def jobs(source: Path, split: str, options: dict[str, str], notes: list[str]) -> list[ClipJob]:
     frames_mode = options.get("frames") or "all"
     if frames_mode not in ("all", "annotated"):
         raise UsageError(f"frames={frames_mode!r}: BURST takes frames=all or frames=annotated")
-    frame_list = read_json(Path(options["frame_list"]), what="frame list") if options.get("frame_list") else None
+    frame_list = _frame_list(Path(options["frame_list"])) if options.get("frame_list") else None
     taken: set[str] = set()
     result = []
     # the authors' order: test sequences, then val
@@ -84,17 +92,72 @@ def jobs(source: Path, split: str, options: dict, notes: list[str]) -> list[Clip
         names = {int(c["id"]): str(c["name"]) for c in data.get("categories", [])}
         images = _find(source, IMAGE_DIRS, part)
         if images is None:
-            raise DatasetError(f"BURST {part} images not found under {source} (frames/{part}/)", path=source)
-        for seq in data.get("sequences", []):
-            job = _job(seq, part, names, images, frames_mode, frame_list, taken)
+            raise DatasetError(
+                f"BURST {part} images not found under {source} (frames/{part}/)",
+                hint="unzip TAO's frames into SRC/frames/ (the authors' layout)",
+                path=source,
+            )
+        for seq in data["sequences"]:
+            seq = seq if isinstance(seq, dict) else {}
+            where = f"{seq.get('dataset')}/{seq.get('seq_name')} ({part})"
+            job = planned(where, _job, seq, part, names, images, frames_mode, frame_list, taken)
             if job is None:
-                notes.append(f"{seq.get('dataset')}/{seq.get('seq_name')} ({part}): no track; left out")
+                notes.append(f"{where}: no track; left out")
             else:
                 result.append(job)
     return result
 
 
-def _job(seq: dict, part: str, names: dict, images: Path, frames_mode: str, frame_list, taken) -> ClipJob | None:
+def _frame_list(path: Path) -> dict[str, list[str]]:
+    """The authors' ``input_frame_paths.json``: ``"<dataset>_<seq_name>"`` -> the images fed to the model."""
+    data = read_json(path, what="frame list")
+    if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
+        raise DatasetError(
+            f"{path} is not a mapping of '<dataset>_<seq_name>' to image lists like the authors' input_frame_paths.json",
+            hint="pass burst/input_frame_paths.json of miccooper9/ReferEverything, or leave --frame-list out",
+            path=path,
+        )
+    return data
+
+
+# what burstapi's BURSTVideo reads of a sequence
+SEQUENCE_KEYS: dict[str, type | tuple[type, ...]] = {
+    "dataset": str,
+    "seq_name": str,
+    "height": int,
+    "width": int,
+    "all_image_paths": list,
+    "annotated_image_paths": list,
+    "track_category_ids": dict,
+    "segmentations": list,
+}
+
+
+def _check_sequence(seq: dict[str, Any]) -> None:
+    wrong = [key for key, kind in SEQUENCE_KEYS.items() if not isinstance(seq.get(key), kind)]
+    if not wrong and not all(
+        isinstance(frame, dict) and all(isinstance(m, dict) and isinstance(m.get("rle"), str) for m in frame.values())
+        for frame in seq["segmentations"]
+    ):
+        wrong = ["segmentations (one {track_id: {'rle': ...}} per annotated image)"]
+    if wrong or len(seq["segmentations"]) != len(seq["annotated_image_paths"]):
+        problem = f"no valid {', '.join(wrong)}" if wrong else "not one segmentation per annotated image"
+        raise DatasetError(
+            f"BURST sequence {seq.get('dataset')}/{seq.get('seq_name')} has {problem} (ANNOTATION_FORMAT.md)",
+            hint="the annotation file is damaged or not BURST's own: download it again",
+        )
+
+
+def _job(
+    seq: dict[str, Any],
+    part: str,
+    names: dict[int, str],
+    images: Path,
+    frames_mode: str,
+    frame_list: dict[str, list[str]] | None,
+    taken: set[str],
+) -> ClipJob | None:
+    _check_sequence(seq)
     dataset, seq_name = str(seq["dataset"]), str(seq["seq_name"])
     tracks: dict[int, list[str]] = {}
     for track, category in seq.get("track_category_ids", {}).items():
@@ -130,7 +193,7 @@ def _job(seq: dict, part: str, names: dict, images: Path, frames_mode: str, fram
 class _ClassLabels:
     """Per annotated frame, the union of each class's tracks, as labels of sets of classes."""
 
-    def __init__(self, clip_id: str, seq: dict, categories: list[int], tracks: dict[int, list[str]]):
+    def __init__(self, clip_id: str, seq: dict[str, Any], categories: list[int], tracks: dict[int, list[str]]):
         self.seq = seq
         self.categories = categories
         self.tracks = tracks

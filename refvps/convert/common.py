@@ -24,7 +24,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, ParamSpec, Sequence
 
 import numpy as np
 from PIL import Image
@@ -54,6 +54,7 @@ RECORD_FILE = "convert.json"
 CLIP_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 LINK_METHODS = ("hardlink", "symlink", "copy", "re-encoded")
 
+P = ParamSpec("P")
 LabelMaps = Callable[[], Iterator[tuple[str, np.ndarray]]]
 """Yields (frame name, uint8 label map) for each frame that carries ground truth, in order."""
 
@@ -74,6 +75,7 @@ class ClipJob:
     labels: LabelMaps | None = None
     annotated_frames: list[str] | None = None
     resolve: Callable[[], list[Expression]] | None = None  # expressions known once the label maps are made
+    error: str | None = None  # why the clip cannot be converted, found while reading the benchmark's files
 
 
 @dataclass(frozen=True)
@@ -129,14 +131,18 @@ class ConversionReport:
 
 
 def make_expression(
-    exp_id: str, text: str, labels: Sequence[int], annotator: str | None = None, extra: dict | None = None
+    exp_id: str,
+    text: str,
+    labels: Sequence[int],
+    annotator: str | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Expression:
     """An expression whose target is the union of ``labels`` (one label: an ordinary ``obj_id``)."""
     labels = tuple(int(v) for v in labels)
     return Expression(str(exp_id), text, labels[0], annotator, labels if len(labels) > 1 else (), extra or {})
 
 
-def ordered_entries(entries: dict) -> list[tuple[str, Any]]:
+def ordered_entries(entries: dict[str, Any]) -> list[tuple[str, Any]]:
     """A benchmark's ``{exp_id: entry}`` in expression order ("2" before "10")."""
     return sorted(entries.items(), key=lambda kv: (len(str(kv[0])), str(kv[0])))
 
@@ -187,6 +193,95 @@ def require_path(path: Path, what: str, hint: str) -> Path:
     return path
 
 
+def planned(clip_id: str, build: Callable[P, ClipJob | None], *args: P.args, **kwargs: P.kwargs) -> ClipJob | None:
+    """``build(*args, **kwargs)``; when the clip's source files are unusable (a :class:`DatasetError`), a
+    job that reports why, so that :func:`run_conversion` lists it as failed and converts the other clips."""
+    try:
+        return build(*args, **kwargs)
+    except DatasetError as exc:
+        return ClipJob(clip_id, [], [], ClipMeta(clip_id), error=str(exc))
+
+
+# --------------------------------------------------------------------------------------------
+# Reading a benchmark's files
+# --------------------------------------------------------------------------------------------
+
+
+def read_lines(path: Path) -> list[str]:
+    """The entries of a list file (a split's video names, one a line), blank lines left out."""
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def frames_in(folder: Path, hint: str) -> list[tuple[str, Path]]:
+    """(frame name, file) of every image in ``folder``, in name order (the loaders sort them)."""
+    return [(frame_stem(p.name), p) for p in list_images(require_path(folder, "the frames folder", hint))]
+
+
+def annotated_subset(masks_dir: Path, names: Sequence[str], clip_id: str, notes: list[str]) -> list[str]:
+    """The frames of ``names`` that have a mask ``<masks_dir>/<name>.png``; the others are noted."""
+    annotated = [name for name in names if (masks_dir / f"{name}.png").exists()]
+    if len(annotated) < len(names):
+        unmasked = [name for name in names if name not in set(annotated)]
+        notes.append(
+            f"{clip_id}: {len(unmasked)} of {len(names)} frames have no mask in {masks_dir} "
+            f"(first: {unmasked[0]}); they carry no ground truth"
+        )
+    return annotated
+
+
+def read_video_index(path: Path, what: str) -> dict[str, dict[str, Any]]:
+    """The ``videos`` of a YouTube-VOS-style ``meta_expressions.json`` (Ref-YouTube-VOS, MeViS), each
+    checked to list its ``frames`` and its ``expressions`` (each with an ``exp`` text)."""
+    data = read_json(path, what=what)
+    videos = data.get("videos") if isinstance(data, dict) else None
+    if not isinstance(videos, dict):
+        raise _index_error(path, "has no 'videos' mapping at its top")
+    for video, entry in videos.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("frames", []), list):
+            raise _index_error(path, f"video {video}: 'frames' is not a list of frame names")
+        expressions = entry.get("expressions", {})
+        if not isinstance(expressions, dict):
+            raise _index_error(path, f"video {video}: 'expressions' is not a mapping of expression ids")
+        for exp_id, expression in expressions.items():
+            if not isinstance(expression, dict) or not isinstance(expression.get("exp"), str):
+                raise _index_error(path, f"video {video}: expression {exp_id} has no 'exp' text")
+    return videos
+
+
+def _index_error(path: Path, problem: str) -> DatasetError:
+    return DatasetError(
+        f"{path} {problem}", hint="the file is damaged or not the benchmark's own: download it again", path=path
+    )
+
+
+def expression_extra(entry: dict[str, Any]) -> dict[str, Any]:
+    """An index entry's keys besides the text and the target, kept in the expression's ``extra``."""
+    return {k: v for k, v in entry.items() if k not in ("exp", "obj_id")}
+
+
+def listed_clip(
+    info: BenchmarkInfo,
+    split: str,
+    video: str,
+    entry: dict[str, Any],
+    images: Path,
+    taken: set[str],
+    expressions: list[Expression],
+    *,
+    fps: float,
+    notes: str = "",
+) -> ClipJob:
+    """The clip of a ``meta_expressions.json`` video: the frames it lists, as ``images/<video>/<frame>.jpg``."""
+    names = [str(f) for f in entry.get("frames", [])]
+    clip_id = safe_clip_id(video, taken)
+    return ClipJob(
+        clip_id=clip_id,
+        frames=[(name, images / video / f"{name}.jpg") for name in names],
+        expressions=expressions,
+        meta=info.stamp(ClipMeta(clip_id, fps=fps, notes=notes), split, video),
+    )
+
+
 class ObjectSetLabels:
     """Label maps for targets that overlap: each pixel's label stands for the *set* of objects covering it.
 
@@ -230,20 +325,27 @@ class ObjectSetLabels:
         return sorted(label for code, label in self.codes.items() if code & bits) or [len(self.codes) + 1]
 
 
-def decode_rle(rle: dict, shape: tuple[int, int] | None = None) -> np.ndarray:
+def decode_rle(rle: dict[str, Any], shape: tuple[int, int] | None = None) -> np.ndarray:
     """A COCO RLE (compressed string or plain count list) as an (H, W) bool mask."""
     from pycocotools import mask as mask_utils
 
-    counts = rle["counts"]
-    size = rle.get("size") or shape
-    if size is None:
-        raise DatasetError("an RLE mask without a size", hint="check the annotation file")
-    height, width = int(size[0]), int(size[1])
-    if isinstance(counts, list):
-        encoded = mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)
-    else:
-        encoded = {"size": [height, width], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
-    return mask_utils.decode(encoded).astype(bool)
+    try:
+        counts = rle["counts"]
+        size = rle.get("size") or shape
+        if size is None:
+            raise DatasetError("an RLE mask without a size", hint="check the annotation file")
+        height, width = int(size[0]), int(size[1])
+        if isinstance(counts, list):
+            encoded = mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)
+        else:
+            encoded = {"size": [height, width], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+        mask: np.ndarray = mask_utils.decode(encoded).astype(bool)
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        raise DatasetError(
+            f"a mask's run-length encoding cannot be decoded ({type(exc).__name__}: {exc})",
+            hint="the annotation file is damaged: download it again",
+        ) from None
+    return mask
 
 
 # --------------------------------------------------------------------------------------------
@@ -296,10 +398,11 @@ class FrameLinker:
             else:
                 shutil.copyfile(source, tmp)
             os.replace(tmp, target)
-        except BaseException:
+        finally:
+            # also after a successful replace: renaming a hard link onto another link of the same file
+            # (a rerun placing a frame again) does nothing and leaves the temporary name behind
             if os.path.lexists(tmp):
                 os.unlink(tmp)
-            raise
 
     @staticmethod
     def _reencode(source: Path, target: Path) -> None:
@@ -345,18 +448,24 @@ def run_conversion(
             done = state / f"{job.clip_id}.json"
             if done.exists():
                 report.skipped_done += 1
+            elif job.error is not None:
+                _failed(report, job.clip_id, job.error)
             else:
                 try:
                     atomic_write_json(done, _write_clip(out, job, linker))
                     report.converted += 1
                 except (RefvpsError, OSError, ValueError) as exc:
-                    report.failed.append({"clip": job.clip_id, "error": str(exc)})
-                    log.warning("clip %s was not converted: %s", job.clip_id, exc)
+                    _failed(report, job.clip_id, str(exc))
             progress.advance("clips", note=job.clip_id)
     report.links = dict(linker.counts)
     _assemble_index(out, [job.clip_id for job in jobs], state)
     _write_record(out, fingerprint, report, "complete" if report.ok else "incomplete")
     return report
+
+
+def _failed(report: ConversionReport, clip_id: str, error: str) -> None:
+    report.failed.append({"clip": clip_id, "error": error})
+    log.warning("clip %s was not converted: %s", clip_id, error)
 
 
 def _write_clip(out: Path, job: ClipJob, linker: FrameLinker) -> dict[str, Any]:
@@ -423,7 +532,9 @@ def _assemble_index(out: Path, clip_ids: Sequence[str], state: Path) -> None:
     atomic_write_json(out / CLIPS_FILE, {"clips": clips})
 
 
-def conversion_fingerprint(info: BenchmarkInfo, split: str, source: Path, options: dict | None) -> dict[str, Any]:
+def conversion_fingerprint(
+    info: BenchmarkInfo, split: str, source: Path, options: dict[str, Any] | None
+) -> dict[str, Any]:
     """What must match for a rerun to resume a conversion: benchmark, split, source folder, options."""
     return {"benchmark": info.key, "split": split, "source": str(source.resolve()), "options": options or {}}
 

@@ -28,7 +28,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from refvps.convert.common import BenchmarkInfo, ClipJob, frame_stem, label_files, list_images, require_path
+from refvps.convert.common import (
+    BenchmarkInfo,
+    ClipJob,
+    frames_in,
+    label_files,
+    planned,
+    read_lines,
+    require_path,
+)
 from refvps.dataset.format import ClipMeta, Expression
 
 INFO = BenchmarkInfo(
@@ -52,20 +60,23 @@ TEXT_FILES = (
 RENAMED = {"clasic-car": "classic-car", "dog-scale": "dogs-scale", "motor-bike": "motorbike"}
 
 
-def read_expressions(path: Path, encoding: str) -> dict[str, list[tuple[str, str]]]:
+def read_expressions(path: Path, encoding: str, notes: list[str]) -> dict[str, list[tuple[str, str]]]:
     """video -> [(obj_id, expression)] of one text file, sorted by obj_id as text (as ReferFormer does)."""
     videos: dict[str, list[tuple[str, str]]] = {}
     with open(path, encoding=encoding) as handle:
-        for line in handle:
+        for number, line in enumerate(handle, 1):
             words = line.strip().split()
-            if len(words) < 3:
+            if not words:
+                continue
+            if len(words) < 3 or not words[1].isdigit():
+                notes.append(f"{path.name} line {number}: not 'video obj_id \"expression\"'; skipped")
                 continue
             video, obj_id = RENAMED.get(words[0], words[0]), words[1]
             videos.setdefault(video, []).append((obj_id, " ".join(words[2:])[1:-1]))
     return {video: sorted(entries, key=lambda e: e[0]) for video, entries in videos.items()}
 
 
-def _expressions(video: str, texts: list[dict], notes: list[str]) -> list[Expression]:
+def _expressions(video: str, texts: list[dict[str, list[tuple[str, str]]]], notes: list[str]) -> list[Expression]:
     """The four lists of one video zipped by position (ReferFormer): expression 4k + r is entry k of file r."""
     lists = [t.get(video, []) for t in texts]
     count = min(len(entries) for entries in lists)
@@ -81,7 +92,7 @@ def _expressions(video: str, texts: list[dict], notes: list[str]) -> list[Expres
     return expressions
 
 
-def jobs(source: Path, split: str, options: dict, notes: list[str]) -> list[ClipJob]:
+def jobs(source: Path, split: str, options: dict[str, str], notes: list[str]) -> list[ClipJob]:
     davis = require_path(
         source / "DAVIS", "the DAVIS folder", "pass the folder that holds DAVIS/ and davis_text_annotations/"
     )
@@ -90,24 +101,27 @@ def jobs(source: Path, split: str, options: dict, notes: list[str]) -> list[Clip
     )
     split_file = require_path(davis / "ImageSets" / "2017" / f"{split}.txt", f"the {split} video list", "unzip DAVIS")
     texts = [
-        read_expressions(require_path(text_dir / f, "a text file", "unzip it"), enc) for f, enc, _, _ in TEXT_FILES
+        read_expressions(require_path(text_dir / f, "a text file", "unzip it"), enc, notes)
+        for f, enc, _, _ in TEXT_FILES
     ]
     jobs = []
-    for video in [v.strip() for v in split_file.read_text().splitlines() if v.strip()]:
+    for video in read_lines(split_file):
         expressions = _expressions(video, texts, notes)
         if not expressions:
             notes.append(f"{video}: no referring expression in the text files; left out")
             continue
-        frames_dir = davis / "JPEGImages" / "480p" / video
-        masks_dir = davis / "Annotations_unsupervised" / "480p" / video
-        frames = [(frame_stem(p.name), p) for p in list_images(require_path(frames_dir, "frames", "unzip DAVIS"))]
-        jobs.append(
-            ClipJob(
-                clip_id=video,
-                frames=frames,
-                expressions=expressions,
-                meta=INFO.stamp(ClipMeta(video, fps=FPS), split, video),
-                labels=label_files(masks_dir, [name for name, _ in frames]),
-            )
-        )
+        job = planned(video, _job, davis, split, video, expressions)
+        if job is not None:
+            jobs.append(job)
     return jobs
+
+
+def _job(davis: Path, split: str, video: str, expressions: list[Expression]) -> ClipJob:
+    frames = frames_in(davis / "JPEGImages" / "480p" / video, "unzip DAVIS")
+    return ClipJob(
+        clip_id=video,
+        frames=frames,
+        expressions=expressions,
+        meta=INFO.stamp(ClipMeta(video, fps=FPS), split, video),
+        labels=label_files(davis / "Annotations_unsupervised" / "480p" / video, [name for name, _ in frames]),
+    )

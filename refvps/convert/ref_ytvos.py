@@ -21,19 +21,23 @@ frames; a frame without one is left out of ``annotated_frames``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from refvps.convert.common import (
     BenchmarkInfo,
     ClipJob,
+    annotated_subset,
+    expression_extra,
     label_files,
+    listed_clip,
     make_expression,
     ordered_entries,
+    planned,
+    read_video_index,
     require_path,
-    safe_clip_id,
 )
-from refvps.dataset.format import ClipMeta, Expression, parse_target
+from refvps.dataset.format import Expression, parse_target
 from refvps.errors import DatasetError
-from refvps.fileio import read_json
 
 INFO = BenchmarkInfo(
     key="ref-ytvos",
@@ -47,19 +51,16 @@ INFO = BenchmarkInfo(
 FPS = 6  # every fifth frame of the 30 fps videos
 
 
-def read_meta(source: Path, split: str) -> dict:
+def read_meta(source: Path, split: str) -> dict[str, dict[str, Any]]:
     path = require_path(
         source / "meta_expressions" / split / "meta_expressions.json",
         f"the {split} expressions",
         "unzip the Ref-YouTube-VOS meta_expressions into SRC/meta_expressions/",
     )
-    videos = read_json(path, what="meta_expressions.json").get("videos")
-    if not isinstance(videos, dict):
-        raise DatasetError(f"{path} has no 'videos' mapping", hint="check the file", path=path)
-    return videos
+    return read_video_index(path, "Ref-YouTube-VOS meta_expressions.json")
 
 
-def split_videos(source: Path, split: str, notes: list[str]) -> dict:
+def split_videos(source: Path, split: str, notes: list[str]) -> dict[str, dict[str, Any]]:
     """The split's videos; valid without the test videos its file also lists (as ReferFormer does)."""
     videos = read_meta(source, split)
     if split == "valid":
@@ -75,14 +76,18 @@ def split_videos(source: Path, split: str, notes: list[str]) -> dict:
     return videos
 
 
-def expressions_of(entries: dict) -> list[Expression]:
+def expressions_of(video: str, entries: dict[str, Any]) -> list[Expression]:
     """A video's expressions as refvps reads them (``obj_id`` 1 where the split gives none)."""
     expressions = []
     for exp_id, entry in ordered_entries(entries):
-        extra = {k: v for k, v in entry.items() if k not in ("exp", "obj_id")}
-        expressions.append(
-            make_expression(exp_id, str(entry["exp"]), parse_target(entry.get("obj_id", "1")), None, extra)
-        )
+        try:
+            target = parse_target(entry.get("obj_id", "1"))
+        except (TypeError, ValueError):
+            raise DatasetError(
+                f"video {video}: expression {exp_id} has obj_id {entry.get('obj_id')!r}, not an object id",
+                hint="the meta_expressions.json is damaged or not Ref-YouTube-VOS's own: download it again",
+            ) from None
+        expressions.append(make_expression(exp_id, entry["exp"], target, None, expression_extra(entry)))
     return expressions
 
 
@@ -93,25 +98,28 @@ def frames_folder(source: Path, split: str) -> Path:
     return require_path(folder, f"the {split} frames", f"unzip {split}.zip into SRC/{split}/")
 
 
-def jobs(source: Path, split: str, options: dict, notes: list[str]) -> list[ClipJob]:
+def jobs(source: Path, split: str, options: dict[str, str], notes: list[str]) -> list[ClipJob]:
     videos = split_videos(source, split, notes)
     images = frames_folder(source, split)
     masks_root = source / split / "Annotations"
     taken: set[str] = set()
     result = []
     for video, entry in sorted(videos.items()):
-        names = [str(f) for f in entry.get("frames", [])]
-        clip_id = safe_clip_id(video, taken)
-        job = ClipJob(
-            clip_id=clip_id,
-            frames=[(name, images / video / f"{name}.jpg") for name in names],
-            expressions=expressions_of(entry.get("expressions", {})),
-            meta=INFO.stamp(ClipMeta(clip_id, fps=FPS), split, video),
-        )
-        if split == "train":
-            annotated = [n for n in names if (masks_root / video / f"{n}.png").exists()]
-            if len(annotated) < len(names):
-                job.annotated_frames = annotated
-            job.labels = label_files(masks_root / video, annotated)
-        result.append(job)
+        job = planned(video, _job, split, video, entry, images, masks_root, taken, notes)
+        if job is not None:
+            result.append(job)
     return result
+
+
+def _job(
+    split: str, video: str, entry: dict[str, Any], images: Path, masks_root: Path, taken: set[str], notes: list[str]
+) -> ClipJob:
+    expressions = expressions_of(video, entry.get("expressions", {}))
+    job = listed_clip(INFO, split, video, entry, images, taken, expressions, fps=FPS)
+    if split == "train":
+        names = [name for name, _ in job.frames]
+        annotated = annotated_subset(masks_root / video, names, job.clip_id, notes)
+        if len(annotated) < len(names):
+            job.annotated_frames = annotated
+        job.labels = label_files(masks_root / video, annotated)
+    return job

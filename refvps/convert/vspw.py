@@ -23,21 +23,25 @@ no Ignore: a pixel is the class's label or background.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
 from refvps.convert.common import (
     BenchmarkInfo,
     ClipJob,
-    frame_stem,
-    list_images,
+    LabelMaps,
+    annotated_subset,
+    frames_in,
     make_expression,
+    planned,
+    read_lines,
     require_path,
     safe_clip_id,
 )
 from refvps.dataset.format import ClipMeta
 from refvps.dataset.palette import read_label_png
+from refvps.errors import DatasetError
 from refvps.fileio import read_json
 
 INFO = BenchmarkInfo(
@@ -75,55 +79,70 @@ def class_of_mask_value(mask: np.ndarray) -> np.ndarray:
     return classes
 
 
-def jobs(source: Path, split: str, options: dict, notes: list[str]) -> list[ClipJob]:
+def jobs(source: Path, split: str, options: dict[str, str], notes: list[str]) -> list[ClipJob]:
     listing = require_path(source / f"{split}.txt", f"the {split} video list", "pass the VSPW root (with data/)")
-    videos = [line.strip() for line in listing.read_text().splitlines() if line.strip()]
     chosen = _classes_file(options.get("classes"))
     taken: set[str] = set()
     result = []
-    for video in videos:
-        folder = source / "data" / video
-        frames = [(frame_stem(p.name), p) for p in list_images(require_path(folder / "origin", "frames", "unzip VSPW"))]
-        masks_dir = folder / "mask"
-        annotated = [name for name, _ in frames if (masks_dir / f"{name}.png").exists()]
-        clip_id = safe_clip_id(video, taken)
+    for video in read_lines(listing):
         if chosen is not None and video not in chosen:
             notes.append(f"{video}: not in the classes file; left out")
             continue
-        classes = _stuff(chosen[video]) if chosen is not None else _stuff(_classes_in(masks_dir, annotated))
-        if not classes:
-            notes.append(f"{video}: no stuff class; left out")
-            continue
-        result.append(
-            ClipJob(
-                clip_id=clip_id,
-                frames=frames,
-                expressions=[
-                    make_expression(str(k), f"the {STUFF_CLASSES[c]}", [k + 1], extra=_class_extra(c))
-                    for k, c in enumerate(classes)
-                ],
-                meta=INFO.stamp(ClipMeta(clip_id, fps=FPS), split, video),
-                labels=_labels(masks_dir, annotated, classes),
-                annotated_frames=annotated if len(annotated) < len(frames) else None,
-            )
-        )
+        clip_id = safe_clip_id(video, taken)
+        listed = None if chosen is None else chosen[video]
+        job = planned(clip_id, _job, source / "data" / video, split, clip_id, listed, notes)
+        if job is not None:
+            result.append(job)
     return result
 
 
-def _class_extra(class_id: int) -> dict:
+def _job(folder: Path, split: str, clip_id: str, listed: list[int] | None, notes: list[str]) -> ClipJob | None:
+    """One video's clip: its stuff classes (those ``listed``, else those in its masks), one expression each."""
+    frames = frames_in(folder / "origin", "unzip VSPW")
+    masks_dir = folder / "mask"
+    annotated = annotated_subset(masks_dir, [name for name, _ in frames], clip_id, notes)
+    classes = _stuff(listed if listed is not None else _classes_in(masks_dir, annotated))
+    if not classes:
+        notes.append(f"{folder.name}: no stuff class; left out")
+        return None
+    return ClipJob(
+        clip_id=clip_id,
+        frames=frames,
+        expressions=[
+            make_expression(str(k), f"the {STUFF_CLASSES[c]}", [k + 1], extra=_class_extra(c))
+            for k, c in enumerate(classes)
+        ],
+        meta=INFO.stamp(ClipMeta(clip_id, fps=FPS), split, folder.name),
+        labels=_labels(masks_dir, annotated, classes),
+        annotated_frames=annotated if len(annotated) < len(frames) else None,
+    )
+
+
+def _class_extra(class_id: int) -> dict[str, Any]:
     return {"class_name": STUFF_CLASSES[class_id], "class_id": class_id}
 
 
-def _stuff(class_ids) -> list[int]:
+def _stuff(class_ids: Iterable[int]) -> list[int]:
     """The stuff classes among ``class_ids``, in increasing order (the infer script skips the others)."""
-    return sorted({int(c) for c in class_ids} & set(STUFF_CLASSES))
+    return sorted(set(class_ids) & set(STUFF_CLASSES))
 
 
-def _classes_file(path) -> dict | None:
+def _classes_file(path: str | None) -> dict[str, list[int]] | None:
+    """The authors' ``val_vid2classes.json``: video -> the class ids (as text or numbers) it holds."""
     if not path:
         return None
     data = read_json(Path(path), what="classes file (val_vid2classes.json)")
-    return {str(k): v for k, v in data.items()} if isinstance(data, dict) else None
+    try:
+        if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
+            raise TypeError("not a mapping of video names to lists")
+        return {str(video): [int(c) for c in ids] for video, ids in data.items()}
+    except (TypeError, ValueError) as exc:
+        raise DatasetError(
+            f"{path} is not a video -> class ids mapping like the authors' val_vid2classes.json ({exc})",
+            hint="pass stuff/val_vid2classes.json of miccooper9/ReferEverything, or leave --classes out "
+            "to take the classes from the masks",
+            path=Path(path),
+        ) from None
 
 
 def _classes_in(masks_dir: Path, names: list[str]) -> set[int]:
@@ -133,7 +152,7 @@ def _classes_in(masks_dir: Path, names: list[str]) -> set[int]:
     return found
 
 
-def _labels(masks_dir: Path, names: list[str], classes: list[int]):
+def _labels(masks_dir: Path, names: list[str], classes: list[int]) -> LabelMaps:
     lookup = np.zeros(256, np.uint8)  # class id + 1 -> label (class ids lie in 0..253)
     for k, class_id in enumerate(classes):
         lookup[class_id + 1] = k + 1

@@ -442,7 +442,11 @@ def _validate_clip(settings: _Settings, clip_id: str, video: Any, meta: Any, out
 
 
 def _check_expressions(clip: _ClipCheck) -> None:
-    """Texts present and distinct; obj_ids that are integers or lists of them (kept in ``clip.obj_ids``)."""
+    """Texts present and distinct; obj_ids that are integers or lists of them (kept in ``clip.obj_ids``).
+
+    Only Ref-VPS forbids two expressions of the same text; a converted benchmark keeps what its
+    annotators wrote (a warning then)."""
+    duplicate_severity = ERROR if clip.settings.refvps_rules else WARNING
     seen_text: dict[str, str] = {}
     for exp_id, entry in clip.expressions.items():
         if not isinstance(entry, dict):
@@ -463,6 +467,7 @@ def _check_expressions(clip: _ClipCheck) -> None:
                     clip.exp_path,
                     f"clip {clip.clip_id}: expressions {seen_text[key]} and {exp_id} are the same text: {text!r}",
                     "rewrite one of them: each expression should describe the target in its own words",
+                    duplicate_severity,
                 )
             else:
                 seen_text[key] = exp_id

@@ -23,6 +23,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
@@ -116,24 +117,47 @@ def _check_benchmark(data: Dataset, name: str, splits: tuple[str, ...], benchmar
         log.warning("the %s server scores the %s split(s); this dataset is %s", name, "/".join(splits), off)
 
 
-def _check_complete(source: PredictionSource, clips: list[Clip]) -> None:
-    """Every (video, expression, frame) the server expects must be predicted: list what is not."""
-    per_clip: dict[str, int] = {}
-    first: list[str] = []
+@dataclass
+class MissingMasks:
+    """The masks of (clip, expression, frame) that predictions lack: how many, in which clips, the first few."""
+
+    count: int = 0
+    expressions: int = 0  # expressions missing at least one frame
+    per_clip: dict[str, int] = field(default_factory=dict)
+    first: list[tuple[str, str, str]] = field(default_factory=list)  # (clip, exp_id, frame)
+
+    def counts(self, shown: int = _SHOWN) -> str:
+        """``clip: n`` for the clips missing the most, e.g. ``vid3: 12, vid1: 2``."""
+        largest = sorted(self.per_clip.items(), key=lambda kv: -kv[1])[:shown]
+        return ", ".join(f"{clip}: {n}" for clip, n in largest)
+
+
+def missing_masks(source: PredictionSource, clips: Iterable[Clip], shown: int = _SHOWN) -> MissingMasks:
+    """What ``source`` lacks of every frame of every expression of ``clips`` (what a server scores)."""
+    missing = MissingMasks()
     for clip in clips:
         predicted = source.index.get(clip.id, {})
         for expression in clip.expressions:
             frames = predicted.get(expression.exp_id, {})
-            for frame in clip.frame_names:
-                if frame not in frames:
-                    per_clip[clip.id] = per_clip.get(clip.id, 0) + 1
-                    if len(first) < _SHOWN:
-                        first.append(f"{clip.id}/{expression.exp_id}/{frame}")
-    if per_clip:
-        counts = ", ".join(f"{c}: {n}" for c, n in sorted(per_clip.items(), key=lambda kv: -kv[1])[:_SHOWN])
+            absent = [frame for frame in clip.frame_names if frame not in frames]
+            if not absent:
+                continue
+            missing.count += len(absent)
+            missing.expressions += 1
+            missing.per_clip[clip.id] = missing.per_clip.get(clip.id, 0) + len(absent)
+            room = shown - len(missing.first)
+            missing.first += [(clip.id, expression.exp_id, frame) for frame in absent[: max(0, room)]]
+    return missing
+
+
+def _check_complete(source: PredictionSource, clips: list[Clip]) -> None:
+    """Every (video, expression, frame) the server expects must be predicted: list what is not."""
+    missing = missing_masks(source, clips)
+    if missing.count:
+        first = ", ".join("/".join(item) for item in missing.first)
         raise PredictionError(
-            f"{sum(per_clip.values())} mask(s) the server expects are missing from {source.path}, in "
-            f"{len(per_clip)} video(s) ({counts}); first: {', '.join(first)}",
+            f"{missing.count} mask(s) the server expects are missing from {source.path}, in "
+            f"{len(missing.per_clip)} video(s) ({missing.counts()}); first: {first}",
             hint="predict every frame of every expression of the split (refvps run-baseline writes them all); "
             "the server rejects or zeroes an incomplete submission",
             path=source.path,

@@ -11,12 +11,12 @@ headline numbers the way the benchmark's own evaluation does (docs/BENCHMARKS_SU
 ``vspw-stuff`` VSPW stuff classes (the authors' ``stuff/eval_stuff.py``): J per (video, class)
               over its frames, averaged per class, then over classes. No F.
 ``burst``     BURST (the authors' ``burst/eval_burst.py``): the same over the annotated frames.
-``ref-davis`` Ref-DAVIS17 (davis2017-evaluation as ReferFormer and the authors run it): each of
-              the four expression sets (two annotators x first-frame / full-video) is one run of
-              the DAVIS 2017 *unsupervised* evaluation: every frame counts, the ground-truth objects
-              are labels 1..max of the first frame, and the run's predictions are matched to them
-              by the Hungarian method on (J + F) / 2; J and F are means over objects; the four runs
-              are averaged.
+``ref-davis`` Ref-DAVIS17 (davis2017-evaluation as the authors run it, each expression's mask read
+              on its own): each of the four expression sets (two annotators x first-frame /
+              full-video) is one run of the DAVIS 2017 *unsupervised* evaluation: every frame
+              counts, the ground-truth objects are labels 1..max of the first frame, and the run's
+              predictions are matched to them by the Hungarian method on (J + F) / 2; J and F are
+              means over objects; the four runs are averaged.
 ============  ==============================================================================
 
 The authors' scripts pair prediction and ground-truth files by unsorted ``os.listdir`` order;
@@ -222,8 +222,8 @@ PROTOCOLS: dict[str, Protocol] = {
             "ref-davis",
             "DAVIS 2017 unsupervised evaluation (Hungarian matching on (J + F) / 2, every frame) of each of the "
             "four expression sets, averaged",
-            "davisvideochallenge/davis2017-evaluation, run per expression set as ReferFormer and the authors' "
-            "ref-davis/ scripts do",
+            "davisvideochallenge/davis2017-evaluation, run per expression set as the authors' ref-davis/ "
+            "scripts do (each expression's mask read on its own)",
         ),
     )
 }

@@ -55,6 +55,8 @@ def test_a_bad_clip_does_not_stop_the_batch_and_a_rerun_finishes_it(tmp_path, cl
     report = convert("vspw-stuff", source.root, tmp_path / "out")
     assert (report.converted, report.skipped_done, report.ok) == (1, 1, True)
     assert Dataset(tmp_path / "out").clip_ids == sorted(official.VSPW_VIDEOS)
+    # the frames the failed attempt had linked are linked again, leaving no temporary file behind
+    assert sorted(p.name for p in (tmp_path / "out").rglob("*.tmp")) == []
 
 
 def test_frames_are_symlinked_when_they_cannot_be_hard_linked_else_copied(tmp_path, monkeypatch):

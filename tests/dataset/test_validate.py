@@ -118,7 +118,7 @@ BREAKERS = {
         ),
         _exps,
         "error",
-        False,
+        True,
     ),
     "expression_count": (
         lambda r: _edit_json(_exps(r), lambda d: d["videos"]["clip_a"]["expressions"].pop("3")),
