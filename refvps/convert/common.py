@@ -465,7 +465,8 @@ def run_conversion(
 
 def _failed(report: ConversionReport, clip_id: str, error: str) -> None:
     report.failed.append({"clip": clip_id, "error": error})
-    log.warning("clip %s was not converted: %s", clip_id, error)
+    # Said once, in the report the caller prints (and convert.json); here only for --debug.
+    log.debug("clip %s was not converted: %s", clip_id, error)
 
 
 def _write_clip(out: Path, job: ClipJob, linker: FrameLinker) -> dict[str, Any]:
