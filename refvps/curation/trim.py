@@ -96,7 +96,8 @@ def video_crop(
         if x + w > probe.width or y + h > probe.height:
             raise UsageError(
                 f"crop {list(override)} is outside the {probe.width}x{probe.height} frame",
-                hint="fix 'crop' in decisions.json (x, y, w, h in source pixels) or remove it",
+                hint="give x, y, w, h in source pixels inside the frame: --crop for one video, "
+                "'crop' in decisions.json for a workspace (or remove it)",
             )
         return override, []
     boxes, failed = [], 0
