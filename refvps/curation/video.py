@@ -270,24 +270,25 @@ def _readable_frames(container, stream, video: VideoProbe, cursor: _Cursor) -> I
     missing (the next lost frame, or any frame from the damaged packet on, ends it for good). This
     is how far the shot detector reads a damaged file too (docs/CURATION.md)."""
     av = _av()
+    cursor.damage = None  # a run after a seek starts afresh
     bad_pts: int | None = None
-    expected: float | None = None  # once damaged: the time of the frame that must come next
+    last: float | None = None  # time of the last frame yielded
     for packet in container.demux(stream):
         try:
             frames = packet.decode()
         except av.error.FFmpegError as exc:  # type: ignore[attr-defined]
             if cursor.damage is None:
                 cursor.damage, bad_pts = exc, packet.pts
-                expected = video.next_frame_time(cursor.t) if cursor.t is not None else None
             continue
         for frame in frames:
             if frame.pts is None:
                 continue
+            t = (frame.pts - video.origin_pts) * video.time_base
             if cursor.damage is not None:
-                t = (frame.pts - video.origin_pts) * video.time_base
+                expected = video.next_frame_time(last) if last is not None else None
                 if expected is None or abs(t - expected) > TIME_EPS or (bad_pts is not None and frame.pts >= bad_pts):
                     return
-                expected = video.next_frame_time(t)
+            last = t
             yield frame
 
 
@@ -314,9 +315,11 @@ def _decode_run(container, stream, video: VideoProbe, targets: list[float], curs
         if cursor.k > first and targets[cursor.k] - t > gap:
             return  # far ahead: seeking is cheaper than decoding everything in between
         current, image = frame, None
-    shown_until = float("inf")
-    if cursor.damage is not None:
-        shown_until = (video.next_frame_time(cursor.t) if cursor.t is not None else None) or float("-inf")
+    shown_until = float("inf")  # at the end of the file the last frame stays on screen
+    if cursor.damage is not None and current is not None and cursor.t is not None:
+        following = video.next_frame_time(cursor.t)  # the frame lost to the damage
+        if following is not None:
+            shown_until = following
     while cursor.k < len(targets) and current is not None and targets[cursor.k] < shown_until - TIME_EPS:
         if image is None:
             image = _to_image(current, video.rotation, fmt)
