@@ -588,7 +588,9 @@ def _print_trim_summary(summary, dataset) -> None:
     for note in summary.dropped:
         console.print(f"  dropped: {note}", markup=False, soft_wrap=True)
     for clip in summary.stale:
-        console.print(f"  stale: {clip} was exported before but is no longer planned (not deleted)", markup=False)
+        console.print(
+            f"  stale: {clip} was exported before but is no longer planned (not deleted)", markup=False, soft_wrap=True
+        )
     for warning in summary.warnings:
         err_console.print(f"  warning: {warning}", markup=False, soft_wrap=True)
     for problem in summary.problems:

@@ -450,13 +450,14 @@ class _Fetcher:
                     continue
                 return None, exc, attempt
 
+    # Debug only: the report lists every failure and skip (the CLI prints them once, at the end).
     def fail(self, failure: FetchFailure) -> None:
         self.report.failed.append(failure)
-        logger.warning("failed: %s: %s", failure.target, failure.reason)
+        logger.debug("failed: %s: %s", failure.target, failure.reason)
 
     def skip(self, url: str, key: str | None, reason: str) -> None:
         self.report.skipped.append({"target": url, "key": key or "", "reason": reason})
-        logger.info("skipped %s: %s", url, reason)
+        logger.debug("skipped %s: %s", url, reason)
 
     def fetch_url(self, ydl, url: str, item: FetchItem, known: Mapping[str, Any] | None = None) -> None:
         self.progress.update("fetch", self.done, note=url)

@@ -283,8 +283,15 @@ def _stem(word: str) -> str:
     return word
 
 
+# Words written apart or together: "time lapse" repeats "timelapse" ("fruit rotting timelapse time lapse camera").
+_JOINED = ((re.compile(r"\btime[\s-]+lapse"), "timelapse"),)
+
+
 def _words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9]+(?:'[a-z]+)?", text.casefold())
+    text = text.casefold()
+    for apart, together in _JOINED:
+        text = apart.sub(together, text)
+    return re.findall(r"[a-z0-9]+(?:'[a-z]+)?", text)
 
 
 def query_key(text: str) -> frozenset[str]:

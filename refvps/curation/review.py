@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from refvps.curation.shots import Shot, ShotParams, cached_shots
-from refvps.curation.video import frames_at, probe_video, sample_times
+from refvps.curation.shots import Shot, ShotParams, cached_shots, damage_note
+from refvps.curation.video import VideoProbe, probe_video, sample_frames, sample_times
 from refvps.curation.workspace import VideoRecord, Workspace, read_json_member, utc_now
 from refvps.errors import DatasetError, UsageError
 from refvps.fileio import atomic_write_json, atomic_write_text, atomic_write_with, file_lock
@@ -242,7 +242,7 @@ def _font(size: int):
 
 
 def make_contact_sheet(
-    video_path: Path,
+    video: Path | VideoProbe,
     out_path: Path,
     *,
     header: Sequence[str] = (),
@@ -252,10 +252,11 @@ def make_contact_sheet(
     tile_height: int = 180,
 ) -> Path:
     """A PNG grid of ``rows x cols`` frames spread over the video, each stamped with its time and
-    shot number, above a timeline that marks the cuts (red) and the sampled instants (ticks)."""
+    shot number, above a timeline that marks the cuts (red) and the sampled instants (ticks). A
+    frame that does not decode (a damaged file) leaves its tile dark, labelled so."""
     from PIL import Image, ImageDraw
 
-    probe = probe_video(video_path)
+    probe = video if isinstance(video, VideoProbe) else probe_video(video)
     duration = probe.duration_s
     times = sample_times(0.0, duration, rows * cols)
     tile_w = max(32, int(round(tile_height * probe.width / max(probe.height, 1))))
@@ -269,18 +270,20 @@ def make_contact_sheet(
     for i, line in enumerate(header):
         draw.text((pad + 2, 4 + 18 * i), line, fill=(235, 235, 235), font=font)
 
-    def shot_index(t: float) -> int:
-        for shot in shots:
-            if shot.start_s <= t < shot.end_s:
-                return shot.index
-        return len(shots) - 1 if shots else 0
+    def shot_label(t: float) -> str:
+        """Which shot ``t`` is in (none after the readable part of a damaged file)."""
+        index = next((s.index for s in shots if s.start_s <= t < s.end_s), None)
+        return "" if index is None else f"  shot {index + 1}/{len(shots)}"
 
-    for k, rgb in frames_at(probe, times):
-        tile = Image.fromarray(rgb).resize((tile_w, tile_height), Image.BILINEAR)
+    got, missed = sample_frames(probe, times, fmt="rgb24")
+    tiles = {t: Image.fromarray(rgb).resize((tile_w, tile_height), Image.BILINEAR) for t, rgb in got}
+    for k, t in enumerate(times):
         r, c = divmod(k, cols)
         x, y = pad + c * (tile_w + pad), header_h + r * (tile_height + pad)
-        sheet.paste(tile, (x, y))
-        label = f"{times[k]:.2f}s" + (f"  shot {shot_index(times[k]) + 1}/{len(shots)}" if shots else "")
+        if t in tiles:
+            sheet.paste(tiles[t], (x, y))
+        label = f"{t:.2f}s" + shot_label(t)
+        label += "  does not decode" if t in missed else ""
         box = draw.textbbox((x + 3, y + 3), label, font=small)
         draw.rectangle((box[0] - 2, box[1] - 2, box[2] + 2, box[3] + 2), fill=(0, 0, 0))
         draw.text((x + 3, y + 3), label, fill=(255, 255, 255), font=small)
@@ -337,9 +340,10 @@ def _ensure_sheet(
         f"{(record.title or '')[:90]}",
         f"concept: {record.concept or '?'}   query: {record.query or '-'}   uploader: {record.uploader or '?'}",
     ]
-    if probe.truncated:
-        header[0] += f"   TRUNCATED: {probe.readable_note()}"
-    make_contact_sheet(path, sheet, header=header, shots=shots, rows=rows, cols=cols)
+    damage = damage_note(probe, shots)
+    if damage:
+        header[0] += f"   DAMAGED: {damage}"
+    make_contact_sheet(probe, sheet, header=header, shots=shots, rows=rows, cols=cols)
     atomic_write_text(grid_tag, f"{rows}x{cols}")
     return shots, True
 

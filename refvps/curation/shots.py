@@ -226,6 +226,18 @@ def detect_shots(video: str | Path | VideoProbe, params: ShotParams = ShotParams
     return [Shot(i, a, b, probe.frame_time(a), probe.frame_time(b)) for i, (a, b) in enumerate(zip(bounds, bounds[1:]))]
 
 
+def damage_note(probe: VideoProbe, shots: Sequence[Shot]) -> str | None:
+    """How much of a truncated or damaged file could be read (None: all of it): the probe knows a
+    file cut off at the end, the shots where decoding stops in the middle."""
+    note = probe.readable_note()
+    if note is None and shots and shots[-1].end_frame < probe.frame_count:
+        note = (
+            f"decoding stops at {shots[-1].end_s:.2f} s of {probe.duration_s:.2f} s "
+            f"({100 * shots[-1].end_s / probe.duration_s:.0f}%): the file is damaged there"
+        )
+    return note
+
+
 def cached_shots(video_path: Path, cache_path: Path, params: ShotParams = ShotParams()) -> list[Shot]:
     """Shots from ``cache_path`` when it was made from this file with these parameters, else detect
     and write the cache (atomically)."""

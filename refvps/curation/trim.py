@@ -32,7 +32,7 @@ from refvps.curation.export import DatasetState, discard_partial, export_clip
 from refvps.curation.plan import DEFAULT_TRIM, ClipPlan, TrimParams, plan_video
 from refvps.curation.queries import Concept, optional_concept_index, require_concept
 from refvps.curation.review import Decision, EventSpan, read_decisions
-from refvps.curation.shots import Shot, cached_shots, detect_shots
+from refvps.curation.shots import Shot, cached_shots, damage_note, detect_shots
 from refvps.curation.video import VideoProbe, probe_video, sample_frames, sample_times
 from refvps.curation.workspace import VideoRecord, Workspace, safe_key
 from refvps.dataset.format import DatasetWriter, Source
@@ -96,7 +96,8 @@ def video_crop(
         if x + w > probe.width or y + h > probe.height:
             raise UsageError(
                 f"crop {list(override)} is outside the {probe.width}x{probe.height} frame",
-                hint="fix 'crop' in decisions.json (x, y, w, h in source pixels) or remove it",
+                hint="give x, y, w, h in source pixels inside the frame: --crop for one video, "
+                "'crop' in decisions.json for a workspace (or remove it)",
             )
         return override, []
     boxes, failed = [], 0
@@ -142,22 +143,11 @@ def prepare_video(
     )
     used = sorted({p.shot_index for p in plans})
     crop, notes = video_crop(probe, [shots[i] for i in used], decision.crop, params) if plans else (None, [])
-    damage = _damage_note(probe, shots)
+    damage = damage_note(probe, shots)
     if damage:
         notes.insert(0, damage)
     plans = [replace(p, crop=crop) for p in plans]
     return VideoJob(key, probe, plans, None, notes, damage), dropped
-
-
-def _damage_note(probe: VideoProbe, shots: Sequence[Shot]) -> str | None:
-    """How much of a truncated or damaged file could be read (None: all of it)."""
-    note = probe.readable_note()
-    if note is None and shots and shots[-1].end_frame < probe.frame_count:
-        note = (
-            f"decoding stops at {shots[-1].end_s:.2f} s of {probe.duration_s:.2f} s "
-            f"({100 * shots[-1].end_s / probe.duration_s:.0f}%): the file is damaged there"
-        )
-    return note
 
 
 def _problem(what: str, exc: Exception) -> str:

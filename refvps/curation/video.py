@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -76,6 +76,11 @@ class VideoProbe:
             f"only {self.duration_s:.2f} s of {declared:.2f} s could be read "
             f"({100 * self.duration_s / declared:.0f}%): the file is truncated or damaged"
         )
+
+    def next_frame_time(self, t: float) -> float | None:
+        """The time of the frame after the one on screen at ``t`` (None: that one is the last)."""
+        index = int(np.searchsorted(self.frame_times, t + TIME_EPS, side="right"))
+        return float(self.frame_times[index]) if index < self.frame_count else None
 
     def frame_time(self, index: int) -> float:
         """The time of frame ``index``; ``index == frame_count`` is the end of the video."""
@@ -255,19 +260,48 @@ def frames_at(
 class _Cursor:
     k: int = 0  # the first target not served yet
     t: float | None = None  # time of the last frame decoded
+    damage: Exception | None = None  # the decoding error that ended the readable stretch
+
+
+def _readable_frames(container, stream, video: VideoProbe, cursor: _Cursor) -> Iterator[Any]:
+    """The stream's frames as far as they are readable. A packet that does not decode ends it, but
+    the frames the decoder still holds from the packets before it are good: they come out as the
+    next packets go in, and are yielded while they follow one another with no frame of the file
+    missing (the next lost frame, or any frame from the damaged packet on, ends it for good). This
+    is how far the shot detector reads a damaged file too (docs/CURATION.md)."""
+    av = _av()
+    cursor.damage = None  # a run after a seek starts afresh
+    bad_pts: int | None = None
+    last: float | None = None  # time of the last frame yielded
+    for packet in container.demux(stream):
+        try:
+            frames = packet.decode()
+        except av.error.FFmpegError as exc:  # type: ignore[attr-defined]
+            if cursor.damage is None:
+                cursor.damage, bad_pts = exc, packet.pts
+            continue
+        for frame in frames:
+            if frame.pts is None:
+                continue
+            t = (frame.pts - video.origin_pts) * video.time_base
+            if cursor.damage is not None:
+                expected = video.next_frame_time(last) if last is not None else None
+                if expected is None or abs(t - expected) > TIME_EPS or (bad_pts is not None and frame.pts >= bad_pts):
+                    return
+            last = t
+            yield frame
 
 
 def _decode_run(container, stream, video: VideoProbe, targets: list[float], cursor: _Cursor, fmt: str, gap: float):
     """Decode from the current position and yield ``(k, image)`` for targets ``cursor.k, ...``;
     stops after the last target, or before a target more than ``gap`` seconds ahead once this run
-    has served one (the caller seeks)."""
+    has served one (the caller seeks). Where a damaged stretch ends the readable frames, the last
+    one is shown until the next frame of the file would start, and a later target is an error."""
     time_base, origin = video.time_base, video.origin_pts
     first = cursor.k
     current = None
     image = None
-    for frame in container.decode(stream):
-        if frame.pts is None:
-            continue
+    for frame in _readable_frames(container, stream, video, cursor):
         t = cursor.t = (frame.pts - origin) * time_base
         while cursor.k < len(targets) and targets[cursor.k] < t - TIME_EPS:
             if current is None:  # a time before the first decoded frame: show the first one
@@ -281,11 +315,23 @@ def _decode_run(container, stream, video: VideoProbe, targets: list[float], curs
         if cursor.k > first and targets[cursor.k] - t > gap:
             return  # far ahead: seeking is cheaper than decoding everything in between
         current, image = frame, None
-    while cursor.k < len(targets) and current is not None:
+    shown_until = float("inf")  # at the end of the file the last frame stays on screen
+    if cursor.damage is not None and current is not None and cursor.t is not None:
+        following = video.next_frame_time(cursor.t)  # the frame lost to the damage
+        if following is not None:
+            shown_until = following
+    while cursor.k < len(targets) and current is not None and targets[cursor.k] < shown_until - TIME_EPS:
         if image is None:
             image = _to_image(current, video.rotation, fmt)
         yield cursor.k, image
         cursor.k += 1
+    if cursor.damage is not None and cursor.k < len(targets):
+        where = f" after {cursor.t:.2f} s" if cursor.t is not None else ""
+        raise DatasetError(
+            f"decoding {video.path} failed{where}: {cursor.damage}",
+            hint="the file is damaged there; fetch it again",
+            path=video.path,
+        )
 
 
 def sample_times(start_s: float, end_s: float, count: int) -> list[float]:

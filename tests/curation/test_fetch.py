@@ -299,10 +299,11 @@ def test_sources_that_share_a_file_name_never_share_a_key(lookalikes, tmp_path, 
         assert sizes[f"videos/{expected[1]}.mp4"] == (lookalikes / "b" / "cut.mp4").stat().st_size
         assert sizes[f"videos/{expected[3]}.webm"] == (lookalikes / "odd.webm").stat().st_size
         # Again: every one is skipped, and the summary says why (not only a count).
-        code, out, _ = run_cli(capsys, "fetch", str(urls), "-w", str(ws.root))
+        code, out, err = run_cli(capsys, "fetch", str(urls), "-w", str(ws.root))
     assert code == 0 and "Fetched 0 video(s)" in out
     for key in expected:
         assert f"skipped {key}: already in the download archive (archive.txt) as {key}" in " ".join(out.split())
+    assert (out + err).count("already in the download archive") == len(expected)  # said once, in the summary
 
 
 def test_a_non_video_is_refused_at_fetch_time_and_not_archived(lookalikes, tmp_path, media):

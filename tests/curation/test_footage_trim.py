@@ -180,3 +180,27 @@ def test_provenance_reaches_clips_json(tmp_path, sources):
     }
     assert meta["curation"]["also_found_by"] == ["juggling football"]
     assert meta["curation"]["source_size"] == [640, 360]
+
+
+def test_every_frame_counted_readable_of_a_damaged_file_decodes_as_the_original(tmp_path):
+    """A stretch of zeros in a long group of pictures (x264's default: B-frames, a keyframe every
+    250 frames): the shots end where decoding stops, and every frame before that can be read, as
+    the undamaged file shows it, also the last one (still inside the decoder when the damaged
+    packet comes). Then the readable part is exported, as the docs promise."""
+    from refvps.curation.shots import detect_shots
+    from refvps.curation.video import frames_at, probe_video
+
+    source = compilation(tmp_path / "long_gop", [("02_cups", 1.0, 3.0), ("03_blocks", 1.0, 1.5)])
+    original = probe_video(source.path)
+    for share in (0.3, 0.45, 0.6):  # inside the first shot, a group of pictures of 90 frames
+        damaged = zeroed(source.path, tmp_path / f"damaged_{share}.mp4", share, 20000)
+        probe = probe_video(damaged)
+        readable = detect_shots(probe)[-1].end_frame
+        assert 0 < readable < original.frame_count, share
+        last = float(probe.frame_times[readable - 1])
+        ((_, got),) = frames_at(probe, [last], fmt="gray")
+        ((_, want),) = frames_at(original, [last], fmt="gray")
+        assert np.array_equal(got, want), share
+        summary = trim_video(damaged, tmp_path / f"d_{share}", clip_key="damaged")
+        assert summary.exported == ["damaged_00"] and not summary.problems, (share, summary.problems)
+        assert any("damaged there" in w for w in summary.warnings)

@@ -10,6 +10,8 @@ import pytest
 
 from refvps.curation.queries import (
     QUERY_COLUMNS,
+    Concept,
+    QueryTemplates,
     find_taxonomy,
     find_templates,
     generate_queries,
@@ -17,6 +19,7 @@ from refvps.curation.queries import (
     load_templates,
     parse_llm_queries,
     query_key,
+    query_problem,
 )
 from refvps.progress import Progress
 
@@ -81,7 +84,26 @@ def test_queries_are_what_a_person_would_type_at_every_k():
             words = row.query.lower().split()
             assert len(words) >= 2, row
             assert len(set(words)) == len(words), row  # no "timelapse timelapse"
-            assert query_key(row.query) == query_key(" ".join(reversed(words)))
+            spelled_one_way = row.query.lower().replace("time lapse", "timelapse").split()
+            assert len(set(spelled_one_way)) == len(spelled_one_way), row  # no "timelapse time lapse camera"
+            assert query_key(row.query) == query_key(" ".join(reversed(spelled_one_way)))
+
+
+def test_a_word_written_apart_is_still_the_same_word():
+    """A taxonomy of one's own with "time lapse" beside "timelapse": the stacked suffix is refused
+    and the two spellings are one query."""
+    taxonomy = [
+        Concept(
+            "clouds", "clouds timelapse", "sky", looks=("clouds timelapse", "clouds moving"), footage=("time lapse",)
+        )
+    ]
+    queries = [r.query for r in generate_queries(taxonomy, QueryTemplates(patterns=["{look}", "{look} {footage}"]), 9)]
+    assert queries == [
+        "clouds timelapse",
+        "clouds moving",
+        "clouds moving time lapse",
+    ]  # no "clouds timelapse time lapse"
+    assert query_problem("clouds timelapse time-lapse") == "a word repeated"
 
 
 def test_each_concept_is_filmed_its_own_way():

@@ -192,3 +192,29 @@ def test_review_page_script_parses_and_reads_spans(ws_two, tmp_path):
     assert [(parse_span(t).start_s, parse_span(t).end_s) for t in ("1.5-8", "0:12 - 0:15.5", "20 to 21")] == [
         (s["start_s"], s["end_s"]) for s in spans
     ]
+
+
+def test_a_file_damaged_half_way_still_gets_its_contact_sheet(tmp_path):
+    """Real footage with a stretch of zeros after 1.8 s: the sheet shows what decodes, marks the
+    tiles that do not, and its header says where decoding stops; it is no review problem."""
+    import shutil
+
+    from refvps.curation.workspace import VideoRecord
+
+    from .footage import compilation, zeroed
+
+    source = compilation(tmp_path / "src", [("02_cups", 1.0, 3.0), ("03_blocks", 1.0, 1.5)])
+    ws = Workspace(tmp_path / "ws").create()
+    shutil.copyfile(zeroed(source.path, tmp_path / "damaged.mp4", 0.45, 20000), ws.videos_dir / "damaged.mp4")
+    ws.write_record(VideoRecord(key="damaged", id="damaged", file="videos/damaged.mp4"))
+    summary = review(ws.root, rows=2, cols=3)
+    assert summary.problems == [] and summary.sheets_made == ["damaged"]
+    sheet = np.asarray(Image.open(ws.sheets_dir / "damaged.png").convert("RGB")).astype(np.float32)
+    tile_h, pad, header_h, tile_w = 180, 4, 18 * 3 + 8, 320  # 640x360 source
+    means = []
+    for k in range(6):
+        r, c = divmod(k, 3)
+        y, x = header_h + r * (tile_h + pad), pad + c * (tile_w + pad)
+        means.append(float(sheet[y + 30 : y + tile_h, x : x + tile_w].mean()))
+    # The first tiles (0.375 s, 1.125 s) show the cups; a tile that does not decode is left dark.
+    assert means[0] > 60 and means[1] > 60 and min(means[2:]) < 40

@@ -21,7 +21,7 @@ from refvps.dataset import validate
 from refvps.dataset.format import Dataset, DatasetWriter, Expression
 from refvps.progress import Progress
 
-from .conftest import ShotSpec, read_stamp
+from .conftest import ShotSpec, read_stamp, run_cli
 
 FPS_OUT = 24
 
@@ -272,6 +272,13 @@ def test_trim_one_video_with_span(tmp_path, make_video):
     for clip_id, meta in clips.items():
         _check_clip_frames(root, clip_id, meta, video)
     assert clips["melt_01"]["trim"]["start_s"] == pytest.approx(40 / 30)
+
+
+def test_a_crop_outside_the_frame_names_the_option_it_came_from(tmp_path, make_video, capsys):
+    video = make_video(tmp_path / "one.mp4", [ShotSpec(40, hue=0)])
+    code, _, err = run_cli(capsys, "trim", str(video.path), "-d", str(tmp_path / "d"), "--crop", "0,0,2000,10")
+    assert code == 2 and "outside the 320x240 frame" in err and "--crop" in err.split("Hint:")[1]
+    assert not (tmp_path / "d").exists()
 
 
 def test_exported_dataset_validates_once_labelled(tmp_path, compilation):
