@@ -238,6 +238,18 @@ def optional_concept_index(taxonomy: str | Path | None = None) -> dict[str, Conc
         return None
 
 
+def _word_list(value: object, path: Path, key: str) -> list[str]:
+    """A list of footage phrases from the templates file; anything else is an error (a bare string
+    would otherwise be read letter by letter)."""
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise DatasetError(
+            f"{path}: '{key}' must be a list of phrases, not {value!r}",
+            hint='write e.g. "default_footage": ["video", "slow motion"]',
+            path=path,
+        )
+    return list(value)
+
+
 def load_templates(path: str | Path) -> QueryTemplates:
     path = Path(path)
     data = read_json(path, what="query templates")
@@ -247,10 +259,16 @@ def load_templates(path: str | Path) -> QueryTemplates:
             hint='write {"patterns": ["{look}", "{look} {footage}", ...]} (see annotations/query_templates.json)',
             path=path,
         )
+    category_footage = data.get("category_footage") or {}
+    if not isinstance(category_footage, dict):
+        category_footage = {"": category_footage}  # reported below as a non-list value
     templates = QueryTemplates(
         patterns=[str(p) for p in data["patterns"]],
-        default_footage=[str(f) for f in data.get("default_footage") or ["video"]],
-        category_footage={str(k): [str(f) for f in v] for k, v in (data.get("category_footage") or {}).items()},
+        default_footage=_word_list(data.get("default_footage") or ["video"], path, "default_footage"),
+        category_footage={
+            str(k): _word_list(v, path, f"category_footage.{k}" if k else "category_footage")
+            for k, v in category_footage.items()
+        },
         max_words=int(data.get("max_words") or 8),
     )
     for pattern in templates.patterns:

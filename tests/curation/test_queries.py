@@ -21,6 +21,7 @@ from refvps.curation.queries import (
     query_key,
     query_problem,
 )
+from refvps.errors import DatasetError
 from refvps.progress import Progress
 
 from .conftest import run_cli
@@ -325,3 +326,19 @@ def test_per_concept_must_be_positive():
 
     with pytest.raises(UsageError):
         generate_queries(load_taxonomy(find_taxonomy())[:1], load_templates(find_templates()), 0)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("category_footage", {"motion_patterns": "slow motion"}),
+        ("category_footage", "slow motion"),
+        ("default_footage", "video"),
+    ],
+)
+def test_a_footage_list_written_as_a_string_is_an_error_naming_the_file(tmp_path, field, value):
+    path = tmp_path / "templates.json"
+    path.write_text(json.dumps({"patterns": ["{look} {footage}"], field: value}))
+    with pytest.raises(DatasetError, match=f"{field}.* must be a list of phrases") as caught:
+        load_templates(path)
+    assert caught.value.path == path
