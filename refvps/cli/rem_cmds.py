@@ -34,7 +34,7 @@ def train_rem(config, output_dir, resume, max_steps, overrides, as_json, no_prog
     mixed precision is used unless the config sets one), or under
     'torchrun --nproc_per_node N -m refvps train-rem CONFIG'.
     Checkpoints are accelerate save_state folders (checkpoint-N); '--resume-from-checkpoint latest'
-    continues from the newest. The final weights land in OUTPUT_DIR/final (and the denoiser in
+    continues from the newest (a new run refuses a folder that holds another run's checkpoints). The final weights land in OUTPUT_DIR/final (and the denoiser in
     diffusers' save_pretrained layout in final/unet or final/transformer).
     """
     from rem_model.train import command_line_overrides, load_train_config, run

@@ -26,7 +26,7 @@ from rem_model.distributed import cpu_only_distributed
 from rem_model.model import REMModel, cast
 from rem_model.train.batches import AlternatingBatches, EpochPermutation, TrainState, seed_step
 from rem_model.train.config import TrainConfig
-from rem_model.train.saving import find_checkpoint, save_final, save_training_state
+from rem_model.train.saving import check_new_run, find_checkpoint, save_final, save_training_state
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +104,7 @@ def setup_run(config: TrainConfig) -> TrainingRun:
     from accelerate.utils import set_seed
 
     output_dir = Path(config.output_dir)
+    check_new_run(output_dir, config.resume_from_checkpoint)
     output_dir.mkdir(parents=True, exist_ok=True)
     accelerator = make_accelerator(config)
     set_seed(config.seed)

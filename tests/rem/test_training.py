@@ -213,6 +213,21 @@ def test_resume_latest_picks_the_newest_checkpoint(tmp_path, toy_dataset):
     assert again.global_step == 3 and again.losses == []  # nothing left to do
 
 
+def test_a_new_run_in_a_used_output_dir_is_refused(tmp_path, toy_dataset):
+    """Starting over in the folder of an earlier run (without --resume-from-checkpoint) used to prune the
+    new run's own checkpoint-2 (it sorts below the old ones), overwrite the old checkpoint-4 and the
+    final weights, and leave latest pointing at the old run: it is refused, and nothing is touched."""
+    out = tmp_path / "used"
+    run(_config(toy_dataset, out, max_steps=6, checkpointing_steps=2, checkpoints_total_limit=2))
+    before = {p.relative_to(out): p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    with pytest.raises(ConfigError, match="already holds a training run") as info:
+        run(_config(toy_dataset, out, max_steps=4, checkpointing_steps=2))
+    assert "--resume-from-checkpoint latest" in info.value.hint and "checkpoint-6" in str(info.value)
+    assert {p.relative_to(out): p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
+    again = run(_config(toy_dataset, out, max_steps=6, resume_from_checkpoint="latest"))
+    assert again.global_step == 6 and again.losses == []
+
+
 def test_a_data_loader_worker_error_is_reported_without_its_traceback():
     # torch re-raises a worker's exception as type(exc)(message) with the traceback as the message.
     wrapped = DatasetError(
