@@ -251,6 +251,34 @@ def test_training_config_file_and_overrides(tmp_path, toy_dataset):
         load_train_config(path)
 
 
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ({"checkpointing_steps": -1}, "checkpointing_steps must be a whole number of at least 0"),  # saved every step
+        ({"checkpoints_total_limit": 0}, "checkpoints_total_limit"),  # kept one anyway
+        ({"epochs": 0}, "epochs must be"),  # wrote untrained final weights
+        ({"num_frames": 0}, "num_frames must be"),  # read as the default
+        ({"num_frames": -2}, "num_frames must be"),  # an IndexError in the data
+        ({"batch_size": [2]}, "batch_size must be"),
+        ({"lr_scheduler": "cosinus"}, "lr_scheduler 'cosinus'"),  # a ValueError after the model was built
+        ({"lr_scheduler": "piecewise_constant", "lr_step_rules": "after 3500"}, "lr_step_rules 'after 3500'"),
+        ({"lora": 7}, "lora must be a mapping"),  # an AttributeError
+    ],
+)
+def test_a_setting_no_run_can_use_is_refused_when_the_config_is_read(tmp_path, setting, message):
+    path = tmp_path / "train.yaml"
+    path.write_text("model: rem-tiny\nrandom_init: true\ndata: [{kind: refvps, root: data}]\n")
+    overrides = [f"{key}={json.dumps(value)}" for key, value in setting.items()]
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")) as info:
+        load_train_config(path, overrides)
+    assert info.value.hint and info.value.path == path
+
+
+def test_settings_accelerate_refuses_are_a_config_error(tmp_path, toy_dataset):
+    with pytest.raises(ConfigError, match="accelerate refuses .* nothing"):
+        run(_config(toy_dataset, tmp_path / "r", report_to="nothing"))
+
+
 @pytest.mark.slow
 def test_two_process_cpu_run_of_two_steps(tmp_path, toy_dataset):
     # accelerate launch --cpu --num_processes 2 starts one process on this machine; torchrun with
