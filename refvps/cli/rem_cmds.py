@@ -102,7 +102,8 @@ def train_rem(config, output_dir, resume, max_steps, overrides, as_json, no_prog
     "--stride",
     type=int,
     default=None,
-    help="Frames between window starts (default: window - window // 4, so windows overlap by a quarter).",
+    help="Frames between window starts, at most --window (default: window - window // 4, so windows overlap "
+    "by a quarter).",
 )
 @click.option(
     "--blend",

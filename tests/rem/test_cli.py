@@ -89,6 +89,8 @@ def test_train_rem_runs_a_config(tmp_path, toy_dataset, capsys):
         (["--config", "rem-tiny", "--pretrained", "{tmp}/no/backbone"], "backbone folder not found"),
         (["--config", "rem-wan-tiny", "--random-init", "--window", "8"], "takes windows of 4k+1 frames"),
         (["--config", "rem-tiny", "--window", "0"], "--window must be at least 1"),
+        (["--config", "rem-tiny", "--stride", "25"], "--stride 25 is longer than the window (24 frames)"),
+        (["--config", "rem-tiny", "--window", "8", "--stride", "9"], "--stride 9 is longer than the window (8"),
         (["--config", "rem-tiny", "--expression-batch", "0"], "--expression-batch must be at least 1"),
         (["--config", "rem-tiny", "--out", "{tmp}/junk.pth"], "is a file, not a folder"),
     ],
