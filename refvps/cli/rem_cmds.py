@@ -9,8 +9,15 @@ import click
 from rich.markup import escape
 
 from refvps.cli.common import RichProgress, console, print_json
+from refvps.errors import RefvpsError
 
 PATH = click.Path(path_type=Path)
+
+
+class TrainingInterrupted(RefvpsError):
+    """Ctrl-C during ``refvps train-rem`` (exit status 130, as any interruption)."""
+
+    exit_code = 130
 
 
 # -- train-rem ------------------------------------------------------------------------------------
@@ -41,8 +48,16 @@ def train_rem(config, output_dir, resume, max_steps, overrides, as_json, no_prog
 
     items = command_line_overrides(overrides, output_dir=output_dir, resume=resume, max_steps=max_steps)
     train_config = load_train_config(config, items)
-    with RichProgress(disable=as_json or no_progress, labels={"steps": "REM"}) as progress:
-        result = run(train_config, progress=progress)
+    try:
+        with RichProgress(disable=as_json or no_progress, labels={"steps": "REM"}) as progress:
+            result = run(train_config, progress=progress)
+    except KeyboardInterrupt:
+        # Not the generic "run the same command again": a new run refuses a folder holding checkpoints.
+        raise TrainingInterrupted(
+            "interrupted",
+            hint="run the same command with --resume-from-checkpoint latest: it continues from the newest "
+            f"checkpoint-N in {train_config.output_dir}",
+        ) from None
     if not result.is_main_process:
         return  # under a multi-process launch, one summary (the main process's)
     summary = {

@@ -80,6 +80,24 @@ def test_train_rem_runs_a_config(tmp_path, toy_dataset, capsys):
     assert summary["steps"] == 2 and summary["final"].endswith("final")
 
 
+def test_an_interrupted_training_run_says_how_to_resume_it(tmp_path, capsys, monkeypatch):
+    """The generic 'run the same command again' is wrong for train-rem: a new run refuses a folder
+    holding checkpoints; the hint names --resume-from-checkpoint latest."""
+    import rem_model.train
+
+    def interrupted(config, progress=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(rem_model.train, "run", interrupted)
+    config = tmp_path / "train.yaml"
+    config.write_text(f"model: rem-tiny\nrandom_init: true\noutput_dir: {tmp_path / 'run'}\n")
+    with pytest.raises(SystemExit) as info:
+        main(["train-rem", str(config)])
+    err = " ".join(capsys.readouterr().err.split())
+    assert info.value.code == 130 and "Error: interrupted" in err
+    assert "--resume-from-checkpoint latest" in err and str(tmp_path / "run") in err
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
