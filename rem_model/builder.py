@@ -101,12 +101,21 @@ def _random_components(
     frozen_dtype = dtype if frozen_dtype is None else frozen_dtype
     torch.manual_seed(seed)
     place = torch.device(device) if device is not None else contextlib.nullcontext()
-    with place, _default_dtype(dtype):
-        denoiser = Denoiser(**config.denoiser)
-    with place, _default_dtype(frozen_dtype):
-        vae = VAE(**config.vae)
-        text_config = TextConfig(**config.text_encoder)
-        text_encoder = TextEncoder(text_config)
+    part = "denoiser"
+    try:
+        with place, _default_dtype(dtype):
+            denoiser = Denoiser(**config.denoiser)
+        with place, _default_dtype(frozen_dtype):
+            part = "vae"
+            vae = VAE(**config.vae)
+            part = "text_encoder"
+            text_config = TextConfig(**config.text_encoder)
+            text_encoder = TextEncoder(text_config)
+    except (TypeError, ValueError) as exc:  # arguments the class does not take, sizes that do not fit
+        raise ConfigError(
+            f"cannot build the {part} of REM config {config.name}: {_first_line(exc)}",
+            hint=f"check its '{part}' arguments (those of the registry configs build: rem_model/config.py)",
+        ) from None
     tokenizer = offline_tokenizer(text_config.vocab_size, config.max_text_tokens)
     return denoiser, vae, text_encoder, tokenizer
 

@@ -169,8 +169,9 @@ class REMConfig:
                 hint="start from a registry config: rem_model.get_config('rem-ms').to_json()",
                 path=source,
             )
+        _check_types(data, source)
         values = dict(data)
-        values["resolution"] = tuple(int(v) for v in values["resolution"])
+        values["resolution"] = tuple(values["resolution"])
         for key in _TUPLE_FIELDS:
             if key in values:
                 values[key] = tuple(values[key])
@@ -178,10 +179,57 @@ class REMConfig:
             raise ConfigError(f"unknown family {values['family']!r}", hint="use 'modelscope' or 'wan'", path=source)
         if values.get("resample", "bilinear") not in RESAMPLES:
             raise ConfigError(f"unknown resample {values['resample']!r}", hint=f"use one of {RESAMPLES}", path=source)
-        return cls(**values)
+        config = cls(**values)
+        config._check_sizes(source)
+        return config
+
+    def _check_sizes(self, source: str | Path | None) -> None:
+        """The resolution and the window must be sizes the backbone can take (as every registry config's are)."""
+        multiple = self.spatial_multiple
+        if any(side % multiple for side in self.resolution):
+            raise ConfigError(
+                f"REM config {self.name}: resolution {list(self.resolution)} is not a multiple of {multiple} "
+                "(the VAE's and the denoiser's down-sampling)",
+                hint=f"use a multiple of {multiple} on each side",
+                path=source,
+            )
+        if not self.valid_window(self.window):
+            raise ConfigError(
+                f"REM config {self.name}: window {self.window} does not fit the VAE",
+                hint=f"use {self.temporal_compression}k+1 frames, e.g. {self.round_window(self.window)}",
+                path=source,
+            )
 
 
 _TUPLE_FIELDS = ("temporal_modules", "frozen_modules", "window_fallbacks")
+_COUNT_FIELDS = ("window", "train_frames", "max_text_tokens", "vae_chunk")
+_MAPPING_FIELDS = ("denoiser", "vae", "text_encoder")
+
+
+def _check_types(data: dict[str, Any], source: str | Path | None) -> None:
+    """Refuse values of the wrong kind in a config read from JSON, naming the key (they would fail
+    later, deep inside torch or diffusers)."""
+
+    def refuse(key: str, expected: str) -> None:
+        raise ConfigError(
+            f"REM config: {key} must be {expected}, got {data[key]!r}",
+            hint="start from a registry config: rem_model.get_config('rem-ms').to_json()",
+            path=source,
+        )
+
+    resolution = data["resolution"]
+    if not isinstance(resolution, (list, tuple)) or len(resolution) != 2 or not all(_count(v) for v in resolution):
+        refuse("resolution", "[height, width] in pixels")
+    for key in _COUNT_FIELDS:
+        if key in data and not _count(data[key]):
+            refuse(key, "a whole number of at least 1")
+    for key in _MAPPING_FIELDS:
+        if not isinstance(data[key], dict):
+            refuse(key, "a mapping of constructor arguments")
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def _ddpm_scaled_linear() -> dict[str, Any]:

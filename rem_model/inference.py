@@ -81,20 +81,27 @@ class InferenceOptions:
             )
 
     def _check_window(self, model: REMModel) -> None:
-        if self.stride is not None and self.stride < 1:
-            raise UsageError(f"--stride must be at least 1, got {self.stride}", hint="leave it out for the default")
-        if self.window is None:
-            return
-        if self.window < 1:
+        if self.window is not None and self.window < 1:
             raise UsageError(
                 f"--window must be at least 1, got {self.window}",
                 hint=f"leave it out for the {model.config.name} default ({model.config.window} frames)",
             )
-        if not model.config.valid_window(self.window):
+        if self.window is not None and not model.config.valid_window(self.window):
             k = model.config.temporal_compression
             raise UsageError(
                 f"{model.config.name} takes windows of {k}k+1 frames, got {self.window}",
                 hint=f"use e.g. --window {model.config.round_window(self.window)} or {model.config.window}",
+            )
+        if self.stride is not None and self.stride < 1:
+            raise UsageError(f"--stride must be at least 1, got {self.stride}", hint="leave it out for the default")
+        window = self.window or model.config.window
+        if self.stride is not None and self.stride > window:
+            # (A clip shorter than the window gets a shorter window; stride_for shortens the stride with it.)
+            raise UsageError(
+                f"--stride {self.stride} is longer than the window ({window} frames): the frames between two "
+                "windows would get no mask",
+                hint=f"use at most --stride {window} (windows side by side), or leave it out for the default "
+                f"({window - window // DEFAULT_OVERLAP})",
             )
 
     def stride_for(self, window: int) -> int:

@@ -347,7 +347,7 @@ def evaluate_all(weights: Path, eval_root: Path, work: Path) -> dict:
     pred = work / "eval" / "rem-tiny"
     if pred.exists():
         shutil.rmtree(pred)  # always predict with the weights just exported
-    summary = predict_dataset(model, eval_root, pred, progress=False)
+    summary = predict_dataset(model, eval_root, pred)
     results["inference_frame_expressions_per_s"] = summary.frame_expressions_per_s
     scores = evaluate(pred, eval_root, bootstrap=1000, seed=0, method="REM (rem-tiny, synthetic)")
     scores.write_json(work / "eval" / "rem-tiny.results.json")

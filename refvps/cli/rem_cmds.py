@@ -9,8 +9,15 @@ import click
 from rich.markup import escape
 
 from refvps.cli.common import RichProgress, console, print_json
+from refvps.errors import RefvpsError
 
 PATH = click.Path(path_type=Path)
+
+
+class TrainingInterrupted(RefvpsError):
+    """Ctrl-C during ``refvps train-rem`` (exit status 130, as any interruption)."""
+
+    exit_code = 130
 
 
 # -- train-rem ------------------------------------------------------------------------------------
@@ -34,15 +41,23 @@ def train_rem(config, output_dir, resume, max_steps, overrides, as_json, no_prog
     mixed precision is used unless the config sets one), or under
     'torchrun --nproc_per_node N -m refvps train-rem CONFIG'.
     Checkpoints are accelerate save_state folders (checkpoint-N); '--resume-from-checkpoint latest'
-    continues from the newest. The final weights land in OUTPUT_DIR/final (and the denoiser in
+    continues from the newest (a new run refuses a folder that holds another run's checkpoints). The final weights land in OUTPUT_DIR/final (and the denoiser in
     diffusers' save_pretrained layout in final/unet or final/transformer).
     """
     from rem_model.train import command_line_overrides, load_train_config, run
 
     items = command_line_overrides(overrides, output_dir=output_dir, resume=resume, max_steps=max_steps)
     train_config = load_train_config(config, items)
-    with RichProgress(disable=as_json or no_progress, labels={"steps": "REM"}) as progress:
-        result = run(train_config, progress=progress)
+    try:
+        with RichProgress(disable=as_json or no_progress, labels={"steps": "REM"}) as progress:
+            result = run(train_config, progress=progress)
+    except KeyboardInterrupt:
+        # Not the generic "run the same command again": a new run refuses a folder holding checkpoints.
+        raise TrainingInterrupted(
+            "interrupted",
+            hint="run the same command with --resume-from-checkpoint latest: it continues from the newest "
+            f"checkpoint-N in {train_config.output_dir}",
+        ) from None
     if not result.is_main_process:
         return  # under a multi-process launch, one summary (the main process's)
     summary = {
@@ -102,7 +117,8 @@ def train_rem(config, output_dir, resume, max_steps, overrides, as_json, no_prog
     "--stride",
     type=int,
     default=None,
-    help="Frames between window starts (default: window - window // 4, so windows overlap by a quarter).",
+    help="Frames between window starts, at most --window (default: window - window // 4, so windows overlap "
+    "by a quarter).",
 )
 @click.option(
     "--blend",

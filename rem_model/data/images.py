@@ -13,6 +13,7 @@ objects move under a panning, zooming camera.
 
 from __future__ import annotations
 
+import logging
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,8 @@ from refvps.dataset.format import read_rgb
 from refvps.errors import DatasetError
 from refvps.fileio import read_json
 from rem_model.data.transforms import Aspect, Geometry, frames_tensor, masks_tensor
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,20 @@ class ImageExpressionDataset(TorchDataset):
         }
 
 
+def _report_left_out(refs_path: Path, instances_path: Path, unmatched: list, blank: int) -> None:
+    """Log what a refer-format source leaves out of training, and why."""
+    if unmatched:
+        log.warning(
+            "%s: %d reference(s) left out, their annotation or image is not in %s (ref_id %s)",
+            refs_path,
+            len(unmatched),
+            instances_path,
+            ", ".join(str(r) for r in unmatched[:5]) + (" ..." if len(unmatched) > 5 else ""),
+        )
+    if blank:
+        log.warning("%s: %d empty sentence(s) left out", refs_path, blank)
+
+
 class RefCOCODataset(ImageExpressionDataset):
     """Ref-COCO / Ref-COCO+ / Ref-COCOg in the refer format, one item per (reference, sentence).
 
@@ -181,14 +198,21 @@ class RefCOCODataset(ImageExpressionDataset):
         self.images = {img["id"]: img for img in instances["images"]}
         self.annotations = {ann["id"]: ann for ann in instances["annotations"]}
         self.items: list[ImageItem] = []
+        unmatched, blank = [], 0
         for ref in refs:
-            if ref.get("split") != split or ref["ann_id"] not in self.annotations:
+            if ref.get("split") != split:
+                continue
+            if ref["ann_id"] not in self.annotations or ref["image_id"] not in self.images:
+                unmatched.append(ref.get("ref_id", ref["ann_id"]))
                 continue
             image = self.images[ref["image_id"]]
             for sentence in ref.get("sentences", []):
                 text = sentence.get("sent") or sentence.get("raw") or ""
                 if text.strip():
                     self.items.append(ImageItem(self.images_dir / image["file_name"], text.strip(), ref["ann_id"]))
+                else:
+                    blank += 1
+        _report_left_out(refs_path, instances_path, unmatched, blank)
         if not self.items:
             raise DatasetError(
                 f"no '{split}' references in {refs_path}", hint="check split and split_by of the source", path=refs_path

@@ -79,30 +79,82 @@ class TrainConfig:
             if item.name in values:
                 values[item.name] = _coerce_number(item, values[item.name], source)
         config = cls(**values)
-        config.check()
+        config.check(source)
         return config
 
-    def check(self) -> None:
+    def check(self, source: str | Path | None = None) -> None:
+        """Refuse settings no run can use; ``source`` (the config file) is named in the error."""
         hint = "fix the training config, or override the key: --set KEY=VALUE"
         if self.stage not in ("1", "2", "all"):
             raise ConfigError(
                 f"stage must be 1, 2 or all, got {self.stage!r}",
                 hint="1: spatial weights on images; 2 / all: every weight",
+                path=source,
             )
         if self.mixed_precision is not None and self.mixed_precision not in MIXED_PRECISIONS:
-            raise ConfigError(f"mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}", hint=hint)
+            raise ConfigError(
+                f"mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}", hint=hint, path=source
+            )
         if self.image_batches not in IMAGE_BATCHES:
             raise ConfigError(
-                f"image_batches must be one of {', '.join(IMAGE_BATCHES)}, got {self.image_batches!r}", hint=hint
+                f"image_batches must be one of {', '.join(IMAGE_BATCHES)}, got {self.image_batches!r}",
+                hint=hint,
+                path=source,
             )
-        if self.batch_size < 1 or self.gradient_accumulation_steps < 1:
-            raise ConfigError("batch_size and gradient_accumulation_steps must be at least 1", hint=hint)
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ConfigError("max_steps must be at least 1", hint=hint)
+        for name, lowest in _LOWEST.items():
+            value = getattr(self, name)
+            if value is None and name in _OPTIONAL:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
+                raise ConfigError(
+                    f"{name} must be a whole number of at least {lowest}, got {value!r}", hint=hint, path=source
+                )
+        self._check_lr_schedule(source)
+
+    def _check_lr_schedule(self, source: str | Path | None) -> None:
+        """The learning-rate schedule as diffusers builds it (name, warm-up, step rules), tried on a
+        dummy optimiser so that a bad setting stops the run before the model is loaded."""
+        import torch
+        from diffusers.optimization import SchedulerType, get_scheduler
+
+        dummy = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        try:
+            get_scheduler(
+                self.lr_scheduler,
+                dummy,
+                step_rules=self.lr_step_rules,
+                num_warmup_steps=self.lr_warmup_steps,
+                num_training_steps=self.max_steps or 1,
+            )
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise ConfigError(
+                f"lr_scheduler {self.lr_scheduler!r}"
+                + (f" with lr_step_rules {self.lr_step_rules!r}" if self.lr_step_rules else "")
+                + f" is not a schedule diffusers can build: {exc}",
+                hint=f"lr_scheduler: one of {', '.join(t.value for t in SchedulerType)}; "
+                'piecewise_constant needs lr_step_rules such as "1:3500,0.1" (factor 1 until step 3500, then 0.1)',
+                path=source,
+            ) from None
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         return json.loads(json.dumps(data, default=list))
+
+
+# Settings that are counts: the smallest value each takes (those in _OPTIONAL may also be null).
+_LOWEST = {
+    "batch_size": 1,
+    "gradient_accumulation_steps": 1,
+    "epochs": 1,
+    "max_steps": 1,
+    "num_frames": 1,
+    "lr_warmup_steps": 0,
+    "checkpointing_steps": 0,  # 0: no checkpoints during the run
+    "checkpoints_total_limit": 1,
+    "num_workers": 0,
+    "latent_cache": 0,
+}
+_OPTIONAL = ("max_steps", "num_frames", "checkpoints_total_limit")
 
 
 def _data_sources(sources: Any, source: str | Path | None) -> list[DataSource]:
@@ -126,7 +178,13 @@ def _lora(value: Any, source: str | Path | None) -> LoraSettings | None:
         return LoraSettings()
     if value is False or value is None:
         return None
-    return value
+    if isinstance(value, LoraSettings):
+        return value
+    raise ConfigError(
+        f"training config: lora must be a mapping of LoRA settings, true or false, got {value!r}",
+        hint="e.g. lora: {rank: 16, alpha: 16} (keys: rank, alpha, dropout, target_modules)",
+        path=source,
+    )
 
 
 def _coerce_number(item: dataclasses.Field, value: Any, source) -> Any:

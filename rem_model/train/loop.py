@@ -26,7 +26,7 @@ from rem_model.distributed import cpu_only_distributed
 from rem_model.model import REMModel, cast
 from rem_model.train.batches import AlternatingBatches, EpochPermutation, TrainState, seed_step
 from rem_model.train.config import TrainConfig
-from rem_model.train.saving import find_checkpoint, save_final, save_training_state
+from rem_model.train.saving import check_new_run, find_checkpoint, save_final, save_training_state
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +104,7 @@ def setup_run(config: TrainConfig) -> TrainingRun:
     from accelerate.utils import set_seed
 
     output_dir = Path(config.output_dir)
+    check_new_run(output_dir, config.resume_from_checkpoint)
     output_dir.mkdir(parents=True, exist_ok=True)
     accelerator = make_accelerator(config)
     set_seed(config.seed)
@@ -159,16 +160,23 @@ def make_accelerator(config: TrainConfig):
             config.mixed_precision,
             launcher,
         )
-    return Accelerator(
-        cpu=config.cpu or cpu_only_distributed(),
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        mixed_precision=config.mixed_precision,
-        log_with=config.report_to,
-        project_config=project,
-        # The scheduler steps once per optimiser step (not once per process), so warm-up and step
-        # rules count optimiser steps whatever the number of processes.
-        step_scheduler_with_optimizer=False,
-    )
+    try:
+        return Accelerator(
+            cpu=config.cpu or cpu_only_distributed(),
+            gradient_accumulation_steps=config.gradient_accumulation_steps,
+            mixed_precision=config.mixed_precision,
+            log_with=config.report_to,
+            project_config=project,
+            # The scheduler steps once per optimiser step (not once per process), so warm-up and step
+            # rules count optimiser steps whatever the number of processes.
+            step_scheduler_with_optimizer=False,
+        )
+    except ValueError as exc:  # accelerate's word on settings it cannot run with (report_to, precision, ...)
+        raise ConfigError(
+            f"accelerate refuses the run's settings: {exc}",
+            hint="check report_to and mixed_precision in the training config, and the launcher's settings "
+            "('accelerate env' shows them)",
+        ) from None
 
 
 def weight_dtype(mixed_precision: str) -> torch.dtype:

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 from refvps.errors import ConfigError
+from rem_model.checkpoints import WEIGHTS_FILE
 from rem_model.model import REMModel
 from rem_model.train.batches import TrainState
 from rem_model.train.config import TrainConfig
@@ -35,6 +36,23 @@ def find_checkpoint(output_dir: Path, which: str) -> Path | None:
         return path
     found = numbered_checkpoints(output_dir)
     return found[-1] if found else None
+
+
+def check_new_run(output_dir: Path, resume: str | None) -> None:
+    """Refuse to start a new run (no ``resume``) in an ``output_dir`` that holds another run's
+    ``checkpoint-N`` folders or final weights: the new run's pruning would delete its own checkpoints
+    first (the numbers sort below the old ones), overwrite the old ones of the same step and the final
+    weights, and a later ``--resume-from-checkpoint latest`` would take the old run's newest state."""
+    if resume:
+        return
+    found = numbered_checkpoints(output_dir)
+    if found or (output_dir / FINAL_DIR / WEIGHTS_FILE).is_file():
+        held = found[-1].name if found else f"{FINAL_DIR}/"
+        raise ConfigError(
+            f"{output_dir} already holds a training run ({held}): a new run there would overwrite it",
+            hint="continue that run with --resume-from-checkpoint latest, or start this one in another --output-dir",
+            path=output_dir,
+        )
 
 
 def prune_checkpoints(output_dir: Path, keep: int | None) -> None:

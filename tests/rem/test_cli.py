@@ -80,6 +80,24 @@ def test_train_rem_runs_a_config(tmp_path, toy_dataset, capsys):
     assert summary["steps"] == 2 and summary["final"].endswith("final")
 
 
+def test_an_interrupted_training_run_says_how_to_resume_it(tmp_path, capsys, monkeypatch):
+    """The generic 'run the same command again' is wrong for train-rem: a new run refuses a folder
+    holding checkpoints; the hint names --resume-from-checkpoint latest."""
+    import rem_model.train
+
+    def interrupted(config, progress=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(rem_model.train, "run", interrupted)
+    config = tmp_path / "train.yaml"
+    config.write_text(f"model: rem-tiny\nrandom_init: true\noutput_dir: {tmp_path / 'run'}\n")
+    with pytest.raises(SystemExit) as info:
+        main(["train-rem", str(config)])
+    err = " ".join(capsys.readouterr().err.split())
+    assert info.value.code == 130 and "Error: interrupted" in err
+    assert "--resume-from-checkpoint latest" in err and str(tmp_path / "run") in err
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -89,6 +107,8 @@ def test_train_rem_runs_a_config(tmp_path, toy_dataset, capsys):
         (["--config", "rem-tiny", "--pretrained", "{tmp}/no/backbone"], "backbone folder not found"),
         (["--config", "rem-wan-tiny", "--random-init", "--window", "8"], "takes windows of 4k+1 frames"),
         (["--config", "rem-tiny", "--window", "0"], "--window must be at least 1"),
+        (["--config", "rem-tiny", "--stride", "25"], "--stride 25 is longer than the window (24 frames)"),
+        (["--config", "rem-tiny", "--window", "8", "--stride", "9"], "--stride 9 is longer than the window (8"),
         (["--config", "rem-tiny", "--expression-batch", "0"], "--expression-batch must be at least 1"),
         (["--config", "rem-tiny", "--out", "{tmp}/junk.pth"], "is a file, not a folder"),
     ],

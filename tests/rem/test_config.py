@@ -60,6 +60,33 @@ def test_config_json_round_trip(tmp_path):
         REMConfig.from_json(data)
 
 
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"resolution": "big"}, "resolution must be"),  # a ValueError from int("b")
+        ({"window": "many"}, "window must be a whole number"),  # a TypeError deep in inference
+        ({"denoiser": [32, 64]}, "denoiser must be a mapping"),
+        ({"resolution": [70, 128]}, r"resolution \[70, 128\] is not a multiple of 8"),  # ran, on a cropped latent
+    ],
+)
+def test_a_config_file_with_values_of_the_wrong_kind_is_refused(tmp_path, change, message):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**get_config("rem-tiny").to_json(), **change}))
+    with pytest.raises(ConfigError, match=message) as info:
+        get_config(path)
+    assert info.value.path == path and info.value.hint
+
+
+def test_a_config_whose_classes_refuse_their_arguments_is_a_config_error():
+    tiny = get_config("rem-tiny")
+    odd = tiny.replace(vae={**tiny.vae, "block_out_channels": [16, 33, 32]})  # not a multiple of 8 groups
+    with pytest.raises(ConfigError, match="cannot build the vae of REM config rem-tiny: num_channels") as info:
+        build_rem(odd, random_init=True)
+    assert "'vae' arguments" in info.value.hint
+    with pytest.raises(ConfigError, match="unexpected keyword argument 'bogus'"):
+        build_rem(tiny.replace(denoiser={**tiny.denoiser, "bogus": 1}), random_init=True)
+
+
 def test_unknown_config_names_the_choices():
     with pytest.raises(ConfigError) as info:
         get_config("rem-huge")

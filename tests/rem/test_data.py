@@ -94,6 +94,25 @@ def test_ref_youtube_vos_layout(tmp_path):
         RefYouTubeVOSDataset(tmp_path / "nothing", resolution=(24, 32), num_frames=2)
 
 
+def test_refcoco_references_left_out_are_reported(tmp_path, caplog):
+    """A reference whose annotation is not in instances.json, and an empty sentence, used to be dropped
+    silently: both are logged with their number and reason."""
+    import pickle
+
+    root, images = make_refer_dataset(tmp_path)
+    with open(root / "refs(unc).p", "rb") as handle:
+        refs = pickle.load(handle)
+    refs[0]["sentences"].append({"sent": "  ", "raw": "", "tokens": []})
+    refs.append({**refs[0], "ref_id": 5, "ann_id": 99, "sentences": [{"sent": "gone", "raw": "", "tokens": []}]})
+    with open(root / "refs(unc).p", "wb") as handle:
+        pickle.dump(refs, handle)
+    with caplog.at_level("WARNING", logger="rem_model"):
+        dataset = RefCOCODataset(root, images, resolution=(40, 60), num_frames=1)
+    assert [item.text for item in dataset.items] == ["the square", "black box on top"]
+    assert "1 reference(s) left out" in caplog.text and "ref_id 5" in caplog.text
+    assert "1 empty sentence(s) left out" in caplog.text
+
+
 def test_refcoco_refer_format_as_images_and_pseudo_videos(tmp_path):
     root, images = make_refer_dataset(tmp_path)
     still = RefCOCODataset(root, images, resolution=(40, 60), num_frames=1)

@@ -213,6 +213,21 @@ def test_resume_latest_picks_the_newest_checkpoint(tmp_path, toy_dataset):
     assert again.global_step == 3 and again.losses == []  # nothing left to do
 
 
+def test_a_new_run_in_a_used_output_dir_is_refused(tmp_path, toy_dataset):
+    """Starting over in the folder of an earlier run (without --resume-from-checkpoint) used to prune the
+    new run's own checkpoint-2 (it sorts below the old ones), overwrite the old checkpoint-4 and the
+    final weights, and leave latest pointing at the old run: it is refused, and nothing is touched."""
+    out = tmp_path / "used"
+    run(_config(toy_dataset, out, max_steps=6, checkpointing_steps=2, checkpoints_total_limit=2))
+    before = {p.relative_to(out): p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    with pytest.raises(ConfigError, match="already holds a training run") as info:
+        run(_config(toy_dataset, out, max_steps=4, checkpointing_steps=2))
+    assert "--resume-from-checkpoint latest" in info.value.hint and "checkpoint-6" in str(info.value)
+    assert {p.relative_to(out): p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
+    again = run(_config(toy_dataset, out, max_steps=6, resume_from_checkpoint="latest"))
+    assert again.global_step == 6 and again.losses == []
+
+
 def test_a_data_loader_worker_error_is_reported_without_its_traceback():
     # torch re-raises a worker's exception as type(exc)(message) with the traceback as the message.
     wrapped = DatasetError(
@@ -234,6 +249,34 @@ def test_training_config_file_and_overrides(tmp_path, toy_dataset):
     path.write_text("model: rem-tiny\nlearning_rate: 1\n")
     with pytest.raises(ConfigError, match="learning_rate"):
         load_train_config(path)
+
+
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ({"checkpointing_steps": -1}, "checkpointing_steps must be a whole number of at least 0"),  # saved every step
+        ({"checkpoints_total_limit": 0}, "checkpoints_total_limit"),  # kept one anyway
+        ({"epochs": 0}, "epochs must be"),  # wrote untrained final weights
+        ({"num_frames": 0}, "num_frames must be"),  # read as the default
+        ({"num_frames": -2}, "num_frames must be"),  # an IndexError in the data
+        ({"batch_size": [2]}, "batch_size must be"),
+        ({"lr_scheduler": "cosinus"}, "lr_scheduler 'cosinus'"),  # a ValueError after the model was built
+        ({"lr_scheduler": "piecewise_constant", "lr_step_rules": "after 3500"}, "lr_step_rules 'after 3500'"),
+        ({"lora": 7}, "lora must be a mapping"),  # an AttributeError
+    ],
+)
+def test_a_setting_no_run_can_use_is_refused_when_the_config_is_read(tmp_path, setting, message):
+    path = tmp_path / "train.yaml"
+    path.write_text("model: rem-tiny\nrandom_init: true\ndata: [{kind: refvps, root: data}]\n")
+    overrides = [f"{key}={json.dumps(value)}" for key, value in setting.items()]
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")) as info:
+        load_train_config(path, overrides)
+    assert info.value.hint and info.value.path == path
+
+
+def test_settings_accelerate_refuses_are_a_config_error(tmp_path, toy_dataset):
+    with pytest.raises(ConfigError, match="accelerate refuses .* nothing"):
+        run(_config(toy_dataset, tmp_path / "r", report_to="nothing"))
 
 
 @pytest.mark.slow
