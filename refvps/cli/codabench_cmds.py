@@ -103,6 +103,12 @@ def _pages(values: tuple[str, ...]) -> dict[str, Path]:
 )
 @click.option("--no-sample", is_flag=True, help="No sample submission (skips running the motion baseline).")
 @click.option(
+    "--test-per-clip",
+    is_flag=True,
+    help="Show per-clip scores in the test phase's detailed results too (default: per category and concept "
+    "only, so that the hidden split cannot be tuned clip by clip).",
+)
+@click.option(
     "--card", type=click.Path(path_type=Path), help="Dataset card for the data page [default: ROOT/DATASET_CARD.md]."
 )
 @click.option(
@@ -167,6 +173,7 @@ def codabench(root: Path, out: Path, **opts) -> None:
         kit_files=tuple(opts["kit_files"]),
         bootstrap=opts["bootstrap"],
         scoring_workers=opts["scoring_workers"],
+        test_per_clip=opts["test_per_clip"],
     )
     with RichProgress(transient=True, disable=opts["as_json"]) as progress:
         report = build_bundle(root, out, settings, options, progress=progress)

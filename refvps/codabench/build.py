@@ -44,7 +44,7 @@ from refvps.codabench.competition import (
 )
 from refvps.codabench.leak import check_no_test_masks, fingerprint_split
 from refvps.codabench.plan import BundlePlan
-from refvps.codabench.scoring import ScoringConfig
+from refvps.codabench.scoring import PHASE_FILE, PhaseDetails, ScoringConfig
 from refvps.codabench.splits import LAYOUT_FIELD, Split, SplitPlan, resolve_splits
 from refvps.codabench.submission import SubmissionLimits
 from refvps.codabench.yamltext import dump_yaml
@@ -80,6 +80,7 @@ class BundleOptions:
     bootstrap: int = 1000
     seed: int = 0
     scoring_workers: int = 1
+    test_per_clip: bool = False  # per-clip scores in the test phase's detailed results (dev: always)
 
 
 @dataclass
@@ -263,6 +264,8 @@ def build_bundle(
     _plan_programs(plan, config)
     for phase, split in ((DEV, splits.dev), (TEST, splits.test)):
         _plan_split(plan, reference_data_dir(phase), split, frames=False, masks=True)
+        details = PhaseDetails(phase, per_clip=phase == DEV or options.test_per_clip)
+        plan.add_text(f"{reference_data_dir(phase)}/{PHASE_FILE}", json.dumps(details.to_json(), indent=2) + "\n")
         _plan_split(plan, public_data_dir(phase), split, frames=options.public_frames, masks=phase == DEV)
     with tempfile.TemporaryDirectory(
         prefix=".refvps-codabench-", dir=out.parent if out.parent.is_dir() else None

@@ -2,7 +2,7 @@
 
 Codabench watches the scoring output for this file while the scoring program runs, so it is written
 three times: "scoring..." at the start, then either the scores with their breakdowns (per category,
-concept and clip) or the error that stopped the submission, with its hint.
+concept and, where the phase allows it, clip) or the error that stopped the submission, with its hint.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def _coverage_note(results: Results) -> str:
     return f'<p class="note">Predictions for {html.escape("; ".join(parts))} were not scored.</p>'
 
 
-def results_page(title: str, results: Results) -> str:
+def results_page(title: str, results: Results, *, per_clip: bool = True) -> str:
     s = results.summary
     summary = _table(
         ["measure", "score", "95% interval (clips resampled)"],
@@ -110,7 +110,9 @@ def results_page(title: str, results: Results) -> str:
             "<h2>Per concept</h2>",
             _table(["concept", *group_headers], _group_rows(results.per_concept)),
             "<h2>Per clip (lowest J first)</h2>",
-            _table(["clip", "concept", "J", "F", "TempCon", "J-recall"], clips),
+            _table(["clip", "concept", "J", "F", "TempCon", "J-recall"], clips)
+            if per_clip
+            else '<p class="note">This phase shows no per-clip scores: its ground truth is hidden.</p>',
         ]
     )
     return _page(title, body)

@@ -10,6 +10,11 @@ and shows ``/app/output/detailed_results.html`` to the participant.
 :func:`refvps.scoring.evaluate` exactly as ``refvps evaluate`` would, and writes ``results.json``, the
 detailed page, and ``scores.json`` last: a submission that fails leaves no scores, so Codabench
 marks it failed and shows the error (on stderr, and on the detailed page).
+
+How much the detailed page shows is the phase's choice, read from ``ref/refvps_phase.json``: every
+phase shows the summary and the per-category and per-concept tables, but per-clip scores (on the
+page and in ``results.json``) only where the bundle allows them, by default the development phase
+alone, so that a hidden split's scores cannot be tuned clip by clip (``--test-per-clip`` allows them).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ CONFIG_FORMAT = "refvps-codabench-scoring/1"
 SCORES_FILE = "scores.json"
 DETAILED_FILE = "detailed_results.html"
 RESULTS_FILE = "results.json"
+PHASE_FILE = "refvps_phase.json"  # in each phase's reference data: what its detailed results show
 
 
 @dataclass(frozen=True)
@@ -98,6 +104,33 @@ def check_version(config: ScoringConfig) -> None:
         )
 
 
+@dataclass(frozen=True)
+class PhaseDetails:
+    """What a phase's detailed results show (its reference data's ``refvps_phase.json``)."""
+
+    phase: str = ""
+    per_clip: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        return {"phase": self.phase, "per_clip": self.per_clip}
+
+    @classmethod
+    def read(cls, ref: Path) -> PhaseDetails:
+        """The phase file of the reference data ``ref``; without one (a bundle of an earlier refvps),
+        everything is shown, as it was."""
+        path = ref / PHASE_FILE
+        if not path.is_file():
+            return cls()
+        data = read_json(path, what="phase settings of the reference data")
+        if not isinstance(data, dict) or not isinstance(data.get("per_clip"), bool):
+            raise ConfigError(
+                f"{path} does not say whether per-clip scores are shown ('per_clip': true or false)",
+                hint="rebuild the bundle with: refvps codabench ROOT --out bundle.zip",
+                path=path,
+            )
+        return cls(str(data.get("phase", "")), data["per_clip"])
+
+
 def open_reference(ref: Path) -> Dataset:
     if not (ref / EXPRESSIONS_FILE).is_file() or not (ref / MASKS_DIR).is_dir():
         raise DatasetError(
@@ -134,6 +167,7 @@ def score_submission(input_dir: str | Path, output_dir: str | Path, config: Scor
     try:
         check_version(config)
         dataset = open_reference(input_dir / "ref")
+        details = PhaseDetails.read(input_dir / "ref")
         res = input_dir / "res"
         inspect_submission(res, config.limits)
         location = locate_predictions(res, dataset, config.limits)
@@ -155,7 +189,8 @@ def score_submission(input_dir: str | Path, output_dir: str | Path, config: Scor
     except RefvpsError as exc:
         atomic_write_text(output_dir / DETAILED_FILE, error_page(config.title, exc))
         raise
-    results.write_json(output_dir / RESULTS_FILE)
-    atomic_write_text(output_dir / DETAILED_FILE, results_page(config.title, results))
+    if details.per_clip:  # results.json holds per-clip and per-expression scores
+        results.write_json(output_dir / RESULTS_FILE)
+    atomic_write_text(output_dir / DETAILED_FILE, results_page(config.title, results, per_clip=details.per_clip))
     atomic_write_json(output_dir / SCORES_FILE, scores)
     return scores

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from refvps.codabench import BundleOptions, build_bundle
+
 from .worker import CodabenchRun, submit, unpack_bundle, zip_folder
 
 pytestmark = pytest.mark.slow
@@ -78,6 +80,10 @@ def test_sample_submission_of_the_starting_kit_scores(competition, tmp_path):
     assert 0.0 <= outcome.scores["J"] <= 100.0
 
 
+def clip_ids(split: Path) -> list[str]:
+    return sorted(json.loads((split / "meta_expressions.json").read_text())["videos"])
+
+
 def test_test_phase_scores_against_the_hidden_split(competition, split_root, tmp_path):
     from baselines.reference import run_reference
 
@@ -85,6 +91,43 @@ def test_test_phase_scores_against_the_hidden_split(competition, split_root, tmp
     outcome = submit(competition, 1, zip_folder(tmp_path / "oracle", tmp_path / "s.zip"), tmp_path / "run")
     assert outcome.returncode == 0, outcome.stderr
     assert outcome.scores["J"] == pytest.approx(100.0)
+    # The hidden split's page has the per-concept table but no clip's score, and no results.json.
+    detailed = (outcome.output / "detailed_results.html").read_text()
+    assert "Per concept" in detailed and "no per-clip scores" in detailed
+    assert not any(clip in detailed for clip in clip_ids(split_root / "test"))
+    assert not (outcome.output / "results.json").exists()
+
+
+def test_dev_phase_shows_every_clip(competition, split_root, dev_predictions, tmp_path):
+    outcome = submit(competition, 0, zip_folder(dev_predictions["motion"], tmp_path / "s.zip"), tmp_path / "run")
+    detailed = (outcome.output / "detailed_results.html").read_text()
+    assert all(clip in detailed for clip in clip_ids(split_root / "dev"))
+
+
+def test_test_per_clip_shows_the_test_phase_clips(split_root, tmp_path):
+    from baselines.reference import run_reference
+
+    from .conftest import settings
+
+    out = tmp_path / "bundle.zip"
+    build_bundle(split_root, out, settings(), BundleOptions(bootstrap=0, sample=False, test_per_clip=True))
+    competition = unpack_bundle(out, tmp_path / "codabench")
+    run_reference("motion", split_root / "test", tmp_path / "motion")
+    outcome = submit(competition, 1, zip_folder(tmp_path / "motion", tmp_path / "s.zip"), tmp_path / "run")
+    assert outcome.returncode == 0, outcome.stderr
+    detailed = (outcome.output / "detailed_results.html").read_text()
+    assert all(clip in detailed for clip in clip_ids(split_root / "test"))
+    assert (outcome.output / "results.json").is_file()
+
+
+def test_a_malformed_phase_file_is_an_error(competition, dev_predictions, tmp_path):
+    def fill(res: Path) -> None:
+        shutil.copytree(dev_predictions["oracle"], res, dirs_exist_ok=True)
+
+    run = scoring_run(competition, tmp_path / "run", fill)
+    (tmp_path / "run" / "input" / "ref" / "refvps_phase.json").write_text('{"phase": "test", "per_clip": "no"}')
+    outcome = run.run_program()
+    assert_refused(outcome, "refvps_phase.json", "per_clip")
 
 
 def test_dev_predictions_do_not_score_in_the_test_phase(competition, dev_predictions, tmp_path):
