@@ -75,28 +75,3 @@ def random_predictions(root: Path, out: Path, seed: int, *, all_frames: bool = T
                     mask &= rng.random((height, width)) > 0.1
                 writer.write(clip.id, expression.exp_id, name, mask)
     return out
-
-
-@dataclass
-class CliResult:
-    code: int
-    out: str
-    err: str
-
-
-@pytest.fixture
-def cli(capsys):
-    """Run ``refvps ARGS`` in this process and capture its output."""
-    from refvps.cli import main
-
-    def run(*args) -> CliResult:
-        capsys.readouterr()
-        try:
-            main([str(a) for a in args])
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        captured = capsys.readouterr()
-        return CliResult(code, captured.out, captured.err)
-
-    return run
